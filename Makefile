@@ -1,0 +1,28 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench proto clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## two agencies on loopback, bundled synthetic data, hits printed
+	$(VENV)/bin/matcher demo
+
+test: $(STAMP)  ## the whole test suite
+	$(PY) -m pytest -q
+
+bench: $(STAMP)  ## pytest-benchmark suites of the matching core
+	$(PY) -m pytest -q bench --benchmark-only
+
+proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

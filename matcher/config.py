@@ -1,0 +1,162 @@
+"""Agency config files (TOML), validated with pydantic.
+
+One file per agency and role. A responder config has a ``[responder]`` table, a
+requester config a ``[requester]`` table; both share ``[tls]``, ``[records]`` and
+``[match_keys]``. Relative paths are taken from the config file's folder. Unknown
+settings are refused (a typo must not silently turn a protection off).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from matcher.errors import ConfigError
+from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
+from matcher.normalize import NORM_VERSION
+from matcher.records import CsvFormat
+
+# "both" (the responder also learns its hit records) is not offered yet.
+Reveal = Literal["requester", "cardinality"]
+Protocol = Literal["ecdh"]
+PROTOCOLS: tuple[str, ...] = ("ecdh",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Strict):
+    """Own certificate and key, and the CA(s) the other agency's certificate must chain to."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+class PeerConfig(_Strict):
+    """One requester agency the responder accepts, identified by its certificate."""
+
+    name: str
+    common_name: str = Field(description="subject CN of the peer's client certificate")
+    cert_sha256: str | None = Field(default=None, description="optional pin: SHA-256 of the DER certificate, hex")
+
+    @field_validator("cert_sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.replace(":", "").lower()
+        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+            raise ValueError("must be 64 hex digits (SHA-256 of the DER certificate)")
+        return v
+
+
+class RecordsConfig(_Strict):
+    """How this agency's CSV files are laid out."""
+
+    date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def csv_format(self) -> CsvFormat:
+        return CsvFormat(
+            columns=dict(self.columns), date_order=self.date_order, encoding=self.encoding, delimiter=self.delimiter
+        )
+
+
+class ResponderSettings(_Strict):
+    listen: str = "127.0.0.1:50051"
+    watchlist: Path
+    state_dir: Path = Path("state")
+    protocols: list[Protocol] = ["ecdh"]
+    reveal: Reveal = "requester"
+    key_rotation_days: Annotated[float, Field(gt=0, le=3650)] = 30
+    max_request_size: Annotated[int, Field(gt=0, le=100_000_000)] = 1_000_000
+    max_chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
+    workers: Annotated[int, Field(ge=0, le=256)] = 0
+
+
+class RequesterSettings(_Strict):
+    peer: str | None = None
+    server_name: str | None = Field(default=None, description="TLS name to expect in the responder's certificate")
+    protocol: Protocol = "ecdh"
+    reveal: Reveal = "requester"
+    chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
+    timeout_seconds: Annotated[float, Field(gt=0)] = 3600
+
+
+class _AgencyConfig(_Strict):
+    norm_version: str = NORM_VERSION
+    tls: TlsConfig | None = None
+    records: RecordsConfig = RecordsConfig()
+    match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
+
+    def key_spec(self) -> KeySpec:
+        return KeySpec.from_mapping(self.norm_version, self.match_keys)
+
+
+class ResponderConfig(_AgencyConfig):
+    responder: ResponderSettings
+    peers: list[PeerConfig] = Field(default_factory=list)
+
+
+class RequesterConfig(_AgencyConfig):
+    requester: RequesterSettings = RequesterSettings()
+
+
+def _resolve(base: Path, data: dict) -> None:
+    """Make the config's relative paths relative to the config file's folder."""
+    for section, keys in (("tls", ("cert", "key", "ca")), ("responder", ("watchlist", "state_dir"))):
+        table = data.get(section)
+        if isinstance(table, dict):
+            for k in keys:
+                if isinstance(table.get(k), str):
+                    table[k] = str((base / table[k]).resolve()) if not Path(table[k]).is_absolute() else table[k]
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _resolve(path.parent, data)
+    return data
+
+
+def _validate(model: type[_AgencyConfig], path: Path, data: dict):
+    if model is ResponderConfig and "responder" not in data:
+        raise ConfigError(f"{path}: this is not a responder config (no [responder] table)")
+    if model is RequesterConfig and "responder" in data:
+        raise ConfigError(f"{path}: this is a responder config; `matcher match` needs a requester config")
+    try:
+        cfg = model.model_validate(data)
+        cfg.key_spec()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return cfg
+
+
+def load_responder_config(path: Path) -> ResponderConfig:
+    """Read and validate a responder config; ConfigError says what to fix."""
+    return _validate(ResponderConfig, path, _read(path))
+
+
+def load_requester_config(path: Path) -> RequesterConfig:
+    """Read and validate a requester config; ConfigError says what to fix."""
+    return _validate(RequesterConfig, path, _read(path))

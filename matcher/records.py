@@ -1,0 +1,352 @@
+"""Loading records from a CSV file into tokens (DESIGN §2.1).
+
+The loader is the I/O shell around :mod:`matcher.normalize` and
+:meth:`matcher.match_keys.KeySpec.tokens`. Its contract is that nothing is
+silently dropped: every data row either becomes a :class:`TokenisedRecord` or
+a :class:`RejectedRow` with its physical line number and a reason, and the
+rejected rows are written (with their original values) to a rejects file next
+to the agency's own input. Reasons and error messages name columns, fields and
+line numbers, never values.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matcher.errors import ConfigError, InputFileError, RecordError
+from matcher.match_keys import KeySpec
+from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "record_id",
+    "given_names",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "nationality",
+    "document_number",
+    "document_country",
+    "place_of_birth",
+    "case_ref",
+)
+
+#: Longest accepted value of any used column, in characters.
+MAX_FIELD_CHARS = 1024
+
+# Which raw record fields each normalised key field is derived from. A key
+# field is available when ANY of its sources is non-empty (name_tokens works
+# with a family name alone); used to explain rows that yield no token.
+_KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
+    "given_names": ("given_names",),
+    "family_name": ("family_name",),
+    "name_tokens": ("given_names", "family_name"),
+    "given_initial": ("given_names",),
+    "date_of_birth": ("date_of_birth",),
+    "year_of_birth": ("date_of_birth",),
+    "sex": ("sex",),
+    "nationality": ("nationality",),
+    "document_number": ("document_number",),
+    "document_country": ("document_country",),
+    "place_of_birth": ("place_of_birth",),
+}
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How to read an agency's CSV export (the config's ``[records]`` table)."""
+
+    #: record field -> CSV header name; an unmapped field uses its own name if that header exists.
+    columns: Mapping[str, str] = field(default_factory=dict)
+    #: order of day, month and year in dates that are not ISO: "DMY", "MDY" or "YMD".
+    date_order: str = "DMY"
+    #: text encoding; "utf-8" also accepts a leading byte-order mark.
+    encoding: str = "utf-8"
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.columns if f not in RECORD_FIELDS]
+        if unknown:
+            raise ConfigError(
+                f"[records.columns] maps unknown field(s) {', '.join(sorted(unknown))}; "
+                f"known fields: {', '.join(RECORD_FIELDS)}"
+            )
+        empty = [f for f, h in self.columns.items() if not h or not h.strip()]
+        if empty:
+            raise ConfigError(f"[records.columns] gives an empty column name for {', '.join(sorted(empty))}")
+        if self.date_order not in DATE_ORDERS:
+            raise ConfigError(f"date order must be one of DMY, MDY, YMD, not {self.date_order!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"unknown text encoding {self.encoding!r} for the records file") from None
+        if len(self.delimiter) != 1 or self.delimiter in "\r\n\"":
+            raise ConfigError("the CSV delimiter must be a single character other than a quote or newline")
+
+    @property
+    def read_encoding(self) -> str:
+        """The codec used for reading: UTF-8 files may start with a byte-order mark."""
+        return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+
+
+@dataclass(frozen=True)
+class TokenisedRecord:
+    """One usable row: its local id, its case reference (responder side) and its tokens."""
+
+    record_id: str
+    case_ref: str  # "" on the requester side
+    tokens: dict[str, bytes]  # key name -> token (KeySpec.tokens of the normalised record)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One row that could not be used."""
+
+    line: int  # physical line where the row starts (header = line 1)
+    reason: str  # never contains identity values
+
+
+@dataclass
+class LoadResult:
+    """Everything ``load_records`` read: ``len(records) + len(rejected) == rows_read``."""
+
+    records: list[TokenisedRecord]
+    rejected: list[RejectedRow]
+    rows_read: int
+    rejects_path: Path | None = None  # set when a rejects file was written
+
+    def summary(self) -> str:
+        """One line for the operator, e.g. "1000 rows read: 996 used, 4 rejected (see rejects.csv)"."""
+        text = f"{self.rows_read} rows read: {len(self.records)} used, {len(self.rejected)} rejected"
+        if self.rejected and self.rejects_path is not None:
+            text += f" (see {self.rejects_path})"
+        return text
+
+
+class _LineCounter:
+    """Iterates over a text stream's physical lines, counting them."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.count = 0
+
+    def __iter__(self) -> _LineCounter:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.count += 1
+        return line
+
+
+def _resolve_columns(
+    header: list[str], fmt: CsvFormat, path: Path, require_case_ref: bool
+) -> dict[str, int]:
+    """Map each record field to its column index; raise InputFileError for missing columns."""
+    positions: dict[str, int] = {}
+    duplicates: set[str] = set()
+    for i, name in enumerate(header):
+        name = name.strip()
+        if name in positions:
+            duplicates.add(name)
+        else:
+            positions[name] = i
+
+    found = ", ".join(repr(h.strip()) for h in header) or "(none)"
+    how = (
+        "map the record fields to your column names in the [records.columns] table of the config, "
+        'e.g. record_id = "ID"'
+    )
+    resolved: dict[str, int] = {}
+    missing: list[str] = []
+    for f in RECORD_FIELDS:
+        wanted = fmt.columns.get(f, f)
+        explicit = f in fmt.columns
+        if wanted in positions:
+            if wanted in duplicates:
+                raise InputFileError(f"{path}: column {wanted!r} appears more than once in the header")
+            resolved[f] = positions[wanted]
+        elif explicit or f == "record_id" or (f == "case_ref" and require_case_ref):
+            missing.append(f"{wanted!r}" + ("" if wanted == f else f" (for {f})"))
+    if missing:
+        raise InputFileError(
+            f"{path}: column(s) {', '.join(missing)} not found in the header; "
+            f"columns found: {found}; {how}"
+        )
+    return resolved
+
+
+def _unusable_keys(keyspec: KeySpec, available: set[str]) -> list[str]:
+    """For each key that cannot be computed from ``available`` raw fields, what it needs."""
+    parts = []
+    for key in keyspec.keys:
+        needs = []
+        lacking = False
+        for kf in key.fields:
+            sources = _KEY_FIELD_SOURCES[kf]
+            needs.append(kf if sources == (kf,) else f"{kf} (from {' or '.join(sources)})")
+            if not any(s in available for s in sources):
+                lacking = True
+        if lacking:
+            parts.append(f"{key.name} needs {', '.join(needs)}")
+    return parts
+
+
+def _has_surrogates(row: list[str]) -> bool:
+    try:
+        "\x00".join(row).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def load_records(
+    path: Path,
+    fmt: CsvFormat,
+    keyspec: KeySpec,
+    *,
+    require_case_ref: bool = False,
+    rejects_path: Path | None = None,
+) -> LoadResult:
+    """Read, normalise and tokenise every row of a CSV records file.
+
+    A header row is required; missing mapped columns (or ``record_id``, or
+    ``case_ref`` when ``require_case_ref``) raise InputFileError before any row
+    is read. Rows that cannot be used are returned as RejectedRow (physical line
+    number + reason) and, if ``rejects_path`` is given, written there with their
+    original values (columns ``line``, ``reason``, then the input's columns, same
+    encoding and delimiter as the input). Without rejections a stale rejects file
+    is removed. Completely empty lines are skipped and not counted as rows.
+    """
+    path = Path(path)
+    try:
+        raw_file = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputFileError(f"cannot open records file {path}: {exc.strerror or exc}") from None
+
+    records: list[TokenisedRecord] = []
+    rejected: list[RejectedRow] = []
+    reject_rows: list[list[str]] = []
+    rows_read = 0
+    header: list[str] = []
+
+    with raw_file:
+        text = io.TextIOWrapper(raw_file, encoding=fmt.read_encoding, errors="surrogateescape", newline="")
+        lines = _LineCounter(iter(text))
+        reader = csv.reader(lines, delimiter=fmt.delimiter)
+        try:
+            header = next(reader, [])
+        except csv.Error as exc:
+            raise InputFileError(f"{path}: the header row cannot be read as CSV ({exc})") from None
+        if not header or not any(h.strip() for h in header):
+            raise InputFileError(f"{path}: the file is empty or its first line is blank; a header row is required")
+        if _has_surrogates(header):
+            raise InputFileError(
+                f"{path}: the header row is not valid {fmt.encoding}; set the file's encoding in the [records] config"
+            )
+        columns = _resolve_columns(header, fmt, path, require_case_ref)
+        width = len(header)
+        raw_columns = [(f, columns[f]) for f in RAW_FIELDS if f in columns]
+        used = sorted(columns.values())
+        unusable = _unusable_keys(keyspec, {f for f, _ in raw_columns})
+        if len(unusable) == len(keyspec.keys):
+            raise InputFileError(
+                f"{path}: no match key can be computed from the columns of this file "
+                f"({'; '.join(unusable)}); add the columns or map them in [records.columns]"
+            )
+        id_col = columns["record_id"]
+        case_col = columns.get("case_ref")
+        first_line_of: dict[str, int] = {}
+        date_order = fmt.date_order
+
+        def reject(line: int, reason: str, row: list[str]) -> None:
+            rejected.append(RejectedRow(line, reason))
+            reject_rows.append(row)
+
+        while True:
+            start = lines.count + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except UnicodeError as exc:  # only for codecs without surrogateescape support
+                raise InputFileError(f"{path}: cannot be decoded as {fmt.encoding} ({exc.reason})") from None
+            except csv.Error as exc:
+                rows_read += 1
+                reject(start, f"row cannot be read as CSV ({exc})", [])
+                continue
+            if not row:
+                continue  # blank line
+            rows_read += 1
+            if _has_surrogates(row):
+                reject(start, f"row is not valid {fmt.encoding}", row)
+                continue
+            if len(row) != width:
+                reject(start, f"row has {len(row)} columns, the header has {width}", row)
+                continue
+            too_long = [header[i].strip() for i in used if len(row[i]) > MAX_FIELD_CHARS]
+            if too_long:
+                reject(start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row)
+                continue
+            record_id = row[id_col].strip()
+            if not record_id:
+                reject(start, "record_id is empty", row)
+                continue
+            first = first_line_of.get(record_id)
+            if first is not None:
+                reject(start, f"duplicate record_id (first used on line {first})", row)
+                continue
+            first_line_of[record_id] = start
+            case_ref = row[case_col].strip() if case_col is not None else ""
+            if require_case_ref and not case_ref:
+                reject(start, "case_ref is empty", row)
+                continue
+            raw = {f: row[i] for f, i in raw_columns}
+            try:
+                normalised = normalise_record(raw, date_order)
+            except RecordError as exc:
+                reject(start, str(exc), row)
+                continue
+            tokens = keyspec.tokens(normalised)
+            if not tokens:
+                present = {f for f, _ in raw_columns if normalised[f]}
+                needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
+                reject(start, f"no match key can be computed: {'; '.join(needs)}", row)
+                continue
+            records.append(TokenisedRecord(record_id, case_ref, tokens))
+
+    written: Path | None = None
+    if rejects_path is not None:
+        rejects_path = Path(rejects_path)
+        if rejected:
+            _write_rejects(rejects_path, fmt, header, rejected, reject_rows)
+            written = rejects_path
+        else:
+            try:
+                rejects_path.unlink()
+            except FileNotFoundError:
+                pass
+    return LoadResult(records, rejected, rows_read, written)
+
+
+def _write_rejects(
+    path: Path, fmt: CsvFormat, header: list[str], rejected: list[RejectedRow], rows: list[list[str]]
+) -> None:
+    """Write the rejects file atomically (temporary file, then rename)."""
+    encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
+            writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
+            writer.writerow(["line", "reason", *header])
+            for rej, row in zip(rejected, rows, strict=True):
+                writer.writerow([rej.line, rej.reason, *row])
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputFileError(f"cannot write the rejects file {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,78 @@
+"""Running a responder: load the watchlist, build the epoch state, serve it over gRPC."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+
+from matcher.config import ResponderConfig
+from matcher.errors import ConfigError
+from matcher.records import LoadResult, load_records
+from matcher.secrets_store import check_private
+from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
+
+log = logging.getLogger("matcher.responder")
+
+
+def load_watchlist(config: ResponderConfig, rejects_path: Path | None = None) -> LoadResult:
+    """The responder's records with their tokens; bad rows go to the rejects file."""
+    s = config.responder
+    rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
+    return load_records(
+        s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects
+    )
+
+
+def read_tls(config: ResponderConfig) -> TlsMaterial:
+    """The responder's certificate, key (must be 0600) and the CA of its peers."""
+    tls = config.tls
+    if tls is None:
+        raise ConfigError("no [tls] table: mutual TLS needs cert, key and ca (or run with --insecure for development)")
+    try:
+        check_private(tls.key)
+        return TlsMaterial(tls.cert.read_bytes(), tls.key.read_bytes(), tls.ca.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file: {exc}") from None
+
+
+@dataclass
+class RunningResponder:
+    """A started responder; ``stop()`` shuts it down gracefully."""
+
+    server: grpc.Server
+    port: int
+    state: ResponderState
+    health: health.HealthServicer
+    watchlist: LoadResult
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def start_responder(
+    config: ResponderConfig,
+    *,
+    insecure: bool = False,
+    listen: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunningResponder:
+    """Load, set up and start serving; returns once the port is bound."""
+    if not config.peers and not insecure:
+        raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
+    tls = None if insecure else read_tls(config)
+    watchlist = load_watchlist(config)
+    if progress:
+        progress(watchlist.summary())
+    state = ResponderState(config, watchlist, progress=progress)
+    servicer = ResponderServicer(state, insecure=insecure)
+    server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return RunningResponder(server, port, state, health_servicer, watchlist)

@@ -1,0 +1,121 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MatchKeyDef(_message.Message):
+    __slots__ = ("name", "fields")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Policy(_message.Message):
+    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size")
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_KEYS_FIELD_NUMBER: _ClassVar[int]
+    KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NORM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_FIELD_NUMBER: _ClassVar[int]
+    SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    protocols: _containers.RepeatedScalarFieldContainer[str]
+    match_keys: _containers.RepeatedCompositeFieldContainer[MatchKeyDef]
+    key_spec_fingerprint: str
+    norm_version: str
+    key_epoch: str
+    max_request_size: int
+    max_chunk_elements: int
+    reveal: str
+    setup_size: int
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ...) -> None: ...
+
+class Hello(_message.Message):
+    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_epoch")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_FIELD_NUMBER: _ClassVar[int]
+    CACHED_SETUP_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    key_spec_fingerprint: str
+    request_size: int
+    reveal: str
+    cached_setup_epoch: str
+    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_epoch: _Optional[str] = ...) -> None: ...
+
+class Accepted(_message.Message):
+    __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TAG_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    key_epoch: str
+    setup_size: int
+    tag_length: int
+    max_chunk_elements: int
+    reveal: str
+    def __init__(self, session_id: _Optional[str] = ..., key_epoch: _Optional[str] = ..., setup_size: _Optional[int] = ..., tag_length: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ...) -> None: ...
+
+class SetupChunk(_message.Message):
+    __slots__ = ("tags", "labels")
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[bytes]
+    labels: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tags: _Optional[_Iterable[bytes]] = ..., labels: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ElementChunk(_message.Message):
+    __slots__ = ("offset", "elements")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    elements: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, offset: _Optional[int] = ..., elements: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Finish(_message.Message):
+    __slots__ = ("elements_sent",)
+    ELEMENTS_SENT_FIELD_NUMBER: _ClassVar[int]
+    elements_sent: int
+    def __init__(self, elements_sent: _Optional[int] = ...) -> None: ...
+
+class Summary(_message.Message):
+    __slots__ = ("elements_evaluated",)
+    ELEMENTS_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    elements_evaluated: int
+    def __init__(self, elements_evaluated: _Optional[int] = ...) -> None: ...
+
+class MatchRequest(_message.Message):
+    __slots__ = ("hello", "blinded", "finish")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    BLINDED_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    hello: Hello
+    blinded: ElementChunk
+    finish: Finish
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., blinded: _Optional[_Union[ElementChunk, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ...) -> None: ...
+
+class MatchResponse(_message.Message):
+    __slots__ = ("accepted", "setup", "evaluated", "summary")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    SETUP_FIELD_NUMBER: _ClassVar[int]
+    EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    accepted: Accepted
+    setup: SetupChunk
+    evaluated: ElementChunk
+    summary: Summary
+    def __init__(self, accepted: _Optional[_Union[Accepted, _Mapping]] = ..., setup: _Optional[_Union[SetupChunk, _Mapping]] = ..., evaluated: _Optional[_Union[ElementChunk, _Mapping]] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,151 @@
+"""The ecdh core, both halves in one process, against a plaintext intersection."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+import rbcl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matcher.errors import InvalidElement
+from matcher.protocols import ecdh
+
+
+def run_psi(requester_tokens: list[bytes], responder: list[tuple[bytes, bytes]], chunk: int = 7):
+    """Both halves of one session, chunked as over the wire; returns {token: case_ref}."""
+    b = ecdh.new_key()
+    tag_len = ecdh.tag_length(len(responder), len(requester_tokens))
+    setup = ecdh.responder_setup(b, responder, tag_len)
+    index = ecdh.SetupIndex(tag_len)
+    for i in range(0, len(setup), chunk):
+        index.add(setup.tags[i : i + chunk], setup.labels[i : i + chunk])
+    a = ecdh.new_key()
+    a_inv = ecdh.invert_key(a)
+    found: dict[bytes, bytes] = {}
+    for i in range(0, len(requester_tokens), chunk):
+        batch = requester_tokens[i : i + chunk]
+        reply = ecdh.evaluate(b, ecdh.blind_tokens(a, batch), offset=i)
+        for token, ref in zip(batch, index.lookup(ecdh.unblind(a_inv, reply, offset=i))):
+            if ref is not None:
+                found[token] = ref
+    return found
+
+
+def expected(requester_tokens, responder):
+    refs: dict[bytes, set[bytes]] = {}
+    for t, r in responder:
+        refs.setdefault(t, set()).add(r)
+    return {t: b";".join(sorted(refs[t])) for t in requester_tokens if t in refs}
+
+
+def test_known_overlap_with_case_refs():
+    responder = [(b"tok-%d" % i, b"CASE-%d" % i) for i in range(50)]
+    requester = [b"tok-%d" % i for i in range(40, 90)]
+    assert run_psi(requester, responder) == {b"tok-%d" % i: b"CASE-%d" % i for i in range(40, 50)}
+
+
+def test_duplicate_responder_tokens_merge_case_refs():
+    responder = [(b"same", b"CASE-B"), (b"same", b"CASE-A"), (b"other", b"CASE-C")]
+    assert run_psi([b"same", b"nope"], responder) == {b"same": b"CASE-A;CASE-B"}
+
+
+def test_empty_sets():
+    assert run_psi([], [(b"x", b"1")]) == {}
+    assert run_psi([b"x"], []) == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    universe=st.lists(st.binary(min_size=0, max_size=24), min_size=0, max_size=40, unique=True),
+    data=st.data(),
+)
+def test_property_matches_plaintext_intersection(universe, data):
+    req = data.draw(st.lists(st.sampled_from(universe), unique=True) if universe else st.just([]))
+    resp_tokens = data.draw(st.lists(st.sampled_from(universe)) if universe else st.just([]))
+    responder = [(t, b"ref-%d" % data.draw(st.integers(0, 3))) for t in resp_tokens]
+    assert run_psi(req, responder, chunk=data.draw(st.integers(1, 9))) == expected(req, responder)
+
+
+def test_blinding_commutes():
+    a, b = ecdh.new_key(), ecdh.new_key()
+    t = [b"alpha", b"beta"]
+    ab = ecdh.evaluate(b, ecdh.blind_tokens(a, t))
+    assert ecdh.unblind(ecdh.invert_key(a), ab) == ecdh.blind_tokens(b, t)
+    assert ecdh.blind_tokens(a, t) != ecdh.blind_tokens(b, t)
+
+
+def test_keys_are_fresh_and_nonzero():
+    keys = {ecdh.new_key() for _ in range(64)}
+    assert len(keys) == 64 and bytes(32) not in keys
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (bytes(32), "identity"),
+        (b"\x01" * 31, "32-byte"),
+        (b"\xff" * 32, "not a valid"),
+        (b"", "32-byte"),
+    ],
+)
+def test_bad_points_refused_with_position(bad, why):
+    good = ecdh.blind_tokens(ecdh.new_key(), [b"x"])[0]
+    with pytest.raises(InvalidElement, match=why) as err:
+        ecdh.evaluate(ecdh.new_key(), [good, bad], offset=10)
+    assert "element 11" in str(err.value)
+    with pytest.raises(InvalidElement):
+        ecdh.unblind(ecdh.new_key(), [bad])
+
+
+def test_random_bytes_are_mostly_not_points():
+    rng = random.Random(1)
+    bad = 0
+    for _ in range(200):
+        p = rng.randbytes(32)
+        try:
+            ecdh.check_point(p)
+        except InvalidElement:
+            bad += 1
+    assert bad > 100  # most 32-byte strings are not canonical ristretto255 encodings
+
+
+def test_tag_length_bound():
+    assert ecdh.tag_length(1, 1) == 8
+    # 1M x 1M pairs: 40 + 40 bits -> 10 bytes
+    assert ecdh.tag_length(10**6, 10**6) == 10
+    for n in (10, 1000, 10**5):
+        assert 8 * ecdh.tag_length(n, n) >= 40 + 2 * (n.bit_length() - 1)
+
+
+def test_labels_hide_length_and_reject_wrong_key():
+    p, q = ecdh.blind_tokens(ecdh.new_key(), [b"p", b"q"])
+    size = ecdh.label_size([b"short", b"a much longer case reference"])
+    l1 = ecdh.seal_label(p, b"short", size)
+    l2 = ecdh.seal_label(q, b"a much longer case reference", size)
+    assert len(l1) == len(l2)
+    assert ecdh.open_label(p, l1) == b"short"
+    assert ecdh.open_label(q, l1) is None
+
+
+def test_tag_collision_cannot_make_a_false_hit():
+    b = ecdh.new_key()
+    setup = ecdh.responder_setup(b, [(b"y", b"CASE")], tag_len=8)
+    y_point = ecdh.blind_tokens(b, [b"y"])[0]
+    other = ecdh.blind_tokens(b, [b"x"])[0]
+    index = ecdh.SetupIndex(8)
+    # Forge a collision: the other element's tag mapped to y's label.
+    index.add([hashlib.sha512(b"matcher/v1/out\x00" + other).digest()[:8]], setup.labels)
+    assert index.lookup([other]) == [None]
+    index2 = ecdh.SetupIndex(8)
+    index2.add(setup.tags, setup.labels)
+    assert index2.lookup([y_point]) == [b"CASE"]
+
+
+def test_hash_to_group_is_rbcl_from_hash_of_domain_separated_sha512():
+    t = b"matcher/v1/n1/document/X"
+    assert ecdh.hash_to_group(t) == rbcl.crypto_core_ristretto255_from_hash(
+        hashlib.sha512(b"matcher/v1/h2g\x00" + t).digest()
+    )
