@@ -15,14 +15,15 @@ fresh session key and turns the responder's reply into hits locally.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from matcher.errors import InvalidElement, KeySpecMismatch, ProtocolViolation
+from clients.sessions import REQUESTER_SESSIONS, RequesterSession
+from clients.sessions.base import Hit, MatchResult
+from matcher.errors import KeySpecMismatch, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.match_keys import KeySpec
-from matcher.protocols import ecdh
 from matcher.records import TokenisedRecord
 from matcher.service import message_limit
 from matcher.v1 import matcher_pb2 as pb
@@ -51,28 +52,6 @@ class TlsFiles:
     @classmethod
     def load(cls, cert: Path, key: Path, ca: Path) -> TlsFiles:
         return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One of the requester's records that the responder also holds."""
-
-    record_id: str
-    match_keys: tuple[str, ...]  # strongest first
-    case_ref: str
-
-
-@dataclass
-class MatchResult:
-    """What one session taught the requester."""
-
-    session_id: str
-    key_epoch: str
-    reveal: str
-    records: int
-    elements_sent: int
-    hits: list[Hit] = field(default_factory=list)
-    hit_count: int = 0  # hit records (requester mode) or hit elements (cardinality mode)
 
 
 class MatchClient:
@@ -144,97 +123,62 @@ class MatchClient:
                 + ", ".join(f"{k.name}=[{', '.join(k.fields)}]" for k in policy.match_keys)
                 + f" under normalisation {policy.norm_version}"
             )
-        # Each distinct token is sent once; remember which records (and keys) it stands for.
-        owners: dict[bytes, list[tuple[int, str]]] = {}
-        for i, rec in enumerate(records):
-            for key_name, token in rec.tokens.items():
-                owners.setdefault(token, []).append((i, key_name))
-        tokens = list(owners)
+        if protocol not in REQUESTER_SESSIONS:
+            raise UnsupportedProtocol(f"protocol {protocol!r} is not known to this client")
+        if protocol not in policy.protocols:
+            raise UnsupportedProtocol(
+                f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
+            )
+        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
-        session_key = ecdh.new_key()
         failure: list[BaseException] = []
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
-                yield pb.MatchRequest(
-                    hello=pb.Hello(
-                        protocol=protocol, key_spec_fingerprint=mine, request_size=len(tokens), reveal=reveal
-                    )
+                hello = pb.Hello(
+                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal
                 )
-                for off in range(0, len(tokens), chunk):
-                    blinded = ecdh.blind_tokens(session_key, tokens[off : off + chunk])
-                    yield pb.MatchRequest(blinded=pb.ElementChunk(offset=off, elements=blinded))
-                yield pb.MatchRequest(finish=pb.Finish(elements_sent=len(tokens)))
+                session.fill_hello(hello)
+                yield pb.MatchRequest(hello=hello)
+                offset = 0
+                for elements in session.chunks(chunk):
+                    yield pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
+                    offset += len(elements)
+                yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
                 failure.append(exc)
                 raise
 
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
-            return self._read(call, records, keyspec, tokens, owners, session_key, reveal, progress)
+            return self._run(call, session, progress)
         except grpc.RpcError as exc:
             if failure:
                 raise failure[0] from None
             raise MatchFailed(exc.code(), exc.details() or "") from None
-        except (InvalidElement, ProtocolViolation):
+        except MatcherError:
             call.cancel()
             raise
 
-    def _read(self, call, records, keyspec, tokens, owners, session_key, reveal, progress) -> MatchResult:
+    @staticmethod
+    def _run(call, session: RequesterSession, progress: Progress | None) -> MatchResult:
         responses = iter(call)
         first = next(responses, None)
         if first is None or first.WhichOneof("kind") != "accepted":
             raise ProtocolViolation("the responder did not accept the session with an Accepted message")
-        acc = first.accepted
-        result = MatchResult(acc.session_id, acc.key_epoch, acc.reveal, len(records), len(tokens))
-        index = ecdh.SetupIndex(acc.tag_length)
-        a_inv = ecdh.invert_key(session_key)
-        keys_by_record: dict[int, set[str]] = {}
-        refs_by_record: dict[int, set[str]] = {}
+        session.on_accepted(first.accepted)
         done = 0
         for resp in responses:
             kind = resp.WhichOneof("kind")
             if kind == "setup":
-                if done:
-                    raise ProtocolViolation("setup after evaluated elements")
-                if reveal == "requester" and len(resp.setup.labels) != len(resp.setup.tags):
-                    raise ProtocolViolation("setup chunk with tags and labels of different counts")
-                index.add(list(resp.setup.tags), list(resp.setup.labels))
-                if len(index) > acc.setup_size:
-                    raise ProtocolViolation("more setup entries than announced")
+                session.on_setup(resp.setup)
             elif kind == "evaluated":
-                ev = resp.evaluated
-                if ev.offset != done or done + len(ev.elements) > len(tokens):
-                    raise ProtocolViolation("evaluated elements out of order or too many")
-                found = index.lookup(ecdh.unblind(a_inv, list(ev.elements), offset=done))
-                for j, ref in enumerate(found):
-                    if ref is None:
-                        continue
-                    result.hit_count += reveal == "cardinality"
-                    if reveal == "requester":
-                        for rec_idx, key_name in owners[tokens[done + j]]:
-                            keys_by_record.setdefault(rec_idx, set()).add(key_name)
-                            refs_by_record.setdefault(rec_idx, set()).update(ref.decode("utf-8", "replace").split(";"))
-                done += len(ev.elements)
+                done += session.on_evaluated(resp.evaluated)
                 if progress:
-                    progress("matched", done, len(tokens))
+                    progress("matched", done, session.progress_total)
             elif kind == "summary":
-                if done != len(tokens):
-                    raise ProtocolViolation(f"session ended after {done} of {len(tokens)} elements")
-                break
+                session.on_summary(resp.summary)
+                return session.result()
             else:
                 raise ProtocolViolation(f"unexpected {kind or 'empty'} message from the responder")
-        else:
-            raise ProtocolViolation("the responder closed the session before its summary")
-        order = {name: i for i, name in enumerate(keyspec.names)}
-        for rec_idx in sorted(keys_by_record):
-            result.hits.append(
-                Hit(
-                    record_id=records[rec_idx].record_id,
-                    match_keys=tuple(sorted(keys_by_record[rec_idx], key=order.__getitem__)),
-                    case_ref=";".join(sorted(refs_by_record[rec_idx])),
-                )
-            )
-        if reveal == "requester":
-            result.hit_count = len(result.hits)
-        return result
+        raise ProtocolViolation("the responder closed the session before its summary")

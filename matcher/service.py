@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import secrets
 import threading
 import time
@@ -24,23 +23,30 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from matcher.config import ResponderConfig
-from matcher.errors import LimitExceeded, MatcherError, PeerNotAllowed, ProtocolViolation, UnsupportedProtocol, KeySpecMismatch
+from matcher.errors import (
+    KeySpecMismatch,
+    LimitExceeded,
+    MatcherError,
+    PeerNotAllowed,
+    ProtocolViolation,
+    UnsupportedProtocol,
+)
 from matcher.match_keys import KeySpec
 from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
+from matcher.sessions import RESPONDER_SESSIONS
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
 log = logging.getLogger("matcher.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
-SETUP_CHUNK_BYTES = 1 << 20
 
 
 def message_limit(max_chunk_elements: int) -> int:
     """Largest gRPC message either side accepts: one full chunk of points plus framing."""
-    return max(SETUP_CHUNK_BYTES * 2, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
+    return max(2 << 20, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
 
 
 @dataclass
@@ -169,8 +175,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
         session_id = secrets.token_hex(8)
         started = time.monotonic()
-        peer = "?"
-        received = 0
+        peer, protocol, received = "?", "?", 0
         try:
             peer = self._authorise(context)
             first = next(request_iterator, None)
@@ -178,21 +183,14 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
             self._check_hello(hello)
-            epoch = self.state.current()
-            setup = epoch.setup
-            yield pb.MatchResponse(
-                accepted=pb.Accepted(
-                    session_id=session_id,
-                    key_epoch=epoch.key.epoch,
-                    setup_size=len(setup),
-                    tag_length=setup.tag_length,
-                    max_chunk_elements=self.max_chunk,
-                    reveal=self.state.settings.reveal,
-                )
+            protocol = hello.protocol
+            session = RESPONDER_SESSIONS[protocol](self.state, hello)
+            accepted = pb.Accepted(
+                session_id=session_id, max_chunk_elements=self.max_chunk, reveal=self.state.settings.reveal
             )
-            yield from self._stream_setup(setup)
-            cardinality = self.state.settings.reveal == "cardinality"
-            held: list[bytes] = []
+            session.accepted(accepted)
+            yield pb.MatchResponse(accepted=accepted)
+            yield from session.opening()
             for req in request_iterator:
                 kind = req.WhichOneof("kind")
                 if kind == "blinded":
@@ -203,30 +201,19 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     if n == 0 or n > self.max_chunk:
                         raise ProtocolViolation(f"chunk of {n} elements; allowed 1 to {self.max_chunk}")
                     if received + n > hello.request_size:
-                        raise ProtocolViolation(
-                            f"more elements than announced in Hello ({hello.request_size})"
-                        )
-                    reply = ecdh.evaluate(epoch.key.key, chunk.elements, offset=received)
+                        raise ProtocolViolation(f"more elements than announced in Hello ({hello.request_size})")
+                    yield from session.on_elements(chunk.elements, received)
                     received += n
-                    if cardinality:
-                        held.extend(reply)
-                    else:
-                        yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=received - n, elements=reply))
                 elif kind == "finish":
                     if req.finish.elements_sent != received or received != hello.request_size:
                         raise ProtocolViolation(
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
-                    if cardinality:
-                        random.SystemRandom().shuffle(held)
-                        for i in range(0, len(held), self.max_chunk):
-                            yield pb.MatchResponse(
-                                evaluated=pb.ElementChunk(offset=i, elements=held[i : i + self.max_chunk])
-                            )
+                    yield from session.on_finish()
                     yield pb.MatchResponse(summary=pb.Summary(elements_evaluated=received))
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
-                        session_id, peer, hello.protocol, received, time.monotonic() - started,
+                        session_id, peer, protocol, received, time.monotonic() - started,
                     )
                     return
                 else:
@@ -234,16 +221,10 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
             log.warning(
-                "session %s peer=%s size=%d outcome=%s: %s", session_id, peer, received, exc.status.name, exc
+                "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
+                session_id, peer, protocol, received, exc.status.name, exc,
             )
             context.abort(exc.status, str(exc))
-
-    def _stream_setup(self, setup: ecdh.ResponderSetup) -> Iterator[pb.MatchResponse]:
-        entry = setup.tag_length + (len(setup.labels[0]) if setup.labels and setup.labels[0] else 0)
-        per_chunk = max(1, min(self.max_chunk * 4, SETUP_CHUNK_BYTES // max(1, entry)))
-        for i in range(0, len(setup), per_chunk):
-            labels = setup.labels[i : i + per_chunk] if self.state.settings.reveal == "requester" else []
-            yield pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags[i : i + per_chunk], labels=labels))
 
 
 @dataclass

@@ -1,0 +1,13 @@
+"""Requester halves of the protocols, one module each, behind one interface."""
+
+from __future__ import annotations
+
+from clients.sessions.base import RequesterSession
+from clients.sessions.ecdh import EcdhRequesterSession
+
+#: protocol name -> requester half
+REQUESTER_SESSIONS: dict[str, type[RequesterSession]] = {
+    EcdhRequesterSession.protocol: EcdhRequesterSession,
+}
+
+__all__ = ["REQUESTER_SESSIONS", "RequesterSession"]

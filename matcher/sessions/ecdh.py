@@ -1,0 +1,58 @@
+"""Responder half of ``ecdh``: send the epoch's setup, return b·X for every received X."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+from matcher.protocols import ecdh
+from matcher.sessions.base import ResponderSession
+from matcher.v1 import matcher_pb2 as pb
+
+#: Upper bound on the bytes of one SetupChunk message.
+SETUP_CHUNK_BYTES = 1 << 20
+
+
+class EcdhResponderSession(ResponderSession):
+    """Diffie-Hellman PSI, responder side (see matcher.protocols.ecdh for the math).
+
+    In ``cardinality`` mode the replies are held back, shuffled with a CSPRNG and
+    sent after the last chunk, and the setup carries no labels, so the requester
+    can count its hits but not tell which of its elements they are.
+    """
+
+    protocol = "ecdh"
+
+    def __init__(self, state, hello: pb.Hello) -> None:
+        super().__init__(state, hello)
+        self.epoch = state.current()
+        self.cardinality = state.settings.reveal == "cardinality"
+        self._held: list[bytes] = []
+
+    def accepted(self, accepted: pb.Accepted) -> None:
+        accepted.key_epoch = self.epoch.key.epoch
+        accepted.setup_size = len(self.epoch.setup)
+        accepted.tag_length = self.epoch.setup.tag_length
+
+    def opening(self) -> Iterator[pb.MatchResponse]:
+        setup = self.epoch.setup
+        entry = setup.tag_length + (len(setup.labels[0]) if setup.labels and setup.labels[0] else 0)
+        per_chunk = max(1, min(self.state.settings.max_chunk_elements * 4, SETUP_CHUNK_BYTES // max(1, entry)))
+        for i in range(0, len(setup), per_chunk):
+            labels = [] if self.cardinality else setup.labels[i : i + per_chunk]
+            yield pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags[i : i + per_chunk], labels=labels))
+
+    def on_elements(self, elements: Sequence[bytes], offset: int) -> Iterator[pb.MatchResponse]:
+        reply = ecdh.evaluate(self.epoch.key.key, elements, offset=offset)
+        if self.cardinality:
+            self._held.extend(reply)
+        else:
+            yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
+
+    def on_finish(self) -> Iterator[pb.MatchResponse]:
+        if not self.cardinality:
+            return
+        random.SystemRandom().shuffle(self._held)
+        step = self.state.settings.max_chunk_elements
+        for i in range(0, len(self._held), step):
+            yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=i, elements=self._held[i : i + step]))
