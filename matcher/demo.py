@@ -113,8 +113,9 @@ def write_demo_files(workdir: Path) -> tuple[Path, Path]:
     return workdir / "responder.toml", workdir / "requester.toml"
 
 
-def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
+def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     """Run both agencies once and print the hits; returns the number of hits."""
+    out = out or sys.stdout
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="matcher-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     responder_toml, requester_toml = write_demo_files(workdir)

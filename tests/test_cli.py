@@ -1,0 +1,123 @@
+"""The command line, end to end: `matcher serve` as a real process, `matcher match` against it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from matcher.cli import main
+from tests.test_e2e import EXPECTED_DEMO
+
+
+@pytest.fixture
+def served(agencies):
+    """`matcher serve` on a free loopback port, in its own process; yields 'HOST:PORT'."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matcher.cli", "serve", "--config", str(agencies.responder_toml), "--grace", "1"],
+        stderr=subprocess.PIPE, text=True, cwd=agencies.workdir,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
+    )
+    port = None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"serving on port (\d+)", line)
+        if m:
+            port = m.group(1)
+            break
+    assert port, "server did not start:\n" + "".join(lines)
+    yield f"127.0.0.1:{port}", proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_match_against_serve_writes_hits_csv(agencies, served, capsys):
+    peer, proc = served
+    out = agencies.workdir / "out" / "hits.csv"
+    code = main(["match", "--config", str(agencies.requester_toml), "--records",
+                 str(agencies.workdir / "agency_b_records.csv"), "--peer", peer, "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["record_id"]: (tuple(r["match_keys"].split(";")), r["case_ref"]) for r in rows} == EXPECTED_DEMO
+    err = capsys.readouterr().err
+    assert "13 rows read: 12 used, 1 rejected" in err and "rejected line 14" in err
+    # SIGTERM: graceful shutdown, exit 0.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_match_with_other_match_keys_exits_1_naming_both_fingerprints(agencies, served, capsys):
+    peer, _ = served
+    theirs = agencies.responder_config().key_spec().fingerprint()
+    agencies.edit("requester", 'name_dob = ["name_tokens", "date_of_birth"]', 'name_dob = ["family_name", "date_of_birth"]')
+    mine = agencies.requester_config().key_spec().fingerprint()
+    code = main(["match", "--config", str(agencies.requester_toml), "--records",
+                 str(agencies.workdir / "agency_b_records.csv"), "--peer", peer,
+                 "--out", str(agencies.workdir / "hits.csv")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "FAILED_PRECONDITION" in err and mine in err and theirs in err
+    assert not (agencies.workdir / "hits.csv").exists()
+
+
+def test_policy_and_fingerprint_commands(agencies, served, capsys):
+    peer, _ = served
+    assert main(["policy", "--config", str(agencies.requester_toml), "--peer", peer]) == 0
+    out = capsys.readouterr().out
+    assert "same as ours" in out and "document = [document_number, document_country]" in out
+    assert main(["fingerprint", "--config", str(agencies.responder_toml)]) == 0
+    assert capsys.readouterr().out.strip() == agencies.responder_config().key_spec().fingerprint()
+
+
+def test_bad_config_and_bad_records_exit_2_with_a_reason(agencies, capsys):
+    agencies.edit("requester", 'date_order = "MDY"', 'date_order = "sometimes"')
+    assert main(["match", "--config", str(agencies.requester_toml), "--records", "x.csv", "--peer", "127.0.0.1:1"]) == 2
+    assert "date_order" in capsys.readouterr().err
+    agencies.edit("requester", 'date_order = "sometimes"', 'date_order = "MDY"')
+    (agencies.workdir / "bad.csv").write_text("nothing,useful\n1,2\n", encoding="utf-8")
+    assert main(["match", "--config", str(agencies.requester_toml), "--records",
+                 str(agencies.workdir / "bad.csv"), "--peer", "127.0.0.1:1"]) == 2
+    assert "person_id" in capsys.readouterr().err
+
+
+def test_unreachable_responder_exits_1(agencies, capsys):
+    code = main(["match", "--config", str(agencies.requester_toml), "--records",
+                 str(agencies.workdir / "agency_b_records.csv"), "--peer", "127.0.0.1:9"])
+    assert code == 1
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_demo_prints_the_expected_hits(tmp_path, capsys):
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for record_id, (keys, case_ref) in EXPECTED_DEMO.items():
+        assert re.search(rf"{record_id}\s+{';'.join(keys)}\s+{case_ref}", out)
+    assert (tmp_path / "demo" / "hits.csv").exists()
+
+
+def test_help_explains_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("serve", "match", "policy", "fingerprint", "demo", "dev-certs"):
+        assert cmd in out
+
+
+def test_dev_certs_writes_private_keys(tmp_path, capsys):
+    assert main(["dev-certs", "--out", str(tmp_path), "agency-x", "agency-y"]) == 0
+    assert (tmp_path / "ca.pem").exists()
+    assert oct((tmp_path / "agency-x.key").stat().st_mode & 0o777) == "0o600"
