@@ -24,6 +24,7 @@ from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult
 from matcher.errors import KeySpecMismatch, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.match_keys import KeySpec
+from matcher.parallel import Workers
 from matcher.records import TokenisedRecord
 from matcher.service import message_limit
 from matcher.v1 import matcher_pb2 as pb
@@ -54,6 +55,11 @@ class TlsFiles:
         return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
 
 
+def _wants_pool(records: Sequence[TokenisedRecord]) -> bool:
+    """A pool pays for its start-up only on sessions of more than a few thousand tokens."""
+    return len(records) >= 2048
+
+
 class MatchClient:
     """A connection to one responder; thread-safe for sequential sessions."""
 
@@ -66,7 +72,9 @@ class MatchClient:
         insecure: bool = False,
         timeout: float = 3600.0,
         chunk_elements: int = 4096,
+        workers: Workers | int = 0,
     ) -> None:
+        """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none)."""
         if tls is None and not insecure:
             raise ValueError("a TlsFiles is required (insecure=True only for development)")
         options = [
@@ -83,6 +91,16 @@ class MatchClient:
         self._stub = pb_grpc.ResponderStub(self._channel)
         self.timeout = timeout
         self.chunk_elements = chunk_elements
+        self._own_workers = not isinstance(workers, Workers)
+        self._workers_spec = workers
+        self._workers: Workers | None = workers if isinstance(workers, Workers) else None
+
+    @property
+    def workers(self) -> Workers:
+        """The worker pool, started on first use (a small session never starts it)."""
+        if self._workers is None:
+            self._workers = Workers(self._workers_spec)  # type: ignore[arg-type]
+        return self._workers
 
     def __enter__(self) -> MatchClient:
         return self
@@ -92,6 +110,9 @@ class MatchClient:
 
     def close(self) -> None:
         self._channel.close()
+        if self._own_workers and self._workers is not None:
+            self._workers.close()
+            self._workers = None
 
     def get_policy(self) -> pb.Policy:
         """The responder's policy (protocols, limits, key spec and fingerprint, epoch)."""
@@ -129,9 +150,11 @@ class MatchClient:
             raise UnsupportedProtocol(
                 f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
             )
-        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal)
+        session_type = REQUESTER_SESSIONS[protocol]
+        session = session_type(records, keyspec, reveal, workers=self.workers if _wants_pool(records) else None)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
+        sent = [0]
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
@@ -139,10 +162,14 @@ class MatchClient:
                     protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal
                 )
                 session.fill_hello(hello)
-                yield pb.MatchRequest(hello=hello)
+                msg = pb.MatchRequest(hello=hello)
+                sent[0] += msg.ByteSize()
+                yield msg
                 offset = 0
                 for elements in session.chunks(chunk):
-                    yield pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
+                    msg = pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
+                    sent[0] += msg.ByteSize()
+                    yield msg
                     offset += len(elements)
                 yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
@@ -151,7 +178,9 @@ class MatchClient:
 
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
-            return self._run(call, session, progress)
+            result = self._run(call, session, progress)
+            result.bytes_sent = sent[0]
+            return result
         except grpc.RpcError as exc:
             if failure:
                 raise failure[0] from None
@@ -168,7 +197,9 @@ class MatchClient:
             raise ProtocolViolation("the responder did not accept the session with an Accepted message")
         session.on_accepted(first.accepted)
         done = 0
+        received = first.ByteSize()
         for resp in responses:
+            received += resp.ByteSize()
             kind = resp.WhichOneof("kind")
             if kind == "setup":
                 session.on_setup(resp.setup)
@@ -178,7 +209,9 @@ class MatchClient:
                     progress("matched", done, session.progress_total)
             elif kind == "summary":
                 session.on_summary(resp.summary)
-                return session.result()
+                result = session.result()
+                result.bytes_received = received
+                return result
             else:
                 raise ProtocolViolation(f"unexpected {kind or 'empty'} message from the responder")
         raise ProtocolViolation("the responder closed the session before its summary")

@@ -78,7 +78,8 @@ class ResponderSettings(_Strict):
     key_rotation_days: Annotated[float, Field(gt=0, le=3650)] = 30
     max_request_size: Annotated[int, Field(gt=0, le=100_000_000)] = 1_000_000
     max_chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
-    workers: Annotated[int, Field(ge=0, le=256)] = 0
+    workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
+    dask_scheduler: str | None = None  # e.g. "tcp://scheduler:8786": run the kernels on a Dask cluster
 
 
 class RequesterSettings(_Strict):
@@ -88,6 +89,8 @@ class RequesterSettings(_Strict):
     reveal: Reveal = "requester"
     chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
     timeout_seconds: Annotated[float, Field(gt=0)] = 3600
+    workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
+    dask_scheduler: str | None = None
 
 
 class _AgencyConfig(_Strict):

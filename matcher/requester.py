@@ -10,6 +10,7 @@ from clients import Hit, MatchClient, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError
+from matcher.parallel import Workers
 from matcher.records import LoadResult, load_records
 from matcher.secrets_store import check_private
 
@@ -25,8 +26,11 @@ class RequesterRun:
 def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) -> MatchClient:
     """A MatchClient set up from the requester config's [tls] and [requester] tables."""
     s = config.requester
+    workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
     if insecure:
-        return MatchClient(peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements)
+        return MatchClient(
+            peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers
+        )
     if config.tls is None:
         raise ConfigError("no [tls] table: mutual TLS needs cert, key and ca (or --insecure for development)")
     try:
@@ -35,7 +39,8 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     except OSError as exc:
         raise ConfigError(f"cannot read TLS file: {exc}") from None
     return MatchClient(
-        peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements
+        peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements,
+        workers=workers,
     )
 
 

@@ -32,6 +32,7 @@ from matcher.errors import (
     UnsupportedProtocol,
 )
 from matcher.match_keys import KeySpec
+from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
@@ -60,8 +61,9 @@ class Epoch:
 class ResponderState:
     """The watchlist's tokens and the current epoch, rotated when the configured time has passed."""
 
-    def __init__(self, config: ResponderConfig, watchlist: LoadResult, progress=None) -> None:
+    def __init__(self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None) -> None:
         self.config = config
+        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
         self._entries = [
@@ -86,7 +88,8 @@ class ResponderState:
                 if self._progress:
                     self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
                 setup = ecdh.responder_setup(
-                    key.key, self._entries, tag_len, with_labels=self.settings.reveal == "requester"
+                    key.key, self._entries, tag_len, with_labels=self.settings.reveal == "requester",
+                    workers=self.workers,
                 )
                 log.info("key epoch %s in force (%s), setup of %d entries", key.epoch, "new" if fresh else "loaded", len(setup))
                 self._epoch = Epoch(key, setup)

@@ -33,6 +33,8 @@ class MatchResult:
     elements_sent: int
     hits: list[Hit] = field(default_factory=list)
     hit_count: int = 0  # hit records (requester mode) or hit tokens (cardinality mode)
+    bytes_sent: int = 0  # protobuf payload bytes, both ways (without gRPC/TLS framing)
+    bytes_received: int = 0
 
 
 class RequesterSession(ABC):
@@ -47,7 +49,7 @@ class RequesterSession(ABC):
 
     protocol: ClassVar[str]
 
-    def __init__(self, records: Sequence[TokenisedRecord], keyspec: KeySpec, reveal: str) -> None:
+    def __init__(self, records: Sequence[TokenisedRecord], keyspec: KeySpec, reveal: str, workers=None) -> None:
         self.records = records
         self.keyspec = keyspec
         self.reveal = reveal

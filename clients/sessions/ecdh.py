@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from matcher.errors import ProtocolViolation
+from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
@@ -15,8 +16,9 @@ class EcdhRequesterSession(RequesterSession):
 
     protocol = "ecdh"
 
-    def __init__(self, records, keyspec, reveal) -> None:
+    def __init__(self, records, keyspec, reveal, workers: Workers | None = None) -> None:
         super().__init__(records, keyspec, reveal)
+        self._workers = workers if workers is not None and len(self.tokens) >= 2 * SMALL_BATCH else inline()
         self._key = ecdh.new_key()
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh.SetupIndex | None = None
@@ -27,8 +29,9 @@ class EcdhRequesterSession(RequesterSession):
         return len(self.tokens)
 
     def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:
-        for off in range(0, len(self.tokens), chunk_elements):
-            yield ecdh.blind_tokens(self._key, self.tokens[off : off + chunk_elements])
+        # Blinding runs ahead on the workers while earlier chunks are on the wire.
+        batches = ((self._key, self.tokens[off : off + chunk_elements]) for off in range(0, len(self.tokens), chunk_elements))
+        yield from self._workers.map_ordered(ecdh.blind_tokens, batches)
 
     def on_accepted(self, accepted: pb.Accepted) -> None:
         super().on_accepted(accepted)
@@ -48,7 +51,8 @@ class EcdhRequesterSession(RequesterSession):
         assert self._index is not None
         if chunk.offset != self._done or self._done + len(chunk.elements) > len(self.tokens):
             raise ProtocolViolation("evaluated elements out of order or too many")
-        found = self._index.lookup(ecdh.unblind(self._inverse, list(chunk.elements), offset=self._done))
+        outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), list(chunk.elements), offset=self._done)
+        found = self._index.lookup_outputs(outputs)
         for j, ref in enumerate(found):
             if ref is not None:
                 # In cardinality mode the replies are shuffled: only the count means anything.

@@ -83,22 +83,47 @@ def blind_tokens(key: bytes, tokens: Sequence[bytes]) -> list[bytes]:
     return [_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t in tokens]
 
 
+def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[bytes]:
+    """``key·P`` for each P, refusing anything that is not a non-identity point.
+
+    libsodium's scalar multiplication decodes P (rejecting non-canonical
+    encodings) and fails when the result is the identity, which for a non-zero
+    key happens only when P is the identity; so one call both checks and
+    multiplies. Lengths are checked first: the binding does not.
+    """
+    out = []
+    append = out.append
+    for i, p in enumerate(points):
+        if len(p) != POINT_BYTES:
+            check_point(p, offset + i)
+        try:
+            append(_smul(key, p))
+        except RuntimeError:
+            check_point(p, offset + i)
+            raise InvalidElement(f"element {offset + i} is not a valid ristretto255 point") from None
+    return out
+
+
 def evaluate(key: bytes, points: Sequence[bytes], offset: int = 0) -> list[bytes]:
     """Responder's reply ``key·X`` for each received point X, after checking every X.
 
     ``offset`` is the index of ``points[0]`` in the whole request, so an error names
     the element's position in the session.
     """
-    for i, p in enumerate(points):
-        check_point(p, offset + i)
-    return [_smul(key, p) for p in points]
+    return _multiply_checked(key, points, offset)
 
 
 def unblind(inverse_key: bytes, points: Sequence[bytes], offset: int = 0) -> list[bytes]:
     """Requester's ``a⁻¹·(b·a·H(x)) = b·H(x)`` for each returned point, after checking it."""
-    for i, p in enumerate(points):
-        check_point(p, offset + i)
-    return [_smul(inverse_key, p) for p in points]
+    return _multiply_checked(inverse_key, points, offset)
+
+
+def unblind_outputs(inverse_key: bytes, points: Sequence[bytes], offset: int = 0) -> list[bytes]:
+    """The 64-byte output hash of ``a⁻¹·P`` for each returned P: tag and label key in one.
+
+    The requester's whole per-element work after the reply, as one batch kernel.
+    """
+    return [_derive(q) for q in _multiply_checked(inverse_key, points, offset)]
 
 
 def tag_length(setup_size: int, request_size: int) -> int:
@@ -139,8 +164,12 @@ def seal_label(point: bytes, case_ref: bytes, size: int) -> bytes:
 
 def open_label(point: bytes, label: bytes) -> bytes | None:
     """The case reference sealed under ``point``'s label key, or None if it does not open."""
+    return _open_with(_derive(point)[32:], label)
+
+
+def _open_with(label_key: bytes, label: bytes) -> bytes | None:
     try:
-        plain = ChaCha20Poly1305(_derive(point)[32:]).decrypt(_NONCE, label, LABEL_AAD)
+        plain = ChaCha20Poly1305(label_key).decrypt(_NONCE, label, LABEL_AAD)
     except InvalidTag:
         return None
     n = int.from_bytes(plain[:2], "big")
@@ -159,31 +188,57 @@ class ResponderSetup:
         return len(self.tags)
 
 
+def setup_rows(key: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int) -> list[tuple[bytes, bytes]]:
+    """Batch kernel of the setup: (tag, sealed label) of each (token, case reference).
+
+    ``size`` is the common label size; 0 means no labels (cardinality mode).
+    """
+    rows = []
+    for token, ref in pairs:
+        y = _smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + token).digest()))
+        d = _derive(y)
+        if size:
+            plain = len(ref).to_bytes(2, "big") + ref
+            label = ChaCha20Poly1305(d[32:]).encrypt(_NONCE, plain + bytes(size - len(plain)), LABEL_AAD)
+        else:
+            label = b""
+        rows.append((d[:tag_len], label))
+    return rows
+
+
 def responder_setup(
     key: bytes,
     entries: Sequence[tuple[bytes, bytes]],
     tag_len: int,
     with_labels: bool = True,
+    workers=None,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
     Entries with the same token are merged, their distinct case references joined
     by ``;``, so a token appears once and its multiplicity is not disclosed.
+    ``workers`` (a :class:`matcher.parallel.Workers`) spreads the work; the
+    result does not depend on it.
     """
     refs_by_token: dict[bytes, set[bytes]] = {}
     for token, ref in entries:
         refs_by_token.setdefault(token, set()).add(ref)
-    tokens = list(refs_by_token)
-    points = blind_tokens(key, tokens)
-    merged = [b";".join(sorted(refs_by_token[t])) for t in tokens]
-    size = label_size(merged)
-    rows = []
-    for p, ref in zip(points, merged):
-        d = _derive(p)
-        label = seal_label(p, ref, size) if with_labels else b""
-        rows.append((d[:tag_len], label))
+    pairs = [(t, b";".join(sorted(refs))) for t, refs in refs_by_token.items()]
+    size = label_size(r for _, r in pairs) if with_labels else 0
+    if workers is None or len(pairs) < 4096:
+        rows = setup_rows(key, pairs, tag_len, size)
+    else:
+        rows = _split_setup(workers, key, pairs, tag_len, size)
     rows.sort(key=lambda r: r[0])
     return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows])
+
+
+def _split_setup(workers, key: bytes, pairs: list, tag_len: int, size: int) -> list[tuple[bytes, bytes]]:
+    step = 2048
+    out: list[tuple[bytes, bytes]] = []
+    for part in workers.map_ordered(setup_rows, ((key, pairs[i : i + step], tag_len, size) for i in range(0, len(pairs), step))):
+        out.extend(part)
+    return out
 
 
 @dataclass
@@ -204,22 +259,28 @@ class SetupIndex:
         return sum(len(v) for v in self.labels_by_tag.values())
 
     def lookup(self, unblinded: Sequence[bytes]) -> list[bytes | None]:
-        """For each b·H(x): its case reference(s) if x is in the responder's set, else None.
+        """For each b·H(x): its case reference(s) if x is in the responder's set, else None."""
+        return self.lookup_outputs([_derive(p) for p in unblinded])
+
+    def lookup_outputs(self, outputs: Sequence[bytes]) -> list[bytes | None]:
+        """Like :meth:`lookup`, from the output hashes of :func:`unblind_outputs`.
 
         With labels, a hit is confirmed by the label opening (a tag collision cannot
         produce a false hit); without labels (cardinality mode) a tag match is a hit
         and the value is ``b""``.
         """
         out: list[bytes | None] = []
-        for p in unblinded:
-            candidates = self.labels_by_tag.get(_derive(p)[: self.tag_length])
+        get = self.labels_by_tag.get
+        n = self.tag_length
+        for d in outputs:
+            candidates = get(d[:n])
             found: bytes | None = None
             if candidates is not None:
                 for label in candidates:
                     if not label:
                         found = b""
                         break
-                    ref = open_label(p, label)
+                    ref = _open_with(d[32:], label)
                     if ref is not None:
                         found = ref
                         break

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterator, Sequence
 
+from matcher.parallel import SMALL_BATCH, inline
 from matcher.protocols import ecdh
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
@@ -28,6 +30,8 @@ class EcdhResponderSession(ResponderSession):
         self.epoch = state.current()
         self.cardinality = state.settings.reveal == "cardinality"
         self._held: list[bytes] = []
+        self._workers = state.workers
+        self._pending: deque = deque()  # (offset, [futures]) in order
 
     def accepted(self, accepted: pb.Accepted) -> None:
         accepted.key_epoch = self.epoch.key.epoch
@@ -43,13 +47,29 @@ class EcdhResponderSession(ResponderSession):
             yield pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags[i : i + per_chunk], labels=labels))
 
     def on_elements(self, elements: Sequence[bytes], offset: int) -> Iterator[pb.MatchResponse]:
-        reply = ecdh.evaluate(self.epoch.key.key, elements, offset=offset)
+        # Evaluate on the worker pool and keep reading: replies go out in order as
+        # they complete, with a bounded number of chunks in flight.
+        workers = self._workers if len(elements) >= SMALL_BATCH else inline()
+        step = max(SMALL_BATCH // 2, -(-len(elements) // workers.size))
+        futures = [
+            workers.submit(ecdh.evaluate, self.epoch.key.key, list(elements[i : i + step]), offset + i)
+            for i in range(0, len(elements), step)
+        ]
+        self._pending.append((offset, futures))
+        while self._pending and (len(self._pending) > 2 or all(f.done() for f in self._pending[0][1])):
+            yield from self._emit()
+
+    def _emit(self) -> Iterator[pb.MatchResponse]:
+        offset, futures = self._pending.popleft()
+        reply = [p for f in futures for p in f.result()]
         if self.cardinality:
             self._held.extend(reply)
         else:
             yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
 
     def on_finish(self) -> Iterator[pb.MatchResponse]:
+        while self._pending:
+            yield from self._emit()
         if not self.cardinality:
             return
         random.SystemRandom().shuffle(self._held)

@@ -1,0 +1,115 @@
+"""Shared set-up of the benchmarks: synthetic token sets and a responder on loopback with mTLS.
+
+Records are built directly as tokens (document key), skipping CSV, so a benchmark
+measures the matching session, not the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import rbcl
+
+from clients import MatchClient, TlsFiles
+from matcher.certs import TestCA
+from matcher.config import ResponderConfig
+from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
+from matcher.normalize import NORM_VERSION
+from matcher.parallel import Workers
+from matcher.records import LoadResult, TokenisedRecord
+from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
+
+KEYSPEC = KeySpec.from_mapping(NORM_VERSION, DEFAULT_MATCH_KEYS)
+
+
+def document_token(doc: str) -> bytes:
+    return KEYSPEC.tokens({"document_number": doc, "document_country": "DEU"})["document"]
+
+
+def synthetic_sets(
+    n_requester: int, n_responder: int, overlap: int, seed: int = 1
+) -> tuple[list[TokenisedRecord], list[TokenisedRecord]]:
+    """Two record sets sharing exactly ``overlap`` documents (one token per record)."""
+    rng = random.Random(seed)
+    shared = [f"S{rng.getrandbits(48):012X}" for _ in range(overlap)]
+    req_docs = shared + [f"Q{rng.getrandbits(48):012X}" for _ in range(n_requester - overlap)]
+    resp_docs = shared + [f"R{rng.getrandbits(48):012X}" for _ in range(n_responder - overlap)]
+    rng.shuffle(req_docs)
+    rng.shuffle(resp_docs)
+    requester = [TokenisedRecord(f"B-{i}", "", {"document": document_token(d)}) for i, d in enumerate(req_docs)]
+    responder = [
+        TokenisedRecord(f"A-{i}", f"CASE-{i:08d}", {"document": document_token(d)}) for i, d in enumerate(resp_docs)
+    ]
+    return requester, responder
+
+
+def group_op_costs(samples: int = 2000) -> dict[str, float]:
+    """Seconds per scalar multiplication and per hash-to-group, measured now (single core)."""
+    s = rbcl.crypto_core_ristretto255_scalar_random()
+    p = rbcl.crypto_core_ristretto255_random()
+    t0 = time.perf_counter()
+    for _ in range(samples):
+        rbcl.crypto_scalarmult_ristretto255(s, p)
+    smul = (time.perf_counter() - t0) / samples
+    digests = [hashlib.sha512(b"%d" % i).digest() for i in range(samples)]
+    t0 = time.perf_counter()
+    for d in digests:
+        rbcl.crypto_core_ristretto255_from_hash(d)
+    h2g = (time.perf_counter() - t0) / samples
+    return {"smul": smul, "h2g": h2g}
+
+
+@dataclass
+class Loopback:
+    """A responder serving ``responder`` records on 127.0.0.1 with mTLS, and a client for it."""
+
+    state: ResponderState
+    port: int
+    tls: TlsFiles
+    setup_seconds: float
+
+    def client(self, workers: int | Workers = 0) -> MatchClient:
+        return MatchClient(f"127.0.0.1:{self.port}", tls=self.tls, server_name="agency-a", workers=workers)
+
+
+@contextmanager
+def loopback_responder(
+    responder: list[TokenisedRecord], *, workers: int = 0, state_dir: Path | None = None,
+    max_request_size: int = 2_000_000,
+) -> Iterator[Loopback]:
+    """Start a responder (cold: a new key epoch and setup unless ``state_dir`` has a cached one)."""
+    ca = TestCA()
+    server_cert, client_cert = ca.issue("agency-a"), ca.issue("agency-b")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ResponderConfig.model_validate(
+            {
+                "responder": {
+                    "listen": "127.0.0.1:0",
+                    "watchlist": str(Path(tmp) / "unused.csv"),
+                    "state_dir": str(state_dir or Path(tmp) / "state"),
+                    "workers": workers,
+                    "max_request_size": max_request_size,
+                },
+                "peers": [{"name": "agency-b", "common_name": "agency-b"}],
+            }
+        )
+        t0 = time.perf_counter()
+        state = ResponderState(cfg, LoadResult(responder, [], len(responder)))
+        setup_seconds = time.perf_counter() - t0
+        servicer = ResponderServicer(state)
+        server, port, _ = build_server(
+            servicer, "127.0.0.1:0", TlsMaterial(server_cert.cert_pem, server_cert.key_pem, ca.cert_pem)
+        )
+        server.start()
+        try:
+            yield Loopback(state, port, TlsFiles(client_cert.cert_pem, client_cert.key_pem, ca.cert_pem), setup_seconds)
+        finally:
+            server.stop(0).wait()
+            state.workers.close()

@@ -1,0 +1,131 @@
+"""Where the pure batch kernels run: in this process, a local process pool, or a Dask cluster.
+
+The matching core is a set of pure functions over batches (matcher.protocols);
+this module only decides where a batch is computed. Results are always returned
+in submission order, so every backend gives byte-identical output.
+
+Process pools use the ``spawn`` start method: the service runs gRPC threads, and
+forking a threaded process is unsafe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+#: Elements per batch sent to a worker: large enough that IPC is <1% of the work.
+DEFAULT_BATCH = 1024
+#: Below this many elements a batch is computed in the calling process: a pool round trip would cost more.
+SMALL_BATCH = 512
+
+
+def default_processes() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Workers:
+    """A pool of workers for batch kernels.
+
+    ``processes=1`` runs everything inline (no pool); ``processes=0`` means all
+    cores. ``dask_scheduler`` (e.g. ``"tcp://scheduler:8786"``) sends the same
+    kernels to a Dask distributed cluster instead (``pip install matcher[dask]``).
+    """
+
+    def __init__(self, processes: int = 0, dask_scheduler: str | None = None) -> None:
+        self.dask_scheduler = dask_scheduler
+        self._dask = None
+        self._pool: ProcessPoolExecutor | None = None
+        if dask_scheduler:
+            try:
+                from distributed import Client
+            except ImportError:
+                from matcher.errors import ConfigError
+
+                raise ConfigError(
+                    "the Dask backend needs the 'dask' extra: pip install 'matcher[dask]'"
+                ) from None
+            self._dask = Client(dask_scheduler) if isinstance(dask_scheduler, str) else Client(dask_scheduler)
+            self.size = max(1, sum(self._dask.nthreads().values()))
+        else:
+            self.size = processes or default_processes()
+            if self.size > 1:
+                self._pool = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context("spawn"))
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._dask is not None:
+            self._dask.close()
+            self._dask = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker; returns an object with ``.result()``."""
+        if self._dask is not None:
+            return self._dask.submit(fn, *args, pure=False)
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by .result(), as a pool would
+            fut.set_exception(exc)
+        return fut
+
+    def map_ordered(
+        self, fn: Callable[..., Any], arg_batches: Iterable[tuple[Any, ...]], ahead: int | None = None
+    ) -> Iterator[Any]:
+        """``fn(*args)`` for each tuple, in order, with at most ``ahead`` batches in flight."""
+        ahead = ahead or 2 * self.size
+        pending: deque = deque()
+        for args in arg_batches:
+            pending.append(self.submit(fn, *args))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def map_split(
+        self, fn: Callable[..., list], head: tuple, items: list, offset: int | None = None, batch: int = DEFAULT_BATCH
+    ) -> list:
+        """``fn(*head, items[i:j])`` over slices of ``items``, concatenated in order.
+
+        With ``offset``, each call also gets the index of its slice's first item in
+        the whole stream (``offset + i``), so errors can name the element.
+        """
+        def call_args(i: int, part: list) -> tuple:
+            return (*head, part) if offset is None else (*head, part, offset + i)
+
+        if self.size == 1 or len(items) < SMALL_BATCH:
+            return fn(*call_args(0, items))
+        step = max(batch // 4, min(batch, -(-len(items) // self.size)))
+        out: list = []
+        slices = (call_args(i, items[i : i + step]) for i in range(0, len(items), step))
+        for part in self.map_ordered(fn, slices):
+            out.extend(part)
+        return out
+
+
+_INLINE: Workers | None = None
+
+
+def inline() -> Workers:
+    """The shared single-process backend."""
+    global _INLINE
+    if _INLINE is None:
+        _INLINE = Workers(processes=1)
+    return _INLINE
