@@ -25,6 +25,7 @@ from clients.sessions.base import Hit, MatchResult
 from matcher.errors import KeySpecMismatch, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.match_keys import KeySpec
 from matcher.parallel import Workers
+from matcher.setup_cache import RequesterSetupCache
 from matcher.records import TokenisedRecord
 from matcher.service import message_limit
 from matcher.v1 import matcher_pb2 as pb
@@ -73,8 +74,13 @@ class MatchClient:
         timeout: float = 3600.0,
         chunk_elements: int = 4096,
         workers: Workers | int = 0,
+        setup_cache: Path | None = None,
     ) -> None:
-        """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none)."""
+        """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none).
+
+        ``setup_cache``: a folder where responders' ecdh setups are kept per epoch, so a
+        repeated query against an unchanged watchlist does not download it again.
+        """
         if tls is None and not insecure:
             raise ValueError("a TlsFiles is required (insecure=True only for development)")
         options = [
@@ -91,6 +97,8 @@ class MatchClient:
         self._stub = pb_grpc.ResponderStub(self._channel)
         self.timeout = timeout
         self.chunk_elements = chunk_elements
+        self.target = target
+        self.setup_cache = RequesterSetupCache(setup_cache) if setup_cache else None
         self._own_workers = not isinstance(workers, Workers)
         self._workers_spec = workers
         self._workers: Workers | None = workers if isinstance(workers, Workers) else None
@@ -152,6 +160,7 @@ class MatchClient:
             )
         session_type = REQUESTER_SESSIONS[protocol]
         session = session_type(records, keyspec, reveal, workers=self.workers if _wants_pool(records) else None)
+        session.use_policy(policy, self.target, self.setup_cache)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         sent = [0]

@@ -91,6 +91,7 @@ class RequesterSettings(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0)] = 3600
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
     dask_scheduler: str | None = None
+    setup_cache: Path | None = None  # folder for responders' setups (ecdh), reused within their epoch
 
 
 class _AgencyConfig(_Strict):
@@ -114,7 +115,11 @@ class RequesterConfig(_AgencyConfig):
 
 def _resolve(base: Path, data: dict) -> None:
     """Make the config's relative paths relative to the config file's folder."""
-    for section, keys in (("tls", ("cert", "key", "ca")), ("responder", ("watchlist", "state_dir"))):
+    for section, keys in (
+        ("tls", ("cert", "key", "ca")),
+        ("responder", ("watchlist", "state_dir")),
+        ("requester", ("setup_cache",)),
+    ):
         table = data.get(section)
         if isinstance(table, dict):
             for k in keys:

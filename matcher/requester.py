@@ -29,7 +29,8 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
     if insecure:
         return MatchClient(
-            peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers
+            peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
+            setup_cache=s.setup_cache,
         )
     if config.tls is None:
         raise ConfigError("no [tls] table: mutual TLS needs cert, key and ca (or --insecure for development)")
@@ -40,7 +41,7 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
         raise ConfigError(f"cannot read TLS file: {exc}") from None
     return MatchClient(
         peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements,
-        workers=workers,
+        workers=workers, setup_cache=s.setup_cache,
     )
 
 

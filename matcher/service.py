@@ -36,6 +36,7 @@ from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
+from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -56,6 +57,8 @@ class Epoch:
 
     key: EpochKey
     setup: ecdh.ResponderSetup
+    setup_id: str
+    from_cache: bool = False
 
 
 class ResponderState:
@@ -84,16 +87,31 @@ class ResponderState:
             now = time.time()
             if self._epoch is None or self._epoch.key.expired(self.settings.key_rotation_days, now):
                 key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days, now)
-                tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
-                if self._progress:
-                    self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
-                setup = ecdh.responder_setup(
-                    key.key, self._entries, tag_len, with_labels=self.settings.reveal == "requester",
-                    workers=self.workers,
+                self._epoch = self._setup_for(key)
+                log.info(
+                    "key epoch %s in force (%s key, %s setup of %d entries)", key.epoch,
+                    "new" if fresh else "loaded", "cached" if self._epoch.from_cache else "new", len(self._epoch.setup),
                 )
-                log.info("key epoch %s in force (%s), setup of %d entries", key.epoch, "new" if fresh else "loaded", len(setup))
-                self._epoch = Epoch(key, setup)
             return self._epoch
+
+    def _setup_for(self, key: EpochKey) -> Epoch:
+        """The epoch's setup from the state folder's cache if it still fits the watchlist, else computed."""
+        with_labels = self.settings.reveal == "requester"
+        tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
+        digest = entries_digest(
+            self._entries, key.epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len)
+        )
+        path = self.settings.state_dir / f"setup-{key.epoch}.bin"
+        cached = load_setup(path)
+        if cached is not None and cached[0].get("digest") == digest:
+            setup = cached[1]
+            return Epoch(key, setup, setup_id(setup), from_cache=True)
+        if self._progress:
+            self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
+        setup = ecdh.responder_setup(key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers)
+        save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
+        remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
+        return Epoch(key, setup, setup_id(setup))
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
@@ -146,6 +164,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             max_chunk_elements=self.max_chunk,
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
+            setup_id=epoch.setup_id,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:

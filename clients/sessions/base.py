@@ -69,6 +69,9 @@ class RequesterSession(ABC):
         """Elements this session will send (announced in the Hello)."""
         return len(self.tokens)
 
+    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
+        """Learn the responder's policy before the Hello (``setup_cache``: a RequesterSetupCache or None)."""
+
     def fill_hello(self, hello: pb.Hello) -> None:
         """Add the protocol's parameters to the Hello."""
 

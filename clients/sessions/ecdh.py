@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
+from matcher.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
 
@@ -23,6 +24,19 @@ class EcdhRequesterSession(RequesterSession):
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh.SetupIndex | None = None
         self._done = 0
+        self._cache = None
+        self._responder = ""
+        self._cached: ecdh.ResponderSetup | None = None
+        self._received: list[tuple[list[bytes], list[bytes]]] = []
+
+    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
+        self._cache, self._responder = setup_cache, responder
+        if setup_cache is not None and policy.setup_id:
+            self._cached = setup_cache.load(responder, policy.setup_id)
+
+    def fill_hello(self, hello: pb.Hello) -> None:
+        if self._cached is not None:
+            hello.cached_setup_id = setup_id(self._cached)
 
     @property
     def progress_total(self) -> int:
@@ -36,6 +50,12 @@ class EcdhRequesterSession(RequesterSession):
     def on_accepted(self, accepted: pb.Accepted) -> None:
         super().on_accepted(accepted)
         self._index = ecdh.SetupIndex(accepted.tag_length)
+        if accepted.setup_skipped:
+            if self._cached is None or setup_id(self._cached) != accepted.setup_id:
+                raise ProtocolViolation("the responder skipped a setup this requester does not hold")
+            if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
+                raise ProtocolViolation("cached setup does not fit the responder's announcement")
+            self._index.add(self._cached.tags, self._cached.labels)
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         assert self._index is not None and self.accepted is not None
@@ -43,9 +63,14 @@ class EcdhRequesterSession(RequesterSession):
             raise ProtocolViolation("setup after evaluated elements")
         if self.reveal == "requester" and len(chunk.labels) != len(chunk.tags):
             raise ProtocolViolation("setup chunk with tags and labels of different counts")
-        self._index.add(list(chunk.tags), list(chunk.labels))
+        if self.accepted.setup_skipped:
+            raise ProtocolViolation("setup sent after the responder said it would skip it")
+        tags, labels = list(chunk.tags), list(chunk.labels)
+        self._index.add(tags, labels)
         if len(self._index) > self.accepted.setup_size:
             raise ProtocolViolation("more setup entries than announced")
+        if self._cache is not None:
+            self._received.append((tags, labels))
 
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         assert self._index is not None
@@ -63,3 +88,11 @@ class EcdhRequesterSession(RequesterSession):
     def on_summary(self, summary: pb.Summary) -> None:
         if self._done != len(self.tokens):
             raise ProtocolViolation(f"session ended after {self._done} of {len(self.tokens)} elements")
+        if self._cache is not None and self._received and self.accepted is not None:
+            setup = ecdh.ResponderSetup(
+                self.accepted.tag_length,
+                [t for tags, _ in self._received for t in tags],
+                [x for _, labels in self._received for x in labels],
+            )
+            if setup_id(setup) == self.accepted.setup_id and len(setup) == self.accepted.setup_size:
+                self._cache.save(self._responder, self.accepted.setup_id, setup)

@@ -37,8 +37,12 @@ class EcdhResponderSession(ResponderSession):
         accepted.key_epoch = self.epoch.key.epoch
         accepted.setup_size = len(self.epoch.setup)
         accepted.tag_length = self.epoch.setup.tag_length
+        accepted.setup_id = self.epoch.setup_id
+        accepted.setup_skipped = self.skip_setup = self.hello.cached_setup_id == self.epoch.setup_id
 
     def opening(self) -> Iterator[pb.MatchResponse]:
+        if self.skip_setup:
+            return
         setup = self.epoch.setup
         entry = setup.tag_length + (len(setup.labels[0]) if setup.labels and setup.labels[0] else 0)
         per_chunk = max(1, min(self.state.settings.max_chunk_elements * 4, SETUP_CHUNK_BYTES // max(1, entry)))

@@ -19,7 +19,7 @@ class MatchKeyDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size")
+    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     MATCH_KEYS_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class Policy(_message.Message):
     MAX_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     REVEAL_FIELD_NUMBER: _ClassVar[int]
     SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SETUP_ID_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     match_keys: _containers.RepeatedCompositeFieldContainer[MatchKeyDef]
     key_spec_fingerprint: str
@@ -38,37 +39,42 @@ class Policy(_message.Message):
     max_chunk_elements: int
     reveal: str
     setup_size: int
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ...) -> None: ...
+    setup_id: str
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_epoch")
+    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
     REVEAL_FIELD_NUMBER: _ClassVar[int]
-    CACHED_SETUP_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CACHED_SETUP_ID_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     key_spec_fingerprint: str
     request_size: int
     reveal: str
-    cached_setup_epoch: str
-    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_epoch: _Optional[str] = ...) -> None: ...
+    cached_setup_id: str
+    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ...) -> None: ...
 
 class Accepted(_message.Message):
-    __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal")
+    __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal", "setup_id", "setup_skipped")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     TAG_LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     REVEAL_FIELD_NUMBER: _ClassVar[int]
+    SETUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SETUP_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     key_epoch: str
     setup_size: int
     tag_length: int
     max_chunk_elements: int
     reveal: str
-    def __init__(self, session_id: _Optional[str] = ..., key_epoch: _Optional[str] = ..., setup_size: _Optional[int] = ..., tag_length: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ...) -> None: ...
+    setup_id: str
+    setup_skipped: bool
+    def __init__(self, session_id: _Optional[str] = ..., key_epoch: _Optional[str] = ..., setup_size: _Optional[int] = ..., tag_length: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_id: _Optional[str] = ..., setup_skipped: _Optional[bool] = ...) -> None: ...
 
 class SetupChunk(_message.Message):
     __slots__ = ("tags", "labels")

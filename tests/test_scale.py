@@ -1,0 +1,128 @@
+"""Parallel kernels, Dask backend and the setup caches: same answers, less work."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from bench.harness import KEYSPEC, loopback_responder, synthetic_sets
+from matcher.errors import ConfigError
+from matcher.parallel import Workers
+from matcher.protocols import ecdh
+from matcher.setup_cache import RequesterSetupCache, load_setup, setup_id
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with Workers(processes=2) as w:
+        yield w
+
+
+def _pairs(n):
+    return [(b"token-%d" % i, b"CASE-%d" % (i % 7)) for i in range(n)]
+
+
+def test_setup_is_identical_inline_and_on_a_pool(pool):
+    key = ecdh.new_key()
+    pairs = _pairs(5000)
+    inline = ecdh.responder_setup(key, pairs, 10)
+    pooled = ecdh.responder_setup(key, pairs, 10, workers=pool)
+    assert inline.tags == pooled.tags
+    # labels are sealed under per-entry keys with a fixed nonce: deterministic too
+    assert inline.labels == pooled.labels
+
+
+def test_kernels_are_identical_inline_and_on_a_pool(pool):
+    a, b = ecdh.new_key(), ecdh.new_key()
+    tokens = [b"t-%d" % i for i in range(3000)]
+    blinded = list(pool.map_ordered(ecdh.blind_tokens, ((a, tokens[i : i + 700]) for i in range(0, 3000, 700))))
+    flat = [p for part in blinded for p in part]
+    assert flat == ecdh.blind_tokens(a, tokens)
+    assert pool.map_split(ecdh.evaluate, (b,), flat, offset=0) == ecdh.evaluate(b, flat)
+    inv = ecdh.invert_key(a)
+    ev = ecdh.evaluate(b, flat)
+    assert pool.map_split(ecdh.unblind_outputs, (inv,), ev, offset=0) == ecdh.unblind_outputs(inv, ev)
+
+
+def test_a_bad_point_on_a_pool_names_its_position(pool):
+    b = ecdh.new_key()
+    points = ecdh.blind_tokens(b, [b"x-%d" % i for i in range(2000)])
+    points[1500] = b"\xff" * 32
+    with pytest.raises(ecdh.InvalidElement, match="element 1500"):
+        pool.map_split(ecdh.evaluate, (b,), points, offset=0)
+
+
+def test_dask_local_cluster_gives_identical_results():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with Workers(dask_scheduler=cluster.scheduler_address) as dask_workers:
+            key = ecdh.new_key()
+            pairs = _pairs(5000)
+            assert ecdh.responder_setup(key, pairs, 10, workers=dask_workers).tags == ecdh.responder_setup(key, pairs, 10).tags
+            pts = ecdh.blind_tokens(key, [p[0] for p in pairs[:1200]])
+            assert dask_workers.map_split(ecdh.evaluate, (key,), pts, offset=0) == ecdh.evaluate(key, pts)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_session_results_do_not_depend_on_pool_size(workers):
+    req, resp = synthetic_sets(3000, 3000, 300, seed=3)
+    with loopback_responder(resp, workers=workers) as lb, lb.client(workers=workers) as client:
+        result = client.match(req, KEYSPEC)
+    resp_tokens = {t: r.case_ref for r in resp for t in r.tokens.values()}
+    expected = {r.record_id: resp_tokens[t] for r in req for t in r.tokens.values() if t in resp_tokens}
+    assert {h.record_id: h.case_ref for h in result.hits} == expected
+    assert len(expected) == 300
+
+
+def test_responder_reuses_its_cached_setup_and_rebuilds_when_the_watchlist_changes(tmp_path):
+    req, resp = synthetic_sets(200, 600, 50, seed=4)
+    state_dir = tmp_path / "state"
+    with loopback_responder(resp, workers=1, state_dir=state_dir) as lb:
+        first = lb.state.current()
+        assert not first.from_cache
+    cache_files = list(state_dir.glob("setup-*.bin"))
+    assert len(cache_files) == 1 and stat.S_IMODE(cache_files[0].stat().st_mode) == 0o600
+    with loopback_responder(resp, workers=1, state_dir=state_dir) as lb:
+        again = lb.state.current()
+        assert again.from_cache and again.setup_id == first.setup_id
+        with lb.client(workers=1) as client:
+            assert len(client.match(req, KEYSPEC).hits) == 50
+    changed = resp[:-1]
+    with loopback_responder(changed, workers=1, state_dir=state_dir) as lb:
+        rebuilt = lb.state.current()
+        assert not rebuilt.from_cache and rebuilt.setup_id != first.setup_id
+    assert len(list(state_dir.glob("setup-*.bin"))) == 1
+
+
+def test_requester_cache_skips_the_setup_download(tmp_path):
+    req, resp = synthetic_sets(300, 2000, 40, seed=5)
+    with loopback_responder(resp, workers=1) as lb:
+        with lb.client(workers=1) as client:
+            client.setup_cache = RequesterSetupCache(tmp_path / "cache")
+            cold = client.match(req, KEYSPEC)
+            warm = client.match(req, KEYSPEC)
+        assert {h.record_id for h in cold.hits} == {h.record_id for h in warm.hits}
+        assert len(warm.hits) == 40
+        assert warm.bytes_received < cold.bytes_received / 3
+        # A damaged cache is ignored: the setup is downloaded again.
+        (path,) = (tmp_path / "cache").glob("setup-*.bin")
+        path.write_bytes(path.read_bytes()[:-5])
+        with lb.client(workers=1) as client:
+            client.setup_cache = RequesterSetupCache(tmp_path / "cache")
+            again = client.match(req, KEYSPEC)
+        assert len(again.hits) == 40 and again.bytes_received > warm.bytes_received
+
+
+def test_cache_files_refused_when_readable_by_others(tmp_path):
+    setup = ecdh.responder_setup(ecdh.new_key(), _pairs(10), 8)
+    from matcher.setup_cache import save_setup
+
+    path = tmp_path / "s.bin"
+    save_setup(path, setup, {"x": 1})
+    meta, loaded = load_setup(path)
+    assert meta == {"x": 1} and loaded.tags == setup.tags and setup_id(loaded) == setup_id(setup)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_setup(path)
