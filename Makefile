@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench proto clean
+.PHONY: demo test bench bench-compare bench-ci proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,17 @@ test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest -q
 
 bench: $(STAMP)  ## pytest-benchmark suites of the matching core
-	$(PY) -m pytest -q bench --benchmark-only
+	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider
 
 proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+SIZES ?= 10000,100000
+bench-compare: $(STAMP)  ## matcher vs OpenMined PSI on the same sets (own throw-away venv for openmined-psi)
+	$(PY) bench/compare_openmined.py --sizes $(SIZES)
+
+bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
+	$(PY) bench/ci_quick.py

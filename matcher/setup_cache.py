@@ -92,7 +92,7 @@ def load_setup(path: Path) -> tuple[dict, ResponderSetup] | None:
     if len(data) != count * row or tag_len <= 0:
         return None
     tags = [data[i : i + tag_len] for i in range(0, len(data), row)]
-    labels = [data[i + tag_len : i + row] for i in range(0, len(data), row)] if label_len else []
+    labels = [data[i + tag_len : i + row] for i in range(0, len(data), row)] if label_len else [b""] * count
     return header.get("meta", {}), ResponderSetup(tag_len, tags, labels)
 
 

@@ -149,3 +149,21 @@ def test_hash_to_group_is_rbcl_from_hash_of_domain_separated_sha512():
     assert ecdh.hash_to_group(t) == rbcl.crypto_core_ristretto255_from_hash(
         hashlib.sha512(b"matcher/v1/h2g\x00" + t).digest()
     )
+
+
+def test_setup_out_of_tag_order_is_refused():
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], 8)
+    index = ecdh.SetupIndex(8)
+    with pytest.raises(InvalidElement, match="out of tag order"):
+        index.add(list(reversed(setup.tags)), list(reversed(setup.labels)))
+    with pytest.raises(InvalidElement, match="bytes, expected 8"):
+        ecdh.SetupIndex(8).add([b"short"], [b"x"])
+
+
+def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):
+    from matcher.setup_cache import load_setup, save_setup, setup_id
+
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"a", b"1"), (b"b", b"2")], 8, with_labels=False)
+    save_setup(tmp_path / "s.bin", setup, {})
+    _, loaded = load_setup(tmp_path / "s.bin")
+    assert setup_id(loaded) == setup_id(setup)

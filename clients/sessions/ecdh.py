@@ -27,7 +27,7 @@ class EcdhRequesterSession(RequesterSession):
         self._cache = None
         self._responder = ""
         self._cached: ecdh.ResponderSetup | None = None
-        self._received: list[tuple[list[bytes], list[bytes]]] = []
+        self._received = False
 
     def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
         self._cache, self._responder = setup_cache, responder
@@ -55,7 +55,7 @@ class EcdhRequesterSession(RequesterSession):
                 raise ProtocolViolation("the responder skipped a setup this requester does not hold")
             if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
                 raise ProtocolViolation("cached setup does not fit the responder's announcement")
-            self._index.add(self._cached.tags, self._cached.labels)
+            self._index = ecdh.SetupIndex.from_setup(self._cached)
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         assert self._index is not None and self.accepted is not None
@@ -63,14 +63,15 @@ class EcdhRequesterSession(RequesterSession):
             raise ProtocolViolation("setup after evaluated elements")
         if self.reveal == "requester" and len(chunk.labels) != len(chunk.tags):
             raise ProtocolViolation("setup chunk with tags and labels of different counts")
+        if self.reveal == "cardinality" and chunk.labels:
+            raise ProtocolViolation("setup chunk with labels in cardinality mode")
         if self.accepted.setup_skipped:
             raise ProtocolViolation("setup sent after the responder said it would skip it")
         tags, labels = list(chunk.tags), list(chunk.labels)
         self._index.add(tags, labels)
         if len(self._index) > self.accepted.setup_size:
             raise ProtocolViolation("more setup entries than announced")
-        if self._cache is not None:
-            self._received.append((tags, labels))
+        self._received = True
 
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         assert self._index is not None
@@ -89,10 +90,6 @@ class EcdhRequesterSession(RequesterSession):
         if self._done != len(self.tokens):
             raise ProtocolViolation(f"session ended after {self._done} of {len(self.tokens)} elements")
         if self._cache is not None and self._received and self.accepted is not None:
-            setup = ecdh.ResponderSetup(
-                self.accepted.tag_length,
-                [t for tags, _ in self._received for t in tags],
-                [x for _, labels in self._received for x in labels],
-            )
+            setup = ecdh.ResponderSetup(self.accepted.tag_length, self._index.tags, self._index.labels)
             if setup_id(setup) == self.accepted.setup_id and len(setup) == self.accepted.setup_size:
                 self._cache.save(self._responder, self.accepted.setup_id, setup)

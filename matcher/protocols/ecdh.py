@@ -24,10 +24,11 @@ identity (the identity would let a peer probe for a zero scalar and carries no t
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import rbcl
 from cryptography.exceptions import InvalidTag
@@ -241,22 +242,50 @@ def _split_setup(workers, key: bytes, pairs: list, tag_len: int, size: int) -> l
     return out
 
 
-@dataclass
 class SetupIndex:
-    """Requester-side lookup table over a received setup: tag → candidate labels."""
+    """Requester-side lookup over a received setup, kept as the responder sent it: sorted by tag.
 
-    tag_length: int
-    labels_by_tag: dict[bytes, list[bytes]] = field(default_factory=dict)
+    The responder sorts its setup by tag, so the index is two parallel lists and a
+    lookup is a binary search: no per-entry dict, and a cached setup of millions of
+    entries is usable as soon as it is read. Entries out of order are refused.
+    """
+
+    def __init__(self, tag_length: int) -> None:
+        self.tag_length = tag_length
+        self.tags: list[bytes] = []
+        self.labels: list[bytes] = []
+
+    @classmethod
+    def from_setup(cls, setup: ResponderSetup) -> SetupIndex:
+        """An index over a whole setup (e.g. one read from the requester's cache)."""
+        index = cls(setup.tag_length)
+        index.add(setup.tags, setup.labels)
+        return index
 
     def add(self, tags: Sequence[bytes], labels: Sequence[bytes]) -> None:
-        """Add one received chunk of the setup (labels empty in cardinality mode)."""
+        """Append one received chunk of the setup (labels empty in cardinality mode)."""
+        if labels and len(labels) != len(tags):
+            raise InvalidElement("setup chunk with tags and labels of different counts")
+        previous = self.tags[-1] if self.tags else b""
         for i, tag in enumerate(tags):
             if len(tag) != self.tag_length:
-                raise InvalidElement(f"setup tag {i} has {len(tag)} bytes, expected {self.tag_length}")
-            self.labels_by_tag.setdefault(tag, []).append(labels[i] if labels else b"")
+                raise InvalidElement(f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
+            if tag < previous:
+                raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
+            previous = tag
+        self.tags.extend(tags)
+        self.labels.extend(labels if labels else [b""] * len(tags))
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.labels_by_tag.values())
+        return len(self.tags)
+
+    def _candidates(self, tag: bytes) -> list[bytes]:
+        i = bisect.bisect_left(self.tags, tag)
+        out = []
+        while i < len(self.tags) and self.tags[i] == tag:
+            out.append(self.labels[i])
+            i += 1
+        return out
 
     def lookup(self, unblinded: Sequence[bytes]) -> list[bytes | None]:
         """For each b·H(x): its case reference(s) if x is in the responder's set, else None."""
@@ -270,12 +299,11 @@ class SetupIndex:
         and the value is ``b""``.
         """
         out: list[bytes | None] = []
-        get = self.labels_by_tag.get
         n = self.tag_length
         for d in outputs:
-            candidates = get(d[:n])
+            candidates = self._candidates(d[:n])
             found: bytes | None = None
-            if candidates is not None:
+            if candidates:
                 for label in candidates:
                     if not label:
                         found = b""
