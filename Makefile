@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare bench-ci proto clean
+.PHONY: demo test bench bench-compare bench-ci bench-1m proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ bench-compare: $(STAMP)  ## matcher vs OpenMined PSI on the same sets (own throw
 
 bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
 	$(PY) bench/ci_quick.py
+
+N ?= 1000000
+bench-1m: $(STAMP)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
+	$(PY) bench/run_1m.py --n $(N)

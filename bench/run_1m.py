@@ -1,0 +1,133 @@
+"""The 1M run: `matcher serve` and `matcher match` as separate processes on loopback with mTLS.
+
+    make bench-1m                 # 1,000,000 records each side (one document token each)
+    make bench-1m N=200000        # smaller
+
+Reports: the responder's cold start (load + setup), the 1M × 1M session, a 10k
+query against the 1M watchlist with warm caches (responder setup on disk and
+loaded, requester's cached copy of the setup), and each process's peak RSS
+(from wait4). Writes its files to a temporary folder (or --dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from matcher.certs import write_agency_certs  # noqa: E402
+from matcher.demo import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
+
+A_COLS = ["id", "first_name", "last_name", "dob", "sex", "nationality", "doc_no", "doc_country", "case_id"]
+B_COLS = ["person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport", "passport_country"]
+
+
+def write_sets(folder: Path, n: int, overlap: int, seed: int = 1) -> None:
+    """Two CSVs in the demo's layouts sharing ``overlap`` passports; one token (document) per row."""
+    rng = random.Random(seed)
+    shared = [f"S{rng.getrandbits(40):010X}" for _ in range(overlap)]
+    a_docs = shared + [f"A{rng.getrandbits(40):010X}" for _ in range(n - overlap)]
+    b_docs = shared + [f"B{rng.getrandbits(40):010X}" for _ in range(n - overlap)]
+    rng.shuffle(a_docs)
+    rng.shuffle(b_docs)
+    with (folder / "agency_a_watchlist.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(A_COLS)
+        w.writerows([f"A-{i}", "", "", "", "", "", d, "DEU", f"CASE-{i:08d}"] for i, d in enumerate(a_docs))
+    with (folder / "agency_b_records.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(B_COLS)
+        w.writerows([f"B-{i}", "", "", "", "", "", d, "DEU"] for i, d in enumerate(b_docs))
+    with (folder / "agency_b_10k.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(B_COLS)
+        w.writerows([f"Q-{i}", "", "", "", "", "", d, "DEU"] for i, d in enumerate(b_docs[:10000]))
+
+
+def run(cmd: list[str], **kw) -> tuple[int, float, float, str]:
+    """Run a child; returns exit code, wall seconds, peak RSS in MB (wait4), stdout+stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.perf_counter() - t0, usage.ru_maxrss / 1024, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dir", type=Path)
+    args = ap.parse_args()
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="matcher-1m-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    n = args.n
+    print(f"writing {n:,} + {n:,} records to {folder} ...", flush=True)
+    write_agency_certs(folder / "certs", ["agency-a", "agency-b"])
+    write_sets(folder, n, n // 10)
+    (folder / "responder.toml").write_text(
+        RESPONDER_TOML.replace("max_request_size = 1000000", f"max_request_size = {max(n, 10000)}")
+    )
+    (folder / "requester.toml").write_text(REQUESTER_TOML.replace('reveal = "requester"\n', 'reveal = "requester"\nsetup_cache = "setup_cache"\n', 1))
+    matcher = [sys.executable, "-m", "matcher.cli"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    t0 = time.perf_counter()
+    server = subprocess.Popen(matcher + ["serve", "--config", "responder.toml"], cwd=folder, env=env,
+                              stderr=subprocess.PIPE, text=True)
+    port = None
+    for line in server.stderr:
+        m = re.search(r"serving on port (\d+)", line)
+        if m:
+            port = m.group(1)
+            break
+    if not port:
+        print("responder did not start", file=sys.stderr)
+        return 1
+    start_s = time.perf_counter() - t0
+    # Keep draining the server's log so it never blocks on a full pipe.
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
+    peer = f"127.0.0.1:{port}"
+    print(f"responder serving after {start_s:.1f} s (load + setup); matching {n:,} × {n:,} ...", flush=True)
+
+    def match(records: str, out: str):
+        code, secs, rss, text = run(matcher + ["match", "--config", "requester.toml", "--records", records,
+                                               "--peer", peer, "--out", out], cwd=folder, env=env)
+        if code != 0:
+            print(text, file=sys.stderr)
+            raise SystemExit(f"match failed ({code})")
+        m = re.search(r"(\d+) hit record\(s\).* in ([\d.]+) s", text)
+        return secs, rss, int(m.group(1)), float(m.group(2))
+
+    big_s, big_rss, big_hits, big_session = match("agency_b_records.csv", "hits_1m.csv")
+    q_cold = match("agency_b_10k.csv", "hits_10k.csv")  # the setup is now cached by the requester
+    q_warm = match("agency_b_10k.csv", "hits_10k.csv")
+    server.send_signal(signal.SIGTERM)
+    _, _, usage = os.wait4(server.pid, 0)
+    server_rss = usage.ru_maxrss / 1024
+    print()
+    print(f"| what | seconds | peak RSS |")
+    print(f"|---|---|---|")
+    print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")
+    print(f"| `matcher match` {n:,} × {n:,} (whole process) | {big_s:.1f} (session {big_session:.1f}) | {big_rss:,.0f} MB |")
+    print(f"| 10k query, requester setup cache cold (whole process) | {q_cold[0]:.1f} (session {q_cold[3]:.1f}) | {q_cold[1]:,.0f} MB |")
+    print(f"| 10k query, warm caches (whole process) | {q_warm[0]:.1f} (session {q_warm[3]:.1f}) | {q_warm[1]:,.0f} MB |")
+    print(f"\nhits: {big_hits:,} (expected {n // 10:,}); 10k query hits: {q_warm[2]:,}")
+    return 0 if big_hits == n // 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
