@@ -54,6 +54,7 @@ class RunningResponder:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.state.close()
 
 
 def start_responder(

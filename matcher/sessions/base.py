@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from matcher.errors import ProtocolViolation
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
@@ -28,6 +29,22 @@ class ResponderSession(ABC):
         self.hello = hello
         #: hits the responder itself knows of (None when the protocol hides them from it)
         self.hit_count: int | None = None
+        #: set by the service: the session's id and the peer's configured name
+        self.session_id = ""
+        self.peer = ""
+
+    @property
+    def expects_report(self) -> bool:
+        """Whether a HitReport must follow Finish (reveal = "both" in protocols that need one)."""
+        return False
+
+    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
+        """Check and record the requester's report of its hits (reveal = "both")."""
+        raise ProtocolViolation(f"{self.protocol} does not take a HitReport")
+
+    def summary_hit_count(self) -> int:
+        """The hit count to put in the Summary: only where the requester is meant to learn it from us."""
+        return 0
 
     @abstractmethod
     def accepted(self, accepted: pb.Accepted) -> None:
