@@ -147,6 +147,24 @@ def cmd_dev_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_config(args: argparse.Namespace) -> int:
+    """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
+    import json
+
+    from matcher.audit import FORMAT, audit_config
+    from matcher.errors import ConfigError, InputFileError
+
+    try:
+        report = audit_config(args.config, records=args.records)
+    except (ConfigError, InputFileError) as exc:
+        if args.json:
+            print(json.dumps({"format": FORMAT, "config": str(args.config), "ok": False, "unreadable": str(exc)}))
+        print(f"matcher audit-config: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.to_text())
+    return report.exit_status
+
+
 def cmd_audit_log(args: argparse.Namespace) -> int:
     """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
     import json
@@ -253,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "starts agency A's responder on 127.0.0.1, runs agency B's match and prints the hits.")
     d.add_argument("--dir", type=Path, help="where to write the demo's files (default: a new temp folder)")
     d.set_defaults(func=cmd_demo)
+
+    ac = sub.add_parser("audit-config", help="what a config discloses, to whom, and its weaknesses (privacy officer)",
+                        description="Audit a requester or responder config: protocols, what each agency learns, "
+                        "security model, keys and rotation, match keys, peers and budgets, TLS, session log. Each "
+                        "finding has an id, a severity and the fix. Exit 0: no errors; 1: errors; 2: the config "
+                        "cannot be read.")
+    ac.add_argument("config", type=Path, help="responder or requester TOML config")
+    ac.add_argument("--json", action="store_true", help="stable machine-readable report (format matcher-audit/1)")
+    ac.add_argument("--records", type=Path, help="also measure each match key on this CSV of your own records")
+    ac.set_defaults(func=cmd_audit_config)
 
     al = sub.add_parser("audit-log", help="verify or list the hash-chained session log (privacy officer)",
                         description="verify: check that no row of the session log was edited, deleted or reordered "

@@ -125,3 +125,18 @@ def test_budget_resets_at_utc_midnight_and_parallel_sessions_cannot_overspend(tm
     assert ledger.spent("agency-b", now) == 49  # a refusal charges nothing
     assert ledger.reserve("agency-b", 50, 50, now + timedelta(minutes=1)) == 0  # a new UTC day
     assert ledger.reserve("agency-c", 50, 50, now) == 0  # budgets are per peer
+
+
+def test_requester_may_keep_its_own_session_log(agencies, start):
+    agencies.edit("requester", 'reveal = "requester"', 'reveal = "requester"\nsession_log = "b_state/sessions.db"')
+    running = start()
+    run = _match(agencies, running)
+    running.stop(grace=0)
+    with pytest.raises(MatchFailed):
+        _match(agencies, running)  # the responder is gone
+    db = agencies.workdir / "b_state" / "sessions.db"
+    rows = list(session_log.rows(db))
+    assert [(r["event"], r["outcome"]) for r in rows] == [("start", None), ("end", "OK"), ("start", None),
+                                                          ("end", "UNAVAILABLE")]
+    assert rows[1]["hit_count"] == 5 and rows[1]["session_id"] == run.result.session_id
+    assert session_log.verify(db).ok
