@@ -14,6 +14,7 @@ fresh session key and turns the responder's reply into hits locally.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ class MatchClient:
         session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
+        reports: queue.Queue[pb.HitReport | None] = queue.Queue(maxsize=1)
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
@@ -145,13 +147,17 @@ class MatchClient:
                     yield pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
                     offset += len(elements)
                 yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
+                if session.wants_report:  # reveal = "both": once every reply is in (see _run)
+                    report = reports.get()
+                    if report is not None:
+                        yield pb.MatchRequest(hit_report=report)
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
                 failure.append(exc)
                 raise
 
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
-            return self._run(call, session, progress)
+            return self._run(call, session, progress, reports)
         except grpc.RpcError as exc:
             if failure:
                 raise failure[0] from None
@@ -159,23 +165,40 @@ class MatchClient:
         except MatcherError:
             call.cancel()
             raise
+        finally:
+            if session.wants_report and reports.empty():
+                reports.put_nowait(None)  # never leave the sending side waiting
 
     @staticmethod
-    def _run(call, session: RequesterSession, progress: Progress | None) -> MatchResult:
+    def _run(
+        call, session: RequesterSession, progress: Progress | None, reports: queue.Queue | None = None
+    ) -> MatchResult:
         responses = iter(call)
         first = next(responses, None)
         if first is None or first.WhichOneof("kind") != "accepted":
             raise ProtocolViolation("the responder did not accept the session with an Accepted message")
         session.on_accepted(first.accepted)
         done = 0
+        reported = False
+
+        def maybe_report() -> None:
+            # reveal = "both": hand the report to the sending side once every reply is in.
+            nonlocal reported
+            if session.wants_report and not reported and session.evaluation_complete and reports is not None:
+                reports.put_nowait(session.hit_report())
+                reported = True
+
+        maybe_report()
         for resp in responses:
             kind = resp.WhichOneof("kind")
             if kind == "setup":
                 session.on_setup(resp.setup)
+                maybe_report()
             elif kind == "evaluated":
                 done += session.on_evaluated(resp.evaluated)
                 if progress:
                     progress("matched", done, session.progress_total)
+                maybe_report()
             elif kind == "summary":
                 session.on_summary(resp.summary)
                 return session.result()

@@ -103,6 +103,6 @@ def run_match(
                 seconds=round(time.monotonic() - started, 3), **common,
             )
             log.close()
-    if out is not None and config.requester.reveal == "requester":
+    if out is not None and config.requester.reveal in ("requester", "both"):
         write_hits(out, result.hits)
     return RequesterRun(loaded, result)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -69,6 +70,13 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for token in r.tokens.values()
         ]
+        #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
+        self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
+        if self.settings.reveal == "both":
+            for r in watchlist.records:
+                for key_name, token in r.tokens.items():
+                    self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
+        self.hits_lock = threading.Lock()
         self._progress = progress
         self._lock = threading.Lock()
         self._epoch: Epoch | None = None
@@ -81,6 +89,11 @@ class ResponderState:
         )
         self.budgets = BudgetLedger(self.settings.state_dir / BUDGET_FILE)
         self.current()
+
+    @property
+    def hits_file(self) -> Path:
+        """reveal = "both": the CSV where the responder's own hits are appended (mode 0600)."""
+        return self.settings.hits_file or self.settings.state_dir / "responder_hits.csv"
 
     def close(self) -> None:
         """Release the session log (called at shutdown)."""
@@ -101,7 +114,8 @@ class ResponderState:
                 if self._progress:
                     self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
                 setup = ecdh.responder_setup(
-                    key.key, self._entries, tag_len, with_labels=self.settings.reveal == "requester"
+                    key.key, self._entries, tag_len, with_labels=self.settings.reveal in ("requester", "both"),
+                    keep_points=self.settings.reveal == "both",
                 )
                 log.info("key epoch %s in force (%s), setup of %d entries", key.epoch, "new" if fresh else "loaded", len(setup))
                 self._epoch = Epoch(key, setup)

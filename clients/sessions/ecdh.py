@@ -21,6 +21,7 @@ class EcdhRequesterSession(RequesterSession):
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh.SetupIndex | None = None
         self._done = 0
+        self._hit_points: list[bytes] = []  # b·H(x) of each hit token (reveal = "both")
 
     @property
     def progress_total(self) -> int:
@@ -48,14 +49,33 @@ class EcdhRequesterSession(RequesterSession):
         assert self._index is not None
         if chunk.offset != self._done or self._done + len(chunk.elements) > len(self.tokens):
             raise ProtocolViolation("evaluated elements out of order or too many")
-        found = self._index.lookup(ecdh.unblind(self._inverse, list(chunk.elements), offset=self._done))
+        points = ecdh.unblind(self._inverse, list(chunk.elements), offset=self._done)
+        found = self._index.lookup(points)
         for j, ref in enumerate(found):
             if ref is not None:
                 # In cardinality mode the replies are shuffled: only the count means anything.
                 self.add_hit(self._done + j, ref)
+                if self.reveal == "both":
+                    self._hit_points.append(points[j])
         self._done += len(chunk.elements)
         return len(chunk.elements)
+
+    @property
+    def wants_report(self) -> bool:
+        return self.reveal == "both"
+
+    @property
+    def evaluation_complete(self) -> bool:
+        return self.accepted is not None and self._done == len(self.tokens)
+
+    def hit_report(self) -> pb.HitReport:
+        """b·H(x) of each hit: lets the responder check each reported hit is one of its own entries."""
+        return pb.HitReport(elements=self._hit_points)
 
     def on_summary(self, summary: pb.Summary) -> None:
         if self._done != len(self.tokens):
             raise ProtocolViolation(f"session ended after {self._done} of {len(self.tokens)} elements")
+        if self.reveal == "both" and summary.hit_count != len(self._hit_points):
+            raise ProtocolViolation(
+                f"the responder confirmed {summary.hit_count} of the {len(self._hit_points)} reported hits"
+            )

@@ -154,6 +154,9 @@ class ResponderSetup:
     tag_length: int
     tags: list[bytes]
     labels: list[bytes]
+    #: reveal = "both" only: b·H(y) -> token y, to check a requester's report of its hits.
+    #: Never sent; held only by the responder.
+    points: dict[bytes, bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.tags)
@@ -164,11 +167,13 @@ def responder_setup(
     entries: Sequence[tuple[bytes, bytes]],
     tag_len: int,
     with_labels: bool = True,
+    keep_points: bool = False,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
     Entries with the same token are merged, their distinct case references joined
-    by ``;``, so a token appears once and its multiplicity is not disclosed.
+    by ``;``, so a token appears once and its multiplicity is not disclosed. With
+    ``keep_points`` the setup also keeps b·H(y) -> y for :func:`check_hit_report`.
     """
     refs_by_token: dict[bytes, set[bytes]] = {}
     for token, ref in entries:
@@ -183,7 +188,36 @@ def responder_setup(
         label = seal_label(p, ref, size) if with_labels else b""
         rows.append((d[:tag_len], label))
     rows.sort(key=lambda r: r[0])
-    return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows])
+    kept = dict(zip(points, tokens)) if keep_points else None
+    return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows], kept)
+
+
+def check_hit_report(setup: ResponderSetup, reported: Sequence[bytes], limit: int) -> list[bytes]:
+    """Responder, reveal = "both": the own tokens a requester's hit report names, after checking it.
+
+    The requester reports b·H(x) for each of its hits. A point is accepted only if
+    it equals b·H(y) for one of the responder's own entries y. The requester can only
+    know b·H(y) by having asked the responder to evaluate H(y) (one-more-DH), i.e. by
+    holding or guessing y's token, so it cannot make the responder believe it holds a
+    person it never asked about. It can withhold hits: that is not detectable here.
+    At most ``limit`` (the session's request size) distinct points are accepted.
+    """
+    if setup.points is None:
+        raise ValueError("this setup was built without keep_points")
+    if len(reported) > limit:
+        raise InvalidElement(f"hit report of {len(reported)} elements, more than the {limit} asked")
+    seen: set[bytes] = set()
+    tokens: list[bytes] = []
+    for i, p in enumerate(reported):
+        check_point(p, i)
+        if p in seen:
+            raise InvalidElement(f"reported hit {i} is repeated")
+        seen.add(p)
+        token = setup.points.get(bytes(p))
+        if token is None:
+            raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
+        tokens.append(token)
+    return tokens
 
 
 @dataclass

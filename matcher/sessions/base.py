@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -11,6 +15,8 @@ from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
     from matcher.service import ResponderState
+
+RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 
 
 class ResponderSession(ABC):
@@ -45,6 +51,33 @@ class ResponderSession(ABC):
     def summary_hit_count(self) -> int:
         """The hit count to put in the Summary: only where the requester is meant to learn it from us."""
         return 0
+
+    def record_own_hits(self, tokens: Sequence[bytes]) -> int:
+        """reveal = "both": append the own records behind ``tokens`` to the responder's hits file.
+
+        One CSV row per (own record, match key): ``time,session_id,peer,record_id,match_key,case_ref``.
+        The file is created 0600 (it names the agency's own persons) and is never a log.
+        Returns the number of distinct own records hit; sets :attr:`hit_count` to it.
+        """
+        rows = [
+            (record_id, key_name, case_ref)
+            for token in tokens
+            for record_id, key_name, case_ref in self.state.owners.get(token, ())
+        ]
+        path: Path = self.state.hits_file
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.state.hits_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                if new:
+                    w.writerow(RESPONDER_HITS_COLUMNS)
+                for record_id, key_name, case_ref in sorted(rows):
+                    w.writerow([now, self.session_id, self.peer, record_id, key_name, case_ref])
+        self.hit_count = len({r[0] for r in rows})
+        return self.hit_count
 
     @abstractmethod
     def accepted(self, accepted: pb.Accepted) -> None:
