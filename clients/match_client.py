@@ -109,9 +109,11 @@ class MatchClient:
         protocol: str = "ecdh",
         reveal: str = "requester",
         progress: Progress | None = None,
+        **session_options: object,
     ) -> MatchResult:
         """Run one session: which of ``records`` does the responder hold, by which keys.
 
+        ``session_options`` go to the protocol's requester half (keyed-hash: ``secret=``).
         Raises KeySpecMismatch before any data moves when the responder's match keys
         differ, and MatchFailed with the responder's status code when it refuses.
         """
@@ -130,7 +132,7 @@ class MatchClient:
             raise UnsupportedProtocol(
                 f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
             )
-        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal)
+        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal, **session_options)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         reports: queue.Queue[pb.HitReport | None] = queue.Queue(maxsize=1)

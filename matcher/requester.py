@@ -17,7 +17,13 @@ from matcher.session_log import SessionLog
 
 
 def session_options(config: RequesterConfig) -> dict[str, object]:
-    """Protocol-specific arguments for the requester half (none for ecdh)."""
+    """Protocol-specific arguments for the requester half: keyed-hash needs the opt-in and the secret."""
+    if config.requester.protocol == "keyed-hash":
+        from matcher.responder import require_keyed_hash_opt_in
+        from matcher.secrets_store import load_shared_secret
+
+        require_keyed_hash_opt_in(config)
+        return {"secret": load_shared_secret(config.keyed_hash)}
     return {}
 
 HITS_COLUMNS = ("record_id", "match_keys", "case_ref")

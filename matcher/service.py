@@ -77,6 +77,7 @@ class ResponderState:
                 for key_name, token in r.tokens.items():
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
         self.hits_lock = threading.Lock()
+        self._keyed_hash_index = None
         self._progress = progress
         self._lock = threading.Lock()
         self._epoch: Epoch | None = None
@@ -94,6 +95,19 @@ class ResponderState:
     def hits_file(self) -> Path:
         """reveal = "both": the CSV where the responder's own hits are appended (mode 0600)."""
         return self.settings.hits_file or self.settings.state_dir / "responder_hits.csv"
+
+    def keyed_hash_index(self):
+        """The own tags for protocol keyed-hash (built once, on first use), or None when it is not enabled."""
+        if "keyed-hash" not in self.settings.protocols:
+            return None
+        with self._lock:
+            if self._keyed_hash_index is None:
+                from matcher.protocols import keyed_hash
+                from matcher.secrets_store import load_shared_secret
+
+                secret = load_shared_secret(self.config.keyed_hash)
+                self._keyed_hash_index = keyed_hash.responder_index(secret, self._entries)
+            return self._keyed_hash_index
 
     def close(self) -> None:
         """Release the session log (called at shutdown)."""

@@ -57,7 +57,7 @@ FIELDS: tuple[str, ...] = (
     "reveal",
     "request_size",  # elements announced in the Hello
     "elements",  # elements actually evaluated
-    "hit_count",  # hits this side knows of (None when the protocol hides them from it)
+    "hit_count",  # hit tokens this side knows of (None when the protocol hides them from it)
     "outcome",  # "OK" or the gRPC status name
     "status_code",  # numeric gRPC status (0 = OK)
     "detail",  # the error message (messages never carry identity data)

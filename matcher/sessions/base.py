@@ -57,7 +57,7 @@ class ResponderSession(ABC):
 
         One CSV row per (own record, match key): ``time,session_id,peer,record_id,match_key,case_ref``.
         The file is created 0600 (it names the agency's own persons) and is never a log.
-        Returns the number of distinct own records hit; sets :attr:`hit_count` to it.
+        Returns the number of distinct own records hit.
         """
         rows = [
             (record_id, key_name, case_ref)
@@ -76,8 +76,7 @@ class ResponderSession(ABC):
                     w.writerow(RESPONDER_HITS_COLUMNS)
                 for record_id, key_name, case_ref in sorted(rows):
                     w.writerow([now, self.session_id, self.peer, record_id, key_name, case_ref])
-        self.hit_count = len({r[0] for r in rows})
-        return self.hit_count
+        return len({r[0] for r in rows})
 
     @abstractmethod
     def accepted(self, accepted: pb.Accepted) -> None:

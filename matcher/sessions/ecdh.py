@@ -60,7 +60,7 @@ class EcdhResponderSession(ResponderSession):
 
     def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
         tokens = ecdh.check_hit_report(self.epoch.setup, list(report.elements), self.hello.request_size)
-        self._reported = len(tokens)
+        self._reported = self.hit_count = len(tokens)
         self.record_own_hits(tokens)
         return iter(())
 
