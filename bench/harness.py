@@ -112,4 +112,4 @@ def loopback_responder(
             yield Loopback(state, port, TlsFiles(client_cert.cert_pem, client_cert.key_pem, ca.cert_pem), setup_seconds)
         finally:
             server.stop(0).wait()
-            state.workers.close()
+            state.close()

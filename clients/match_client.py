@@ -14,6 +14,7 @@ fresh session key and turns the responder's reply into hits locally.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,9 +138,11 @@ class MatchClient:
         protocol: str = "ecdh",
         reveal: str = "requester",
         progress: Progress | None = None,
+        **session_options: object,
     ) -> MatchResult:
         """Run one session: which of ``records`` does the responder hold, by which keys.
 
+        ``session_options`` go to the protocol's requester half (keyed-hash: ``secret=``).
         Raises KeySpecMismatch before any data moves when the responder's match keys
         differ, and MatchFailed with the responder's status code when it refuses.
         """
@@ -159,11 +162,13 @@ class MatchClient:
                 f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
             )
         session_type = REQUESTER_SESSIONS[protocol]
-        session = session_type(records, keyspec, reveal, workers=self.workers if _wants_pool(records) else None)
+        pool = self.workers if _wants_pool(records) else None
+        session = session_type(records, keyspec, reveal, workers=pool, **session_options)
         session.use_policy(policy, self.target, self.setup_cache)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         sent = [0]
+        reports: queue.Queue[pb.HitReport | None] = queue.Queue(maxsize=1)
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
@@ -181,13 +186,17 @@ class MatchClient:
                     yield msg
                     offset += len(elements)
                 yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
+                if session.wants_report:  # reveal = "both": once every reply is in (see _run)
+                    report = reports.get()
+                    if report is not None:
+                        yield pb.MatchRequest(hit_report=report)
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
                 failure.append(exc)
                 raise
 
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
-            result = self._run(call, session, progress)
+            result = self._run(call, session, progress, reports)
             result.bytes_sent = sent[0]
             return result
         except grpc.RpcError as exc:
@@ -197,9 +206,14 @@ class MatchClient:
         except MatcherError:
             call.cancel()
             raise
+        finally:
+            if session.wants_report and reports.empty():
+                reports.put_nowait(None)  # never leave the sending side waiting
 
     @staticmethod
-    def _run(call, session: RequesterSession, progress: Progress | None) -> MatchResult:
+    def _run(
+        call, session: RequesterSession, progress: Progress | None, reports: queue.Queue | None = None
+    ) -> MatchResult:
         responses = iter(call)
         first = next(responses, None)
         if first is None or first.WhichOneof("kind") != "accepted":
@@ -207,15 +221,27 @@ class MatchClient:
         session.on_accepted(first.accepted)
         done = 0
         received = first.ByteSize()
+        reported = False
+
+        def maybe_report() -> None:
+            # reveal = "both": hand the report to the sending side once every reply is in.
+            nonlocal reported
+            if session.wants_report and not reported and session.evaluation_complete and reports is not None:
+                reports.put_nowait(session.hit_report())
+                reported = True
+
+        maybe_report()
         for resp in responses:
             received += resp.ByteSize()
             kind = resp.WhichOneof("kind")
             if kind == "setup":
                 session.on_setup(resp.setup)
+                maybe_report()
             elif kind == "evaluated":
                 done += session.on_evaluated(resp.evaluated)
                 if progress:
                     progress("matched", done, session.progress_total)
+                maybe_report()
             elif kind == "summary":
                 session.on_summary(resp.summary)
                 result = session.result()

@@ -147,6 +147,82 @@ def cmd_dev_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_config(args: argparse.Namespace) -> int:
+    """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
+    import json
+
+    from matcher.audit import FORMAT, audit_config
+    from matcher.errors import ConfigError, InputFileError
+
+    try:
+        report = audit_config(args.config, records=args.records)
+    except (ConfigError, InputFileError) as exc:
+        if args.json:
+            print(json.dumps({"format": FORMAT, "config": str(args.config), "ok": False, "unreadable": str(exc)}))
+        print(f"matcher audit-config: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.to_text())
+    return report.exit_status
+
+
+def cmd_audit_log(args: argparse.Namespace) -> int:
+    """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
+    import json
+
+    from matcher import session_log
+
+    if args.action == "verify":
+        anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
+        rep = session_log.verify(args.db, anchor)
+        if args.json:
+            print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None}, indent=2))
+        elif rep.ok:
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash})")
+        else:
+            print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
+        return 0 if rep.ok else 1
+    if args.action == "head":
+        rep = session_log.verify(args.db)
+        print(f"{rep.head_seq}:{rep.head_hash}")
+        if not rep.ok:
+            print(f"warning: the log does not verify (row {rep.bad_seq}: {rep.reason})", file=sys.stderr)
+        return 0 if rep.ok else 1
+    since = _parse_since(args.since) if args.since else None
+    found = list(session_log.rows(args.db, since))
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{'seq':>5} {'time (UTC)':<25} {'event':<9} {'session':<16} {'peer':<14} {'protocol':<10} "
+          f"{'reveal':<11} {'size':>8} {'hits':>6} outcome")
+    for r in found:
+        hits = "" if r["hit_count"] is None else r["hit_count"]
+        size = "" if r["request_size"] is None else r["request_size"]
+        print(f"{r['seq']:>5} {r['time'] or '':<25} {r['event'] or '':<9} {r['session_id'] or '':<16} "
+              f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
+              f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
+    return 0
+
+
+def _parse_since(text: str) -> str:
+    """``--since``: a date (YYYY-MM-DD), an ISO time (UTC if no zone) or ``Nd``/``Nh`` ago; as the log's time format."""
+    from datetime import UTC, datetime, timedelta
+
+    from matcher.errors import ConfigError
+
+    t = text.strip()
+    try:
+        if t[-1:] in ("d", "h") and t[:-1].isdigit():
+            delta = timedelta(days=int(t[:-1])) if t[-1] == "d" else timedelta(hours=int(t[:-1]))
+            when = datetime.now(UTC) - delta
+        else:
+            when = datetime.fromisoformat(t)
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: use YYYY-MM-DD, an ISO 8601 time, or 7d / 12h") from None
+    return when.isoformat(timespec="seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="matcher",
@@ -195,6 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
                        "starts agency A's responder on 127.0.0.1, runs agency B's match and prints the hits.")
     d.add_argument("--dir", type=Path, help="where to write the demo's files (default: a new temp folder)")
     d.set_defaults(func=cmd_demo)
+
+    ac = sub.add_parser("audit-config", help="what a config discloses, to whom, and its weaknesses (privacy officer)",
+                        description="Audit a requester or responder config: protocols, what each agency learns, "
+                        "security model, keys and rotation, match keys, peers and budgets, TLS, session log. Each "
+                        "finding has an id, a severity and the fix. Exit 0: no errors; 1: errors; 2: the config "
+                        "cannot be read.")
+    ac.add_argument("config", type=Path, help="responder or requester TOML config")
+    ac.add_argument("--json", action="store_true", help="stable machine-readable report (format matcher-audit/1)")
+    ac.add_argument("--records", type=Path, help="also measure each match key on this CSV of your own records")
+    ac.set_defaults(func=cmd_audit_config)
+
+    al = sub.add_parser("audit-log", help="verify or list the hash-chained session log (privacy officer)",
+                        description="verify: check that no row of the session log was edited, deleted or reordered "
+                        "(exit 1 naming the first bad row). show: list the sessions. head: print SEQ:HASH of the "
+                        "newest row, to write down outside the machine and pass later as --anchor.")
+    al.add_argument("action", choices=["verify", "show", "head"])
+    al.add_argument("db", type=Path, help="the session log, [responder] session_log")
+    al.add_argument("--since", help="show: only rows from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
+    al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    al.add_argument("--json", action="store_true", help="machine-readable output")
+    al.set_defaults(func=cmd_audit_log)
 
     c = sub.add_parser("dev-certs", help="make a throw-away CA and agency certificates for trials")
     c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")

@@ -8,6 +8,7 @@ settings are refused (a typo must not silently turn a protection off).
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,10 +20,10 @@ from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
 from matcher.normalize import NORM_VERSION
 from matcher.records import CsvFormat
 
-# "both" (the responder also learns its hit records) is not offered yet.
-Reveal = Literal["requester", "cardinality"]
-Protocol = Literal["ecdh"]
-PROTOCOLS: tuple[str, ...] = ("ecdh",)
+# "both": the responder also learns which of its own records hit (see README, reveal modes).
+Reveal = Literal["requester", "cardinality", "both"]
+Protocol = Literal["ecdh", "keyed-hash"]
+PROTOCOLS: tuple[str, ...] = ("ecdh", "keyed-hash")
 
 
 class _Strict(BaseModel):
@@ -43,6 +44,12 @@ class PeerConfig(_Strict):
     name: str
     common_name: str = Field(description="subject CN of the peer's client certificate")
     cert_sha256: str | None = Field(default=None, description="optional pin: SHA-256 of the DER certificate, hex")
+    daily_budget: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="most elements (tokens) this peer may send per UTC day, over all sessions"
+    )
+    max_set_size: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="most elements this peer may send in one session (below max_request_size)"
+    )
 
     @field_validator("cert_sha256")
     @classmethod
@@ -80,6 +87,28 @@ class ResponderSettings(_Strict):
     max_chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
     dask_scheduler: str | None = None  # e.g. "tcp://scheduler:8786": run the kernels on a Dask cluster
+    session_log: Path | None = Field(default=None, description="hash-chained SQLite session log")
+    session_log_retention_days: Annotated[float, Field(gt=0)] = 365
+    hits_file: Path | None = Field(default=None, description='reveal = "both": where the responder\'s own hits go')
+
+
+class KeyedHashConfig(_Strict):
+    """Protocol ``keyed-hash``: HMAC-SHA-256 under a secret both agencies share out of band.
+
+    The secret is read from ``secret_file`` (mode 0600) or the environment variable
+    ``secret_env``, never from the config text. It protects against outsiders only:
+    either agency can test guesses against the other's tags.
+    """
+
+    allow_keyed_hash: bool = False
+    secret_file: Path | None = None
+    secret_env: str | None = None
+
+
+class AuditSettings(_Strict):
+    """Bounds ``matcher audit-config`` checks against."""
+
+    max_key_rotation_days: Annotated[float, Field(gt=0)] = 90
 
 
 class RequesterSettings(_Strict):
@@ -92,6 +121,7 @@ class RequesterSettings(_Strict):
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
     dask_scheduler: str | None = None
     setup_cache: Path | None = None  # folder for responders' setups (ecdh), reused within their epoch
+    session_log: Path | None = Field(default=None, description="optional hash-chained SQLite log of own sessions")
 
 
 class _AgencyConfig(_Strict):
@@ -99,6 +129,12 @@ class _AgencyConfig(_Strict):
     tls: TlsConfig | None = None
     records: RecordsConfig = RecordsConfig()
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
+    keyed_hash: KeyedHashConfig | None = None
+    audit: AuditSettings = AuditSettings()
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the validated config: which configuration a session ran under."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
 
     def key_spec(self) -> KeySpec:
         return KeySpec.from_mapping(self.norm_version, self.match_keys)
@@ -117,8 +153,9 @@ def _resolve(base: Path, data: dict) -> None:
     """Make the config's relative paths relative to the config file's folder."""
     for section, keys in (
         ("tls", ("cert", "key", "ca")),
-        ("responder", ("watchlist", "state_dir")),
-        ("requester", ("setup_cache",)),
+        ("responder", ("watchlist", "state_dir", "session_log", "hits_file")),
+        ("requester", ("session_log", "setup_cache")),
+        ("keyed_hash", ("secret_file",)),
     ):
         table = data.get(section)
         if isinstance(table, dict):

@@ -27,6 +27,8 @@ RESPONDER_TOML = """\
 listen = "127.0.0.1:0"             # 0 = any free port (the demo); e.g. "0.0.0.0:50051" in production
 watchlist = "agency_a_watchlist.csv"
 state_dir = "agency_a_state"       # epoch key (0600)
+session_log = "agency_a_state/sessions.db"  # hash-chained log of every session
+session_log_retention_days = 365
 protocols = ["ecdh"]
 reveal = "requester"               # the requester learns its hits and their case references
 key_rotation_days = 30
@@ -41,6 +43,8 @@ ca = "certs/ca.pem"                # CA that signs the requester agencies' certi
 [[peers]]
 name = "agency-b"
 common_name = "agency-b"           # subject CN of agency B's client certificate
+daily_budget = 100000              # most tokens agency B may send per UTC day
+max_set_size = 50000               # most tokens in one session
 
 [records]
 date_order = "DMY"                 # 12.03.1979 is 12 March 1979

@@ -67,3 +67,21 @@ class UnsupportedProtocol(MatcherError):
     """The requester asked for a protocol or reveal mode the responder does not offer."""
 
     status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class BudgetExhausted(LimitExceeded):
+    """The peer's daily budget is spent; ``resets_at`` (UTC ISO 8601) says when it is renewed."""
+
+    def __init__(self, message: str, resets_at: str) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+
+
+class LogTampered(MatcherError):
+    """The session log's hash chain does not verify: a row was edited, deleted or reordered."""
+
+    status = grpc.StatusCode.DATA_LOSS
+
+
+class SecretError(ConfigError):
+    """A shared secret (keyed-hash) that is missing, too short or readable by others."""

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients import Hit, MatchClient, MatchResult, TlsFiles
+from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.config import RequesterConfig
-from matcher.errors import ConfigError
+from matcher.errors import ConfigError, MatcherError
 from matcher.parallel import Workers
 from matcher.records import LoadResult, load_records
 from matcher.secrets_store import check_private
+from matcher.session_log import SessionLog
+
+
+def session_options(config: RequesterConfig) -> dict[str, object]:
+    """Protocol-specific arguments for the requester half: keyed-hash needs the opt-in and the secret."""
+    if config.requester.protocol == "keyed-hash":
+        from matcher.responder import require_keyed_hash_opt_in
+        from matcher.secrets_store import load_shared_secret
+
+        require_keyed_hash_opt_in(config)
+        return {"secret": load_shared_secret(config.keyed_hash)}
+    return {}
 
 HITS_COLUMNS = ("record_id", "match_keys", "case_ref")
 
@@ -68,14 +81,40 @@ def run_match(
     """Load ``records_path``, run one session against ``peer``, write the hits file."""
     rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
     loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
-    with client_for(config, peer, insecure=insecure) as client:
-        result = client.match(
-            loaded.records,
-            config.key_spec(),
-            protocol=config.requester.protocol,
-            reveal=config.requester.reveal,
-            progress=progress,
-        )
-    if out is not None and config.requester.reveal == "requester":
+    s = config.requester
+    log = SessionLog(s.session_log) if s.session_log else None
+    started = time.monotonic()
+    common = dict(role="requester", peer=peer, protocol=s.protocol, reveal=s.reveal,
+                  config_fingerprint=config.fingerprint())
+    if log is not None:
+        log.append(event="start", **common)
+    outcome, code, detail, result = "CANCELLED", 1, "interrupted", None
+    try:
+        with client_for(config, peer, insecure=insecure) as client:
+            result = client.match(
+                loaded.records,
+                config.key_spec(),
+                protocol=s.protocol,
+                reveal=s.reveal,
+                progress=progress,
+                **session_options(config),
+            )
+        outcome, code, detail = "OK", 0, None
+    except MatchFailed as exc:
+        outcome, code, detail = exc.code.name, exc.code.value[0], exc.details
+        raise
+    except MatcherError as exc:
+        outcome, code, detail = exc.status.name, exc.status.value[0], str(exc)
+        raise
+    finally:
+        if log is not None:
+            log.append(
+                event="end", session_id=result.session_id if result else None,
+                request_size=result.elements_sent if result else None,
+                hit_count=result.hit_count if result else None, outcome=outcome, status_code=code, detail=detail,
+                seconds=round(time.monotonic() - started, 3), **common,
+            )
+            log.close()
+    if out is not None and config.requester.reveal in ("requester", "both"):
         write_hits(out, result.hits)
     return RequesterRun(loaded, result)

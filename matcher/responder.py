@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.config import ResponderConfig
+from matcher.config import RequesterConfig, ResponderConfig
 from matcher.errors import ConfigError
 from matcher.records import LoadResult, load_records
 from matcher.secrets_store import check_private
@@ -26,6 +26,15 @@ def load_watchlist(config: ResponderConfig, rejects_path: Path | None = None) ->
     return load_records(
         s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects
     )
+
+
+def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
+    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
+    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
+        raise ConfigError(
+            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
+            "it is offered only with [keyed_hash] allow_keyed_hash = true"
+        )
 
 
 def read_tls(config: ResponderConfig) -> TlsMaterial:
@@ -54,7 +63,7 @@ class RunningResponder:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
-        self.state.workers.close()
+        self.state.close()
 
 
 def start_responder(
@@ -72,6 +81,9 @@ def start_responder(
     if progress:
         progress(watchlist.summary())
     state = ResponderState(config, watchlist, progress=progress)
+    if "keyed-hash" in config.responder.protocols:
+        require_keyed_hash_opt_in(config)
+        state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
     servicer = ResponderServicer(state, insecure=insecure)
     server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
     server.start()

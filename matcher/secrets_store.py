@@ -61,6 +61,36 @@ def check_private(path: Path) -> None:
         )
 
 
+def load_shared_secret(config) -> bytes:
+    """The keyed-hash secret from ``[keyed_hash] secret_file`` (mode 0600) or ``secret_env``.
+
+    Never from the config text. At least 32 bytes (e.g. ``openssl rand -hex 32``);
+    a trailing newline in the file is ignored. The value never appears in a message.
+    """
+    from matcher.errors import SecretError
+    from matcher.protocols.keyed_hash import MIN_SECRET_BYTES
+
+    if config is None or (config.secret_file is None and not config.secret_env):
+        raise SecretError("keyed-hash needs a shared secret: set [keyed_hash] secret_file or secret_env")
+    if config.secret_file is not None:
+        try:
+            check_private(config.secret_file)
+            secret = config.secret_file.read_bytes().rstrip(b"\r\n")
+        except FileNotFoundError:
+            raise SecretError(f"keyed-hash secret file {config.secret_file} does not exist") from None
+        except OSError as exc:
+            raise SecretError(f"keyed-hash secret file {config.secret_file} cannot be read: {exc.strerror}") from None
+        where = str(config.secret_file)
+    else:
+        value = os.environ.get(config.secret_env, "")
+        if not value:
+            raise SecretError(f"environment variable {config.secret_env} (the keyed-hash secret) is not set")
+        secret, where = value.encode("utf-8"), f"environment variable {config.secret_env}"
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SecretError(f"the keyed-hash secret in {where} is shorter than {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
 def new_epoch_key(now: float | None = None) -> EpochKey:
     """A fresh epoch: a CSPRNG key and a random public epoch id."""
     return EpochKey(epoch=secrets.token_hex(8), created=time.time() if now is None else now, key=ecdh.new_key())

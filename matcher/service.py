@@ -16,13 +16,15 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from matcher.config import ResponderConfig
+from matcher.budgets import BUDGET_FILE, BudgetLedger
+from matcher.config import PeerConfig, ResponderConfig
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
@@ -37,6 +39,7 @@ from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
 from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
+from matcher.session_log import SessionLog
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -72,10 +75,50 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for token in r.tokens.values()
         ]
+        #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
+        self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
+        if self.settings.reveal == "both":
+            for r in watchlist.records:
+                for key_name, token in r.tokens.items():
+                    self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
+        self.hits_lock = threading.Lock()
+        self._keyed_hash_index = None
         self._progress = progress
         self._lock = threading.Lock()
         self._epoch: Epoch | None = None
+        #: which configuration sessions run under (in every session-log row)
+        self.config_fingerprint = config.fingerprint()
+        self.session_log: SessionLog | None = (
+            SessionLog(self.settings.session_log, self.settings.session_log_retention_days)
+            if self.settings.session_log
+            else None
+        )
+        self.budgets = BudgetLedger(self.settings.state_dir / BUDGET_FILE)
         self.current()
+
+    @property
+    def hits_file(self) -> Path:
+        """reveal = "both": the CSV where the responder's own hits are appended (mode 0600)."""
+        return self.settings.hits_file or self.settings.state_dir / "responder_hits.csv"
+
+    def keyed_hash_index(self):
+        """The own tags for protocol keyed-hash (built once, on first use), or None when it is not enabled."""
+        if "keyed-hash" not in self.settings.protocols:
+            return None
+        with self._lock:
+            if self._keyed_hash_index is None:
+                from matcher.protocols import keyed_hash
+                from matcher.secrets_store import load_shared_secret
+
+                secret = load_shared_secret(self.config.keyed_hash)
+                self._keyed_hash_index = keyed_hash.responder_index(secret, self._entries)
+            return self._keyed_hash_index
+
+    def close(self) -> None:
+        """Release the session log and the worker pool (called at shutdown)."""
+        if self.session_log is not None:
+            self.session_log.close()
+        self.workers.close()
 
     @property
     def setup_size_hint(self) -> int:
@@ -96,19 +139,24 @@ class ResponderState:
 
     def _setup_for(self, key: EpochKey) -> Epoch:
         """The epoch's setup from the state folder's cache if it still fits the watchlist, else computed."""
-        with_labels = self.settings.reveal == "requester"
+        with_labels = self.settings.reveal in ("requester", "both")
+        # reveal = "both" keeps b·H(y) -> y in memory to check hit reports; those points
+        # are never written to disk, so that mode always computes its setup.
+        keep_points = self.settings.reveal == "both"
         tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
         digest = entries_digest(
             self._entries, key.epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len)
         )
         path = self.settings.state_dir / f"setup-{key.epoch}.bin"
         cached = load_setup(path)
-        if cached is not None and cached[0].get("digest") == digest:
+        if cached is not None and cached[0].get("digest") == digest and not keep_points:
             setup = cached[1]
             return Epoch(key, setup, setup_id(setup), from_cache=True)
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
-        setup = ecdh.responder_setup(key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers)
+        setup = ecdh.responder_setup(
+            key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points
+        )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
         remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
         return Epoch(key, setup, setup_id(setup))
@@ -137,6 +185,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         s = state.settings
         self.max_request = s.max_request_size
         self.max_chunk = s.max_chunk_elements
+        self._peers: dict[str, PeerConfig] = {p.name: p for p in state.config.peers}
 
     # -- who is asking -------------------------------------------------------------
     def _authorise(self, context: grpc.ServicerContext) -> str:
@@ -175,6 +224,24 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             context.abort(exc.status, str(exc))
 
     # -- one session ---------------------------------------------------------------
+    def _log(self, **fields: object) -> None:
+        """Append a row to the session log, if one is configured (never identity data)."""
+        if self.state.session_log is not None:
+            self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
+
+    def _charge(self, peer: str, hello: pb.Hello) -> None:
+        """Per-peer limits: the session size cap, then the daily budget (reserved atomically)."""
+        cfg = self._peers.get(peer)
+        if cfg is None:  # --insecure development mode: no peer, no budget
+            return
+        if cfg.max_set_size is not None and hello.request_size > cfg.max_set_size:
+            raise LimitExceeded(
+                f"request of {hello.request_size} elements exceeds the limit of {cfg.max_set_size} "
+                f"per session for peer {peer}"
+            )
+        if cfg.daily_budget is not None:
+            self.state.budgets.reserve(peer, hello.request_size, cfg.daily_budget)
+
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
         if hello.protocol not in s.protocols:
@@ -197,23 +264,30 @@ class ResponderServicer(pb_grpc.ResponderServicer):
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
         session_id = secrets.token_hex(8)
         started = time.monotonic()
-        peer, protocol, received = "?", "?", 0
+        peer, protocol, reveal, size, received = "?", "?", "", None, 0
+        session = None
+        outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the stream ended early (cancelled, deadline or disconnect)"
         try:
             peer = self._authorise(context)
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("kind") != "hello":
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
+            protocol, reveal, size = hello.protocol, hello.reveal, hello.request_size
+            self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
+                      request_size=size)
             self._check_hello(hello)
-            protocol = hello.protocol
+            self._charge(peer, hello)
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
+            session.session_id, session.peer = session_id, peer
             accepted = pb.Accepted(
                 session_id=session_id, max_chunk_elements=self.max_chunk, reveal=self.state.settings.reveal
             )
             session.accepted(accepted)
             yield pb.MatchResponse(accepted=accepted)
             yield from session.opening()
-            for req in request_iterator:
+            requests = iter(request_iterator)
+            for req in requests:
                 kind = req.WhichOneof("kind")
                 if kind == "blinded":
                     chunk = req.blinded
@@ -232,7 +306,15 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
                     yield from session.on_finish()
-                    yield pb.MatchResponse(summary=pb.Summary(elements_evaluated=received))
+                    if session.expects_report:
+                        report = next(requests, None)
+                        if report is None or report.WhichOneof("kind") != "hit_report":
+                            raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
+                        yield from session.on_report(report.hit_report)
+                    yield pb.MatchResponse(
+                        summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
+                    )
+                    outcome, code, detail = grpc.StatusCode.OK, 0, None
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
@@ -242,11 +324,23 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     raise ProtocolViolation(f"unexpected {kind or 'empty'} message during a session")
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
+            outcome, code, detail = exc.status, exc.status.value[0], str(exc)
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
                 session_id, peer, protocol, received, exc.status.name, exc,
             )
             context.abort(exc.status, str(exc))
+        except Exception:
+            outcome, code, detail = grpc.StatusCode.INTERNAL, 13, "internal error (see the service's log)"
+            raise
+        finally:
+            self._log(
+                event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
+                request_size=size, elements=received,
+                hit_count=session.hit_count if session is not None else None,
+                outcome=outcome.name, status_code=code, detail=detail,
+                seconds=round(time.monotonic() - started, 3),
+            )
 
 
 @dataclass

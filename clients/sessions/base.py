@@ -83,6 +83,21 @@ class RequesterSession(ABC):
     def on_accepted(self, accepted: pb.Accepted) -> None:
         self.accepted = accepted
 
+    # -- reveal = "both": a report after matching -------------------------------------
+    @property
+    def wants_report(self) -> bool:
+        """Whether this session sends a HitReport after Finish (reveal = "both" where the protocol needs it)."""
+        return False
+
+    @property
+    def evaluation_complete(self) -> bool:
+        """All replies are in, so :meth:`hit_report` can be built."""
+        return False
+
+    def hit_report(self) -> pb.HitReport:
+        """What the responder is told about the hits (reveal = "both")."""
+        raise ProtocolViolation(f"{self.protocol} sends no hit report")
+
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         raise ProtocolViolation(f"the responder sent a setup, which {self.protocol} does not use")
 

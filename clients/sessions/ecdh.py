@@ -37,6 +37,7 @@ class EcdhRequesterSession(RequesterSession):
     def fill_hello(self, hello: pb.Hello) -> None:
         if self._cached is not None:
             hello.cached_setup_id = setup_id(self._cached)
+        self._hit_points: list[bytes] = []  # b·H(x) of each hit token (reveal = "both")
 
     @property
     def progress_total(self) -> int:
@@ -77,18 +78,41 @@ class EcdhRequesterSession(RequesterSession):
         assert self._index is not None
         if chunk.offset != self._done or self._done + len(chunk.elements) > len(self.tokens):
             raise ProtocolViolation("evaluated elements out of order or too many")
-        outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), list(chunk.elements), offset=self._done)
+        elements = list(chunk.elements)
+        if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
+            points = self._workers.map_split(ecdh.unblind, (self._inverse,), elements, offset=self._done)
+            outputs = ecdh.output_hashes(points)
+        else:
+            outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), elements, offset=self._done)
         found = self._index.lookup_outputs(outputs)
         for j, ref in enumerate(found):
             if ref is not None:
                 # In cardinality mode the replies are shuffled: only the count means anything.
                 self.add_hit(self._done + j, ref)
+                if self.reveal == "both":
+                    self._hit_points.append(points[j])
         self._done += len(chunk.elements)
         return len(chunk.elements)
+
+    @property
+    def wants_report(self) -> bool:
+        return self.reveal == "both"
+
+    @property
+    def evaluation_complete(self) -> bool:
+        return self.accepted is not None and self._done == len(self.tokens)
+
+    def hit_report(self) -> pb.HitReport:
+        """b·H(x) of each hit: lets the responder check each reported hit is one of its own entries."""
+        return pb.HitReport(elements=self._hit_points)
 
     def on_summary(self, summary: pb.Summary) -> None:
         if self._done != len(self.tokens):
             raise ProtocolViolation(f"session ended after {self._done} of {len(self.tokens)} elements")
+        if self.reveal == "both" and summary.hit_count != len(self._hit_points):
+            raise ProtocolViolation(
+                f"the responder confirmed {summary.hit_count} of the {len(self._hit_points)} reported hits"
+            )
         if self._cache is not None and self._received and self.accepted is not None:
             setup = ecdh.ResponderSetup(self.accepted.tag_length, self._index.tags, self._index.labels)
             if setup_id(setup) == self.accepted.setup_id and len(setup) == self.accepted.setup_size:

@@ -143,6 +143,11 @@ def _derive(point: bytes) -> bytes:
     return hashlib.sha512(_OUT_DOMAIN + point).digest()
 
 
+def output_hashes(points: Iterable[bytes]) -> list[bytes]:
+    """The 64-byte output hash (tag ‖ … ‖ label key) of each point b·H(t)."""
+    return [_derive(p) for p in points]
+
+
 def derive_tags(points: Iterable[bytes], length: int) -> list[bytes]:
     """The tag (first ``length`` bytes of the output hash) of each point b·H(t)."""
     return [_derive(p)[:length] for p in points]
@@ -184,15 +189,21 @@ class ResponderSetup:
     tag_length: int
     tags: list[bytes]
     labels: list[bytes]
+    #: reveal = "both" only: b·H(y) -> token y, to check a requester's report of its hits.
+    #: Never sent; held only by the responder.
+    points: dict[bytes, bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.tags)
 
 
-def setup_rows(key: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int) -> list[tuple[bytes, bytes]]:
+def setup_rows(
+    key: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int, keep_points: bool = False
+) -> list[tuple[bytes, ...]]:
     """Batch kernel of the setup: (tag, sealed label) of each (token, case reference).
 
-    ``size`` is the common label size; 0 means no labels (cardinality mode).
+    ``size`` is the common label size; 0 means no labels (cardinality mode). With
+    ``keep_points`` each row also carries b·H(y) (reveal = "both").
     """
     rows = []
     for token, ref in pairs:
@@ -203,7 +214,7 @@ def setup_rows(key: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, s
             label = ChaCha20Poly1305(d[32:]).encrypt(_NONCE, plain + bytes(size - len(plain)), LABEL_AAD)
         else:
             label = b""
-        rows.append((d[:tag_len], label))
+        rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
     return rows
 
 
@@ -213,13 +224,15 @@ def responder_setup(
     tag_len: int,
     with_labels: bool = True,
     workers=None,
+    keep_points: bool = False,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
     Entries with the same token are merged, their distinct case references joined
     by ``;``, so a token appears once and its multiplicity is not disclosed.
     ``workers`` (a :class:`matcher.parallel.Workers`) spreads the work; the
-    result does not depend on it.
+    result does not depend on it. With ``keep_points`` the setup also keeps
+    b·H(y) -> y for :func:`check_hit_report`.
     """
     refs_by_token: dict[bytes, set[bytes]] = {}
     for token, ref in entries:
@@ -227,17 +240,47 @@ def responder_setup(
     pairs = [(t, b";".join(sorted(refs))) for t, refs in refs_by_token.items()]
     size = label_size(r for _, r in pairs) if with_labels else 0
     if workers is None or len(pairs) < 4096:
-        rows = setup_rows(key, pairs, tag_len, size)
+        rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
-        rows = _split_setup(workers, key, pairs, tag_len, size)
+        rows = _split_setup(workers, key, pairs, tag_len, size, keep_points)
+    kept = {row[2]: token for row, (token, _) in zip(rows, pairs)} if keep_points else None
     rows.sort(key=lambda r: r[0])
-    return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows])
+    return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows], kept)
 
 
-def _split_setup(workers, key: bytes, pairs: list, tag_len: int, size: int) -> list[tuple[bytes, bytes]]:
+def check_hit_report(setup: ResponderSetup, reported: Sequence[bytes], limit: int) -> list[bytes]:
+    """Responder, reveal = "both": the own tokens a requester's hit report names, after checking it.
+
+    The requester reports b·H(x) for each of its hits. A point is accepted only if
+    it equals b·H(y) for one of the responder's own entries y. The requester can only
+    know b·H(y) by having asked the responder to evaluate H(y) (one-more-DH), i.e. by
+    holding or guessing y's token, so it cannot make the responder believe it holds a
+    person it never asked about. It can withhold hits: that is not detectable here.
+    At most ``limit`` (the session's request size) distinct points are accepted.
+    """
+    if setup.points is None:
+        raise ValueError("this setup was built without keep_points")
+    if len(reported) > limit:
+        raise InvalidElement(f"hit report of {len(reported)} elements, more than the {limit} asked")
+    seen: set[bytes] = set()
+    tokens: list[bytes] = []
+    for i, p in enumerate(reported):
+        check_point(p, i)
+        if p in seen:
+            raise InvalidElement(f"reported hit {i} is repeated")
+        seen.add(p)
+        token = setup.points.get(bytes(p))
+        if token is None:
+            raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
+        tokens.append(token)
+    return tokens
+
+
+def _split_setup(workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool) -> list[tuple[bytes, ...]]:
     step = 2048
-    out: list[tuple[bytes, bytes]] = []
-    for part in workers.map_ordered(setup_rows, ((key, pairs[i : i + step], tag_len, size) for i in range(0, len(pairs), step))):
+    out: list[tuple[bytes, ...]] = []
+    batches = ((key, pairs[i : i + step], tag_len, size, keep) for i in range(0, len(pairs), step))
+    for part in workers.map_ordered(setup_rows, batches):
         out.extend(part)
     return out
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from matcher.errors import ProtocolViolation
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
     from matcher.service import ResponderState
+
+RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 
 
 class ResponderSession(ABC):
@@ -28,6 +35,48 @@ class ResponderSession(ABC):
         self.hello = hello
         #: hits the responder itself knows of (None when the protocol hides them from it)
         self.hit_count: int | None = None
+        #: set by the service: the session's id and the peer's configured name
+        self.session_id = ""
+        self.peer = ""
+
+    @property
+    def expects_report(self) -> bool:
+        """Whether a HitReport must follow Finish (reveal = "both" in protocols that need one)."""
+        return False
+
+    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
+        """Check and record the requester's report of its hits (reveal = "both")."""
+        raise ProtocolViolation(f"{self.protocol} does not take a HitReport")
+
+    def summary_hit_count(self) -> int:
+        """The hit count to put in the Summary: only where the requester is meant to learn it from us."""
+        return 0
+
+    def record_own_hits(self, tokens: Sequence[bytes]) -> int:
+        """reveal = "both": append the own records behind ``tokens`` to the responder's hits file.
+
+        One CSV row per (own record, match key): ``time,session_id,peer,record_id,match_key,case_ref``.
+        The file is created 0600 (it names the agency's own persons) and is never a log.
+        Returns the number of distinct own records hit.
+        """
+        rows = [
+            (record_id, key_name, case_ref)
+            for token in tokens
+            for record_id, key_name, case_ref in self.state.owners.get(token, ())
+        ]
+        path: Path = self.state.hits_file
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.state.hits_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                if new:
+                    w.writerow(RESPONDER_HITS_COLUMNS)
+                for record_id, key_name, case_ref in sorted(rows):
+                    w.writerow([now, self.session_id, self.peer, record_id, key_name, case_ref])
+        return len({r[0] for r in rows})
 
     @abstractmethod
     def accepted(self, accepted: pb.Accepted) -> None:

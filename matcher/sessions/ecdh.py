@@ -21,6 +21,10 @@ class EcdhResponderSession(ResponderSession):
     In ``cardinality`` mode the replies are held back, shuffled with a CSPRNG and
     sent after the last chunk, and the setup carries no labels, so the requester
     can count its hits but not tell which of its elements they are.
+
+    In ``both`` mode the requester, after matching, reports b·H(x) of each hit;
+    :func:`matcher.protocols.ecdh.check_hit_report` accepts only points equal to one
+    of the responder's own entries, and those records go to the responder's hits file.
     """
 
     protocol = "ecdh"
@@ -32,6 +36,7 @@ class EcdhResponderSession(ResponderSession):
         self._held: list[bytes] = []
         self._workers = state.workers
         self._pending: deque = deque()  # (offset, [futures]) in order
+        self._reported = 0
 
     def accepted(self, accepted: pb.Accepted) -> None:
         accepted.key_epoch = self.epoch.key.epoch
@@ -70,6 +75,19 @@ class EcdhResponderSession(ResponderSession):
             self._held.extend(reply)
         else:
             yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
+
+    @property
+    def expects_report(self) -> bool:
+        return self.state.settings.reveal == "both"
+
+    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
+        tokens = ecdh.check_hit_report(self.epoch.setup, list(report.elements), self.hello.request_size)
+        self._reported = self.hit_count = len(tokens)
+        self.record_own_hits(tokens)
+        return iter(())
+
+    def summary_hit_count(self) -> int:
+        return self._reported
 
     def on_finish(self) -> Iterator[pb.MatchResponse]:
         while self._pending:

@@ -99,20 +99,30 @@ class Finish(_message.Message):
     def __init__(self, elements_sent: _Optional[int] = ...) -> None: ...
 
 class Summary(_message.Message):
-    __slots__ = ("elements_evaluated",)
+    __slots__ = ("elements_evaluated", "hit_count")
     ELEMENTS_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    HIT_COUNT_FIELD_NUMBER: _ClassVar[int]
     elements_evaluated: int
-    def __init__(self, elements_evaluated: _Optional[int] = ...) -> None: ...
+    hit_count: int
+    def __init__(self, elements_evaluated: _Optional[int] = ..., hit_count: _Optional[int] = ...) -> None: ...
+
+class HitReport(_message.Message):
+    __slots__ = ("elements",)
+    ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    elements: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, elements: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class MatchRequest(_message.Message):
-    __slots__ = ("hello", "blinded", "finish")
+    __slots__ = ("hello", "blinded", "finish", "hit_report")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     BLINDED_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
+    HIT_REPORT_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     blinded: ElementChunk
     finish: Finish
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., blinded: _Optional[_Union[ElementChunk, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ...) -> None: ...
+    hit_report: HitReport
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., blinded: _Optional[_Union[ElementChunk, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., hit_report: _Optional[_Union[HitReport, _Mapping]] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
     __slots__ = ("accepted", "setup", "evaluated", "summary")

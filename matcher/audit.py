@@ -1,0 +1,462 @@
+"""``matcher audit-config``: what a config discloses, to whom, and its weaknesses, in plain words.
+
+The audit reads the config's TOML itself (not only through the strict loader), so
+it can report on settings the loader would refuse and on settings other protocols
+add (e.g. ``paillier_key_bits``). Every finding has a stable ``id``, a severity
+(``error``, ``warning``, ``info``), a message a non-engineer can act on, and the
+fix. The JSON form (:meth:`AuditReport.to_json`, format ``matcher-audit/1``) is
+stable so a deployment pipeline can gate on it; README lists every id.
+
+How "TLS disabled" is expressed: a config without a ``[tls]`` table has no mutual
+TLS. The service then refuses to start unless run with ``--insecure`` (a
+development flag), and the audit reports ``tls-disabled`` as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from matcher.errors import ConfigError, MatcherError
+
+Severity = Literal["error", "warning", "info"]
+FORMAT = "matcher-audit/1"
+
+#: Fields that on their own point at one person (a document) or nearly (a name).
+DOCUMENT_FIELDS = {"document_number"}
+NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
+#: Fields that narrow a name down to a person.
+NARROWING_FIELDS = {"date_of_birth", "place_of_birth"}
+
+#: Hash names that are not cryptographic (or no longer collision resistant): never for tokens.
+NON_CRYPTO_HASH = re.compile(r"xx(hash|h)|murmur|crc|fnv|city|farm|metro|wyhash|djb|adler|md5|sha-?1(?!\d)", re.I)
+#: Settings where a fast hash is fine: bucketing and sharding, not identity.
+BUCKETING_WORDS = ("bin", "bucket", "shard", "partition")
+
+#: Share of a key's records that share their token with another record above which it is "not distinctive".
+SHARED_TOKEN_WARN = 0.01
+
+_FIELD_WORDS = {
+    "given_names": "given names",
+    "family_name": "family name",
+    "name_tokens": "all names (in any order)",
+    "given_initial": "first initial",
+    "date_of_birth": "date of birth",
+    "year_of_birth": "year of birth",
+    "sex": "sex",
+    "nationality": "nationality",
+    "document_number": "document number",
+    "document_country": "document's issuing country",
+    "place_of_birth": "place of birth",
+}
+
+_REVEAL_WORDS = {
+    "requester": "The requester learns which of its own records the responder also holds, by which match key, "
+    "and the responder's case reference for each; it also learns how many entries the responder's watchlist "
+    "has. The responder learns only how many tokens were asked, not which.",
+    "cardinality": "The requester learns only how many of its tokens the responder also holds (no list, no case "
+    "references). The responder learns only how many tokens were asked.",
+    "both": "The requester learns its hits with case references; the responder ALSO learns which of its own "
+    "records were hit (written to its hits file). The responder trusts the requester to report all its hits "
+    "(it can withhold some); it cannot be told about a record the requester did not actually ask about.",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the privacy officer should know: ``id`` is stable, ``fix`` says what to change."""
+
+    id: str
+    severity: Severity
+    message: str
+    fix: str | None = None
+    subject: str | None = None  # the setting, peer or match key concerned
+
+
+@dataclass
+class AuditReport:
+    """All findings about one config, plus measurements on the agency's own records if asked."""
+
+    config: str
+    role: str
+    findings: list[Finding] = field(default_factory=list)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, id: str, severity: Severity, message: str, fix: str | None = None, subject: str | None = None) -> None:
+        self.findings.append(Finding(id, severity, message, fix, subject))
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def exit_status(self) -> int:
+        """0 without errors, 1 with errors (2, unreadable, is raised as ConfigError before a report exists)."""
+        return 1 if self.count("error") else 0
+
+    def ids(self, severity: Severity | None = None) -> set[str]:
+        return {f.id for f in self.findings if severity is None or f.severity == severity}
+
+    def to_json(self) -> str:
+        """The stable machine-readable form (documented in README, format ``matcher-audit/1``)."""
+        order = {"error": 0, "warning": 1, "info": 2}
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "config": self.config,
+                "role": self.role,
+                "ok": self.exit_status == 0,
+                "counts": {s: self.count(s) for s in ("error", "warning", "info")},
+                "findings": [asdict(f) for f in sorted(self.findings, key=lambda f: order[f.severity])],
+                "measurements": self.measurements,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+
+    def to_text(self) -> str:
+        """The report for people: errors first, each with what to do."""
+        lines = [f"Audit of {self.config} ({self.role} config)", ""]
+        for sev, title in (("error", "ERRORS (must fix)"), ("warning", "WARNINGS (should fix or accept)"),
+                           ("info", "WHAT THIS CONFIG DOES")):
+            items = [f for f in self.findings if f.severity == sev]
+            if not items:
+                continue
+            lines.append(title)
+            for f in items:
+                lines.append(f"  [{f.id}]{' ' + f.subject + ':' if f.subject else ''} {f.message}")
+                if f.fix:
+                    lines.append(f"      fix: {f.fix}")
+            lines.append("")
+        if self.measurements:
+            lines.append("MATCH KEYS ON YOUR OWN RECORDS")
+            for m in self.measurements:
+                lines.append(
+                    f"  {m['match_key']}: {m['records_with_key']} of {m['records']} records yield it "
+                    f"({100 * m['coverage']:.1f}%); {100 * m['shared_share']:.2f}% of them share their token "
+                    "with another record"
+                )
+            lines.append("")
+        lines.append(f"{self.count('error')} error(s), {self.count('warning')} warning(s).")
+        return "\n".join(lines)
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The config's TOML as a dict; ConfigError (exit 2) with the line and reason when it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every (path, value) in the raw config, tables and arrays of tables included."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield (*path, str(k)), v
+            yield from _walk(v, (*path, str(k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if isinstance(v, dict):
+                yield from _walk(v, (*path, str(i)))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def describe_key(fields: list[str]) -> str:
+    """What a hit on a key with these fields means, in plain words."""
+    words = " and ".join(_FIELD_WORDS.get(f, f) for f in fields)
+    return f"a hit means both agencies hold a record with the same {words}"
+
+
+def key_strength(fields: list[str]) -> Literal["document", "identity", "weak", "not-identity"]:
+    """How close a key comes to identifying one person (a coarse, explainable rule).
+
+    document: contains a document number. identity: a name narrowed by date or place
+    of birth. weak: a name alone (or with only year, sex, nationality). not-identity:
+    no name and no document number (date of birth alone, sex + nationality, ...).
+    """
+    fs = set(fields)
+    if fs & DOCUMENT_FIELDS:
+        return "document"
+    if not fs & NAME_FIELDS:
+        return "not-identity"
+    if fs & NARROWING_FIELDS:
+        return "identity"
+    return "weak"
+
+
+def audit_config(path: Path, records: Path | None = None) -> AuditReport:
+    """Audit the config at ``path`` (responder or requester); ``records`` also measures the match keys."""
+    raw = read_raw(path)
+    role = "responder" if "responder" in raw else "requester"
+    rep = AuditReport(str(path), role)
+    cfg = None
+    try:
+        from matcher.config import load_requester_config, load_responder_config
+
+        cfg = (load_responder_config if role == "responder" else load_requester_config)(Path(path))
+    except MatcherError as exc:
+        rep.add("config-invalid", "error", f"the service would refuse this config: {exc}",
+                "correct the settings named above (unknown settings are refused so a typo cannot turn a "
+                "protection off)")
+    base = Path(path).parent
+    settings = raw.get(role) if isinstance(raw.get(role), dict) else {}
+    _audit_protocols(rep, raw, role, settings)
+    _audit_tls(rep, raw, base)
+    if role == "responder":
+        _audit_peers(rep, raw)
+        _audit_rotation(rep, raw, settings)
+    _audit_session_log(rep, role, settings)
+    _audit_keyed_hash(rep, raw, role, settings, base)
+    _audit_hashes(rep, raw)
+    _audit_paillier(rep, raw)
+    _audit_match_keys(rep, raw)
+    if records is not None:
+        if cfg is None:
+            rep.add("records-not-measured", "warning", "the match keys were not measured on your records because "
+                    "the config is not valid", "fix config-invalid first")
+        else:
+            measure_keys(rep, cfg, Path(records))
+    return rep
+
+
+def _protocols(raw: dict, role: str, settings: dict) -> list[str]:
+    if role == "responder":
+        return _strings(settings.get("protocols", ["ecdh"]))
+    return _strings(settings.get("protocol", "ecdh"))
+
+
+def _audit_protocols(rep: AuditReport, raw: dict, role: str, settings: dict) -> None:
+    protocols = _protocols(raw, role, settings)
+    reveal = settings.get("reveal", "requester")
+    words = {
+        "ecdh": "Diffie-Hellman private set intersection on the ristretto255 curve (about 128-bit security; "
+        "the responder's key is rotated per epoch, the requester's is new for every session). Neither side can "
+        "test guesses offline; every guess costs a query the responder sees and counts against the budget.",
+        "paillier": "Polynomial private set intersection with Paillier encryption under the requester's "
+        "key. The responder cannot decrypt anything; the requester learns only hits.",
+        "keyed-hash": "Both agencies compute HMAC-SHA-256 of their tokens under a shared secret and "
+        "compare them. It protects against OUTSIDERS ONLY: the responder sees which of its own records hit "
+        "whatever the reveal mode, and either agency, holding the secret, can test any guessed person against the "
+        "other's tags offline.",
+    }
+    for p in protocols:
+        rep.add(f"protocol-{p}", "info", words.get(p, f"{p}: a protocol this audit does not know"), subject=p)
+    rep.add("reveal", "info", f"reveal = {reveal!r}: " + _REVEAL_WORDS.get(str(reveal), "unknown reveal mode"),
+            subject="reveal")
+    if reveal == "both":
+        rep.add("reveal-both", "warning", "with reveal = \"both\" the responder agency also learns which of its "
+                "own persons the requester holds; make sure the agreement between the agencies allows that",
+                "use reveal = \"requester\" unless both agencies have agreed that the responder learns its hits",
+                subject="reveal")
+    rep.add("security-model", "info", "Security model: semi-honest. Each agency is assumed to run the protocol "
+            "as written. A dishonest peer could try to enumerate guessed persons through the service, send "
+            "malformed elements, or (reveal = \"both\") withhold hits it should report. Limits: mTLS and the peer "
+            "allowlist decide who may ask, the per-session size and daily budget cap how many guesses a peer can "
+            "test, every received element is checked, and every session is in the hash-chained session log.")
+
+
+def _audit_tls(rep: AuditReport, raw: dict, base: Path) -> None:
+    tls = raw.get("tls")
+    if not isinstance(tls, dict):
+        rep.add("tls-disabled", "error", "there is no [tls] table, so there is no mutual TLS: traffic is "
+                "unencrypted and peers are not authenticated (the service would only run with --insecure)",
+                "add [tls] with cert, key and ca (see README, 'Certificates')", subject="tls")
+        return
+    rep.add("tls", "info", "mutual TLS: this agency presents its certificate and accepts only peers whose "
+            "certificate chains to the configured CA", subject="tls")
+    key = tls.get("key")
+    if isinstance(key, str):
+        kp = Path(key) if Path(key).is_absolute() else base / key
+        if kp.exists() and stat.S_IMODE(kp.stat().st_mode) & 0o077:
+            rep.add("tls-key-readable", "error", f"the TLS private key {kp} can be read by other users",
+                    f"chmod 600 {kp}", subject="tls.key")
+
+
+def _audit_peers(rep: AuditReport, raw: dict) -> None:
+    peers = [p for p in raw.get("peers", []) if isinstance(p, dict)] if isinstance(raw.get("peers"), list) else []
+    if not peers:
+        rep.add("no-peer-allowlist", "error", "no [[peers]]: there is no allowlist of agencies that may ask",
+                "add one [[peers]] table per requester agency (name, common_name, daily_budget)", subject="peers")
+        return
+    for p in peers:
+        name = str(p.get("name", "?"))
+        budget, cap = p.get("daily_budget"), p.get("max_set_size")
+        pin = "pinned to one certificate" if p.get("cert_sha256") else "any certificate with that name from the CA"
+        rep.add("peer", "info", f"may ask as certificate CN {p.get('common_name')!r} ({pin}); daily budget "
+                f"{budget if budget else 'none'} tokens; per-session limit {cap if cap else 'max_request_size'}",
+                subject=name)
+        if not budget:
+            rep.add("no-peer-budget", "warning", f"peer {name} has no daily budget: it could test an unlimited "
+                    "number of guessed persons per day", "set daily_budget (tokens per UTC day) in its [[peers]] "
+                    "table", subject=name)
+
+
+def _audit_rotation(rep: AuditReport, raw: dict, settings: dict) -> None:
+    days = settings.get("key_rotation_days", 30)
+    bound = (raw.get("audit") or {}).get("max_key_rotation_days", 90) if isinstance(raw.get("audit"), dict) else 90
+    rep.add("key-rotation", "info", f"the responder's matching key is replaced every {days} day(s); a requester "
+            "cannot combine answers across epochs", subject="key_rotation_days")
+    if isinstance(days, int | float) and isinstance(bound, int | float) and days > bound:
+        rep.add("key-rotation-too-long", "warning", f"key_rotation_days = {days} is longer than the bound of "
+                f"{bound} days ([audit] max_key_rotation_days)", f"set key_rotation_days to {bound} or less",
+                subject="key_rotation_days")
+
+
+def _audit_session_log(rep: AuditReport, role: str, settings: dict) -> None:
+    log = settings.get("session_log")
+    if log:
+        days = settings.get("session_log_retention_days", 365)
+        kept = f", kept {days} days" if role == "responder" else ""
+        rep.add("session-log", "info", f"every session is recorded in the hash-chained log {log}{kept}; check it "
+                "with `matcher audit-log verify`", subject="session_log")
+    elif role == "responder":
+        rep.add("no-session-log", "error", "no session log: sessions leave no tamper-evident record",
+                'set [responder] session_log = "state/sessions.db"', subject="session_log")
+    else:
+        rep.add("no-session-log", "info", "this requester keeps no session log of its own (the responder logs "
+                "every session)", 'optional: [requester] session_log = "state/sessions.db"', subject="session_log")
+
+
+def _audit_keyed_hash(rep: AuditReport, raw: dict, role: str, settings: dict, base: Path) -> None:
+    if "keyed-hash" not in _protocols(raw, role, settings):
+        return
+    kh = raw.get("keyed_hash") if isinstance(raw.get("keyed_hash"), dict) else {}
+    if kh.get("allow_keyed_hash") is not True:
+        rep.add("keyed-hash-without-opt-in", "error", "keyed-hash is configured but not explicitly allowed: it "
+                "protects against outsiders only (either agency can test guesses against the other's tags)",
+                "if both agencies accept that, set [keyed_hash] allow_keyed_hash = true; otherwise use ecdh",
+                subject="keyed_hash")
+    else:
+        rep.add("keyed-hash-weak", "warning", "keyed-hash is allowed: it protects against outsiders only; each "
+                "agency can test any guessed person against the other's tags, and the responder learns which of "
+                "its records hit", "prefer ecdh where the agencies do not fully trust each other",
+                subject="keyed_hash")
+    for k, v in kh.items():
+        if k not in ("allow_keyed_hash", "secret_file", "secret_env") and isinstance(v, str):
+            rep.add("secret-in-config", "error", f"[keyed_hash] {k} looks like a secret written into the config",
+                    "remove it; put the secret in a 0600 file (secret_file) or an environment variable (secret_env)",
+                    subject=f"keyed_hash.{k}")
+    sf, env = kh.get("secret_file"), kh.get("secret_env")
+    if not sf and not env:
+        rep.add("keyed-hash-secret-missing", "error", "keyed-hash needs a shared secret but none is named",
+                'set [keyed_hash] secret_file = "keyed_hash.secret" (mode 0600) or secret_env', subject="keyed_hash")
+    if isinstance(sf, str):
+        p = Path(sf) if Path(sf).is_absolute() else base / sf
+        if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            rep.add("keyed-hash-secret-readable", "error", f"the keyed-hash secret {p} can be read by other users",
+                    f"chmod 600 {p}", subject="keyed_hash.secret_file")
+    if isinstance(env, str) and env and env not in os.environ:
+        rep.add("keyed-hash-secret-env-unset", "info", f"environment variable {env} is not set here (it must be "
+                "where the service runs)", subject="keyed_hash.secret_env")
+
+
+def _audit_hashes(rep: AuditReport, raw: dict) -> None:
+    for path, value in _walk(raw):
+        name = path[-1].lower()
+        if "hash" not in name or isinstance(value, dict):
+            continue
+        where = ".".join(path)
+        for v in _strings(value):
+            if not NON_CRYPTO_HASH.search(v):
+                continue
+            if any(w in p.lower() for p in path for w in BUCKETING_WORDS):
+                rep.add("fast-hash-for-bucketing", "info", f"{where} = {v!r} is used for bucketing only, which is "
+                        "fine (it never stands for an identity)", subject=where)
+            else:
+                rep.add("non-crypto-token-hash", "error", f"{where} = {v!r}: a non-cryptographic (or broken) hash "
+                        "where a token hash is meant; tokens hashed this way can be reversed by guessing or collide",
+                        "use the protocol's own hash (SHA-512 to the curve, HMAC-SHA-256 for keyed-hash); keep fast "
+                        "hashes for bucketing only", subject=where)
+
+
+def _audit_paillier(rep: AuditReport, raw: dict) -> None:
+    for path, value in _walk(raw):
+        name = path[-1].lower()
+        in_paillier = any("paillier" in p.lower() for p in path)
+        if not (name == "paillier_key_bits" or (in_paillier and name in ("key_bits", "bits", "modulus_bits"))):
+            continue
+        where = ".".join(path)
+        if not isinstance(value, int):
+            rep.add("config-invalid", "error", f"{where} must be a whole number of bits", subject=where)
+        elif value < 2048:
+            rep.add("paillier-key-too-small", "error", f"{where} = {value}: Paillier keys under 2048 bits can be "
+                    "factored by a well-resourced attacker", "set it to 3072", subject=where)
+        elif value < 3072:
+            rep.add("paillier-key-below-recommended", "warning", f"{where} = {value}: below the recommended 3072 "
+                    "bits (128-bit security)", "set it to 3072", subject=where)
+        else:
+            rep.add("paillier-key", "info", f"{where} = {value} bits", subject=where)
+
+
+def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
+    from matcher.match_keys import DEFAULT_MATCH_KEYS
+
+    keys = raw.get("match_keys") if isinstance(raw.get("match_keys"), dict) else DEFAULT_MATCH_KEYS
+    for name, fields in keys.items():
+        fields = _strings(fields)
+        strength = key_strength(fields)
+        meaning = describe_key(fields)
+        if strength == "document":
+            rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
+        elif strength == "identity":
+            rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
+                    "exist; confirm through the formal channel", subject=name)
+        elif strength == "weak":
+            rep.add("match-key-weak", "warning", f"{meaning}: a name without date or place of birth is shared by "
+                    "many people", "add date_of_birth (or place_of_birth) to this key", subject=name)
+        else:
+            rep.add("match-key-not-identity", "error", f"{meaning}: without a name or a document number this is "
+                    "not an identity; many unrelated people share it, so hits are meaningless and every query "
+                    "discloses a little about many people", "add name fields (name_tokens) or use document_number",
+                    subject=name)
+
+
+def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
+    """Share of records yielding each key, and share of those whose token another record shares."""
+    from matcher.records import load_records
+
+    loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
+    total = loaded.rows_read
+    for key in cfg.key_spec().names:
+        tokens = [r.tokens[key] for r in loaded.records if key in r.tokens]
+        counts = Counter(tokens)
+        shared = sum(c for c in counts.values() if c > 1)
+        m = {
+            "match_key": key,
+            "records": total,
+            "records_with_key": len(tokens),
+            "coverage": round(len(tokens) / total, 4) if total else 0.0,
+            "distinct_tokens": len(counts),
+            "shared_share": round(shared / len(tokens), 4) if tokens else 0.0,
+            "tokens_shared": sum(1 for c in counts.values() if c > 1),
+        }
+        rep.measurements.append(m)
+        if tokens and m["shared_share"] > SHARED_TOKEN_WARN:
+            rep.add("match-key-not-distinctive", "warning", f"on your own records {100 * m['shared_share']:.1f}% "
+                    f"of the records that yield this key share it with another record (duplicates, or a key too "
+                    "coarse to tell people apart)", "check for duplicate records; otherwise make the key more "
+                    "specific", subject=key)
+        if not tokens:
+            rep.add("match-key-unused", "warning", "none of your records yields this key", "map the columns it "
+                    "needs under [records.columns] or drop the key", subject=key)
