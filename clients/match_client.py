@@ -147,7 +147,7 @@ class MatchClient:
         # Each distinct token is sent once; remember which records (and keys) it stands for.
         owners: dict[bytes, list[tuple[int, str]]] = {}
         for i, rec in enumerate(records):
-            for key_name, token in rec.tokens.items():
+            for key_name, token in rec.tokens:
                 owners.setdefault(token, []).append((i, key_name))
         tokens = list(owners)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))

@@ -59,7 +59,7 @@ class ResponderState:
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
         self._entries = [
-            (token, r.case_ref.encode("utf-8")) for r in watchlist.records for token in r.tokens.values()
+            (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
         self._progress = progress
         self._lock = threading.Lock()
