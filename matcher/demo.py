@@ -23,6 +23,8 @@ from matcher.responder import start_responder
 
 RESPONDER_TOML = """\
 # Agency A: the responder. It serves its watchlist; requesters learn only their own hits.
+norm_version = "n2"                # normalisation rules (part of every token): n2 = transliteration
+                                   # schemes, particles, nicknames, partial dates, alternatives
 [responder]
 listen = "127.0.0.1:0"             # 0 = any free port (the demo); e.g. "0.0.0.0:50051" in production
 watchlist = "agency_a_watchlist.csv"
@@ -58,10 +60,14 @@ case_ref = "case_id"
 [match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
 name_dob = ["name_tokens", "date_of_birth"]
+phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
+phonetic_names_dob = ["metaphone(name_tokens)", "date_of_birth"]
+given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
 """
 
 REQUESTER_TOML = """\
 # Agency B: the requester.
+norm_version = "n2"
 [requester]
 protocol = "ecdh"
 reveal = "requester"
@@ -84,9 +90,12 @@ nationality = "citizenship"
 document_number = "passport"
 document_country = "passport_country"
 
-[match_keys]
+[match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
 name_dob = ["name_tokens", "date_of_birth"]
+phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
+phonetic_names_dob = ["metaphone(name_tokens)", "date_of_birth"]
+given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
 """
 
 #: Why each expected hit is one (the demo prints this beside the hits; no identity data).

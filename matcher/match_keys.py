@@ -46,7 +46,7 @@ KEY_FIELDS: frozenset[str] = frozenset(
 )
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_TRANSFORMED = re.compile(r"^([a-z_]+)\(([a-z_]+)\)$")
+_TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
 
 #: Normalisation versions a key spec may name (matcher.normalize, matcher.normalize_n2).
 NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
@@ -54,22 +54,26 @@ NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
 #: Most tokens one key yields for one record: the first alternatives (primary first) win.
 MAX_ALTERNATIVES_PER_KEY = 4
 
-# Spelling differences between romanisations that metaphone does not fold by itself.
+# Spelling differences between romanisations that metaphone does not fold by itself:
+# German/Polish/English renderings of Cyrillic ш ж ч х ц (sch/sz/sh, zh, tsch/cz/ch, kh/ch/h,
+# ts/z), w/v, and Ukrainian г (h) against Russian г (g): h is written g.
 _PHONETIC_FOLDS = (
-    ("tsch", "ch"), ("szcz", "shch"), ("sch", "sh"), ("sz", "sh"), ("cz", "ch"), ("zh", "sh"),
-    ("kh", "h"), ("ck", "k"), ("w", "v"),
+    ("tsch", "ch"), ("szcz", "sh"), ("shch", "sh"), ("sch", "sh"), ("sz", "sh"), ("cz", "ch"), ("zh", "sh"),
+    ("kh", "h"), ("ch", "h"), ("ck", "k"), ("ts", "z"), ("tz", "z"), ("w", "v"), ("h", "g"),
 )
-
-
 _DOUBLED = re.compile(r"(.)\1+")
+_ARTICLE = re.compile(r"^[ae]l(?=.{4})")
 
 
 def _phonetic_fold(word: str) -> str:
-    """Fold romanisation variants (w→v, sz→sh, non-initial j→y, doubled letters) before a phonetic code."""
+    """Fold romanisation variants before a phonetic code: the spellings above, a glued Arabic
+    article ("alshami" = "al shami"), non-initial j/y as i, doubled letters, initial vowels as a."""
+    word = _ARTICLE.sub("", word)
     for old, new in _PHONETIC_FOLDS:
         word = word.replace(old, new)
     word = _DOUBLED.sub(r"\1", word)
-    return word[:1] + word[1:].replace("j", "y")
+    word = word[:1] + word[1:].replace("j", "i").replace("y", "i")
+    return ("a" + word[1:]) if word[:1] in ("a", "e", "i", "o", "u") else word
 
 
 def _metaphone(word: str) -> str:
@@ -97,26 +101,36 @@ VALUE_TRANSFORMS: dict[str, Callable[[str], str]] = {
 TRANSFORMS: frozenset[str] = frozenset(WORD_TRANSFORMS) | frozenset(VALUE_TRANSFORMS)
 
 
-def parse_field(spec: str) -> tuple[str | None, str]:
-    """``"nysiis(family_name)"`` → ``("nysiis", "family_name")``; ``"sex"`` → ``(None, "sex")``."""
+def parse_field(spec: str) -> tuple[tuple[str, ...], str]:
+    """``"metaphone(first(given_names))"`` → ``(("first", "metaphone"), "given_names")``: transforms
+    innermost first, then the field; ``"sex"`` → ``((), "sex")``."""
+    transforms: list[str] = []
     m = _TRANSFORMED.match(spec)
-    return (m.group(1), m.group(2)) if m else (None, spec)
+    while m:
+        transforms.insert(0, m.group(1))
+        spec = m.group(2)
+        m = _TRANSFORMED.match(spec)
+    return tuple(transforms), spec
 
 
-def _apply(transform: str | None, field: str, value: str) -> str:
-    if transform is None:
-        return value
+def _apply(transform: str, field: str, value: str) -> str:
     if transform in VALUE_TRANSFORMS:
         return VALUE_TRANSFORMS[transform](value)
     words = [WORD_TRANSFORMS[transform](w) for w in value.split()]
     return " ".join(sorted(words) if field == "name_tokens" else words)
 
 
+def _transformed(transforms: tuple[str, ...], field: str, value: str) -> str:
+    for t in transforms:
+        value = _apply(t, field, value)
+    return value
+
+
 def _alternatives(record: Mapping[str, str | Sequence[str]], spec: str) -> tuple[str, ...]:
-    transform, field = parse_field(spec)
+    transforms, field = parse_field(spec)
     raw = record.get(field, ())
     values = (raw,) if isinstance(raw, str) else tuple(raw)
-    return tuple(v for v in dict.fromkeys(_apply(transform, field, v) for v in values if v) if v)
+    return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
 
 
 @dataclass(frozen=True)
@@ -159,7 +173,7 @@ class KeySpec:
                     f"match key {key.name!r} uses unknown field(s) {', '.join(unknown)}; "
                     f"known fields: {', '.join(sorted(KEY_FIELDS))}"
                 )
-            bad = [f for f in key.fields if parse_field(f)[0] not in (None, *TRANSFORMS)]
+            bad = [f for f in key.fields if not set(parse_field(f)[0]) <= TRANSFORMS]
             if bad:
                 raise ConfigError(
                     f"match key {key.name!r} uses unknown transform(s) in {', '.join(bad)}; "
@@ -217,7 +231,14 @@ class KeySpec:
         return tuple(out)
 
 
+#: Normalisation version of new configs.
+DEFAULT_NORM_VERSION = "n2"
+
+#: The default key set, strongest first (measured in README "Match quality").
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "name_dob": ["name_tokens", "date_of_birth"],
+    "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
+    "phonetic_names_dob": ["metaphone(name_tokens)", "date_of_birth"],
+    "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
 }

@@ -116,7 +116,8 @@ def name_token_forms(given: str, family: str) -> Alternatives:
     per romanisation scheme, the scheme applied to both names together."""
     out = []
     for g, f in latin_forms_aligned(unicodedata.normalize("NFKC", given), unicodedata.normalize("NFKC", family)):
-        words = _given_words(_fold(g)) + _family_words(_fold(f))
+        # particles dropped from both columns: the family name may have been entered as given name
+        words = _family_words(" ".join(_given_words(_fold(g)))) + _family_words(_fold(f))
         out.append(" ".join(sorted(words)))
     return tuple(v for v in dict.fromkeys(out) if v)
 
