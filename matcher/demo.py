@@ -103,8 +103,8 @@ WHY = {
     "B-101": "Cyrillic script vs Latin, other date format",
     "B-102": "given and family name swapped, diacritics",
     "B-103": "accents and a hyphenated double surname",
-    "B-104": "Arabic script; found by its passport number written with spaces",
-    "B-105": "Greek script; found by its passport number",
+    "B-104": "Arabic script; passport number with spaces; phonetic keys too",
+    "B-105": "Greek script; passport number and (ELOT romanisation) name",
 }
 
 DATA_FILES = ("agency_a_watchlist.csv", "agency_b_records.csv")
@@ -145,10 +145,11 @@ def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
     hits = run.result.hits
     say(f"[agency B] {len(hits)} hit(s) among {run.loaded.rows_read - len(run.loaded.rejected)} records:")
     say("")
-    say(f"  {'record_id':<10} {'match keys':<18} {'case reference':<20} why it is a hit")
-    say(f"  {'-' * 10} {'-' * 18} {'-' * 20} {'-' * 40}")
+    say(f"  {'record_id':<10} {'strength':<10} {'keys':>4} {'case reference':<20} why it is a hit")
+    say(f"  {'-' * 10} {'-' * 10} {'-' * 4} {'-' * 20} {'-' * 40}")
     for h in hits:
-        say(f"  {h.record_id:<10} {';'.join(h.match_keys):<18} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
+        say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
+    say("  (strength = strongest matching key; all matching keys are in the hits file)")
     say("")
     say("Files:")
     say(f"  hits            {hits_csv}")
