@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         req, resp = synthetic_sets(n, n, n // 10, seed=n)
-        req_tokens = [t for r in req for t in r.tokens.values()]
-        resp_tokens = [t for r in resp for t in r.tokens.values()]
+        req_tokens = [t for r in req for _, t in r.tokens]
+        resp_tokens = [t for r in resp for _, t in r.tokens]
         with tempfile.TemporaryDirectory() as tmp:
             print(f"[{n}] OpenMined PSI ...", file=sys.stderr, flush=True)
             om = run_openmined(req_tokens, resp_tokens, Path(tmp))

@@ -20,17 +20,16 @@ import rbcl
 from clients import MatchClient, TlsFiles
 from matcher.certs import TestCA
 from matcher.config import ResponderConfig
-from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
-from matcher.normalize import NORM_VERSION
+from matcher.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.records import LoadResult, TokenisedRecord
 from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
 
-KEYSPEC = KeySpec.from_mapping(NORM_VERSION, DEFAULT_MATCH_KEYS)
+KEYSPEC = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
 
 
 def document_token(doc: str) -> bytes:
-    return KEYSPEC.tokens({"document_number": doc, "document_country": "DEU"})["document"]
+    return KEYSPEC.tokens({"document_number": doc, "document_country": "DEU"})[0][1]
 
 
 def synthetic_sets(
@@ -43,9 +42,9 @@ def synthetic_sets(
     resp_docs = shared + [f"R{rng.getrandbits(48):012X}" for _ in range(n_responder - overlap)]
     rng.shuffle(req_docs)
     rng.shuffle(resp_docs)
-    requester = [TokenisedRecord(f"B-{i}", "", {"document": document_token(d)}) for i, d in enumerate(req_docs)]
+    requester = [TokenisedRecord(f"B-{i}", "", (("document", document_token(d)),)) for i, d in enumerate(req_docs)]
     responder = [
-        TokenisedRecord(f"A-{i}", f"CASE-{i:08d}", {"document": document_token(d)}) for i, d in enumerate(resp_docs)
+        TokenisedRecord(f"A-{i}", f"CASE-{i:08d}", (("document", document_token(d)),)) for i, d in enumerate(resp_docs)
     ]
     return requester, responder
 
@@ -98,6 +97,8 @@ def loopback_responder(
                     "max_request_size": max_request_size,
                 },
                 "peers": [{"name": "agency-b", "common_name": "agency-b"}],
+                "norm_version": KEYSPEC.norm_version,
+                "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
             }
         )
         t0 = time.perf_counter()

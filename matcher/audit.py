@@ -31,6 +31,8 @@ Severity = Literal["error", "warning", "info"]
 FORMAT = "matcher-audit/1"
 
 #: Fields that on their own point at one person (a document) or nearly (a name).
+from matcher.match_keys import parse_field  # noqa: E402
+
 DOCUMENT_FIELDS = {"document_number"}
 NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
 #: Fields that narrow a name down to a person.
@@ -195,7 +197,16 @@ def key_strength(fields: list[str]) -> Literal["document", "identity", "weak", "
     of birth. weak: a name alone (or with only year, sex, nationality). not-identity:
     no name and no document number (date of birth alone, sex + nationality, ...).
     """
-    fs = set(fields)
+    fs = set()
+    for spec in fields:
+        # A transformed field counts as its base field, except that an initial or a
+        # year is no longer a name or a full date.
+        transforms, base = parse_field(spec)
+        if base in NAME_FIELDS and "initial" in transforms:
+            continue
+        if base == "date_of_birth" and "year" in transforms:
+            base = "year_of_birth"
+        fs.add(base)
     if fs & DOCUMENT_FIELDS:
         return "document"
     if not fs & NAME_FIELDS:
@@ -439,16 +450,20 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
     total = loaded.rows_read
     for key in cfg.key_spec().names:
-        tokens = [r.tokens[key] for r in loaded.records if key in r.tokens]
-        counts = Counter(tokens)
-        shared = sum(c for c in counts.values() if c > 1)
+        # A record may yield several tokens per key (alternative spellings): a record
+        # "shares" the key when any of its tokens for it is also another record's.
+        per_record = [{t for k, t in r.tokens if k == key} for r in loaded.records]
+        per_record = [toks for toks in per_record if toks]
+        counts = Counter(t for toks in per_record for t in toks)
+        shared = sum(1 for toks in per_record if any(counts[t] > 1 for t in toks))
+        tokens = per_record
         m = {
             "match_key": key,
             "records": total,
-            "records_with_key": len(tokens),
-            "coverage": round(len(tokens) / total, 4) if total else 0.0,
+            "records_with_key": len(per_record),
+            "coverage": round(len(per_record) / total, 4) if total else 0.0,
             "distinct_tokens": len(counts),
-            "shared_share": round(shared / len(tokens), 4) if tokens else 0.0,
+            "shared_share": round(shared / len(per_record), 4) if per_record else 0.0,
             "tokens_shared": sum(1 for c in counts.values() if c > 1),
         }
         rep.measurements.append(m)

@@ -1,4 +1,4 @@
-"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs."""
+"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, synth, evaluate."""
 
 from __future__ import annotations
 
@@ -223,6 +223,38 @@ def _parse_since(text: str) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from matcher.synth import generate
+
+    res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size)
+    print(f"wrote {res.requester}, {res.responder}, {res.links} ({res.shared} shared persons) "
+          f"and the configs {res.requester_config}, {res.responder_config}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from matcher.config import load_requester_config, load_responder_config
+    from matcher.errors import ConfigError
+    from matcher.evaluate import evaluate, read_links
+    from matcher.records import load_records
+
+    req_cfg = load_requester_config(args.config)
+    spec = req_cfg.key_spec()
+    resp_format = req_cfg.records.csv_format()
+    if args.responder_config:
+        resp_cfg = load_responder_config(args.responder_config)
+        if resp_cfg.key_spec().fingerprint() != spec.fingerprint():
+            raise ConfigError("the two configs' match keys differ (fingerprints differ): a session would be refused")
+        resp_format = resp_cfg.records.csv_format()
+    req = load_records(args.requester, req_cfg.records.csv_format(), spec)
+    resp = load_records(args.responder, resp_format, spec)
+    print(f"requester: {req.summary()}; responder: {resp.summary()}", file=sys.stderr)
+    result = evaluate(req.records, resp.records, read_links(args.links), spec)
+    print(f"key spec {spec.fingerprint()[:16]}... (normalisation {spec.norm_version})\n")
+    print(result.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="matcher",
@@ -292,6 +324,31 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
+
+    y = sub.add_parser("synth", help="generate two agencies' synthetic record files with true links",
+                       description="Writes requester.csv and responder.csv (the demo's two layouts), links.csv "
+                       "(requester_id,responder_id of every pair that is the same person) and requester.toml/"
+                       "responder.toml to OUT. Names from several locales and scripts, with realistic "
+                       "corruption. The same seed gives the same files.")
+    y.add_argument("--size", type=int, required=True, help="requester records (and responder records)")
+    y.add_argument("--responder-size", type=int, help="responder records if different from --size")
+    y.add_argument("--overlap", type=float, default=0.2, help="share of requester persons also at the responder")
+    y.add_argument("--seed", type=int, default=1)
+    y.add_argument("--out", type=Path, required=True, help="folder to write the files to")
+    y.set_defaults(func=cmd_synth)
+
+    e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",
+                       description="FOR TEST DATA ONLY: compares the two files' tokens in plaintext, in this process "
+                       "(no privacy protection), to tune normalisation and match keys on synthetic or shareable "
+                       "data. Prints precision, recall and F1 per key and for the whole key set, and tokens per "
+                       "record (the cost of a session and of the responder's setup).")
+    e.add_argument("--config", type=Path, required=True, help="requester TOML config (its keys and CSV layout)")
+    e.add_argument("--requester", type=Path, required=True, help="requester records CSV")
+    e.add_argument("--responder", type=Path, required=True, help="responder records CSV")
+    e.add_argument("--links", type=Path, required=True, help="CSV requester_id,responder_id of the true links")
+    e.add_argument("--responder-config", type=Path,
+                   help="responder TOML config for the responder file's layout (default: --config's layout)")
+    e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("dev-certs", help="make a throw-away CA and agency certificates for trials")
     c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")

@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from matcher.errors import ConfigError
-from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
-from matcher.normalize import NORM_VERSION
+from matcher.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
 from matcher.records import CsvFormat
 
 # "both": the responder also learns which of its own records hit (see README, reveal modes).
@@ -125,7 +124,7 @@ class RequesterSettings(_Strict):
 
 
 class _AgencyConfig(_Strict):
-    norm_version: str = NORM_VERSION
+    norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
     records: RecordsConfig = RecordsConfig()
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))

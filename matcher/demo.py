@@ -23,6 +23,8 @@ from matcher.responder import start_responder
 
 RESPONDER_TOML = """\
 # Agency A: the responder. It serves its watchlist; requesters learn only their own hits.
+norm_version = "n2"                # normalisation rules (part of every token): n2 = transliteration
+                                   # schemes, particles, nicknames, partial dates, alternatives
 [responder]
 listen = "127.0.0.1:0"             # 0 = any free port (the demo); e.g. "0.0.0.0:50051" in production
 watchlist = "agency_a_watchlist.csv"
@@ -62,10 +64,14 @@ case_ref = "case_id"
 [match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
 name_dob = ["name_tokens", "date_of_birth"]
+phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
+phonetic_names_dob = ["metaphone(name_tokens)", "date_of_birth"]
+given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
 """
 
 REQUESTER_TOML = """\
 # Agency B: the requester.
+norm_version = "n2"
 [requester]
 protocol = "ecdh"
 reveal = "requester"
@@ -88,9 +94,12 @@ nationality = "citizenship"
 document_number = "passport"
 document_country = "passport_country"
 
-[match_keys]
+[match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
 name_dob = ["name_tokens", "date_of_birth"]
+phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
+phonetic_names_dob = ["metaphone(name_tokens)", "date_of_birth"]
+given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
 """
 
 #: Why each expected hit is one (the demo prints this beside the hits; no identity data).
@@ -98,8 +107,8 @@ WHY = {
     "B-101": "Cyrillic script vs Latin, other date format",
     "B-102": "given and family name swapped, diacritics",
     "B-103": "accents and a hyphenated double surname",
-    "B-104": "Arabic script; found by its passport number written with spaces",
-    "B-105": "Greek script; found by its passport number",
+    "B-104": "Arabic script; passport number with spaces; phonetic keys too",
+    "B-105": "Greek script; passport number and (ELOT romanisation) name",
 }
 
 DATA_FILES = ("agency_a_watchlist.csv", "agency_b_records.csv")
@@ -141,10 +150,11 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     hits = run.result.hits
     say(f"[agency B] {len(hits)} hit(s) among {run.loaded.rows_read - len(run.loaded.rejected)} records:")
     say("")
-    say(f"  {'record_id':<10} {'match keys':<18} {'case reference':<20} why it is a hit")
-    say(f"  {'-' * 10} {'-' * 18} {'-' * 20} {'-' * 40}")
+    say(f"  {'record_id':<10} {'strength':<10} {'keys':>4} {'case reference':<20} why it is a hit")
+    say(f"  {'-' * 10} {'-' * 10} {'-' * 4} {'-' * 20} {'-' * 40}")
     for h in hits:
-        say(f"  {h.record_id:<10} {';'.join(h.match_keys):<18} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
+        say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
+    say("  (strength = strongest matching key; all matching keys are in the hits file)")
     say("")
     say("Files:")
     say(f"  hits            {hits_csv}")

@@ -15,10 +15,13 @@ any data moves.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+import jellyfish
 
 from matcher.errors import ConfigError
 
@@ -43,6 +46,91 @@ KEY_FIELDS: frozenset[str] = frozenset(
 )
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
+
+#: Normalisation versions a key spec may name (matcher.normalize, matcher.normalize_n2).
+NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
+
+#: Most tokens one key yields for one record: the first alternatives (primary first) win.
+MAX_ALTERNATIVES_PER_KEY = 4
+
+# Spelling differences between romanisations that metaphone does not fold by itself:
+# German/Polish/English renderings of Cyrillic ш ж ч х ц (sch/sz/sh, zh, tsch/cz/ch, kh/ch/h,
+# ts/z), w/v, and Ukrainian г (h) against Russian г (g): h is written g.
+_PHONETIC_FOLDS = (
+    ("tsch", "ch"), ("szcz", "sh"), ("shch", "sh"), ("sch", "sh"), ("sz", "sh"), ("cz", "ch"), ("zh", "sh"),
+    ("kh", "h"), ("ch", "h"), ("ck", "k"), ("ts", "z"), ("tz", "z"), ("w", "v"), ("h", "g"),
+)
+_DOUBLED = re.compile(r"(.)\1+")
+_ARTICLE = re.compile(r"^[ae]l(?=.{4})")
+
+
+def _phonetic_fold(word: str) -> str:
+    """Fold romanisation variants before a phonetic code: the spellings above, a glued Arabic
+    article ("alshami" = "al shami"), non-initial j/y as i, doubled letters, initial vowels as a."""
+    word = _ARTICLE.sub("", word)
+    for old, new in _PHONETIC_FOLDS:
+        word = word.replace(old, new)
+    word = _DOUBLED.sub(r"\1", word)
+    word = word[:1] + word[1:].replace("j", "i").replace("y", "i")
+    return ("a" + word[1:]) if word[:1] in ("a", "e", "i", "o", "u") else word
+
+
+def _metaphone(word: str) -> str:
+    return _DOUBLED.sub(r"\1", jellyfish.metaphone(_phonetic_fold(word))) or word
+
+
+def _initial(value: str) -> str:
+    first = value[:1]
+    return "a" if first in "aeiouyj" else first
+
+
+#: Transforms usable in key fields as ``transform(field)``. Word-wise ones apply to each word
+#: (the words of ``name_tokens`` are sorted again afterwards). Their output is part of the
+#: token, so changing one is a change of normalisation version.
+WORD_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "metaphone": _metaphone,  # romanisation folds (w→v, sz→sh, ...) then jellyfish.metaphone
+    "nysiis": lambda w: jellyfish.nysiis(_phonetic_fold(w)) or w,
+    "soundex": lambda w: jellyfish.soundex(w),
+}
+VALUE_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "initial": _initial,  # first letter; vowels, y and j are one class (Omar/Umar/عمر, Yuri/Juri/Iurii)
+    "first": lambda v: v.split()[0],  # first word, e.g. the first given name
+    "year": lambda v: v[:4],  # year of an ISO date
+}
+TRANSFORMS: frozenset[str] = frozenset(WORD_TRANSFORMS) | frozenset(VALUE_TRANSFORMS)
+
+
+def parse_field(spec: str) -> tuple[tuple[str, ...], str]:
+    """``"metaphone(first(given_names))"`` → ``(("first", "metaphone"), "given_names")``: transforms
+    innermost first, then the field; ``"sex"`` → ``((), "sex")``."""
+    transforms: list[str] = []
+    m = _TRANSFORMED.match(spec)
+    while m:
+        transforms.insert(0, m.group(1))
+        spec = m.group(2)
+        m = _TRANSFORMED.match(spec)
+    return tuple(transforms), spec
+
+
+def _apply(transform: str, field: str, value: str) -> str:
+    if transform in VALUE_TRANSFORMS:
+        return VALUE_TRANSFORMS[transform](value)
+    words = [WORD_TRANSFORMS[transform](w) for w in value.split()]
+    return " ".join(sorted(words) if field == "name_tokens" else words)
+
+
+def _transformed(transforms: tuple[str, ...], field: str, value: str) -> str:
+    for t in transforms:
+        value = _apply(t, field, value)
+    return value
+
+
+def _alternatives(record: Mapping[str, str | Sequence[str]], spec: str) -> tuple[str, ...]:
+    transforms, field = parse_field(spec)
+    raw = record.get(field, ())
+    values = (raw,) if isinstance(raw, str) else tuple(raw)
+    return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
 
 
 @dataclass(frozen=True)
@@ -61,6 +149,10 @@ class KeySpec:
     keys: tuple[MatchKey, ...]
 
     def __post_init__(self) -> None:
+        if self.norm_version not in NORM_VERSIONS:
+            raise ConfigError(
+                f"norm_version {self.norm_version!r} is not known: use one of {', '.join(sorted(NORM_VERSIONS))}"
+            )
         if not self.keys:
             raise ConfigError("no match keys configured: add at least one under [match_keys]")
         seen: set[str] = set()
@@ -75,11 +167,17 @@ class KeySpec:
             seen.add(key.name)
             if not key.fields:
                 raise ConfigError(f"match key {key.name!r} has no fields")
-            unknown = [f for f in key.fields if f not in KEY_FIELDS]
+            unknown = [f for f in key.fields if parse_field(f)[1] not in KEY_FIELDS]
             if unknown:
                 raise ConfigError(
                     f"match key {key.name!r} uses unknown field(s) {', '.join(unknown)}; "
                     f"known fields: {', '.join(sorted(KEY_FIELDS))}"
+                )
+            bad = [f for f in key.fields if not set(parse_field(f)[0]) <= TRANSFORMS]
+            if bad:
+                raise ConfigError(
+                    f"match key {key.name!r} uses unknown transform(s) in {', '.join(bad)}; "
+                    f"known transforms: {', '.join(sorted(TRANSFORMS))}"
                 )
             if len(set(key.fields)) != len(key.fields):
                 raise ConfigError(f"match key {key.name!r} lists a field twice")
@@ -95,12 +193,15 @@ class KeySpec:
 
     def canonical_json(self) -> str:
         """The byte-exact form both agencies hash; key order is part of it (strength)."""
+        spec: dict[str, object] = {
+            "token_prefix": TOKEN_PREFIX,
+            "norm_version": self.norm_version,
+            "keys": [[k.name, list(k.fields)] for k in self.keys],
+        }
+        if self.norm_version != "n1":  # n1 has one value per field: unchanged v1 fingerprints
+            spec["max_alternatives"] = MAX_ALTERNATIVES_PER_KEY
         return json.dumps(
-            {
-                "token_prefix": TOKEN_PREFIX,
-                "norm_version": self.norm_version,
-                "keys": [[k.name, list(k.fields)] for k in self.keys],
-            },
+            spec,
             separators=(",", ":"),
             ensure_ascii=True,
         )
@@ -109,18 +210,35 @@ class KeySpec:
         """SHA-256 (hex) of the canonical JSON: equal fingerprints = identical tokens."""
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
-    def tokens(self, record: Mapping[str, str]) -> dict[str, bytes]:
-        """The tokens of one normalised record, by key name; keys with a missing field are skipped."""
-        out: dict[str, bytes] = {}
+    def tokens(self, record: Mapping[str, str | Sequence[str]]) -> tuple[tuple[str, bytes], ...]:
+        """The ``(key name, token)`` pairs of one normalised record, in key order.
+
+        ``record`` maps each field to its value (normalisation n1) or to its
+        alternatives, primary first (n2). A key yields one token per
+        combination of its fields' alternatives (after transforms, without
+        duplicates), at most MAX_ALTERNATIVES_PER_KEY, primary combinations
+        first; a key with a missing field yields none.
+        """
+        out: list[tuple[str, bytes]] = []
         for key in self.keys:
-            values = [record.get(f, "") for f in key.fields]
-            if all(values):
-                text = TOKEN_PREFIX + self.norm_version + "/" + key.name + "/" + FIELD_SEPARATOR.join(values)
-                out[key.name] = text.encode("utf-8")
-        return out
+            per_field = [_alternatives(record, f) for f in key.fields]
+            if not all(per_field):
+                continue
+            head = TOKEN_PREFIX + self.norm_version + "/" + key.name + "/"
+            combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
+            for values in combos:
+                out.append((key.name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8")))
+        return tuple(out)
 
 
+#: Normalisation version of new configs.
+DEFAULT_NORM_VERSION = "n2"
+
+#: The default key set, strongest first (measured in README "Match quality").
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "name_dob": ["name_tokens", "date_of_birth"],
+    "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
+    "phonetic_names_dob": ["metaphone(name_tokens)", "date_of_birth"],
+    "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
 }

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matcher.errors import ConfigError, InputFileError, RecordError
-from matcher.match_keys import KeySpec
+from matcher.match_keys import KeySpec, parse_field
 from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
+from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
 
 RECORD_FIELDS: tuple[str, ...] = (
     "record_id",
@@ -100,7 +101,12 @@ class TokenisedRecord:
 
     record_id: str
     case_ref: str  # "" on the requester side
-    tokens: dict[str, bytes]  # key name -> token (KeySpec.tokens of the normalised record)
+    #: (key name, token) pairs in key order; a key may give several tokens (alternatives, n2)
+    tokens: tuple[tuple[str, bytes], ...]
+
+    def tokens_of(self, key_name: str) -> tuple[bytes, ...]:
+        """The record's tokens for one match key (empty if the key could not be computed)."""
+        return tuple(t for k, t in self.tokens if k == key_name)
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ def _unusable_keys(keyspec: KeySpec, available: set[str]) -> list[str]:
         needs = []
         lacking = False
         for kf in key.fields:
-            sources = _KEY_FIELD_SOURCES[kf]
+            sources = _KEY_FIELD_SOURCES[parse_field(kf)[1]]
             needs.append(kf if sources == (kf,) else f"{kf} (from {' or '.join(sources)})")
             if not any(s in available for s in sources):
                 lacking = True
@@ -263,6 +269,7 @@ def load_records(
         case_col = columns.get("case_ref")
         first_line_of: dict[str, int] = {}
         date_order = fmt.date_order
+        normalise = normalise_record_n2 if keyspec.norm_version == NORM_VERSION_N2 else normalise_record
 
         def reject(line: int, reason: str, row: list[str]) -> None:
             rejected.append(RejectedRow(line, reason))
@@ -308,7 +315,7 @@ def load_records(
                 continue
             raw = {f: row[i] for f, i in raw_columns}
             try:
-                normalised = normalise_record(raw, date_order)
+                normalised = normalise(raw, date_order)
             except RecordError as exc:
                 reject(start, str(exc), row)
                 continue

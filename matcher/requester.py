@@ -27,7 +27,7 @@ def session_options(config: RequesterConfig) -> dict[str, object]:
         return {"secret": load_shared_secret(config.keyed_hash)}
     return {}
 
-HITS_COLUMNS = ("record_id", "match_keys", "case_ref")
+HITS_COLUMNS = ("record_id", "match_keys", "strength", "case_ref")
 
 
 @dataclass
@@ -59,13 +59,17 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
 
 
 def write_hits(path: Path, hits: list[Hit]) -> None:
-    """``record_id,match_keys,case_ref``, one row per hit record, keys joined by ';' (strongest first)."""
+    """``record_id,match_keys,strength,case_ref``, one row per hit record.
+
+    ``match_keys`` are all keys that matched, joined by ';' strongest first;
+    ``strength`` is the strongest of them (key order in the config is strength order).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(HITS_COLUMNS)
         for h in hits:
-            w.writerow([h.record_id, ";".join(h.match_keys), h.case_ref])
+            w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
 
 
 def run_match(

@@ -73,13 +73,13 @@ class ResponderState:
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
         self._entries = [
-            (token, r.case_ref.encode("utf-8")) for r in watchlist.records for token in r.tokens.values()
+            (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":
             for r in watchlist.records:
-                for key_name, token in r.tokens.items():
+                for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
         self.hits_lock = threading.Lock()
         self._keyed_hash_index = None

@@ -36,6 +36,18 @@ class Agencies:
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def demo_token_overlap(agencies: Agencies) -> tuple[int, int]:
+    """(distinct requester tokens that the responder also holds, distinct requester tokens) of the demo files."""
+    from matcher.records import load_records
+
+    req, resp = agencies.requester_config(), agencies.responder_config()
+    mine = {t for r in load_records(agencies.workdir / "agency_b_records.csv", req.records.csv_format(),
+                                    req.key_spec()).records for _, t in r.tokens}
+    theirs = {t for r in load_records(resp.responder.watchlist, resp.records.csv_format(), resp.key_spec(),
+                                      require_case_ref=True).records for _, t in r.tokens}
+    return len(mine & theirs), len(mine)
+
+
 @pytest.fixture
 def agencies(tmp_path: Path) -> Agencies:
     responder_toml, requester_toml = write_demo_files(tmp_path)

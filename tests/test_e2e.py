@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from clients import MatchClient, MatchFailed, TlsFiles
 from matcher.certs import TestCA
 from matcher.errors import KeySpecMismatch
+from matcher.match_keys import DEFAULT_MATCH_KEYS
 from matcher.protocols import ecdh
 from matcher.records import load_records
 from matcher.requester import client_for, run_match
@@ -22,11 +23,14 @@ from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from tests.conftest import write_cert
 
 EXPECTED_DEMO = {
-    "B-101": (("name_dob",), "DE-BKA-2024-0117"),
-    "B-102": (("name_dob",), "DE-BKA-2023-5521"),
-    "B-103": (("name_dob",), "DE-BKA-2025-0042"),
-    "B-104": (("document",), "DE-BKA-2022-3310"),
-    "B-105": (("document",), "DE-BKA-2024-0981"),
+    "B-101": (("name_dob", "phonetic_dob", "phonetic_names_dob", "given_dob_nationality"), "DE-BKA-2024-0117"),
+    "B-102": (("name_dob", "phonetic_names_dob"), "DE-BKA-2023-5521"),
+    "B-103": (("name_dob", "phonetic_dob", "phonetic_names_dob", "given_dob_nationality"), "DE-BKA-2025-0042"),
+    "B-104": (("document", "phonetic_dob", "phonetic_names_dob", "given_dob_nationality"), "DE-BKA-2022-3310"),
+    "B-105": (
+        ("document", "name_dob", "phonetic_dob", "phonetic_names_dob", "given_dob_nationality"),
+        "DE-BKA-2024-0981",
+    ),
 }
 
 
@@ -42,7 +46,8 @@ def test_demo_data_hits_over_mtls(agencies, start):
     assert got == EXPECTED_DEMO
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["record_id"] for r in rows] == sorted(EXPECTED_DEMO)
-    assert rows[0].keys() == {"record_id", "match_keys", "case_ref"}
+    assert rows[0].keys() == {"record_id", "match_keys", "strength", "case_ref"}
+    assert {r["record_id"]: r["strength"] for r in rows} == {k: v[0][0] for k, v in EXPECTED_DEMO.items()}
     assert run.loaded.rows_read == 13 and len(run.loaded.rejected) == 1
 
 
@@ -99,13 +104,13 @@ def test_random_sets_give_exactly_the_plaintext_intersection(agencies, start):
                         require_case_ref=True)
     refs: dict[bytes, set[str]] = {}
     for r in resp.records:
-        for t in r.tokens.values():
+        for _k, t in r.tokens:
             refs.setdefault(t, set()).add(r.case_ref)
     expected = {}
     for r in run.loaded.records:
-        keys = [k for k, t in r.tokens.items() if t in refs]
+        keys = list(dict.fromkeys(k for k, t in r.tokens if t in refs))
         if keys:
-            case_refs = set().union(*(refs[r.tokens[k]] for k in keys))
+            case_refs = set().union(*(refs[t] for _k, t in r.tokens if t in refs))
             expected[r.record_id] = (tuple(keys), ";".join(sorted(case_refs)))
     got = {h.record_id: (h.match_keys, h.case_ref) for h in run.result.hits}
     assert len(expected) >= 40  # the copies at least
@@ -237,9 +242,9 @@ def test_policy_describes_keys_and_limits(agencies, start):
     with client_for(cfg, peer(running)) as client:
         p = client.get_policy()
     assert list(p.protocols) == ["ecdh"]
-    assert [k.name for k in p.match_keys] == ["document", "name_dob"]
+    assert [k.name for k in p.match_keys] == list(DEFAULT_MATCH_KEYS)
     assert p.key_spec_fingerprint == cfg.key_spec().fingerprint()
-    assert p.norm_version == "n1" and p.max_request_size == 1_000_000 and p.key_epoch
+    assert p.norm_version == "n2" and p.max_request_size == 1_000_000 and p.key_epoch
 
 
 def test_cardinality_mode_returns_only_the_count(agencies, start):
@@ -248,7 +253,7 @@ def test_cardinality_mode_returns_only_the_count(agencies, start):
     running = start()
     run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer(running), out=None)
     assert run.result.hits == []
-    assert run.result.hit_count == 5  # one token per hit record in the demo data
+    assert run.result.hit_count == 21  # hit tokens (the 5 hit records hit with 21 distinct tokens)
     # A requester expecting full hits is refused by a cardinality-only responder.
     agencies.edit("requester", 'reveal = "cardinality"', 'reveal = "requester"')
     with pytest.raises(MatchFailed) as err:

@@ -70,8 +70,8 @@ def test_session_results_do_not_depend_on_pool_size(workers):
     req, resp = synthetic_sets(3000, 3000, 300, seed=3)
     with loopback_responder(resp, workers=workers) as lb, lb.client(workers=workers) as client:
         result = client.match(req, KEYSPEC)
-    resp_tokens = {t: r.case_ref for r in resp for t in r.tokens.values()}
-    expected = {r.record_id: resp_tokens[t] for r in req for t in r.tokens.values() if t in resp_tokens}
+    resp_tokens = {t: r.case_ref for r in resp for _, t in r.tokens}
+    expected = {r.record_id: resp_tokens[t] for r in req for _, t in r.tokens if t in resp_tokens}
     assert {h.record_id: h.case_ref for h in result.hits} == expected
     assert len(expected) == 300
 

@@ -55,7 +55,7 @@ class RequesterSession(ABC):
         self.reveal = reveal
         self.owners: dict[bytes, list[tuple[int, str]]] = {}
         for i, rec in enumerate(records):
-            for key_name, token in rec.tokens.items():
+            for key_name, token in rec.tokens:
                 self.owners.setdefault(token, []).append((i, key_name))
         self.tokens: list[bytes] = list(self.owners)
         self.accepted: pb.Accepted | None = None

@@ -1,0 +1,70 @@
+"""Synthetic data (matcher.synth) and match-quality evaluation (matcher.evaluate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matcher.config import load_requester_config, load_responder_config
+from matcher.evaluate import evaluate, read_links
+from matcher.match_keys import KeySpec
+from matcher.records import TokenisedRecord, load_records
+from matcher.synth import generate
+
+
+def test_generator_is_deterministic(tmp_path: Path) -> None:
+    a = generate(300, 0.3, seed=5, out=tmp_path / "a")
+    b = generate(300, 0.3, seed=5, out=tmp_path / "b")
+    c = generate(300, 0.3, seed=6, out=tmp_path / "c")
+    for name in ("requester.csv", "responder.csv", "links.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "requester.csv").read_bytes() != (tmp_path / "c" / "requester.csv").read_bytes()
+    assert a.shared == 90
+    links = read_links(a.links)
+    assert len(links) >= 90  # duplicates at the responder add links
+    assert {r for r, _ in links} <= {line.split(",")[0] for line in a.requester.read_text().splitlines()[1:]}
+
+
+def _rec(rid: str, *tokens: tuple[str, bytes]) -> TokenisedRecord:
+    return TokenisedRecord(rid, "", tuple(tokens))
+
+
+def test_evaluate_metrics_on_a_hand_made_case() -> None:
+    spec = KeySpec.from_mapping("n2", {"k1": ["document_number"], "k2": ["family_name"]})
+    requester = [
+        _rec("r1", ("k1", b"d1"), ("k2", b"smith")),
+        _rec("r2", ("k2", b"jones")),
+        _rec("r3", ("k2", b"brown")),
+    ]
+    responder = [
+        _rec("a1", ("k1", b"d1")),
+        _rec("a2", ("k2", b"jones")),
+        _rec("a3", ("k2", b"jones")),  # a false link for r2
+        _rec("a4", ("k2", b"smyth")),
+    ]
+    links = {("r1", "a1"), ("r2", "a2"), ("r3", "a4")}
+    e = evaluate(requester, responder, links, spec)
+    k1, k2 = e.keys
+    assert (k1.predicted, k1.true_positives, k1.precision, k1.recall) == (1, 1, 1.0, 1 / 3)
+    assert (k2.predicted, k2.true_positives, k2.precision, k2.recall) == (2, 1, 0.5, 1 / 3)
+    o = e.overall
+    assert (o.predicted, o.true_positives) == (3, 2)
+    assert abs(o.f1 - 2 * (2 / 3) * (2 / 3) / (4 / 3)) < 1e-12
+    assert o.tokens_per_requester_record == 4 / 3 and o.tokens_per_responder_record == 1.0
+    assert e.max_tokens_per_record == 2
+    assert "| all keys | 3 | 2 |" in e.table()
+
+
+def test_default_keys_on_a_generated_pair(tmp_path: Path) -> None:
+    """The default key set on a 2k/2k generated pair: see README "Match quality" for 10k/10k."""
+    res = generate(2000, 0.2, seed=11, out=tmp_path)
+    req_cfg, resp_cfg = load_requester_config(res.requester_config), load_responder_config(res.responder_config)
+    spec = req_cfg.key_spec()
+    assert spec.fingerprint() == resp_cfg.key_spec().fingerprint()
+    req = load_records(res.requester, req_cfg.records.csv_format(), spec)
+    resp = load_records(res.responder, resp_cfg.records.csv_format(), spec)
+    o = evaluate(req.records, resp.records, read_links(res.links), spec).overall
+    assert o.precision >= 0.99
+    # The issue's target is 0.95; the default keys reach about 0.92 (no year-of-birth key, which
+    # costs precision): this guards against regressions, the README states the gap.
+    assert o.recall >= 0.90
+    assert o.tokens_per_requester_record <= 6 and o.tokens_per_responder_record <= 6
