@@ -1,0 +1,132 @@
+"""Paillier polynomial PSI: both halves in one process against a plaintext intersection."""
+
+from __future__ import annotations
+
+import random
+
+import gmpy2
+import pytest
+
+from matcher.errors import InvalidElement
+from matcher.protocols import paillier as pl
+
+KEY = pl.generate_key(2048)
+
+
+def _run(req_tokens, resp_entries, *, cardinality=False, workers=1, **overrides):
+    q = pl.build_query(req_tokens, KEY, **overrides)
+    store = pl.CoefficientStore(KEY.n, q.bins, q.degree)
+    off = 0
+    for part in pl.encrypt_query(q, bins_per_task=3, workers=workers):
+        store.add(part, off)
+        off += len(part)
+    assert off == q.element_count
+    items = pl.responder_items(resp_entries, KEY.bits, with_payload=not cardinality)
+    rr = pl.Rerandomiser.new(KEY.n)
+    replies = [c for part in pl.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers) for c in part]
+    assert len(replies) == len(items.encodings)
+    residues = pl.decrypt_replies(KEY, replies, workers=workers)
+    if cardinality:
+        return q, pl.count_zeros(residues)
+    return q, {req_tokens[i]: ref for i, ref in pl.find_hits(q, residues)}
+
+
+def _sets(rng, n_req, n_resp, common):
+    shared = [f"shared-{i}".encode() for i in range(common)]
+    req = shared + [f"req-{i}".encode() for i in range(n_req - common)]
+    resp = [(t, f"CASE-{k}".encode()) for k, t in enumerate(shared)]
+    resp += [(f"resp-{i}".encode(), f"OTHER-{i}".encode()) for i in range(n_resp - common)]
+    rng.shuffle(req)
+    rng.shuffle(resp)
+    return req, resp
+
+
+def test_hits_equal_plaintext_intersection_with_case_refs():
+    req, resp = _sets(random.Random(1), 12, 10, 5)
+    _, hits = _run(req, resp)
+    expected = {t: r for t, r in resp if t in set(req)}
+    assert hits == expected and len(hits) == 5
+
+
+def test_duplicate_responder_tokens_merge_case_refs():
+    _, hits = _run([b"a", b"b"], [(b"a", b"R2"), (b"a", b"R1"), (b"c", b"R3")])
+    assert hits == {b"a": b"R1;R2"}
+
+
+def test_overflowing_bin_raises_degree_and_loses_nothing():
+    req, resp = _sets(random.Random(2), 9, 6, 6)
+    q, hits = _run(req, resp, _bins=2, _degree=1)
+    assert q.degree >= 5  # 9 tokens in 2 bins cannot fit degree 1
+    assert hits == dict(resp)
+
+
+@pytest.mark.parametrize("n_req, n_resp", [(0, 3), (3, 0), (0, 0)])
+def test_empty_sets(n_req, n_resp):
+    req = [f"x{i}".encode() for i in range(n_req)]
+    resp = [(f"x{i}".encode(), b"R") for i in range(n_resp)]
+    _, hits = _run(req, resp)
+    assert hits == {}
+
+
+def test_cardinality_mode_counts_only():
+    req, resp = _sets(random.Random(3), 8, 8, 3)
+    _, count = _run(req, resp, cardinality=True)
+    assert count == 3
+
+
+def test_process_pool_gives_the_same_hits():
+    req, resp = _sets(random.Random(4), 10, 10, 4)
+    assert _run(req, resp, workers=2)[1] == _run(req, resp, workers=1)[1]
+
+
+def test_parameters_bound_overflow_probability():
+    for m in (1, 10, 1000, 10_000):
+        b, d = pl.choose_bins(m)
+        assert pl.overflow_log2(m, b, d) <= -40
+        assert d <= pl.MAX_DEGREE
+
+
+def test_polynomial_has_the_roots():
+    roots = [5, 7, 11]
+    coeffs = pl.poly_from_roots(roots, KEY.n)
+    assert all(pl.evaluate_plain(coeffs, r, KEY.n) == 0 for r in roots)
+    assert pl.evaluate_plain(coeffs, 6, KEY.n) != 0
+
+
+def test_payload_roundtrip_and_capacity():
+    e = pl.encode_token(b"t")
+    assert pl.decode_payload(pl.encode_payload(e, b"DE-1", 2048), 2048) == (e, b"DE-1")
+    assert pl.decode_payload(12345 << 900, 2048) is None
+    with pytest.raises(ValueError):
+        pl.encode_payload(e, b"x" * (pl.payload_capacity(2048) + 1), 2048)
+    assert pl.encode_payload(e, b"x" * 200, 2048 * 2) < 1 << (2048 - 8)
+
+
+@pytest.mark.parametrize("bad", ["zero", "n2", "multiple_of_p", "short"])
+def test_bad_ciphertexts_are_refused(bad):
+    n = gmpy2.mpz(KEY.n)
+    size = pl.ciphertext_bytes(n)
+    value = {"zero": 0, "n2": n * n, "multiple_of_p": gmpy2.mpz(KEY.p) * 12345, "short": 5}[bad]
+    data = int(value).to_bytes(size, "big") if bad != "short" else b"\x05"
+    store = pl.CoefficientStore(KEY.n, 1, 1)
+    with pytest.raises(InvalidElement, match="element 0"):
+        store.add([data], 0)
+
+
+@pytest.mark.parametrize(
+    "n",
+    [
+        (1 << 1023) * 3 + 1,  # too small
+        KEY.p * KEY.p,  # square
+        KEY.n * 2,  # even (and 2049 bits)
+        int(gmpy2.next_prime(1 << 2100)),  # prime
+        3 * int(gmpy2.next_prime(1 << 2100)),  # small factor
+    ],
+)
+def test_bad_moduli_are_refused(n):
+    with pytest.raises(InvalidElement):
+        pl.check_modulus(n)
+
+
+def test_good_modulus_accepted():
+    pl.check_modulus(KEY.n)
