@@ -108,9 +108,11 @@ class MatchClient:
         protocol: str = "ecdh",
         reveal: str = "requester",
         progress: Progress | None = None,
+        options: dict | None = None,
     ) -> MatchResult:
         """Run one session: which of ``records`` does the responder hold, by which keys.
 
+        ``options`` go to the protocol's session (paillier: ``key_bits``, ``workers``).
         Raises KeySpecMismatch before any data moves when the responder's match keys
         differ, and MatchFailed with the responder's status code when it refuses.
         """
@@ -129,7 +131,7 @@ class MatchClient:
             raise UnsupportedProtocol(
                 f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
             )
-        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal)
+        session = REQUESTER_SESSIONS[protocol](records, keyspec, reveal, **(options or {}))
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
 

@@ -21,8 +21,8 @@ from matcher.records import CsvFormat
 
 # "both" (the responder also learns its hit records) is not offered yet.
 Reveal = Literal["requester", "cardinality"]
-Protocol = Literal["ecdh"]
-PROTOCOLS: tuple[str, ...] = ("ecdh",)
+Protocol = Literal["ecdh", "paillier"]
+PROTOCOLS: tuple[str, ...] = ("ecdh", "paillier")
 
 
 class _Strict(BaseModel):
@@ -88,6 +88,8 @@ class RequesterSettings(_Strict):
     reveal: Reveal = "requester"
     chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
     timeout_seconds: Annotated[float, Field(gt=0)] = 3600
+    paillier_key_bits: Annotated[int, Field(ge=2048, le=8192)] = 3072  # protocol paillier only
+    workers: Annotated[int, Field(ge=0, le=256)] = 0  # paillier process pool; 0 = all cores
 
 
 class _AgencyConfig(_Strict):

@@ -69,6 +69,10 @@ def run_match(
             protocol=config.requester.protocol,
             reveal=config.requester.reveal,
             progress=progress,
+            options=(
+                {"key_bits": config.requester.paillier_key_bits, "workers": config.requester.workers}
+                if config.requester.protocol == "paillier" else None
+            ),
         )
     if out is not None and config.requester.reveal == "requester":
         write_hits(out, result.hits)

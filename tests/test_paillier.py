@@ -130,3 +130,127 @@ def test_bad_moduli_are_refused(n):
 
 def test_good_modulus_accepted():
     pl.check_modulus(KEY.n)
+
+
+# -- end to end over mTLS gRPC ------------------------------------------------------------------
+import grpc  # noqa: E402
+
+from clients import TlsFiles  # noqa: E402
+from clients.sessions.paillier import PaillierRequesterSession  # noqa: E402
+from matcher.cli import main as cli_main  # noqa: E402
+from matcher.requester import run_match  # noqa: E402
+from matcher.v1 import matcher_pb2 as pb  # noqa: E402
+from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
+from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
+
+
+@pytest.fixture
+def small_keys(monkeypatch):
+    """Sessions reuse one 2048-bit key (keygen per test is the slow part) and run inline."""
+    orig = PaillierRequesterSession.__init__
+
+    def init(self, *a, **kw):
+        kw.setdefault("_key", KEY)
+        kw["workers"] = 1
+        orig(self, *a, **kw)
+
+    monkeypatch.setattr(PaillierRequesterSession, "__init__", init)
+
+
+def _paillier_agencies(agencies, reveal="requester"):
+    agencies.edit("responder", 'protocols = ["ecdh"]', 'protocols = ["ecdh", "paillier"]\nworkers = 1')
+    if reveal != "requester":
+        agencies.edit("responder", 'reveal = "requester"', f'reveal = "{reveal}"')
+        agencies.edit("requester", 'reveal = "requester"', f'reveal = "{reveal}"')
+
+
+def test_policy_offers_paillier_and_demo_hits_match_ecdh(agencies, start, small_keys):
+    _paillier_agencies(agencies)
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    running = start()
+    peer = f"127.0.0.1:{running.port}"
+    out = agencies.workdir / "hits.csv"
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer, out=out)
+    assert {h.record_id: (h.match_keys, h.case_ref) for h in run.result.hits} == EXPECTED_DEMO
+    assert out.read_text().splitlines()[0] == "record_id,match_keys,case_ref"
+
+
+def test_cli_protocol_flag(agencies, start, small_keys, capsys):
+    _paillier_agencies(agencies)
+    running = start()
+    out = agencies.workdir / "hits-cli.csv"
+    rc = cli_main(["match", "--config", str(agencies.requester_toml), "--records",
+                   str(agencies.workdir / "agency_b_records.csv"), "--peer", f"127.0.0.1:{running.port}",
+                   "--out", str(out), "--protocol", "paillier"])
+    assert rc == 0
+    assert len(out.read_text().splitlines()) == 1 + len(EXPECTED_DEMO)
+
+
+def test_cardinality_mode_end_to_end(agencies, start, small_keys):
+    _paillier_agencies(agencies, reveal="cardinality")
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    running = start()
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                    f"127.0.0.1:{running.port}", out=None)
+    assert run.result.hits == [] and run.result.hit_count == len(EXPECTED_DEMO)
+
+
+def _raw(agencies, running, messages):
+    cfg = agencies.requester_config()
+    tls = TlsFiles.load(cfg.tls.cert, cfg.tls.key, cfg.tls.ca)
+    creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+    with grpc.secure_channel(f"127.0.0.1:{running.port}", creds,
+                             options=[("grpc.ssl_target_name_override", "agency-a")]) as ch:
+        return list(pb_grpc.ResponderStub(ch).Match(iter(messages), timeout=30))
+
+
+def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
+    fp = agencies.requester_config().key_spec().fingerprint()
+    params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
+                               bin_seed=7)
+    return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
+                                          request_size=bins * degree if size is None else size, paillier=params))
+
+
+@pytest.mark.parametrize("bad", ["zero", "multiple_of_q", "too_big"])
+def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, start, small_keys, bad):
+    _paillier_agencies(agencies)
+    running = start()
+    size = pl.ciphertext_bytes(KEY.n)
+    good = int(pl._RequesterCtx(KEY).encrypt(3)).to_bytes(size, "big")
+    n2 = KEY.n * KEY.n
+    value = {"zero": 0, "multiple_of_q": KEY.q * 99, "too_big": n2 + 1}[bad]
+    elements = [good, value.to_bytes(size + (1 if bad == "too_big" and value.bit_length() > 8 * size else 0), "big")]
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies), pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=elements)),
+                                 pb.MatchRequest(finish=pb.Finish(elements_sent=2))])
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "element 1" in rpc.value.details()
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                    f"127.0.0.1:{running.port}", out=None)
+    assert len(run.result.hits) == len(EXPECTED_DEMO)  # ecdh still fine
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"n": KEY.p * KEY.p}, "modulus"),
+        ({"n": (1 << 1535) + 1}, "bits"),
+        ({"degree": pl.MAX_DEGREE + 1}, "degree"),
+        ({"size": 5}, "announced"),
+    ],
+)
+def test_bad_hello_parameters_refused(agencies, start, kw, words):
+    _paillier_agencies(agencies)
+    running = start()
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies, **kw)])
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in rpc.value.details()
+
+
+def test_paillier_not_offered_unless_configured(agencies, start, small_keys):
+    running = start()
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies)])
+    assert rpc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
