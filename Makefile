@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare bench-ci bench-1m proto clean
+.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)  ## the whole test suite
 
 bench: $(STAMP)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider
+
+bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs a straightforward phe version
+	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
+	$(PY) bench/compare_paillier.py --size 10000
 
 proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto

@@ -162,8 +162,7 @@ class MatchClient:
                 f"protocol {protocol!r} is not offered by this responder (it offers {', '.join(policy.protocols)})"
             )
         session_type = REQUESTER_SESSIONS[protocol]
-        pool = self.workers if _wants_pool(records) else None
-        session = session_type(records, keyspec, reveal, workers=pool, **session_options)
+        session = session_type(records, keyspec, reveal, workers=self.workers, **session_options)
         session.use_policy(policy, self.target, self.setup_cache)
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []

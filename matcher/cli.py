@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from matcher import __version__
+from matcher.config import PROTOCOLS
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
@@ -65,6 +66,8 @@ def cmd_match(args: argparse.Namespace) -> int:
     from matcher.requester import run_match
 
     cfg = load_requester_config(args.config)
+    if args.protocol:
+        cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
     peer = args.peer or cfg.requester.peer
     if not peer:
         raise SystemExit("matcher match: no responder given: pass --peer HOST:PORT or set [requester] peer")
@@ -285,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
     m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
+    m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol (ecdh or paillier)")
     m.set_defaults(func=cmd_match)
 
     q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")

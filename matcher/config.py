@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from matcher.errors import ConfigError
 from matcher.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
@@ -21,8 +21,8 @@ from matcher.records import CsvFormat
 
 # "both": the responder also learns which of its own records hit (see README, reveal modes).
 Reveal = Literal["requester", "cardinality", "both"]
-Protocol = Literal["ecdh", "keyed-hash"]
-PROTOCOLS: tuple[str, ...] = ("ecdh", "keyed-hash")
+Protocol = Literal["ecdh", "paillier", "keyed-hash"]
+PROTOCOLS: tuple[str, ...] = ("ecdh", "paillier", "keyed-hash")
 
 
 class _Strict(BaseModel):
@@ -117,6 +117,7 @@ class RequesterSettings(_Strict):
     reveal: Reveal = "requester"
     chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
     timeout_seconds: Annotated[float, Field(gt=0)] = 3600
+    paillier_key_bits: Annotated[int, Field(ge=2048, le=8192)] = 3072  # protocol paillier only
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
     dask_scheduler: str | None = None
     setup_cache: Path | None = None  # folder for responders' setups (ecdh), reused within their epoch
@@ -142,6 +143,13 @@ class _AgencyConfig(_Strict):
 class ResponderConfig(_AgencyConfig):
     responder: ResponderSettings
     peers: list[PeerConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _reveal_fits_protocols(self) -> ResponderConfig:
+        # paillier's replies are opened only by the requester: the responder cannot learn its hits.
+        if self.responder.reveal == "both" and "paillier" in self.responder.protocols:
+            raise ValueError('reveal = "both" is not available with protocol paillier; offer ecdh or keyed-hash')
+        return self
 
 
 class RequesterConfig(_AgencyConfig):

@@ -25,7 +25,10 @@ def session_options(config: RequesterConfig) -> dict[str, object]:
 
         require_keyed_hash_opt_in(config)
         return {"secret": load_shared_secret(config.keyed_hash)}
+    if config.requester.protocol == "paillier":
+        return {"key_bits": config.requester.paillier_key_bits}
     return {}
+
 
 HITS_COLUMNS = ("record_id", "match_keys", "strength", "case_ref")
 

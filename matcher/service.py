@@ -121,6 +121,11 @@ class ResponderState:
         self.workers.close()
 
     @property
+    def entries(self) -> list[tuple[bytes, bytes]]:
+        """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
+        return self._entries
+
+    @property
     def setup_size_hint(self) -> int:
         return len(self._epoch.setup) if self._epoch else 0
 

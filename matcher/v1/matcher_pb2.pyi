@@ -43,18 +43,32 @@ class Policy(_message.Message):
     def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id")
+    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
     REVEAL_FIELD_NUMBER: _ClassVar[int]
     CACHED_SETUP_ID_FIELD_NUMBER: _ClassVar[int]
+    PAILLIER_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     key_spec_fingerprint: str
     request_size: int
     reveal: str
     cached_setup_id: str
-    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ...) -> None: ...
+    paillier: PaillierParams
+    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ...) -> None: ...
+
+class PaillierParams(_message.Message):
+    __slots__ = ("n", "bins", "degree", "bin_seed")
+    N_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    DEGREE_FIELD_NUMBER: _ClassVar[int]
+    BIN_SEED_FIELD_NUMBER: _ClassVar[int]
+    n: bytes
+    bins: int
+    degree: int
+    bin_seed: int
+    def __init__(self, n: _Optional[bytes] = ..., bins: _Optional[int] = ..., degree: _Optional[int] = ..., bin_seed: _Optional[int] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal", "setup_id", "setup_skipped")

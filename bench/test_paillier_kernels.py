@@ -1,0 +1,46 @@
+"""pytest-benchmark suite for the paillier kernels (2048-bit key): ``make bench-paillier``."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from matcher.protocols import paillier as pl
+
+KEY = pl.generate_key(2048)
+REQ = pl._RequesterCtx(KEY)
+RR = pl.Rerandomiser.new(KEY.n)
+RESP = pl._ResponderCtx(RR)
+COEFFS = [REQ.encrypt(secrets.randbelow(KEY.n)) for _ in range(14)]
+CT = REQ.encrypt(12345)
+
+
+def test_encrypt_crt_fixed_base(benchmark):
+    benchmark(REQ.encrypt, 987654321)
+
+
+def test_decrypt_mod_p(benchmark):
+    assert benchmark(REQ.decrypt_mod_p, CT) == 12345
+
+
+def test_rerandomiser(benchmark):
+    benchmark(RESP.rerandomiser)
+
+
+@pytest.mark.parametrize("degree", [1, 14])
+def test_evaluate_one(benchmark, degree):
+    e = pl.encode_token(b"token")
+    benchmark(pl.evaluate_one, RESP, COEFFS[:degree], e, pl.encode_payload(e, b"CASE-1", KEY.bits))
+
+
+def test_poly_from_roots_degree_14(benchmark):
+    roots = [secrets.randbits(128) for _ in range(14)]
+    benchmark(pl.poly_from_roots, roots, KEY.n)
+
+
+def test_phe_encrypt_for_comparison(benchmark):
+    from phe import paillier as phe_paillier
+
+    pub = phe_paillier.PaillierPublicKey(KEY.n)
+    benchmark(pub.raw_encrypt, 987654321)

@@ -1,0 +1,72 @@
+"""Requester half of ``paillier``: bin and encrypt polynomials, decrypt replies, find hits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from matcher.errors import ProtocolViolation
+from matcher.parallel import Workers
+from matcher.protocols import paillier as pl
+from matcher.v1 import matcher_pb2 as pb
+from clients.sessions.base import RequesterSession
+
+#: bytes one gRPC message may carry (the smallest limit either side sets; see matcher.service.message_limit)
+MESSAGE_BYTES = (2 << 20) - 8192
+
+
+class PaillierRequesterSession(RequesterSession):
+    """Polynomial PSI, requester side, under a fresh Paillier key of ``key_bits``.
+
+    ``workers`` (a matcher.parallel.Workers; None = this process) encrypt the coefficients and decrypt the replies.
+    """
+
+    protocol = "paillier"
+
+    def __init__(self, records, keyspec, reveal, workers: Workers | None = None, *,
+                 key_bits: int = pl.DEFAULT_KEY_BITS, _key: pl.RequesterSecret | None = None) -> None:
+        super().__init__(records, keyspec, reveal, workers)
+        self._key = _key or pl.generate_key(key_bits)
+        self.query = pl.build_query(self.tokens, self._key)
+        self.workers = workers
+        self._size = pl.ciphertext_bytes(self._key.n)
+        self._done = 0
+
+    @property
+    def request_size(self) -> int:
+        return self.query.element_count
+
+    @property
+    def progress_total(self) -> int:
+        return self.accepted.setup_size if self.accepted else 0
+
+    def fill_hello(self, hello: pb.Hello) -> None:
+        q = self.query
+        hello.paillier.CopyFrom(pb.PaillierParams(
+            n=q.key.n.to_bytes((q.key.n.bit_length() + 7) // 8, "big"), bins=q.bins, degree=q.degree, bin_seed=q.seed,
+        ))
+
+    def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:
+        limit = max(1, min(chunk_elements, MESSAGE_BYTES // (self._size + 8)))
+        bins_per_task = max(1, limit // self.query.degree)
+        if bins_per_task * self.query.degree > limit:
+            raise ProtocolViolation(f"degree {self.query.degree} does not fit a chunk of {limit} elements")
+        yield from pl.encrypt_query(self.query, bins_per_task, self.workers)
+
+    def on_evaluated(self, chunk: pb.ElementChunk) -> int:
+        assert self.accepted is not None
+        n = len(chunk.elements)
+        if chunk.offset != self._done or self._done + n > self.accepted.setup_size:
+            raise ProtocolViolation("evaluated elements out of order or more than announced")
+        residues = pl.decrypt_replies(self._key, list(chunk.elements), self._done, self.workers)
+        if self.reveal == "cardinality":
+            self.hit_tokens += pl.count_zeros(residues)  # replies are shuffled: only the count means anything
+        else:
+            for index, ref in pl.find_hits(self.query, residues):
+                self.add_hit(index, ref)
+        self._done += n
+        return n
+
+    def on_summary(self, summary: pb.Summary) -> None:
+        total = self.accepted.setup_size if self.accepted else 0
+        if self._done != total:
+            raise ProtocolViolation(f"session ended after {self._done} of {total} replies")

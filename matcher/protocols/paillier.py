@@ -1,0 +1,580 @@
+"""Freedman–Nissim–Pinkas polynomial PSI with Paillier (DESIGN §3, protocol ``paillier``).
+
+Notation: the requester holds a Paillier key ``n = p·q`` (``phe`` generates it; 3072 bits
+by default, never fewer than 2048), ``g = 1 + n``, ``E(m) = (1 + m·n)·ρⁿ mod n²``.
+Tokens become 128-bit *encodings* ``e(t) = SHA-256("matcher/v1/paillier" ‖ 0 ‖ t)[:16]``.
+
+* Requester: each encoding goes to bin ``xxh3_64(e, seed) mod B`` (``seed`` fresh per
+  session; xxhash only spreads load, it is never an identity hash). Bin ``b`` gets the
+  monic polynomial ``P_b(x) = ∏ (x − root) = x^d + a_{d−1}x^{d−1} + … + a_0 (mod n)``
+  whose roots are its encodings, padded with random dummy roots from ``[2^128, n)`` so
+  every bin has the same degree ``d`` (a dummy root can never equal an encoding). It sends
+  ``E(a_0) … E(a_{d−1})`` for every bin, bin-major. ``B`` and ``d`` are chosen from the
+  set size so that a bin overflows ``d`` with probability ≤ 2^-40 (:func:`choose_bins`);
+  if one does anyway, ``d`` is raised to the largest load for that session: nothing
+  is ever dropped.
+* Responder, for each own token ``y`` (encoding ``e``, bin ``b``): Horner evaluation
+  ``acc ← E(a_{d−1})·g^e``; ``acc ← acc^e · E(a_i)`` for ``i = d−2 … 0`` gives
+  ``E(P_b(e))``; then ``E(r·P_b(e) + pay)`` = ``acc^r · (1 + pay·n) · ρ`` with ``r``
+  uniform in ``Z_n`` and a fresh re-randomiser ``ρ``; replies are shuffled. ``pay`` is
+  ``e ‖ case reference`` (:func:`encode_payload`), or nothing in cardinality mode.
+  When ``P_b(e) ≠ 0`` the plaintext ``r·P_b(e) + pay`` is uniform in ``Z_n``.
+* Requester: decrypts. Payloads are kept below ``2^(|n|/2 − 8) < p``, so the residue mod
+  ``p`` alone (one exponentiation mod ``p²``, half a CRT decryption) is the whole
+  payload of a hit; a value whose low 128 bits are one of its encodings is a hit and
+  carries the case reference. In cardinality mode it counts residues equal to 0.
+
+Re-randomisers (DJN style, computed by the responder for the requester's ``n``):
+``h = −x² mod n``, ``h_s = hⁿ mod n²``, ``ρ = h_s^α · ∏_j X_j^{β_j}`` with ``α`` of
+2×security bits and ``X_j = x_jⁿ mod n²`` for 32 random ``x_j`` with 8-bit ``β_j``. The
+``X_j`` term is an addition to plain DJN: the requester knows the factorisation and can
+project ``ρ`` onto small subgroups (e.g. its quadratic characters mod p and q, which
+``h^α`` alone does not randomise when ``p ≡ 1 mod 4``); random products of full
+n-th residues make those projections uniform. Both factors use fixed-base tables, so a
+re-randomiser costs ~60 multiplications mod ``n²`` instead of a 2048-bit exponentiation.
+
+Every ciphertext from the wire goes through :func:`check_ciphertext` (``0 < c < n²``,
+``gcd(c, n) = 1``); every requester key through :func:`check_modulus`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import gmpy2
+import xxhash
+from gmpy2 import mpz
+from phe import paillier as phe_paillier
+
+from matcher.errors import InvalidElement, ProtocolViolation
+from matcher.parallel import Workers, inline
+
+MIN_KEY_BITS = 2048
+DEFAULT_KEY_BITS = 3072
+MAX_KEY_BITS = 8192
+ENCODING_BITS = 128
+ENCODING_BYTES = ENCODING_BITS // 8
+OVERFLOW_BITS = 40
+MAX_DEGREE = 128
+_ENC_DOMAIN = b"matcher/v1/paillier\x00"
+_ENC_MASK = (1 << ENCODING_BITS) - 1
+_N_X = 32  # full n-th residues in the re-randomiser's small-subgroup cover
+_WINDOW = 8
+_SMALL_PRIMES = 1
+for _p in range(3, 20000, 2):
+    if gmpy2.is_prime(_p):
+        _SMALL_PRIMES *= _p
+
+
+# -- encodings, bins, parameters ---------------------------------------------------------
+def encode_token(token: bytes) -> int:
+    """``e(t)``: the first 128 bits of SHA-256 over a domain-separated token, as an integer."""
+    return int.from_bytes(hashlib.sha256(_ENC_DOMAIN + token).digest()[:ENCODING_BYTES], "big")
+
+
+def bin_of(encoding: int, seed: int, bins: int) -> int:
+    """The bin of an encoding: ``xxh3_64(e, seed) mod bins`` (load spreading only)."""
+    return xxhash.xxh3_64_intdigest(encoding.to_bytes(ENCODING_BYTES, "big"), seed=seed) % bins
+
+
+def overflow_log2(m: int, bins: int, degree: int) -> float:
+    """log2 of the union bound ``bins · Pr[Binomial(m, 1/bins) > degree]`` on any bin overflowing."""
+    if m <= degree:
+        return -math.inf
+    p = 1.0 / bins
+    if p >= 1.0:
+        return 0.0
+    tail = 0.0
+    # Terms decrease fast beyond the mean; sum until negligible.
+    for k in range(degree + 1, m + 1):
+        log_pmf = (
+            math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) + k * math.log(p) + (m - k) * math.log1p(-p)
+        )
+        term = math.exp(log_pmf)
+        tail += term
+        if k > m * p and term < tail * 1e-12:
+            break
+    return math.log2(bins) + math.log2(tail) if tail > 0 else -math.inf
+
+
+def degree_for(m: int, bins: int) -> int:
+    """Smallest padded degree with overflow probability ≤ 2^-40 for ``m`` items in ``bins`` bins."""
+    d = max(1, math.ceil(m / bins))
+    while overflow_log2(m, bins, d) > -OVERFLOW_BITS:
+        d += 1
+    return d
+
+
+def choose_bins(m: int, responder_size: int | None = None) -> tuple[int, int]:
+    """(bin count B, degree d) for ``m`` requester tokens.
+
+    Cost model (measured, per unit): the responder does ``R·(d−1)`` 128-bit exponentiations
+    mod n² (~0.5 ms each) and the requester ``B·d`` encryptions (~0.1 ms each); B is taken
+    from a few load factors to minimise ``5·R·d + B·d``.
+    """
+    if m <= 0:
+        return 1, 1
+    r = responder_size if responder_size is not None else m
+    best: tuple[float, int, int] | None = None
+    for load in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
+        b = max(1, math.ceil(m / load))
+        d = degree_for(m, b)
+        cost = 5.0 * max(1, r) * d + b * d
+        if best is None or cost < best[0]:
+            best = (cost, b, d)
+    assert best is not None
+    return best[1], best[2]
+
+
+def security_bits(n_bits: int) -> int:
+    """NIST SP 800-57 strength of an RSA/Paillier modulus of ``n_bits``."""
+    if n_bits >= 7680:
+        return 192
+    if n_bits >= 3072:
+        return 128
+    return 112
+
+
+# -- payload ------------------------------------------------------------------------------
+def payload_capacity(n_bits: int) -> int:
+    """Bytes of case reference a payload can carry: the payload stays below 2^(|n|/2 − 8) < p."""
+    return (n_bits // 2 - 8) // 8 - ENCODING_BYTES - 2
+
+
+def encode_payload(encoding: int, case_ref: bytes, n_bits: int) -> int:
+    """``pay = (len ‖ case_ref padded ‖ e)`` as a big-endian integer, ``e`` in the low 128 bits."""
+    cap = payload_capacity(n_bits)
+    if len(case_ref) > cap:
+        raise ValueError(f"case reference of {len(case_ref)} bytes exceeds the {cap} bytes a {n_bits}-bit key carries")
+    body = len(case_ref).to_bytes(2, "big") + case_ref.ljust(cap, b"\x00")
+    return (int.from_bytes(body, "big") << ENCODING_BITS) | encoding
+
+
+def decode_payload(value: int, n_bits: int) -> tuple[int, bytes] | None:
+    """(encoding, case_ref) of a well-formed payload, else None (a random residue almost surely)."""
+    cap = payload_capacity(n_bits)
+    if value >> (ENCODING_BITS + 8 * (cap + 2)):
+        return None
+    body = (int(value) >> ENCODING_BITS).to_bytes(cap + 2, "big")
+    length = int.from_bytes(body[:2], "big")
+    if length > cap or any(body[2 + length :]):
+        return None
+    return int(value) & _ENC_MASK, body[2 : 2 + length]
+
+
+# -- wire checks ----------------------------------------------------------------------------
+def check_modulus(n: int, max_bits: int = MAX_KEY_BITS) -> None:
+    """Refuse a requester key that cannot be a sound Paillier modulus of the allowed size."""
+    bits = int(n).bit_length()
+    if bits < MIN_KEY_BITS:
+        raise InvalidElement(f"Paillier modulus of {bits} bits; at least {MIN_KEY_BITS} are required")
+    if bits > max_bits:
+        raise InvalidElement(f"Paillier modulus of {bits} bits; this responder allows at most {max_bits}")
+    n = mpz(n)
+    if n % 2 == 0 or gmpy2.is_square(n) or gmpy2.gcd(n, _SMALL_PRIMES) != 1 or gmpy2.is_prime(n, 25):
+        raise InvalidElement("the Paillier modulus is not a product of two large primes (even, square, prime or with a small factor)")
+
+
+def ciphertext_bytes(n: int) -> int:
+    """Fixed wire length of a ciphertext mod n²."""
+    return ((mpz(n) * n).bit_length() + 7) // 8
+
+
+def check_ciphertext(data: bytes, n: mpz, n2: mpz, size: int, index: int = 0) -> mpz:
+    """Parse one ciphertext: exactly ``size`` bytes, ``0 < c < n²`` and ``gcd(c, n) = 1``."""
+    if not isinstance(data, bytes | bytearray) or len(data) != size:
+        raise InvalidElement(f"element {index} is not a {size}-byte Paillier ciphertext")
+    c = mpz(int.from_bytes(data, "big"))
+    if not 0 < c < n2:
+        raise InvalidElement(f"element {index} is not a Paillier ciphertext (out of range 0 < c < n²)")
+    if gmpy2.gcd(c, n) != 1:
+        raise InvalidElement(f"element {index} is not a Paillier ciphertext (not invertible mod n²)")
+    return c
+
+
+def to_wire(c: int, size: int) -> bytes:
+    return int(c).to_bytes(size, "big")
+
+
+# -- fixed-base exponentiation --------------------------------------------------------------
+class FixedBase:
+    """``base^e mod m`` for ``e < 2^bits`` with a windowed table: ``⌈bits/8⌉`` multiplications.
+
+    ``table[i][j] = base^(j·2^(8i))``, so ``base^e = ∏_i table[i][digit_i(e)]``.
+    """
+
+    def __init__(self, base: int, modulus: int, bits: int) -> None:
+        self.m = mpz(modulus)
+        self.windows = max(1, math.ceil(bits / _WINDOW))
+        self.table: list[list[mpz]] = []
+        b = mpz(base) % self.m
+        for _ in range(self.windows):
+            row = [mpz(1), b]
+            for _ in range(2, 1 << _WINDOW):
+                row.append(row[-1] * b % self.m)
+            self.table.append(row)
+            b = row[-1] * b % self.m
+        self.bits = bits
+
+    def pow(self, e: int) -> mpz:
+        acc = mpz(1)
+        m = self.m
+        mask = (1 << _WINDOW) - 1
+        e = int(e)
+        for row in self.table:
+            d = e & mask
+            if d:
+                acc = acc * row[d] % m
+            e >>= _WINDOW
+        return acc
+
+
+# -- requester key ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequesterSecret:
+    """The requester's key as plain integers (what its own worker processes need)."""
+
+    n: int
+    p: int
+    q: int
+    hs: int  # h^n mod n² for h = −x² (DJN), the requester's own encryption randomness base
+
+    @property
+    def bits(self) -> int:
+        return int(self.n).bit_length()
+
+
+def generate_key(bits: int = DEFAULT_KEY_BITS, *, _allow_small: bool = False) -> RequesterSecret:
+    """A fresh Paillier key from ``phe`` (``p > q``, both ``bits/2`` bits) plus its DJN base."""
+    if bits < MIN_KEY_BITS and not _allow_small:
+        raise ValueError(f"Paillier keys must have at least {MIN_KEY_BITS} bits")
+    pub, priv = phe_paillier.generate_paillier_keypair(n_length=bits)
+    n = mpz(pub.n)
+    p, q = max(priv.p, priv.q), min(priv.p, priv.q)
+    x = mpz(secrets.randbelow(int(n) - 2) + 2)
+    hs = gmpy2.powmod(n - x * x % n, n, n * n)
+    return RequesterSecret(int(n), int(p), int(q), int(hs))
+
+
+class _RequesterCtx:
+    """Per-process precomputation for one requester key: CRT constants and DJN tables."""
+
+    def __init__(self, key: RequesterSecret) -> None:
+        self.n = mpz(key.n)
+        self.p, self.q = mpz(key.p), mpz(key.q)
+        self.p2, self.q2 = self.p * self.p, self.q * self.q
+        self.n2 = self.n * self.n
+        self.alpha_bits = 2 * security_bits(key.bits)
+        self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits)
+        self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits)
+        self.p2_inv_q2 = gmpy2.invert(self.p2, self.q2)
+        # hp = L_p(g^(p−1) mod p²)^−1 mod p, with g = 1 + n.
+        self.hp = gmpy2.invert((gmpy2.powmod(1 + self.n, self.p - 1, self.p2) - 1) // self.p, self.p)
+
+    def encrypt(self, m: int) -> mpz:
+        """``E(m) = (1 + m·n)·h_s^α`` computed mod p² and q², joined by CRT."""
+        alpha = secrets.randbits(self.alpha_bits)
+        g_m = 1 + mpz(m) * self.n
+        cp = g_m % self.p2 * self.tp.pow(alpha) % self.p2
+        cq = g_m % self.q2 * self.tq.pow(alpha) % self.q2
+        return cp + self.p2 * ((cq - cp) * self.p2_inv_q2 % self.q2)
+
+    def decrypt_mod_p(self, c: int) -> mpz:
+        """``m mod p = L_p(c^(p−1) mod p²)·hp mod p`` (half a CRT decryption)."""
+        x = gmpy2.powmod(mpz(c) % self.p2, self.p - 1, self.p2)
+        return (x - 1) // self.p * self.hp % self.p
+
+
+_CTX_CACHE: dict[tuple, object] = {}
+
+
+def _cached(key: tuple, build):
+    ctx = _CTX_CACHE.get(key)
+    if ctx is None:
+        if len(_CTX_CACHE) > 4:
+            _CTX_CACHE.clear()
+        ctx = _CTX_CACHE[key] = build()
+    return ctx
+
+
+def _requester_ctx(key: RequesterSecret) -> _RequesterCtx:
+    return _cached(("req", key.n, key.hs), lambda: _RequesterCtx(key))
+
+
+def poly_from_roots(roots: Sequence[int], n: int) -> list[mpz]:
+    """Coefficients ``[a_0, …, a_{d−1}]`` of the monic ``∏ (x − root) mod n`` (``a_d = 1`` implied)."""
+    n = mpz(n)
+    coeffs = [mpz(1)]  # highest first during the build
+    for root in roots:
+        r = mpz(root)
+        nxt = coeffs + [mpz(0)]
+        for i in range(1, len(nxt)):
+            nxt[i] = (nxt[i] - r * coeffs[i - 1]) % n
+        coeffs = nxt
+    return list(reversed(coeffs[1:]))  # a_0 … a_{d−1}
+
+
+def evaluate_plain(coeffs: Sequence[int], x: int, n: int) -> int:
+    """``P(x) mod n`` for coefficients ``[a_0 … a_{d−1}]`` of a monic polynomial (tests, checks)."""
+    acc = 1
+    for a in reversed(coeffs):
+        acc = (acc * x + a) % n
+    return acc
+
+
+def _encrypt_bins(key: RequesterSecret, root_lists: list[list[int]]) -> list[bytes]:
+    """Worker task: coefficients of each bin's polynomial, encrypted, as wire bytes (bin-major)."""
+    ctx = _requester_ctx(key)
+    size = ciphertext_bytes(key.n)
+    out = []
+    for roots in root_lists:
+        for a in poly_from_roots(roots, key.n):
+            out.append(to_wire(ctx.encrypt(a), size))
+    return out
+
+
+def _decrypt_batch(key: RequesterSecret, elements: list[bytes], offset: int) -> list[int]:
+    """Worker task: check and decrypt (mod p) each returned ciphertext."""
+    ctx = _requester_ctx(key)
+    size = ciphertext_bytes(key.n)
+    out = []
+    for i, data in enumerate(elements):
+        c = check_ciphertext(data, ctx.n, ctx.n2, size, offset + i)
+        out.append(int(ctx.decrypt_mod_p(c)))
+    return out
+
+
+# -- where the batches run -----------------------------------------------------------------------
+# The kernels below take a matcher.parallel.Workers (inline, local process pool or Dask),
+# the same backend as the ecdh core; ``None`` runs them in this process.
+
+
+def worker_count(workers: Workers | None) -> int:
+    return workers.size if workers is not None else 1
+
+
+def get_pool(workers: Workers | None) -> Workers:
+    return workers if workers is not None else inline()
+
+
+# -- requester half ----------------------------------------------------------------------------
+@dataclass
+class RequesterQuery:
+    """What the requester sends: parameters and the bins' roots (encrypted lazily in chunks)."""
+
+    key: RequesterSecret
+    seed: int
+    bins: int
+    degree: int
+    root_lists: list[list[int]]
+    encodings: dict[int, int]  # encoding -> token index
+
+    @property
+    def element_count(self) -> int:
+        return self.bins * self.degree
+
+
+def build_query(
+    tokens: Sequence[bytes],
+    key: RequesterSecret,
+    *,
+    responder_size: int | None = None,
+    _bins: int | None = None,
+    _degree: int | None = None,
+) -> RequesterQuery:
+    """Encode, bin (fresh xxhash seed) and pad the requester's tokens.
+
+    ``_bins``/``_degree`` are test-only overrides (to force an overflowing bin); when a
+    bin holds more than the chosen degree the degree is raised to its load.
+    """
+    encodings = {encode_token(t): i for i, t in enumerate(tokens)}
+    bins, degree = choose_bins(len(encodings), responder_size)
+    bins, degree = _bins or bins, _degree or degree
+    seed = secrets.randbits(64)
+    lists: list[list[int]] = [[] for _ in range(bins)]
+    for e in encodings:
+        lists[bin_of(e, seed, bins)].append(e)
+    degree = max(degree, max((len(x) for x in lists), default=0))
+    span = key.n - (1 << ENCODING_BITS)
+    for roots in lists:
+        while len(roots) < degree:
+            roots.append((1 << ENCODING_BITS) + secrets.randbelow(span))
+        secrets.SystemRandom().shuffle(roots)
+    return RequesterQuery(key, seed, bins, degree, lists, encodings)
+
+
+def encrypt_query(query: RequesterQuery, bins_per_task: int, workers: Workers | None = None) -> Iterator[list[bytes]]:
+    """The encrypted coefficients, ``bins_per_task`` bins (``·degree`` elements) per yielded list."""
+    pool = get_pool(workers)
+    tasks = (
+        (query.key, query.root_lists[i : i + bins_per_task]) for i in range(0, query.bins, bins_per_task)
+    )
+    yield from pool.map_ordered(_encrypt_bins, tasks, 2 * worker_count(workers))
+
+
+def decrypt_replies(
+    key: RequesterSecret, elements: Sequence[bytes], offset: int = 0, workers: Workers | None = None
+) -> list[int]:
+    """Residues mod p of the responder's ciphertexts, in order (each checked first)."""
+    pool = get_pool(workers)
+    step = max(1, math.ceil(len(elements) / worker_count(workers)))
+    tasks = ((key, list(elements[i : i + step]), offset + i) for i in range(0, len(elements), step))
+    out: list[int] = []
+    for part in pool.map_ordered(_decrypt_batch, tasks, worker_count(workers)):
+        out.extend(part)
+    return out
+
+
+def find_hits(query: RequesterQuery, residues: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """(token index, case reference) for each residue that is a payload of one of our encodings."""
+    bits = query.key.bits
+    for v in residues:
+        decoded = decode_payload(v, bits)
+        if decoded is not None and decoded[0] in query.encodings:
+            yield query.encodings[decoded[0]], decoded[1]
+
+
+def count_zeros(residues: Iterable[int]) -> int:
+    """Cardinality mode: the number of replies that decrypt to 0."""
+    return sum(1 for v in residues if v == 0)
+
+
+# -- responder half --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rerandomiser:
+    """The responder's per-session re-randomisation bases for the requester's ``n``."""
+
+    n: int
+    hs: int
+    xs: tuple[int, ...]
+
+    @classmethod
+    def new(cls, n: int) -> Rerandomiser:
+        """``h_s = (−x²)ⁿ`` and ``X_j = x_jⁿ`` mod n² for fresh random x (one exponentiation each)."""
+        n = mpz(n)
+        n2 = n * n
+        rnd = lambda: mpz(secrets.randbelow(int(n) - 2) + 2)  # noqa: E731
+        x = rnd()
+        hs = gmpy2.powmod(n - x * x % n, n, n2)
+        xs = tuple(int(gmpy2.powmod(rnd(), n, n2)) for _ in range(_N_X))
+        return cls(int(n), int(hs), xs)
+
+
+class _ResponderCtx:
+    def __init__(self, rr: Rerandomiser) -> None:
+        self.n = mpz(rr.n)
+        self.n2 = self.n * self.n
+        self.alpha_bits = 2 * security_bits(self.n.bit_length())
+        self.h = FixedBase(rr.hs, self.n2, self.alpha_bits)
+        self.xs = [FixedBase(x, self.n2, _WINDOW).table[0] for x in rr.xs]
+
+    def rerandomiser(self) -> mpz:
+        """``h_s^α · ∏ X_j^{β_j}``: ⌈α/8⌉ + 32 multiplications mod n²."""
+        acc = self.h.pow(secrets.randbits(self.alpha_bits))
+        n2 = self.n2
+        for row in self.xs:
+            acc = acc * row[secrets.randbits(_WINDOW)] % n2
+        return acc
+
+
+def _responder_ctx(rr: Rerandomiser) -> _ResponderCtx:
+    return _cached(("resp", rr.n, rr.hs), lambda: _ResponderCtx(rr))
+
+
+def evaluate_one(ctx: _ResponderCtx, coeffs: Sequence[mpz], e: int, pay: int) -> mpz:
+    """``E(r·P(e) + pay)`` re-randomised, from the bin's encrypted coefficients (Horner)."""
+    n, n2 = ctx.n, ctx.n2
+    e = mpz(e)
+    acc = coeffs[-1] * (1 + e * n) % n2  # E(a_{d−1} + e): the monic term enters as g^e
+    for c in reversed(coeffs[:-1]):
+        acc = gmpy2.powmod(acc, e, n2) * c % n2
+    r = mpz(secrets.randbelow(int(n) - 1) + 1)
+    acc = gmpy2.powmod(acc, r, n2)
+    if pay:
+        acc = acc * (1 + mpz(pay) * n) % n2
+    return acc * ctx.rerandomiser() % n2
+
+
+def _evaluate_batch(rr: Rerandomiser, items: list[tuple[list[bytes], int, int]]) -> list[bytes]:
+    """Worker task: evaluate each (bin coefficients, encoding, payload) item, as wire bytes."""
+    ctx = _responder_ctx(rr)
+    size = ciphertext_bytes(rr.n)
+    return [
+        to_wire(evaluate_one(ctx, [mpz(int.from_bytes(c, "big")) for c in coeffs], e, pay), size)
+        for coeffs, e, pay in items
+    ]
+
+
+@dataclass
+class ResponderItems:
+    """The responder's own tokens for one session: encodings and payloads (0 in cardinality mode)."""
+
+    encodings: list[int]
+    payloads: list[int]
+
+
+def responder_items(entries: Sequence[tuple[bytes, bytes]], n_bits: int, with_payload: bool) -> ResponderItems:
+    """Merge ``(token, case_ref)`` entries per token (refs joined by ``;``) and encode them."""
+    refs: dict[bytes, set[bytes]] = {}
+    for token, ref in entries:
+        refs.setdefault(token, set()).add(ref)
+    encs, pays = [], []
+    for token, rs in refs.items():
+        e = encode_token(token)
+        encs.append(e)
+        pays.append(encode_payload(e, b";".join(sorted(rs)), n_bits) if with_payload else 0)
+    return ResponderItems(encs, pays)
+
+
+class CoefficientStore:
+    """The requester's encrypted coefficients as they arrive, each checked on the way in."""
+
+    def __init__(self, n: int, bins: int, degree: int) -> None:
+        self.n = mpz(n)
+        self.n2 = self.n * self.n
+        self.size = ciphertext_bytes(n)
+        self.bins, self.degree = bins, degree
+        self.elements: list[bytes] = []
+
+    def add(self, elements: Sequence[bytes], offset: int) -> None:
+        if offset != len(self.elements):
+            raise ProtocolViolation(f"coefficients out of order at {offset}")
+        for i, data in enumerate(elements):
+            check_ciphertext(data, self.n, self.n2, self.size, offset + i)
+        self.elements.extend(bytes(x) for x in elements)
+
+    def bin(self, b: int) -> list[bytes]:
+        return self.elements[b * self.degree : (b + 1) * self.degree]
+
+
+def evaluate_all(
+    store: CoefficientStore,
+    items: ResponderItems,
+    seed: int,
+    rr: Rerandomiser,
+    *,
+    batch: int = 32,
+    workers: Workers | None = None,
+) -> Iterator[list[bytes]]:
+    """All replies, in a uniformly random order, ``batch`` per yielded list.
+
+    The order is drawn before any work starts, independently of bins, so the stream
+    reveals nothing about which bin (hence which token) a reply belongs to.
+    """
+    order = list(range(len(items.encodings)))
+    secrets.SystemRandom().shuffle(order)
+
+    def tasks():
+        for i in range(0, len(order), batch):
+            part = []
+            for j in order[i : i + batch]:
+                e = items.encodings[j]
+                part.append((store.bin(bin_of(e, seed, store.bins)), e, items.payloads[j]))
+            yield rr, part
+
+    yield from get_pool(workers).map_ordered(_evaluate_batch, tasks(), 2 * worker_count(workers))

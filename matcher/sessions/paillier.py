@@ -1,0 +1,66 @@
+"""Responder half of ``paillier``: check the requester's key and coefficients, evaluate, shuffle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from matcher.errors import InvalidElement, LimitExceeded, ProtocolViolation
+from matcher.protocols import paillier as pl
+from matcher.sessions.base import ResponderSession
+from matcher.v1 import matcher_pb2 as pb
+
+#: replies per evaluation task (and per ElementChunk sent back)
+EVAL_BATCH = 32
+
+
+class PaillierResponderSession(ResponderSession):
+    """Polynomial PSI, responder side (see matcher.protocols.paillier for the math).
+
+    The Hello carries the requester's modulus, bin count, degree and bin seed; they are
+    checked against the protocol's bounds before anything else happens. Every received
+    coefficient is checked as it arrives; evaluation starts after the last one, in a
+    random order over the responder's tokens, and replies stream back as they are done.
+    """
+
+    protocol = "paillier"
+
+    def __init__(self, state, hello: pb.Hello) -> None:
+        super().__init__(state, hello)
+        if not hello.HasField("paillier"):
+            raise ProtocolViolation("a paillier Hello must carry PaillierParams")
+        params = hello.paillier
+        if len(params.n) > pl.MAX_KEY_BITS // 8 or not params.n or params.n[0] == 0:
+            raise InvalidElement(f"Paillier modulus must be a minimal big-endian integer of at most {pl.MAX_KEY_BITS} bits")
+        n = int.from_bytes(params.n, "big")
+        pl.check_modulus(n)
+        if not 1 <= params.degree <= pl.MAX_DEGREE:
+            raise ProtocolViolation(f"polynomial degree {params.degree}; allowed 1 to {pl.MAX_DEGREE}")
+        if params.bins < 1 or params.bins * params.degree != hello.request_size:
+            raise ProtocolViolation(
+                f"{params.bins} bins of degree {params.degree} do not make the {hello.request_size} announced elements"
+            )
+        self.cardinality = state.settings.reveal == "cardinality"
+        self.seed = params.bin_seed
+        try:
+            self.items = pl.responder_items(state.entries, n.bit_length(), with_payload=not self.cardinality)
+        except ValueError as exc:  # a case reference longer than this key size carries
+            raise LimitExceeded(f"{exc}; ask the requester for a larger Paillier key") from None
+        self.store = pl.CoefficientStore(n, params.bins, params.degree)
+        # Re-randomisation bases for this n, computed before the coefficients stream in.
+        self.rerandomiser = pl.Rerandomiser.new(n)
+        self.workers = state.workers
+
+    def accepted(self, accepted: pb.Accepted) -> None:
+        accepted.setup_size = len(self.items.encodings)  # = number of replies that will follow
+
+    def on_elements(self, elements: Sequence[bytes], offset: int) -> Iterator[pb.MatchResponse]:
+        self.store.add(elements, offset)
+        return iter(())
+
+    def on_finish(self) -> Iterator[pb.MatchResponse]:
+        offset = 0
+        for part in pl.evaluate_all(
+            self.store, self.items, self.seed, self.rerandomiser, batch=EVAL_BATCH, workers=self.workers
+        ):
+            yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=part))
+            offset += len(part)

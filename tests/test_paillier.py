@@ -1,0 +1,270 @@
+"""Paillier polynomial PSI: both halves in one process against a plaintext intersection."""
+
+from __future__ import annotations
+
+import random
+
+import gmpy2
+import pytest
+
+from matcher.parallel import Workers
+
+from matcher.errors import InvalidElement
+from matcher.protocols import paillier as pl
+
+KEY = pl.generate_key(2048)
+
+
+def _run(req_tokens, resp_entries, *, cardinality=False, workers=None, **overrides):
+    q = pl.build_query(req_tokens, KEY, **overrides)
+    store = pl.CoefficientStore(KEY.n, q.bins, q.degree)
+    off = 0
+    for part in pl.encrypt_query(q, bins_per_task=3, workers=workers):
+        store.add(part, off)
+        off += len(part)
+    assert off == q.element_count
+    items = pl.responder_items(resp_entries, KEY.bits, with_payload=not cardinality)
+    rr = pl.Rerandomiser.new(KEY.n)
+    replies = [c for part in pl.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers) for c in part]
+    assert len(replies) == len(items.encodings)
+    residues = pl.decrypt_replies(KEY, replies, workers=workers)
+    if cardinality:
+        return q, pl.count_zeros(residues)
+    return q, {req_tokens[i]: ref for i, ref in pl.find_hits(q, residues)}
+
+
+def _sets(rng, n_req, n_resp, common):
+    shared = [f"shared-{i}".encode() for i in range(common)]
+    req = shared + [f"req-{i}".encode() for i in range(n_req - common)]
+    resp = [(t, f"CASE-{k}".encode()) for k, t in enumerate(shared)]
+    resp += [(f"resp-{i}".encode(), f"OTHER-{i}".encode()) for i in range(n_resp - common)]
+    rng.shuffle(req)
+    rng.shuffle(resp)
+    return req, resp
+
+
+def test_hits_equal_plaintext_intersection_with_case_refs():
+    req, resp = _sets(random.Random(1), 12, 10, 5)
+    _, hits = _run(req, resp)
+    expected = {t: r for t, r in resp if t in set(req)}
+    assert hits == expected and len(hits) == 5
+
+
+def test_duplicate_responder_tokens_merge_case_refs():
+    _, hits = _run([b"a", b"b"], [(b"a", b"R2"), (b"a", b"R1"), (b"c", b"R3")])
+    assert hits == {b"a": b"R1;R2"}
+
+
+def test_overflowing_bin_raises_degree_and_loses_nothing():
+    req, resp = _sets(random.Random(2), 9, 6, 6)
+    q, hits = _run(req, resp, _bins=2, _degree=1)
+    assert q.degree >= 5  # 9 tokens in 2 bins cannot fit degree 1
+    assert hits == dict(resp)
+
+
+@pytest.mark.parametrize("n_req, n_resp", [(0, 3), (3, 0), (0, 0)])
+def test_empty_sets(n_req, n_resp):
+    req = [f"x{i}".encode() for i in range(n_req)]
+    resp = [(f"x{i}".encode(), b"R") for i in range(n_resp)]
+    _, hits = _run(req, resp)
+    assert hits == {}
+
+
+def test_cardinality_mode_counts_only():
+    req, resp = _sets(random.Random(3), 8, 8, 3)
+    _, count = _run(req, resp, cardinality=True)
+    assert count == 3
+
+
+def test_process_pool_gives_the_same_hits():
+    req, resp = _sets(random.Random(4), 10, 10, 4)
+    with Workers(processes=2) as pool:
+        assert _run(req, resp, workers=pool)[1] == _run(req, resp)[1]
+
+
+def test_parameters_bound_overflow_probability():
+    for m in (1, 10, 1000, 10_000):
+        b, d = pl.choose_bins(m)
+        assert pl.overflow_log2(m, b, d) <= -40
+        assert d <= pl.MAX_DEGREE
+
+
+def test_polynomial_has_the_roots():
+    roots = [5, 7, 11]
+    coeffs = pl.poly_from_roots(roots, KEY.n)
+    assert all(pl.evaluate_plain(coeffs, r, KEY.n) == 0 for r in roots)
+    assert pl.evaluate_plain(coeffs, 6, KEY.n) != 0
+
+
+def test_payload_roundtrip_and_capacity():
+    e = pl.encode_token(b"t")
+    assert pl.decode_payload(pl.encode_payload(e, b"DE-1", 2048), 2048) == (e, b"DE-1")
+    assert pl.decode_payload(12345 << 900, 2048) is None
+    with pytest.raises(ValueError):
+        pl.encode_payload(e, b"x" * (pl.payload_capacity(2048) + 1), 2048)
+    assert pl.encode_payload(e, b"x" * 200, 2048 * 2) < 1 << (2048 - 8)
+
+
+@pytest.mark.parametrize("bad", ["zero", "n2", "multiple_of_p", "short"])
+def test_bad_ciphertexts_are_refused(bad):
+    n = gmpy2.mpz(KEY.n)
+    size = pl.ciphertext_bytes(n)
+    value = {"zero": 0, "n2": n * n, "multiple_of_p": gmpy2.mpz(KEY.p) * 12345, "short": 5}[bad]
+    data = int(value).to_bytes(size, "big") if bad != "short" else b"\x05"
+    store = pl.CoefficientStore(KEY.n, 1, 1)
+    with pytest.raises(InvalidElement, match="element 0"):
+        store.add([data], 0)
+
+
+@pytest.mark.parametrize(
+    "n",
+    [
+        (1 << 1023) * 3 + 1,  # too small
+        KEY.p * KEY.p,  # square
+        KEY.n * 2,  # even (and 2049 bits)
+        int(gmpy2.next_prime(1 << 2100)),  # prime
+        3 * int(gmpy2.next_prime(1 << 2100)),  # small factor
+    ],
+)
+def test_bad_moduli_are_refused(n):
+    with pytest.raises(InvalidElement):
+        pl.check_modulus(n)
+
+
+def test_good_modulus_accepted():
+    pl.check_modulus(KEY.n)
+
+
+# -- end to end over mTLS gRPC ------------------------------------------------------------------
+import grpc  # noqa: E402
+
+from clients import TlsFiles  # noqa: E402
+from clients.sessions.paillier import PaillierRequesterSession  # noqa: E402
+from matcher.cli import main as cli_main  # noqa: E402
+from matcher.requester import run_match  # noqa: E402
+from matcher.v1 import matcher_pb2 as pb  # noqa: E402
+from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
+from tests.conftest import demo_token_overlap
+from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
+
+
+@pytest.fixture
+def small_keys(monkeypatch):
+    """Sessions reuse one 2048-bit key (keygen per test is the slow part) and run inline."""
+    orig = PaillierRequesterSession.__init__
+
+    def init(self, *a, **kw):
+        kw.setdefault("_key", KEY)
+        kw["workers"] = None
+        orig(self, *a, **kw)
+
+    monkeypatch.setattr(PaillierRequesterSession, "__init__", init)
+
+
+def _paillier_agencies(agencies, reveal="requester"):
+    agencies.edit("responder", 'protocols = ["ecdh"]', 'protocols = ["ecdh", "paillier"]\nworkers = 1')
+    if reveal != "requester":
+        agencies.edit("responder", 'reveal = "requester"', f'reveal = "{reveal}"')
+        agencies.edit("requester", 'reveal = "requester"', f'reveal = "{reveal}"')
+
+
+def test_policy_offers_paillier_and_demo_hits_match_ecdh(agencies, start, small_keys):
+    _paillier_agencies(agencies)
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    running = start()
+    peer = f"127.0.0.1:{running.port}"
+    out = agencies.workdir / "hits.csv"
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer, out=out)
+    assert {h.record_id: (h.match_keys, h.case_ref) for h in run.result.hits} == EXPECTED_DEMO
+    assert out.read_text().splitlines()[0] == "record_id,match_keys,strength,case_ref"
+
+
+def test_cli_protocol_flag(agencies, start, small_keys, capsys):
+    _paillier_agencies(agencies)
+    running = start()
+    out = agencies.workdir / "hits-cli.csv"
+    rc = cli_main(["match", "--config", str(agencies.requester_toml), "--records",
+                   str(agencies.workdir / "agency_b_records.csv"), "--peer", f"127.0.0.1:{running.port}",
+                   "--out", str(out), "--protocol", "paillier"])
+    assert rc == 0
+    assert len(out.read_text().splitlines()) == 1 + len(EXPECTED_DEMO)
+
+
+def test_cardinality_mode_end_to_end(agencies, start, small_keys):
+    _paillier_agencies(agencies, reveal="cardinality")
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    running = start()
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                    f"127.0.0.1:{running.port}", out=None)
+    # the count is of tokens both hold (a person hits by several keys and spellings)
+    assert run.result.hits == [] and run.result.hit_count == demo_token_overlap(agencies)[0]
+
+
+def _raw(agencies, running, messages):
+    cfg = agencies.requester_config()
+    tls = TlsFiles.load(cfg.tls.cert, cfg.tls.key, cfg.tls.ca)
+    creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+    with grpc.secure_channel(f"127.0.0.1:{running.port}", creds,
+                             options=[("grpc.ssl_target_name_override", "agency-a")]) as ch:
+        return list(pb_grpc.ResponderStub(ch).Match(iter(messages), timeout=30))
+
+
+def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
+    fp = agencies.requester_config().key_spec().fingerprint()
+    params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
+                               bin_seed=7)
+    return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
+                                          request_size=bins * degree if size is None else size, paillier=params))
+
+
+@pytest.mark.parametrize("bad", ["zero", "multiple_of_q", "too_big"])
+def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, start, small_keys, bad):
+    _paillier_agencies(agencies)
+    running = start()
+    size = pl.ciphertext_bytes(KEY.n)
+    good = int(pl._RequesterCtx(KEY).encrypt(3)).to_bytes(size, "big")
+    n2 = KEY.n * KEY.n
+    value = {"zero": 0, "multiple_of_q": KEY.q * 99, "too_big": n2 + 1}[bad]
+    elements = [good, value.to_bytes(size + (1 if bad == "too_big" and value.bit_length() > 8 * size else 0), "big")]
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies), pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=elements)),
+                                 pb.MatchRequest(finish=pb.Finish(elements_sent=2))])
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "element 1" in rpc.value.details()
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                    f"127.0.0.1:{running.port}", out=None)
+    assert len(run.result.hits) == len(EXPECTED_DEMO)  # ecdh still fine
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"n": KEY.p * KEY.p}, "modulus"),
+        ({"n": (1 << 1535) + 1}, "bits"),
+        ({"degree": pl.MAX_DEGREE + 1}, "degree"),
+        ({"size": 5}, "announced"),
+    ],
+)
+def test_bad_hello_parameters_refused(agencies, start, kw, words):
+    _paillier_agencies(agencies)
+    running = start()
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies, **kw)])
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in rpc.value.details()
+
+
+def test_paillier_not_offered_unless_configured(agencies, start, small_keys):
+    running = start()
+    with pytest.raises(grpc.RpcError) as rpc:
+        _raw(agencies, running, [_hello(agencies)])
+    assert rpc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_reveal_both_is_refused_with_paillier(agencies):
+    from matcher.errors import ConfigError
+
+    agencies.edit("responder", 'protocols = ["ecdh"]', 'protocols = ["ecdh", "paillier"]')
+    agencies.edit("responder", 'reveal = "requester"', 'reveal = "both"')
+    with pytest.raises(ConfigError, match="not available with protocol paillier"):
+        agencies.responder_config()
