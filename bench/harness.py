@@ -7,6 +7,7 @@ measures the matching session, not the loader.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import random
 import tempfile
 import time
@@ -67,50 +68,86 @@ def group_op_costs(samples: int = 2000) -> dict[str, float]:
 
 @dataclass
 class Loopback:
-    """A responder serving ``responder`` records on 127.0.0.1 with mTLS, and a client for it."""
+    """A responder serving ``responder`` records on 127.0.0.1 with mTLS, and a client for it.
 
-    state: ResponderState
+    ``state`` is None when the responder runs in its own process.
+    """
+
+    state: ResponderState | None
     port: int
     tls: TlsFiles
     setup_seconds: float
+    from_cache: bool = False
 
     def client(self, workers: int | Workers = 0) -> MatchClient:
         return MatchClient(f"127.0.0.1:{self.port}", tls=self.tls, server_name="agency-a", workers=workers)
 
 
+def _responder_config(tmp: str, state_dir: Path | None, workers: int, max_request_size: int) -> ResponderConfig:
+    return ResponderConfig.model_validate(
+        {
+            "responder": {
+                "listen": "127.0.0.1:0",
+                "watchlist": str(Path(tmp) / "unused.csv"),
+                "state_dir": str(state_dir or Path(tmp) / "state"),
+                "workers": workers,
+                "max_request_size": max_request_size,
+            },
+            "peers": [{"name": "agency-b", "common_name": "agency-b"}],
+            "norm_version": KEYSPEC.norm_version,
+            "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
+        }
+    )
+
+
+def _serve(cfg: ResponderConfig, responder: list[TokenisedRecord], tls: TlsMaterial, conn) -> None:
+    """Child process: set up, serve, report (port, setup seconds, from cache), wait for the word to stop."""
+    t0 = time.perf_counter()
+    state = ResponderState(cfg, LoadResult(responder, [], len(responder)))
+    setup_seconds = time.perf_counter() - t0
+    server, port, _ = build_server(ResponderServicer(state), "127.0.0.1:0", tls)
+    server.start()
+    conn.send((port, setup_seconds, state.current().from_cache))
+    conn.recv()
+    server.stop(0).wait()
+    state.close()
+
+
 @contextmanager
 def loopback_responder(
     responder: list[TokenisedRecord], *, workers: int = 0, state_dir: Path | None = None,
-    max_request_size: int = 2_000_000,
+    max_request_size: int = 2_000_000, own_process: bool = False,
 ) -> Iterator[Loopback]:
-    """Start a responder (cold: a new key epoch and setup unless ``state_dir`` has a cached one)."""
+    """Start a responder (cold: a new key epoch and setup unless ``state_dir`` has a cached one).
+
+    ``own_process`` runs it in a separate process, as a real deployment does (no GIL
+    shared with the requester); its setup time is measured inside that process.
+    """
     ca = TestCA()
     server_cert, client_cert = ca.issue("agency-a"), ca.issue("agency-b")
+    tls = TlsMaterial(server_cert.cert_pem, server_cert.key_pem, ca.cert_pem)
+    client_tls = TlsFiles(client_cert.cert_pem, client_cert.key_pem, ca.cert_pem)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ResponderConfig.model_validate(
-            {
-                "responder": {
-                    "listen": "127.0.0.1:0",
-                    "watchlist": str(Path(tmp) / "unused.csv"),
-                    "state_dir": str(state_dir or Path(tmp) / "state"),
-                    "workers": workers,
-                    "max_request_size": max_request_size,
-                },
-                "peers": [{"name": "agency-b", "common_name": "agency-b"}],
-                "norm_version": KEYSPEC.norm_version,
-                "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
-            }
-        )
+        cfg = _responder_config(tmp, state_dir, workers, max_request_size)
+        if own_process:
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(cfg, responder, tls, child))
+            proc.start()
+            try:
+                port, setup_seconds, from_cache = parent.recv()
+                yield Loopback(None, port, client_tls, setup_seconds, from_cache)
+            finally:
+                parent.send("stop")
+                proc.join(30)
+            return
         t0 = time.perf_counter()
         state = ResponderState(cfg, LoadResult(responder, [], len(responder)))
         setup_seconds = time.perf_counter() - t0
-        servicer = ResponderServicer(state)
-        server, port, _ = build_server(
-            servicer, "127.0.0.1:0", TlsMaterial(server_cert.cert_pem, server_cert.key_pem, ca.cert_pem)
-        )
+        server, port, _ = build_server(ResponderServicer(state), "127.0.0.1:0", tls)
         server.start()
         try:
-            yield Loopback(state, port, TlsFiles(client_cert.cert_pem, client_cert.key_pem, ca.cert_pem), setup_seconds)
+            yield Loopback(state, port, client_tls, setup_seconds, state.current().from_cache)
         finally:
             server.stop(0).wait()
             state.close()
