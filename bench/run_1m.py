@@ -76,8 +76,12 @@ def main() -> int:
     print(f"writing {n:,} + {n:,} records to {folder} ...", flush=True)
     write_agency_certs(folder / "certs", ["agency-a", "agency-b"])
     write_sets(folder, n, n // 10)
+    # n2 documents yield alternative tokens (with and without a check digit): allow 3 per record.
+    limit = 3 * max(n, 10000)
     (folder / "responder.toml").write_text(
-        RESPONDER_TOML.replace("max_request_size = 1000000", f"max_request_size = {max(n, 10000)}")
+        RESPONDER_TOML.replace("max_request_size = 1000000", f"max_request_size = {limit}")
+        .replace("max_set_size = 50000", f"max_set_size = {limit}")
+        .replace("daily_budget = 100000", f"daily_budget = {10 * limit}")
     )
     (folder / "requester.toml").write_text(REQUESTER_TOML.replace('reveal = "requester"\n', 'reveal = "requester"\nsetup_cache = "setup_cache"\n', 1))
     matcher = [sys.executable, "-m", "matcher.cli"]

@@ -15,6 +15,7 @@ fresh session key and turns the responder's reply into hits locally.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult
-from matcher.errors import KeySpecMismatch, MatcherError, ProtocolViolation, UnsupportedProtocol
+from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.setup_cache import RequesterSetupCache
@@ -164,6 +165,11 @@ class MatchClient:
         session_type = REQUESTER_SESSIONS[protocol]
         session = session_type(records, keyspec, reveal, workers=self.workers, **session_options)
         session.use_policy(policy, self.target, self.setup_cache)
+        if policy.max_request_size and session.request_size > policy.max_request_size:
+            raise LimitExceeded(
+                f"this request has {session.request_size} elements; the responder accepts at most "
+                f"{policy.max_request_size} per session: split the records into smaller files"
+            )
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         sent = [0]
@@ -190,9 +196,12 @@ class MatchClient:
                     if report is not None:
                         yield pb.MatchRequest(hit_report=report)
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
+                if ended.is_set():
+                    return  # the session is over (refused or failed): stop sending, quietly
                 failure.append(exc)
                 raise
 
+        ended = threading.Event()
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
             result = self._run(call, session, progress, reports)
@@ -206,6 +215,8 @@ class MatchClient:
             call.cancel()
             raise
         finally:
+            ended.set()
+            call.cancel()  # no-op after a clean end; stops the sending side after a refusal
             if session.wants_report and reports.empty():
                 reports.put_nowait(None)  # never leave the sending side waiting
 

@@ -266,3 +266,12 @@ def test_insecure_mode_needs_the_flag_and_works(agencies, start):
     run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer(running),
                     out=None, insecure=True)
     assert len(run.result.hits) == 5
+
+
+def test_a_request_over_the_responders_limit_is_refused_before_any_data_moves(agencies, start):
+    from matcher.errors import LimitExceeded
+
+    agencies.edit("responder", "max_request_size = 1000000", "max_request_size = 10")
+    running = start()
+    with pytest.raises(LimitExceeded, match="at most 10 per session"):
+        run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer(running), out=None)
