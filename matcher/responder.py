@@ -57,7 +57,7 @@ class RunningResponder:
     port: int
     state: ResponderState
     health: health.HealthServicer
-    watchlist: LoadResult
+    watchlist_summary: str  # rows read, used and rejected (the records themselves are not kept)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them."""
@@ -88,4 +88,4 @@ def start_responder(
     server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist)
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary())

@@ -234,10 +234,19 @@ def responder_setup(
     result does not depend on it. With ``keep_points`` the setup also keeps
     b·H(y) -> y for :func:`check_hit_report`.
     """
-    refs_by_token: dict[bytes, set[bytes]] = {}
+    # One reference per token is the common case: keep a set only where there are more
+    # (a set per entry would double the memory of a large watchlist's setup).
+    refs_by_token: dict[bytes, bytes | set[bytes]] = {}
     for token, ref in entries:
-        refs_by_token.setdefault(token, set()).add(ref)
-    pairs = [(t, b";".join(sorted(refs))) for t, refs in refs_by_token.items()]
+        seen = refs_by_token.get(token)
+        if seen is None:
+            refs_by_token[token] = ref
+        elif isinstance(seen, set):
+            seen.add(ref)
+        elif seen != ref:
+            refs_by_token[token] = {seen, ref}
+    pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
+    del refs_by_token
     size = label_size(r for _, r in pairs) if with_labels else 0
     if workers is None or len(pairs) < 4096:
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
