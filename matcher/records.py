@@ -24,18 +24,7 @@ from matcher.match_keys import KeySpec, parse_field
 from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
 
-RECORD_FIELDS: tuple[str, ...] = (
-    "record_id",
-    "given_names",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "nationality",
-    "document_number",
-    "document_country",
-    "place_of_birth",
-    "case_ref",
-)
+RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 
 #: Longest accepted value of any used column, in characters.
 MAX_FIELD_CHARS = 1024

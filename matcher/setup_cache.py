@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from matcher.protocols.ecdh import ResponderSetup
-from matcher.secrets_store import check_private
+from matcher.secrets_store import check_private, write_private
 
 MAGIC = b"MSETUP1\n"
 _READ_CHUNK = 1 << 20
@@ -56,20 +55,8 @@ def save_setup(path: Path, setup: ResponderSetup, meta: dict) -> None:
     header = json.dumps(
         {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len, "meta": meta}
     ).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + len(header).to_bytes(4, "big") + header)
-            for tag, label in zip(setup.tags, setup.labels or [b""] * len(setup)):
-                fh.write(tag + label)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup)))
+    write_private(path, MAGIC + len(header).to_bytes(4, "big") + header + rows)
 
 
 def load_setup(path: Path) -> tuple[dict, ResponderSetup] | None:
