@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,11 +29,11 @@ _READ_CHUNK = 1 << 20
 
 def setup_id(setup: ResponderSetup) -> str:
     """Public identifier of a setup: SHA-256 of its content (what the requester receives anyway)."""
-    h = hashlib.sha256(b"matcher/v1/setup\x00%d\x00" % setup.tag_length)
-    for tag, label in zip(setup.tags, setup.labels):
-        h.update(tag)
-        h.update(label)
-    return h.hexdigest()[:32]
+    return _rows_id(setup.tag_length, b"".join(map(operator.add, setup.tags, setup.labels)))
+
+
+def _rows_id(tag_length: int, rows: bytes) -> str:
+    return hashlib.sha256(b"matcher/v1/setup\x00%d\x00" % tag_length + rows).hexdigest()[:32]
 
 
 def entries_digest(entries: Iterable[tuple[bytes, bytes]], *context: str) -> str:
@@ -59,10 +60,11 @@ def save_setup(path: Path, setup: ResponderSetup, meta: dict) -> None:
     write_private(path, MAGIC + len(header).to_bytes(4, "big") + header + rows)
 
 
-def load_setup(path: Path) -> tuple[dict, ResponderSetup] | None:
+def load_setup(path: Path, expected_id: str | None = None) -> tuple[dict, ResponderSetup] | None:
     """The metadata and setup stored at ``path``, or None if it is missing or damaged.
 
-    A file that other users may read or write is refused (ConfigError), like a key file.
+    With ``expected_id`` the content must also have that setup id. A file that other
+    users may read or write is refused (ConfigError), like a key file.
     """
     if path.exists():
         check_private(path)
@@ -77,6 +79,8 @@ def load_setup(path: Path) -> tuple[dict, ResponderSetup] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if len(data) != count * row or tag_len <= 0:
+        return None
+    if expected_id is not None and _rows_id(tag_len, data) != expected_id:
         return None
     tags = [data[i : i + tag_len] for i in range(0, len(data), row)]
     labels = [data[i + tag_len : i + row] for i in range(0, len(data), row)] if label_len else [b""] * count
@@ -103,10 +107,8 @@ class RequesterSetupCache:
     def load(self, responder: str, sid: str) -> ResponderSetup | None:
         if not sid or not all(c in "0123456789abcdef" for c in sid):
             return None
-        found = load_setup(self._path(responder, sid))
-        if found is None or setup_id(found[1]) != sid:
-            return None
-        return found[1]
+        found = load_setup(self._path(responder, sid), expected_id=sid)
+        return None if found is None else found[1]
 
     def save(self, responder: str, sid: str, setup: ResponderSetup) -> None:
         path = self._path(responder, sid)

@@ -22,6 +22,10 @@ IDENTITY_COLUMNS = {"first_name", "last_name", "dob", "doc_no", "case_id", "give
                     "passport", "id", "person_id"}
 
 
+def _hexish(word: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in word)
+
+
 def _identity_values() -> set[str]:
     """Every name, date, document number, record id and case reference of the demo data."""
     values: set[str] = set()
@@ -31,7 +35,9 @@ def _identity_values() -> set[str]:
                 for col, v in row.items():
                     if col in IDENTITY_COLUMNS and v and len(v.strip()) >= 4:
                         values.add(v.strip())
-                        values.update(w for w in v.replace("-", " ").split() if len(w) >= 4)
+                        # parts of a value, except those made only of hex digits ("0042", "2024"):
+                        # they turn up by chance in session ids, hashes and timestamps
+                        values.update(w for w in v.replace("-", " ").split() if len(w) >= 4 and not _hexish(w))
     return values
 
 

@@ -56,7 +56,7 @@ class EcdhRequesterSession(RequesterSession):
                 raise ProtocolViolation("the responder skipped a setup this requester does not hold")
             if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
                 raise ProtocolViolation("cached setup does not fit the responder's announcement")
-            self._index = ecdh.SetupIndex.from_setup(self._cached)
+            self._index = ecdh.SetupIndex.from_setup(self._cached, checked=True)
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         assert self._index is not None and self.accepted is not None

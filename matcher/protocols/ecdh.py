@@ -308,10 +308,17 @@ class SetupIndex:
         self.labels: list[bytes] = []
 
     @classmethod
-    def from_setup(cls, setup: ResponderSetup) -> SetupIndex:
-        """An index over a whole setup (e.g. one read from the requester's cache)."""
+    def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
+        """An index over a whole setup, e.g. one read from the requester's cache.
+
+        ``checked``: the setup was already checked when it was received (and its
+        content is vouched for by its setup id), so its lists are adopted as they are.
+        """
         index = cls(setup.tag_length)
-        index.add(setup.tags, setup.labels)
+        if checked:
+            index.tags, index.labels = setup.tags, setup.labels or [b""] * len(setup.tags)
+        else:
+            index.add(setup.tags, setup.labels)
         return index
 
     def add(self, tags: Sequence[bytes], labels: Sequence[bytes]) -> None:
