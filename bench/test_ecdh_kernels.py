@@ -1,15 +1,13 @@
-"""pytest-benchmark suites of the ecdh core kernels, per batch of 1000 elements (single process).
+"""pytest-benchmark suites of the ecdh (and keyed-hash) core kernels, per batch of 1000 elements (single process).
 
 Run: make bench   (or: .venv/bin/python -m pytest bench --benchmark-only)
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, keyed_hash
 
 N = 1000
 
@@ -54,9 +52,15 @@ def test_lookup_all_hits(benchmark, data):
     assert all(f is not None for f in found)
 
 
-def test_keyed_hash_baseline(benchmark, data):
-    """HMAC-SHA-256 cost per token: the floor of any hashing protocol."""
-    import hmac
+def test_keyed_hash_tags(benchmark, data):
+    """Protocol keyed-hash: HMAC-SHA-256 tags of 1000 tokens (the requester's whole work)."""
+    benchmark(keyed_hash.tags, bytes(range(32)), data["tokens"])
 
-    key = bytes(32)
-    benchmark(lambda: [hmac.new(key, t, hashlib.sha256).digest() for t in data["tokens"]])
+
+def test_keyed_hash_lookup(benchmark, data):
+    """Protocol keyed-hash: the responder's intersection of 1000 received tags."""
+    secret = bytes(range(32))
+    index = keyed_hash.responder_index(secret, data["pairs"])
+    received = keyed_hash.tags(secret, data["tokens"])
+    found = benchmark(keyed_hash.lookup, index, received)
+    assert all(f is not None for f in found)
