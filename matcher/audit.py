@@ -49,7 +49,7 @@ SHARED_TOKEN_WARN = 0.01
 _FIELD_WORDS = {
     "given_names": "given names",
     "family_name": "family name",
-    "name_tokens": "all names (in any order)",
+    "name_tokens": "names (all of them, in any order)",
     "given_initial": "first initial",
     "date_of_birth": "date of birth",
     "year_of_birth": "year of birth",
@@ -186,8 +186,27 @@ def _strings(value: Any) -> list[str]:
 
 def describe_key(fields: list[str]) -> str:
     """What a hit on a key with these fields means, in plain words."""
-    words = " and ".join(_FIELD_WORDS.get(f, f) for f in fields)
+    words = " and ".join(_field_words(f) for f in fields)
     return f"a hit means both agencies hold a record with the same {words}"
+
+
+_TRANSFORM_WORDS = {
+    "metaphone": "sound (metaphone code) of the {}",
+    "nysiis": "sound (NYSIIS code) of the {}",
+    "soundex": "sound (Soundex code) of the {}",
+    "initial": "first letter of the {}",
+    "first": "first word of the {}",
+    "year": "year of the {}",
+}
+
+
+def _field_words(spec: str) -> str:
+    """'metaphone(first(given_names))' -> 'sound (metaphone code) of the first word of the given names'."""
+    transforms, base = parse_field(spec)
+    words = _FIELD_WORDS.get(base, base)
+    for t in transforms:  # innermost first
+        words = _TRANSFORM_WORDS.get(t, t + " of the {}").format(words)
+    return words.removeprefix("the ")
 
 
 def key_strength(fields: list[str]) -> Literal["document", "identity", "weak", "not-identity"]:
@@ -431,8 +450,10 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
         if strength == "document":
             rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
         elif strength == "identity":
+            phonetic = any(set(parse_field(f)[0]) & {"metaphone", "nysiis", "soundex"} for f in fields)
             rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
-                    "exist; confirm through the formal channel", subject=name)
+                    "exist" + ("; names that merely sound alike also hit, so expect more of them than with exact "
+                               "names" if phonetic else "") + "; confirm through the formal channel", subject=name)
         elif strength == "weak":
             rep.add("match-key-weak", "warning", f"{meaning}: a name without date or place of birth is shared by "
                     "many people", "add date_of_birth (or place_of_birth) to this key", subject=name)
