@@ -36,7 +36,7 @@ from matcher.match_keys import parse_field  # noqa: E402
 DOCUMENT_FIELDS = {"document_number"}
 NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
 #: Fields that narrow a name down to a person.
-NARROWING_FIELDS = {"date_of_birth", "place_of_birth"}
+NARROWING_FIELDS = {"date_of_birth", "date_of_birth_or_swapped", "place_of_birth"}
 
 #: Hash names that are not cryptographic (or no longer collision resistant): never for tokens.
 NON_CRYPTO_HASH = re.compile(r"xx(hash|h)|murmur|crc|fnv|city|farm|metro|wyhash|djb|adler|md5|sha-?1(?!\d)", re.I)
@@ -52,6 +52,7 @@ _FIELD_WORDS = {
     "name_tokens": "names (all of them, in any order)",
     "given_initial": "first initial",
     "date_of_birth": "date of birth",
+    "date_of_birth_or_swapped": "date of birth (or with day and month swapped)",
     "year_of_birth": "year of birth",
     "sex": "sex",
     "nationality": "nationality",

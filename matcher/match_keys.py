@@ -36,6 +36,7 @@ KEY_FIELDS: frozenset[str] = frozenset(
         "name_tokens",
         "given_initial",
         "date_of_birth",
+        "date_of_birth_or_swapped",
         "year_of_birth",
         "sex",
         "nationality",
@@ -97,6 +98,7 @@ VALUE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "initial": _initial,  # first letter; vowels, y and j are one class (Omar/Umar/عمر, Yuri/Juri/Iurii)
     "first": lambda v: v.split()[0],  # first word, e.g. the first given name
     "year": lambda v: v[:4],  # year of an ISO date
+    "year_month": lambda v: v[:7],  # year and month of an ISO date (a day typed wrong still meets)
 }
 TRANSFORMS: frozenset[str] = frozenset(WORD_TRANSFORMS) | frozenset(VALUE_TRANSFORMS)
 
@@ -237,8 +239,8 @@ DEFAULT_NORM_VERSION = "n2"
 #: The default key set, strongest first (measured in README "Match quality").
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
-    "name_dob": ["name_tokens", "date_of_birth"],
+    "names_dob": ["soundex(name_tokens)", "date_of_birth_or_swapped"],
     "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
-    "phonetic_names_dob": ["metaphone(name_tokens)", "date_of_birth"],
     "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
+    "names_month": ["metaphone(name_tokens)", "year_month(date_of_birth)", "sex", "nationality"],
 }

@@ -270,6 +270,7 @@ def normalise_record(raw: Mapping[str, str], date_order: str) -> dict[str, str]:
         "name_tokens": " ".join(sorted((given + " " + family).split())),
         "given_initial": given[:1],
         "date_of_birth": dob,
+        "date_of_birth_or_swapped": dob,  # n1 has one value per field: no swapped alternative
         "year_of_birth": dob[:4],
         "sex": normalise_sex(get("sex")),
         "nationality": normalise_country(nat_raw, "nationality") if nat_raw else "",

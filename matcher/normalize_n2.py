@@ -17,7 +17,8 @@ Rules on top of v1 (all deterministic, pure, no I/O):
   nicknames replaced by the full given name (Bill → william, Pepe → jose);
   initials ("J.") kept as one-letter words;
 * dates: v1 dates, plus partial dates ("1985", "04/1985", "1985-04") which
-  give only a year of birth;
+  give only a year of birth; ``date_of_birth_or_swapped`` is the full date
+  with the day/month-swapped date as an alternative (for keys that opt in);
 * countries: v1 codes and English names, plus country names in the main
   European languages, Russian, Greek, Arabic and Turkish (from pycountry's
   translations) and common nationality words ("German", "deutsch") → alpha-3;
@@ -148,6 +149,16 @@ def normalise_date_n2(text: str, order: str, field: str = "date_of_birth") -> tu
     return iso, iso[:4]
 
 
+def dob_or_swapped(iso: str) -> Alternatives:
+    """An ISO date, plus the date with day and month exchanged as an alternative when that is also
+    a date (day <= 12, day != month): the configured date order is a fact about the file, but a
+    single record can still have been typed the other way round. () for no date."""
+    if not iso:
+        return ()
+    y, m, d = iso.split("-")
+    return (iso, f"{y}-{d}-{m}") if int(d) <= 12 and d != m else (iso,)
+
+
 _COUNTRY_LANGUAGES = ("de", "fr", "es", "it", "pl", "nl", "pt", "ru", "uk", "el", "ar", "tr", "ro", "sv")
 
 #: Nationality words (folded) that are not country names.
@@ -256,6 +267,7 @@ def normalise_record_n2(raw: Mapping[str, str], date_order: str) -> dict[str, Al
         "name_tokens": name_token_forms(get("given_names"), get("family_name")),
         "given_initial": one(given[0][:1] if given else ""),
         "date_of_birth": one(dob),
+        "date_of_birth_or_swapped": dob_or_swapped(dob),
         "year_of_birth": one(year),
         "sex": one(normalise_sex(get("sex"))),
         "nationality": one(normalise_country_n2(nat_raw, "nationality") if nat_raw else ""),

@@ -38,6 +38,7 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     "name_tokens": ("given_names", "family_name"),
     "given_initial": ("given_names",),
     "date_of_birth": ("date_of_birth",),
+    "date_of_birth_or_swapped": ("date_of_birth",),
     "year_of_birth": ("date_of_birth",),
     "sex": ("sex",),
     "nationality": ("nationality",),

@@ -290,6 +290,7 @@ def test_normalise_record_full() -> None:
         "name_tokens": "ivanov sergei",
         "given_initial": "s",
         "date_of_birth": "1985-03-05",
+        "date_of_birth_or_swapped": "1985-03-05",
         "year_of_birth": "1985",
         "sex": "M",
         "nationality": "RUS",

@@ -174,3 +174,13 @@ def test_bad_transforms_are_config_errors(fields: list[str], message: str) -> No
 def test_unknown_norm_version() -> None:
     with pytest.raises(ConfigError, match="norm_version"):
         KeySpec.from_mapping("n9", {"k": ["family_name"]})
+
+
+def test_date_or_swapped_gives_the_day_month_swapped_date_only_when_it_is_a_date() -> None:
+    from matcher.normalize_n2 import dob_or_swapped
+
+    assert dob_or_swapped("1979-03-12") == ("1979-03-12", "1979-12-03")
+    assert dob_or_swapped("1979-03-13") == ("1979-03-13",) and dob_or_swapped("1979-03-03") == ("1979-03-03",)
+    assert dob_or_swapped("") == ()
+    rec = normalise_record_n2({"family_name": "X", "date_of_birth": "12.03.1979"}, "DMY")
+    assert rec["date_of_birth"] == ("1979-03-12",) and rec["date_of_birth_or_swapped"][1] == "1979-12-03"

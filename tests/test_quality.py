@@ -64,7 +64,18 @@ def test_default_keys_on_a_generated_pair(tmp_path: Path) -> None:
     resp = load_records(res.responder, resp_cfg.records.csv_format(), spec)
     o = evaluate(req.records, resp.records, read_links(res.links), spec).overall
     assert o.precision >= 0.99
-    # The target is 0.95; the default keys reach about 0.92 (no year-of-birth key, which
-    # costs precision): this guards against regressions, the README states the gap.
-    assert o.recall >= 0.90
+    # The target is 0.95; the default keys reach 0.93 on 10k/10k (0.949 on this small pair):
+    # the rest needs a year-of-birth key, which costs precision. This guards against regressions,
+    # the README states the gap.
+    assert o.recall >= 0.93
     assert o.tokens_per_requester_record <= 6 and o.tokens_per_responder_record <= 6
+
+
+def test_generator_romanises_by_its_own_rules_not_the_normalisers() -> None:
+    from matcher.synth import _cyrillic, _greek
+    from matcher.transliterate import latin_forms
+
+    # context rules of the published schemes that the normaliser's per-letter tables lack
+    assert _cyrillic("Алексеев", "bgn") == "Alekseyev" and _cyrillic("Сергей", "polish") == "Siergiej"
+    assert _cyrillic("Васильев", "german") == "Wassiljew" and _greek("Ευθύμιος") == "Efthymios"
+    assert "alekseyev" not in latin_forms("алексеев") and "siergiej" not in latin_forms("сергей")
