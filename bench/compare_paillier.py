@@ -44,6 +44,13 @@ def _write(path: Path, id_col: str, ids: list[int], prefix: str, case: bool) -> 
             w.writerow([f"{prefix}-{i}", "Person", "X" + name, dob, f"CASE-{i}" if case else ""] + [""] * 8)
 
 
+ONE_KEY = '[match_keys]\nname_dob = ["name_tokens", "date_of_birth"]\n'  # one token per record
+
+
+def _one_key(text: str) -> str:
+    return text[: text.index("[match_keys]")] + ONE_KEY
+
+
 def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float, int]:
     from matcher.demo import write_demo_files
     from matcher.config import load_requester_config, load_responder_config
@@ -58,7 +65,9 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
         text = resp_toml.read_text()
         text = text.replace('protocols = ["ecdh"]', f'protocols = ["ecdh", "paillier"]\nworkers = {workers}')
         text = text.replace("max_request_size = ", "max_request_size = 100000000 #")
-        resp_toml.write_text(text)
+        text = text.replace("max_set_size = ", "max_set_size = 100000000 #")
+        text = text.replace("daily_budget = ", "daily_budget = 1000000000 #")
+        resp_toml.write_text(_one_key(text))
         text = req_toml.read_text()
         for old, new in [('given_names = "given"', 'given_names = "first_name"'),
                          ('family_name = "surname"', 'family_name = "last_name"'),
@@ -68,7 +77,7 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
                          ('protocol = "ecdh"', f'protocol = "paillier"\npaillier_key_bits = {key_bits}\nworkers = {workers}')]:
             assert old in text, old
             text = text.replace(old, new, 1)
-        req_toml.write_text(text)
+        req_toml.write_text(_one_key(text))
         running = start_responder(load_responder_config(resp_toml))
         try:
             t0 = time.perf_counter()
