@@ -190,7 +190,18 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         self.session_timeout = s.session_timeout_seconds
         self.max_sessions = s.max_sessions
         self._slots = threading.BoundedSemaphore(s.max_sessions)
+        self._active = 0
+        self._idle = threading.Condition()
         self._peers: dict[str, PeerConfig] = {p.name: p for p in state.config.peers}
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no Match handler runs any more (its end row written); False on timeout.
+
+        ``grpc.Server.stop`` cancels the calls but their handler threads may still be
+        finishing: the state (session log) must stay open until they have.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     # -- who is asking -------------------------------------------------------------
     def _authorise(self, context: grpc.ServicerContext) -> str:
@@ -283,6 +294,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         inbox = _Inbox(request_iterator, started + limit, why)
         watchdog = _Watchdog(context, limit + WATCHDOG_GRACE_SECONDS)
         slot = self._slots.acquire(blocking=False)
+        with self._idle:
+            self._active += 1
         try:
             peer = self._authorise(context)
             if not slot:
@@ -334,10 +347,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                         if report is None or report.WhichOneof("kind") != "hit_report":
                             raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
                         yield from session.on_report(report.hit_report)
+                    # The session's work is complete: OK even if the call is cancelled (e.g. by a
+                    # shutdown) while the Summary is on its way, which closes this generator there.
+                    outcome, code, detail = grpc.StatusCode.OK, 0, None
                     yield pb.MatchResponse(
                         summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
                     )
-                    outcome, code, detail = grpc.StatusCode.OK, 0, None
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
@@ -374,6 +389,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 outcome=outcome.name, status_code=code, detail=detail,
                 seconds=round(time.monotonic() - started, 3),
             )
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
 
 
 #: Seconds past the session cap after which a session still blocked (e.g. sending to a
