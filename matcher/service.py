@@ -235,6 +235,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
         try:
             self._authorise(context)
+            if isinstance(request, Undecodable):
+                raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
             context.abort(exc.status, str(exc))
@@ -462,6 +464,8 @@ class _Inbox:
             raise SessionTimeout(f"the session did not complete within {self.why}") from None
         if kind == "gone":
             self.peer_gone = True
+        if isinstance(msg, Undecodable):
+            raise ProtocolViolation("a message is not a valid MatchRequest (protobuf decoding failed)")
         return msg  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -484,6 +488,42 @@ class _Watchdog:
 
     def close(self) -> None:
         self._timer.cancel()
+
+
+class Undecodable:
+    """Stands for a received message that is not valid protobuf (see :func:`_lenient`)."""
+
+    def WhichOneof(self, _group: str) -> str:  # noqa: N802 - the protobuf method's name
+        return "undecodable"
+
+
+def _lenient(message_type):
+    """A request deserializer that never fails: gRPC would end the call with INTERNAL
+    ("Exception deserializing request!"); the service answers INVALID_ARGUMENT instead."""
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except Exception:  # google.protobuf.message.DecodeError and friends
+            return Undecodable()
+
+    return parse
+
+
+def _add_responder_service(servicer: ResponderServicer, server: grpc.Server) -> None:
+    """Like the generated ``add_ResponderServicer_to_server``, with lenient request parsing."""
+    handlers = {
+        "GetPolicy": grpc.unary_unary_rpc_method_handler(
+            servicer.GetPolicy, request_deserializer=_lenient(pb.GetPolicyRequest),
+            response_serializer=pb.Policy.SerializeToString,
+        ),
+        "Match": grpc.stream_stream_rpc_method_handler(
+            servicer.Match, request_deserializer=_lenient(pb.MatchRequest),
+            response_serializer=pb.MatchResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass
@@ -547,7 +587,7 @@ def build_server(
         options=server_options(servicer),
         maximum_concurrent_rpcs=threads,
     )
-    pb_grpc.add_ResponderServicer_to_server(servicer, server)
+    _add_responder_service(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

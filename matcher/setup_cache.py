@@ -87,9 +87,9 @@ def load_setup(path: Path) -> tuple[dict, ResponderSetup] | None:
             count, tag_len, label_len = int(header["count"]), int(header["tag_length"]), int(header["label_length"])
             row = tag_len + label_len
             data = fh.read()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(Infinity)
         return None
-    if len(data) != count * row or tag_len <= 0:
+    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
         return None
     tags = [data[i : i + tag_len] for i in range(0, len(data), row)]
     labels = [data[i + tag_len : i + row] for i in range(0, len(data), row)] if label_len else [b""] * count

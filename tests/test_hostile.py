@@ -282,3 +282,22 @@ def test_hostile_sessions_in_parallel_do_not_disturb_an_honest_one(agencies, sta
     for t in threads:
         t.join(20)
     assert len(errors) == 8 and grpc.StatusCode.OK not in errors
+
+
+@pytest.mark.parametrize("method", ["Match", "GetPolicy"])
+def test_bytes_that_are_not_protobuf_are_invalid_argument(agencies, start, method):
+    running = start()
+    garbage = b"\xff\xff\xff\xff\x0f"  # a varint that never ends
+    with _channel(agencies, running) as ch:
+        path = f"/matcher.v1.Responder/{method}"
+        with pytest.raises(grpc.RpcError) as rpc:
+            if method == "Match":
+                list(ch.stream_stream(path)(iter([garbage]), timeout=10))
+            else:
+                ch.unary_unary(path)(garbage, timeout=10)
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "protobuf decoding failed" in rpc.value.details()
+    if method == "Match":
+        (end,) = _end_rows(agencies)
+        assert end["outcome"] == "INVALID_ARGUMENT"
+    _demo_match_works(agencies, running)
