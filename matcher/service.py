@@ -362,8 +362,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     return
                 else:
                     raise ProtocolViolation(f"unexpected {kind or 'empty'} message during a session")
-            if inbox.peer_gone:
-                return  # cancelled or disconnected: logged as CANCELLED below
+            if inbox.peer_gone or not _still_active(context):
+                return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
             outcome, code, detail = exc.status, exc.status.value[0], str(exc)
@@ -394,6 +394,15 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             with self._idle:
                 self._active -= 1
                 self._idle.notify_all()
+
+
+def _still_active(context: grpc.ServicerContext) -> bool:
+    """Whether the call is still alive: a cancelled call can end the request stream like a half-close."""
+    for _ in range(10):  # the cancellation may be processed just after the end of the stream
+        if not context.is_active():
+            return False
+        time.sleep(0.01)
+    return True
 
 
 #: Seconds past the session cap after which a session still blocked (e.g. sending to a
