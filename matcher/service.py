@@ -398,11 +398,18 @@ class ResponderServicer(pb_grpc.ResponderServicer):
 
 def _still_active(context: grpc.ServicerContext) -> bool:
     """Whether the call is still alive: a cancelled call can end the request stream like a half-close."""
-    for _ in range(10):  # the cancellation may be processed just after the end of the stream
+    waited = 0.0
+    while True:  # the cancellation may be processed just after the end of the stream
         if not context.is_active():
             return False
+        if waited >= CANCEL_SETTLE_SECONDS:
+            return True
         time.sleep(0.01)
-    return True
+        waited += 0.01
+
+
+#: How long a stream that ended before Finish is watched for a cancellation that follows it.
+CANCEL_SETTLE_SECONDS = 0.1
 
 
 #: Seconds past the session cap after which a session still blocked (e.g. sending to a

@@ -164,6 +164,9 @@ class _Context:
     def cancel(self) -> None:
         pass
 
+    def is_active(self) -> bool:
+        return True
+
     def abort(self, code, details):
         self.code = code
         raise _Abort(details)
@@ -185,7 +188,11 @@ def servicer(tmp_path_factory):
         cfg.model_dump() | {"responder": cfg.responder.model_dump() | {"workers": 1, "session_log": None,
                                                                         "max_chunk_elements": 4}})
     state = ResponderState(cfg, load_watchlist(cfg))
+    import matcher.service
+
+    settle, matcher.service.CANCEL_SETTLE_SECONDS = matcher.service.CANCEL_SETTLE_SECONDS, 0.0  # nothing to cancel here
     yield ResponderServicer(state, insecure=True)
+    matcher.service.CANCEL_SETTLE_SECONDS = settle
     state.close()
     del LoadResult
 
