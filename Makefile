@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean
+.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,12 @@ bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group oper
 N ?= 1000000
 bench-1m: $(STAMP)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
 	$(PY) bench/run_1m.py --n $(N)
+
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)
+	MATCHER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py -p no:cacheprovider --timeout 0
+
+SESSIONS ?= 32
+RECORDS ?= 10000
+load: $(STAMP)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
+	$(PY) bench/load.py --sessions $(SESSIONS) --records $(RECORDS)

@@ -89,6 +89,11 @@ class ResponderSettings(_Strict):
     session_log: Path | None = Field(default=None, description="hash-chained SQLite session log")
     session_log_retention_days: Annotated[float, Field(gt=0)] = 365
     hits_file: Path | None = Field(default=None, description='reveal = "both": where the responder\'s own hits go')
+    # Server-side caps (README "Limits and timeouts"): a session longer than this ends with
+    # DEADLINE_EXCEEDED whatever deadline the requester set; more concurrent sessions than
+    # max_sessions are refused with RESOURCE_EXHAUSTED.
+    session_timeout_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
+    max_sessions: Annotated[int, Field(gt=0, le=1024)] = 64
 
 
 class KeyedHashConfig(_Strict):

@@ -85,3 +85,9 @@ class LogTampered(MatcherError):
 
 class SecretError(ConfigError):
     """A shared secret (keyed-hash) that is missing, too short or readable by others."""
+
+
+class SessionTimeout(MatcherError):
+    """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
+
+    status = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -239,6 +239,11 @@ def load_records(
             header = next(reader, [])
         except csv.Error as exc:
             raise InputFileError(f"{path}: the header row cannot be read as CSV ({exc})") from None
+        except UnicodeError as exc:  # only for codecs without surrogateescape support (e.g. UTF-16)
+            raise InputFileError(
+                f"{path}: line 1 cannot be decoded as {fmt.encoding} ({getattr(exc, 'reason', None) or exc}); "
+                "set the file's encoding in the [records] config"
+            ) from None
         if not header or not any(h.strip() for h in header):
             raise InputFileError(f"{path}: the file is empty or its first line is blank; a header row is required")
         if _has_surrogates(header):
@@ -272,7 +277,10 @@ def load_records(
             except StopIteration:
                 break
             except UnicodeError as exc:  # only for codecs without surrogateescape support
-                raise InputFileError(f"{path}: cannot be decoded as {fmt.encoding} ({exc.reason})") from None
+                raise InputFileError(
+                    f"{path}: line {start} cannot be decoded as {fmt.encoding} ({getattr(exc, 'reason', None) or exc}); "
+                    "fix the file or set its encoding in the [records] config"
+                ) from None
             except csv.Error as exc:
                 rows_read += 1
                 reject(start, f"row cannot be read as CSV ({exc})", [])

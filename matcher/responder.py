@@ -58,11 +58,17 @@ class RunningResponder:
     state: ResponderState
     health: health.HealthServicer
     watchlist_summary: str  # rows read, used and rejected (the records themselves are not kept)
+    servicer: ResponderServicer | None = None
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them."""
+        """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
+
+        The session log is closed only once every cancelled session has written its end row.
+        """
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.servicer is not None and not self.servicer.wait_idle(10.0):
+            log.warning("sessions still running 10 s after shutdown; closing the state anyway")
         self.state.close()
 
 
@@ -88,4 +94,4 @@ def start_responder(
     server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary())
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer)

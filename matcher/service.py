@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -31,6 +32,7 @@ from matcher.errors import (
     MatcherError,
     PeerNotAllowed,
     ProtocolViolation,
+    SessionTimeout,
     UnsupportedProtocol,
 )
 from matcher.match_keys import KeySpec
@@ -190,7 +192,21 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         s = state.settings
         self.max_request = s.max_request_size
         self.max_chunk = s.max_chunk_elements
+        self.session_timeout = s.session_timeout_seconds
+        self.max_sessions = s.max_sessions
+        self._slots = threading.BoundedSemaphore(s.max_sessions)
+        self._active = 0
+        self._idle = threading.Condition()
         self._peers: dict[str, PeerConfig] = {p.name: p for p in state.config.peers}
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no Match handler runs any more (its end row written); False on timeout.
+
+        ``grpc.Server.stop`` cancels the calls but their handler threads may still be
+        finishing: the state (session log) must stay open until they have.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     # -- who is asking -------------------------------------------------------------
     def _authorise(self, context: grpc.ServicerContext) -> str:
@@ -224,6 +240,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
         try:
             self._authorise(context)
+            if isinstance(request, Undecodable):
+                raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
             context.abort(exc.status, str(exc))
@@ -271,10 +289,27 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         started = time.monotonic()
         peer, protocol, reveal, size, received = "?", "?", "", None, 0
         session = None
-        outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the stream ended early (cancelled, deadline or disconnect)"
+        outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the requester cancelled the session or disconnected"
+        # Server-side cap, whatever deadline the requester set (or none): see _Inbox and _Watchdog.
+        cap = self.session_timeout
+        client_left = context.time_remaining()
+        limit = min(cap, client_left) if client_left else cap
+        why = (
+            f"the responder's limit of {cap:g} s per session (session_timeout_seconds)"
+            if limit >= cap else "the requester's deadline"
+        )
+        inbox = _Inbox(request_iterator, started + limit, why)
+        watchdog = _Watchdog(context, limit + WATCHDOG_GRACE_SECONDS)
+        slot = self._slots.acquire(blocking=False)
+        with self._idle:
+            self._active += 1
         try:
             peer = self._authorise(context)
-            first = next(request_iterator, None)
+            if not slot:
+                raise LimitExceeded(
+                    f"the responder is serving its maximum of {self.max_sessions} concurrent sessions; try again later"
+                )
+            first = inbox.next()
             if first is None or first.WhichOneof("kind") != "hello":
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
@@ -285,14 +320,15 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             self._charge(peer, hello)
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
             session.session_id, session.peer = session_id, peer
+            # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.
+            seen: set[int] | None = set() if session.refuse_repeats else None
             accepted = pb.Accepted(
                 session_id=session_id, max_chunk_elements=self.max_chunk, reveal=self.state.settings.reveal
             )
             session.accepted(accepted)
             yield pb.MatchResponse(accepted=accepted)
             yield from session.opening()
-            requests = iter(request_iterator)
-            for req in requests:
+            while (req := inbox.next()) is not None:
                 kind = req.WhichOneof("kind")
                 if kind == "blinded":
                     chunk = req.blinded
@@ -303,6 +339,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                         raise ProtocolViolation(f"chunk of {n} elements; allowed 1 to {self.max_chunk}")
                     if received + n > hello.request_size:
                         raise ProtocolViolation(f"more elements than announced in Hello ({hello.request_size})")
+                    if seen is not None:
+                        _refuse_repeats(seen, chunk.elements, received)
                     yield from session.on_elements(chunk.elements, received)
                     received += n
                 elif kind == "finish":
@@ -312,14 +350,16 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                         )
                     yield from session.on_finish()
                     if session.expects_report:
-                        report = next(requests, None)
+                        report = inbox.next()
                         if report is None or report.WhichOneof("kind") != "hit_report":
                             raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
                         yield from session.on_report(report.hit_report)
+                    # The session's work is complete: OK even if the call is cancelled (e.g. by a
+                    # shutdown) while the Summary is on its way, which closes this generator there.
+                    outcome, code, detail = grpc.StatusCode.OK, 0, None
                     yield pb.MatchResponse(
                         summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
                     )
-                    outcome, code, detail = grpc.StatusCode.OK, 0, None
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
@@ -327,6 +367,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     return
                 else:
                     raise ProtocolViolation(f"unexpected {kind or 'empty'} message during a session")
+            if inbox.peer_gone or not _still_active(context):
+                return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
             outcome, code, detail = exc.status, exc.status.value[0], str(exc)
@@ -337,8 +379,16 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             context.abort(exc.status, str(exc))
         except Exception:
             outcome, code, detail = grpc.StatusCode.INTERNAL, 13, "internal error (see the service's log)"
+            log.exception("session %s peer=%s: internal error", session_id, peer)
             raise
         finally:
+            inbox.close()
+            watchdog.close()
+            if slot:
+                self._slots.release()
+            if watchdog.fired and outcome is grpc.StatusCode.CANCELLED:
+                outcome, code = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+                detail = f"cancelled by the responder: the requester did not read the replies within {why}"
             self._log(
                 event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                 request_size=size, elements=received,
@@ -346,6 +396,155 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 outcome=outcome.name, status_code=code, detail=detail,
                 seconds=round(time.monotonic() - started, 3),
             )
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+
+def _still_active(context: grpc.ServicerContext) -> bool:
+    """Whether the call is still alive: a cancelled call can end the request stream like a half-close."""
+    waited = 0.0
+    while True:  # the cancellation may be processed just after the end of the stream
+        if not context.is_active():
+            return False
+        if waited >= CANCEL_SETTLE_SECONDS:
+            return True
+        time.sleep(0.01)
+        waited += 0.01
+
+
+#: How long a stream that ended before Finish is watched for a cancellation that follows it.
+CANCEL_SETTLE_SECONDS = 0.1
+
+
+#: Seconds past the session cap after which a session still blocked (e.g. sending to a
+#: peer that does not read) is cancelled by the watchdog.
+WATCHDOG_GRACE_SECONDS = 2.0
+
+
+def _refuse_repeats(seen: set[int], elements, offset: int) -> None:
+    """Refuse an element equal to an earlier one of the same session (honest clients send distinct tokens).
+
+    ``hash(bytes)`` is SipHash under the process's random key: 64 bits per element
+    (about 70 bytes of memory each while the session runs), and a peer cannot craft
+    a collision that would make an honest session be refused.
+    """
+    for i, e in enumerate(elements):
+        h = hash(bytes(e))
+        if h in seen:
+            raise ProtocolViolation(
+                f"element {offset + i} repeats an earlier element of this session; "
+                "every element must be distinct (the client sends each token once)"
+            )
+        seen.add(h)
+
+
+class _Inbox:
+    """The request stream, read on its own thread so that the session can wait with a deadline.
+
+    Holds at most two messages (back-pressure reaches the peer through gRPC flow
+    control). :meth:`next` returns the next message, None at the end of the stream,
+    or raises SessionTimeout when the session's deadline passes first.
+    """
+
+    def __init__(self, requests: Iterator[pb.MatchRequest], deadline: float, why: str) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self.deadline, self.why = deadline, why
+        #: the peer cancelled or disconnected (the stream ended with an error, not a half-close)
+        self.peer_gone = False
+        self._thread = threading.Thread(target=self._pump, args=(requests,), name="matcher-inbox", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, object]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.25)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self, requests: Iterator[pb.MatchRequest]) -> None:
+        end: tuple[str, object] = ("end", None)
+        try:
+            for msg in requests:
+                if not self._put(("msg", msg)):
+                    return
+        except Exception:  # grpc.RpcError: cancelled, deadline passed or connection lost
+            end = ("gone", None)
+        self._put(end)
+
+    def next(self) -> pb.MatchRequest | None:
+        remaining = self.deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise queue.Empty
+            kind, msg = self._queue.get(timeout=remaining)
+        except queue.Empty:
+            raise SessionTimeout(f"the session did not complete within {self.why}") from None
+        if kind == "gone":
+            self.peer_gone = True
+        if isinstance(msg, Undecodable):
+            raise ProtocolViolation("a message is not a valid MatchRequest (protobuf decoding failed)")
+        return msg  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class _Watchdog:
+    """Cancels an RPC that is still running at its deadline (e.g. blocked sending to a peer that never reads)."""
+
+    def __init__(self, context: grpc.ServicerContext, seconds: float) -> None:
+        self.fired = False
+        self._context = context
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._context.cancel()
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
+class Undecodable:
+    """Stands for a received message that is not valid protobuf (see :func:`_lenient`)."""
+
+    def WhichOneof(self, _group: str) -> str:  # noqa: N802 - the protobuf method's name
+        return "undecodable"
+
+
+def _lenient(message_type):
+    """A request deserializer that never fails: gRPC would end the call with INTERNAL
+    ("Exception deserializing request!"); the service answers INVALID_ARGUMENT instead."""
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except Exception:  # google.protobuf.message.DecodeError and friends
+            return Undecodable()
+
+    return parse
+
+
+def _add_responder_service(servicer: ResponderServicer, server: grpc.Server) -> None:
+    """Like the generated ``add_ResponderServicer_to_server``, with lenient request parsing."""
+    handlers = {
+        "GetPolicy": grpc.unary_unary_rpc_method_handler(
+            servicer.GetPolicy, request_deserializer=_lenient(pb.GetPolicyRequest),
+            response_serializer=pb.Policy.SerializeToString,
+        ),
+        "Match": grpc.stream_stream_rpc_method_handler(
+            servicer.Match, request_deserializer=_lenient(pb.MatchRequest),
+            response_serializer=pb.MatchResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass
@@ -357,29 +556,59 @@ class TlsMaterial:
     ca: bytes
 
 
+#: Headroom above ``max_sessions`` for GetPolicy, health checks and reflection.
+EXTRA_RPCS = 8
+
+
+def server_options(servicer: ResponderServicer) -> list[tuple[str, int]]:
+    """gRPC server options: message size, keepalive, and a hard cap on a connection's life.
+
+    * keepalive: the server pings an idle-looking peer every 60 s and drops the
+      connection when no answer comes within 20 s (a peer that vanished without a
+      FIN frees its sessions); it tolerates client pings every 30 s.
+    * ``max_connection_idle_ms``: a connection with no call for 10 minutes is closed.
+    * ``max_connection_age_ms`` = ``session_timeout_seconds``, with the same again as
+      grace: a connection is asked to go away (GOAWAY; new calls open a new one)
+      after the session cap, and closed by force after twice that, which ends any
+      call the session watchdog could not (the last resort behind _Inbox and _Watchdog).
+    """
+    limit = message_limit(servicer.max_chunk)
+    cap_ms = int(servicer.session_timeout * 1000)
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_idle_ms", 600_000),
+        ("grpc.max_connection_age_ms", cap_ms),
+        ("grpc.max_connection_age_grace_ms", cap_ms + int(WATCHDOG_GRACE_SECONDS * 1000)),
+    ]
+
+
 def build_server(
     servicer: ResponderServicer,
     listen: str,
     tls: TlsMaterial | None,
-    max_workers: int = 16,
+    max_workers: int | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A gRPC server with the Responder service, health checking and reflection.
 
     With ``tls`` the server requires a client certificate chaining to ``tls.ca``
     (mutual TLS). Returns the server (not started), the bound port and the health
-    servicer (to flip to NOT_SERVING on shutdown).
+    servicer (to flip to NOT_SERVING on shutdown). A session holds one pool thread
+    for its whole life, so the pool has ``max_sessions`` threads plus headroom
+    (``max_workers`` overrides it).
     """
-    limit = message_limit(servicer.max_chunk)
+    threads = max_workers or servicer.max_sessions + EXTRA_RPCS
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="matcher-session"),
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=max_workers,
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-session"),
+        options=server_options(servicer),
+        maximum_concurrent_rpcs=threads,
     )
-    pb_grpc.add_ResponderServicer_to_server(servicer, server)
+    _add_responder_service(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

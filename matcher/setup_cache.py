@@ -76,9 +76,9 @@ def load_setup(path: Path, expected_id: str | None = None) -> tuple[dict, Respon
             count, tag_len, label_len = int(header["count"]), int(header["tag_length"]), int(header["label_length"])
             row = tag_len + label_len
             data = fh.read()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(Infinity)
         return None
-    if len(data) != count * row or tag_len <= 0:
+    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
         return None
     if expected_id is not None and _rows_id(tag_len, data) != expected_id:
         return None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import functools
+import logging
+import re
 from collections.abc import Callable, Iterator
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +80,125 @@ def write_cert(ca: TestCA, out: Path, name: str) -> tuple[Path, Path]:
     cert.write_bytes(issued.cert_pem)
     write_private(key, issued.key_pem)
     return cert, key
+
+
+# -- no identity data, token, key or secret in any output ------------------------------------
+#
+# Every test that uses the `agencies` fixture (all end-to-end tests: responders, requesters,
+# `matcher serve` subprocesses) is scanned after it ran: all logging records (any logger,
+# any level, with tracebacks), the stdout/stderr and log output pytest captured in setup
+# and call, the stderr of `matcher serve` subprocesses (see test_cli.served), and the
+# state folder's session log (with its WAL). The test fails when any of them contains a
+# demo identity value or case reference, a token, the epoch key, a TLS private key or a
+# keyed-hash secret. Output a test reads itself through capsys/capfd is checked by that test.
+
+IDENTITY_COLUMNS = {"first_name", "last_name", "dob", "doc_no", "case_id", "given", "surname", "birth_date",
+                    "passport", "id", "person_id"}
+_HEX_RUN = re.compile(r"[0-9a-f]{16,}")
+
+
+@functools.cache
+def identity_values() -> frozenset[str]:
+    """Every name, date, document number, record id and case reference of the demo data (>= 4 characters)."""
+    values: set[str] = set()
+    for name in ("agency_a_watchlist.csv", "agency_b_records.csv"):
+        with resources.as_file(resources.files("matcher") / "demo_data" / name) as path:
+            for row in csv.DictReader(path.open(encoding="utf-8-sig")):
+                for col, v in row.items():
+                    if col in IDENTITY_COLUMNS and v and len(v.strip()) >= 4:
+                        values.add(v.strip())
+                        values.update(w for w in v.replace("-", " ").split() if len(w) >= 4)
+    return frozenset(values)
+
+
+def secrets_of(workdir: Path) -> list[tuple[str, str]]:
+    """What must never be printed: the epoch key, TLS private keys, keyed-hash secrets (as found in files)."""
+    import json
+
+    found: list[tuple[str, str]] = []
+    for key_file in workdir.rglob("epoch_key.json"):
+        try:
+            found.append(("epoch key", json.loads(key_file.read_text())["key"]))
+        except (OSError, ValueError, KeyError):
+            pass
+    for pem in workdir.rglob("*.key"):
+        body = [ln for ln in pem.read_text(errors="replace").splitlines() if ln and not ln.startswith("-----")]
+        # the first line is mostly the key type's ASN.1 header, the same in every key
+        found += [(f"TLS private key {pem.name}", ln) for ln in body[1:] if len(ln) >= 24]
+    for secret in workdir.rglob("*.secret"):
+        text = secret.read_text(errors="replace").strip()
+        if len(text) >= 16:
+            found.append((f"keyed-hash secret {secret.name}", text))
+    return found
+
+
+def leaks_in(text: str, workdir: Path | None = None) -> list[str]:
+    """What of the above occurs in ``text`` (descriptions only: the values are not repeated)."""
+    problems = [what for what, value in (secrets_of(workdir) if workdir else []) if value in text]
+    folded = _HEX_RUN.sub(" ", text.casefold())  # session ids, hashes: random hex may contain "3001"
+    problems += [f"identity value of {len(v)} characters" for v in identity_values() if v.casefold() in folded]
+    if "matcher/v1/n1/" in folded or "matcher/v1/n2/" in folded:
+        problems.append("a token (matcher/v1/<norm>/...)")
+    return problems
+
+
+class _AllRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is still scanned raw
+            self.lines.append(repr(record.msg) + repr(record.args))
+
+
+#: extra text a fixture collected during a test (e.g. a subprocess's stderr), by test node id
+EXTRA_OUTPUT: dict[str, list[str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _collect_logs(request):
+    if "agencies" not in request.fixturenames:
+        yield
+        return
+    handler = _AllRecords()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    request.node.matcher_log_lines = handler.lines
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "teardown" or "agencies" not in getattr(item, "fixturenames", ()):
+        return
+    funcargs = getattr(item, "funcargs", {})
+    agencies = funcargs.get("agencies")
+    workdir = agencies.workdir if agencies is not None else None
+    texts = list(getattr(item, "matcher_log_lines", []))
+    texts += [content for _when, _key, content in getattr(item, "_report_sections", [])]
+    texts += EXTRA_OUTPUT.pop(item.nodeid, [])
+    if workdir is not None:
+        for db in workdir.rglob("sessions.db*"):
+            texts.append(db.read_bytes().decode("latin-1"))
+    problems = leaks_in("\n".join(texts), workdir)
+    if problems and report.passed:
+        report.outcome = "failed"
+        report.longrepr = (
+            "output of this test (logs, captured stdout/stderr, session log) contains: "
+            + "; ".join(sorted(set(problems)))
+        )
 
 
 __all__ = ["Agencies", "REQUESTER_TOML", "RESPONDER_TOML", "write_cert"]

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from matcher.cli import main
+from tests.conftest import EXTRA_OUTPUT
 from tests.test_e2e import EXPECTED_DEMO
 
 
 @pytest.fixture
-def served(agencies):
+def served(agencies, request):
     """`matcher serve` on a free loopback port, in its own process; yields 'HOST:PORT'."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "matcher.cli", "serve", "--config", str(agencies.responder_toml), "--grace", "1"],
@@ -42,6 +43,8 @@ def served(agencies):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+    # the server's whole stderr goes through the output scan of tests/conftest.py
+    EXTRA_OUTPUT.setdefault(request.node.nodeid, []).append("".join(lines) + proc.stderr.read())
 
 
 def test_match_against_serve_writes_hits_csv(agencies, served, capsys):

@@ -7,6 +7,7 @@ import random
 import gmpy2
 import pytest
 
+from matcher import session_log
 from matcher.parallel import Workers
 
 from matcher.errors import InvalidElement
@@ -231,6 +232,9 @@ def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, s
                                  pb.MatchRequest(finish=pb.Finish(elements_sent=2))])
     assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "element 1" in rpc.value.details()
+    ends = [r for r in session_log.rows(agencies.workdir / "agency_a_state" / "sessions.db") if r["event"] == "end"]
+    assert ends[-1]["outcome"] == "INVALID_ARGUMENT" and ends[-1]["protocol"] == "paillier"
+    assert "element 1" in ends[-1]["detail"]
     run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
                     f"127.0.0.1:{running.port}", out=None)
     assert len(run.result.hits) == len(EXPECTED_DEMO)  # ecdh still fine

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import grpc
 import pytest
@@ -17,29 +15,7 @@ from matcher.budgets import BudgetLedger, next_reset
 from matcher.cli import main
 from matcher.errors import BudgetExhausted
 from matcher.requester import run_match
-
-IDENTITY_COLUMNS = {"first_name", "last_name", "dob", "doc_no", "case_id", "given", "surname", "birth_date",
-                    "passport", "id", "person_id"}
-
-
-def _hexish(word: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in word)
-
-
-def _identity_values() -> set[str]:
-    """Every name, date, document number, record id and case reference of the demo data."""
-    values: set[str] = set()
-    for name in ("agency_a_watchlist.csv", "agency_b_records.csv"):
-        with resources.as_file(resources.files("matcher") / "demo_data" / name) as path:
-            for row in csv.DictReader(path.open(encoding="utf-8-sig")):
-                for col, v in row.items():
-                    if col in IDENTITY_COLUMNS and v and len(v.strip()) >= 4:
-                        values.add(v.strip())
-                        # parts of a value, except those made only of hex digits ("0042", "2024"):
-                        # they turn up by chance in session ids, hashes and timestamps
-                        values.update(w for w in v.replace("-", " ").split() if len(w) >= 4 and not _hexish(w))
-    return values
-
+from tests.conftest import identity_values, leaks_in
 
 def _match(agencies, running, **kw):
     return run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
@@ -68,14 +44,12 @@ def test_sessions_are_logged_and_no_identity_data_reaches_any_log(agencies, star
     assert main(["audit-log", "verify", str(db)]) == 0
 
     out, err = capfd.readouterr()
-    everything = "\n".join([caplog.text, err, out, db.read_bytes().decode("latin-1")]).casefold()
-    for wal in db.parent.glob("*.db*"):
-        everything += wal.read_bytes().decode("latin-1").casefold()
-    values = _identity_values()
-    assert {"KOZLOV", "Козлов", "DE-BKA-2024-0117", "N0019283", "12.03.1979", "B-101"} <= values
-    leaked = sorted(v for v in values if v.casefold() in everything)
-    assert leaked == []
-    assert "matcher/v1/n1" not in everything  # no token either
+    everything = "\n".join([caplog.text, err, out])
+    for db_file in db.parent.glob("*.db*"):
+        everything += db_file.read_bytes().decode("latin-1")
+    assert {"KOZLOV", "Козлов", "DE-BKA-2024-0117", "N0019283", "12.03.1979", "B-101"} <= identity_values()
+    assert leaks_in(everything, agencies.workdir) == []
+    # (every test using `agencies` is also scanned by tests/conftest.py after it ran)
 
 
 def test_per_session_limit_and_daily_budget_are_enforced_and_survive_a_restart(agencies, start):
@@ -146,3 +120,16 @@ def test_requester_may_keep_its_own_session_log(agencies, start):
                                                           ("end", "UNAVAILABLE")]
     assert rows[1]["hit_count"] == 5 and rows[1]["session_id"] == run.result.session_id
     assert session_log.verify(db).ok
+
+
+def test_the_output_scan_finds_identity_values_tokens_and_keys(agencies):
+    """The scan every end-to-end test goes through (tests/conftest.py) does catch what it should."""
+    from matcher.secrets_store import load_or_rotate
+
+    key, _ = load_or_rotate(agencies.workdir / "agency_a_state", 30)
+    assert leaks_in("session 3001abcdef0123456789 ok", agencies.workdir) == []
+    assert leaks_in("hit for Kozlov", agencies.workdir)
+    assert leaks_in("token matcher/v1/n2/name_dob/x", agencies.workdir)
+    assert leaks_in(f"key {key.key.hex()}", agencies.workdir) == ["epoch key"]
+    pem_line = (agencies.workdir / "certs" / "agency-a.key").read_text().splitlines()[2]
+    assert leaks_in(pem_line, agencies.workdir) == ["TLS private key agency-a.key"]

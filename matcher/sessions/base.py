@@ -29,6 +29,9 @@ class ResponderSession(ABC):
     """
 
     protocol: ClassVar[str]
+    #: the service refuses an element equal to an earlier one of the session (INVALID_ARGUMENT);
+    #: a protocol whose elements may legitimately repeat sets this to False
+    refuse_repeats: ClassVar[bool] = True
 
     def __init__(self, state: ResponderState, hello: pb.Hello) -> None:
         self.state = state
