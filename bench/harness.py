@@ -24,7 +24,8 @@ from matcher.config import ResponderConfig
 from matcher.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.records import LoadResult, TokenisedRecord
-from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
+from matcher.responder_state import ResponderState
+from matcher.service import ResponderServicer, TlsMaterial, build_server
 
 KEYSPEC = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
 

@@ -46,7 +46,8 @@ def _peak_rss_kib(pid: int | str = "self") -> int:
 
 def _serve(tmp: str, n: int, budget: int, pem: tuple[bytes, bytes, bytes], ports, stop, out) -> None:
     from matcher.config import ResponderConfig
-    from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
+    from matcher.responder_state import ResponderState
+    from matcher.service import ResponderServicer, TlsMaterial, build_server
 
     cfg = ResponderConfig.model_validate({
         "responder": {"listen": "127.0.0.1:0", "watchlist": f"{tmp}/unused.csv", "state_dir": f"{tmp}/state",

@@ -129,8 +129,8 @@ def main() -> int:
     _, _, usage = os.wait4(server.pid, 0)
     server_rss = usage.ru_maxrss / 1024
     print()
-    print(f"| what | seconds | peak RSS |")
-    print(f"|---|---|---|")
+    print("| what | seconds | peak RSS |")
+    print("|---|---|---|")
     print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")
     print(f"| `matcher match` {n:,} × {n:,} (whole process) | {big_s:.1f} (session {big_session:.1f}) | {big_rss:,.0f} MB |")
     print(f"| 10k query, requester setup cache cold (whole process) | {q_cold[0]:.1f} (session {q_cold[3]:.1f}) | {q_cold[1]:,.0f} MB |")

@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
-from clients.sessions.base import Hit, MatchResult
+from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.match_keys import KeySpec
 from matcher.parallel import Workers

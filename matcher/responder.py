@@ -14,7 +14,8 @@ from matcher.config import RequesterConfig, ResponderConfig
 from matcher.errors import ConfigError
 from matcher.records import LoadResult, load_records
 from matcher.secrets_store import check_private
-from matcher.service import ResponderServicer, ResponderState, TlsMaterial, build_server
+from matcher.responder_state import ResponderState
+from matcher.service import ResponderServicer, TlsMaterial, build_server
 
 log = logging.getLogger("matcher.responder")
 

@@ -17,15 +17,13 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from matcher.budgets import BUDGET_FILE, BudgetLedger
-from matcher.config import PeerConfig, ResponderConfig
+from matcher.config import PeerConfig
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
@@ -35,13 +33,8 @@ from matcher.errors import (
     SessionTimeout,
     UnsupportedProtocol,
 )
-from matcher.match_keys import KeySpec
-from matcher.parallel import Workers
 from matcher.protocols import ecdh
-from matcher.records import LoadResult
-from matcher.secrets_store import EpochKey, load_or_rotate
-from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
-from matcher.session_log import SessionLog
+from matcher.responder_state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -54,119 +47,6 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
 def message_limit(max_chunk_elements: int) -> int:
     """Largest gRPC message either side accepts: one full chunk of points plus framing."""
     return max(2 << 20, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
-
-
-@dataclass
-class Epoch:
-    """One key epoch: its key and the setup derived from the watchlist under it."""
-
-    key: EpochKey
-    setup: ecdh.ResponderSetup
-    setup_id: str
-    from_cache: bool = False
-
-
-class ResponderState:
-    """The watchlist's tokens and the current epoch, rotated when the configured time has passed."""
-
-    def __init__(self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None) -> None:
-        self.config = config
-        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
-        self.keyspec: KeySpec = config.key_spec()
-        self.settings = config.responder
-        self._entries = [
-            (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
-        ]
-        #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
-        self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
-        if self.settings.reveal == "both":
-            for r in watchlist.records:
-                for key_name, token in r.tokens:
-                    self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
-        self.hits_lock = threading.Lock()
-        self._keyed_hash_index = None
-        self._progress = progress
-        self._lock = threading.Lock()
-        self._epoch: Epoch | None = None
-        #: which configuration sessions run under (in every session-log row)
-        self.config_fingerprint = config.fingerprint()
-        self.session_log: SessionLog | None = (
-            SessionLog(self.settings.session_log, self.settings.session_log_retention_days)
-            if self.settings.session_log
-            else None
-        )
-        self.budgets = BudgetLedger(self.settings.state_dir / BUDGET_FILE)
-        self.current()
-
-    @property
-    def hits_file(self) -> Path:
-        """reveal = "both": the CSV where the responder's own hits are appended (mode 0600)."""
-        return self.settings.hits_file or self.settings.state_dir / "responder_hits.csv"
-
-    def keyed_hash_index(self):
-        """The own tags for protocol keyed-hash (built once, on first use), or None when it is not enabled."""
-        if "keyed-hash" not in self.settings.protocols:
-            return None
-        with self._lock:
-            if self._keyed_hash_index is None:
-                from matcher.protocols import keyed_hash
-                from matcher.secrets_store import load_shared_secret
-
-                secret = load_shared_secret(self.config.keyed_hash)
-                self._keyed_hash_index = keyed_hash.responder_index(secret, self._entries)
-            return self._keyed_hash_index
-
-    def close(self) -> None:
-        """Release the session log and the worker pool (called at shutdown)."""
-        if self.session_log is not None:
-            self.session_log.close()
-        self.workers.close()
-
-    @property
-    def entries(self) -> list[tuple[bytes, bytes]]:
-        """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
-        return self._entries
-
-    @property
-    def setup_size_hint(self) -> int:
-        return len(self._epoch.setup) if self._epoch else 0
-
-    def current(self) -> Epoch:
-        """The epoch in force now, starting a new one (new key, new setup) when due."""
-        with self._lock:
-            now = time.time()
-            if self._epoch is None or self._epoch.key.expired(self.settings.key_rotation_days, now):
-                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days, now)
-                self._epoch = self._setup_for(key)
-                log.info(
-                    "key epoch %s in force (%s key, %s setup of %d entries)", key.epoch,
-                    "new" if fresh else "loaded", "cached" if self._epoch.from_cache else "new", len(self._epoch.setup),
-                )
-            return self._epoch
-
-    def _setup_for(self, key: EpochKey) -> Epoch:
-        """The epoch's setup from the state folder's cache if it still fits the watchlist, else computed."""
-        with_labels = self.settings.reveal in ("requester", "both")
-        # reveal = "both" keeps b·H(y) -> y in memory to check hit reports; those points
-        # are never written to disk, so that mode always computes its setup.
-        keep_points = self.settings.reveal == "both"
-        tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
-        digest = entries_digest(
-            self._entries, key.epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len)
-        )
-        path = self.settings.state_dir / f"setup-{key.epoch}.bin"
-        cached = load_setup(path)
-        if cached is not None and cached[0].get("digest") == digest and not keep_points:
-            setup = cached[1]
-            return Epoch(key, setup, setup_id(setup), from_cache=True)
-        if self._progress:
-            self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
-        setup = ecdh.responder_setup(
-            key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points
-        )
-        save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
-        remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
-        return Epoch(key, setup, setup_id(setup))
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:

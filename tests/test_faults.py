@@ -7,7 +7,6 @@ whose server died gets UNAVAILABLE with a message.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess

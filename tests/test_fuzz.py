@@ -176,7 +176,8 @@ class _Context:
 def servicer(tmp_path_factory):
     from matcher.config import ResponderConfig
     from matcher.records import LoadResult
-    from matcher.service import ResponderServicer, ResponderState
+    from matcher.responder_state import ResponderState
+    from matcher.service import ResponderServicer
     from tests.conftest import write_demo_files
     from matcher.config import load_responder_config
     from matcher.responder import load_watchlist

@@ -13,8 +13,8 @@ from matcher.synth import generate
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:
     a = generate(300, 0.3, seed=5, out=tmp_path / "a")
-    b = generate(300, 0.3, seed=5, out=tmp_path / "b")
-    c = generate(300, 0.3, seed=6, out=tmp_path / "c")
+    generate(300, 0.3, seed=5, out=tmp_path / "b")
+    generate(300, 0.3, seed=6, out=tmp_path / "c")
     for name in ("requester.csv", "responder.csv", "links.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "requester.csv").read_bytes() != (tmp_path / "c" / "requester.csv").read_bytes()
