@@ -281,14 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per hit record: record_id,match_keys,case_ref.")
+                       "the responder and write one row per hit record: record_id,match_keys,strength,case_ref.")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
     m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
-    m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol (ecdh or paillier)")
+    m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
 
     q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")

@@ -114,6 +114,18 @@ class ResponderState:
                 )
             return self._epoch
 
+    def _setup_progress(self):
+        """Report the setup's progress every 10%."""
+        shown = [0]
+
+        def report(done: int, total: int) -> None:
+            tenth = 10 * done // max(1, total)
+            if tenth > shown[0]:
+                shown[0] = tenth
+                self._progress(f"setup {done}/{total} entries ({10 * tenth}%)")
+
+        return report
+
     def _setup_for(self, key: EpochKey) -> Epoch:
         """The epoch's setup from the state folder's cache if it still fits the watchlist, else computed."""
         with_labels = self.settings.reveal in ("requester", "both")
@@ -132,7 +144,8 @@ class ResponderState:
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(
-            key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points
+            key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points,
+            progress=self._setup_progress() if self._progress else None
         )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
         remove_other_setups(self.settings.state_dir, path, "setup-*.bin")

@@ -126,3 +126,9 @@ def test_cache_files_refused_when_readable_by_others(tmp_path):
     os.chmod(path, 0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_setup(path)
+
+
+def test_setup_reports_progress_on_a_pool(pool):
+    seen = []
+    ecdh.responder_setup(ecdh.new_key(), _pairs(6000), 10, workers=pool, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (6000, 6000) and [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 2

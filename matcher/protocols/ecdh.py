@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import rbcl
@@ -225,6 +225,7 @@ def responder_setup(
     with_labels: bool = True,
     workers=None,
     keep_points: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
@@ -232,7 +233,8 @@ def responder_setup(
     by ``;``, so a token appears once and its multiplicity is not disclosed.
     ``workers`` (a :class:`matcher.parallel.Workers`) spreads the work; the
     result does not depend on it. With ``keep_points`` the setup also keeps
-    b·H(y) -> y for :func:`check_hit_report`.
+    b·H(y) -> y for :func:`check_hit_report`. ``progress(done, total)`` is called as
+    batches complete.
     """
     # One reference per token is the common case: keep a set only where there are more
     # (a set per entry would double the memory of a large watchlist's setup).
@@ -251,7 +253,7 @@ def responder_setup(
     if workers is None or len(pairs) < 4096:
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
-        rows = _split_setup(workers, key, pairs, tag_len, size, keep_points)
+        rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
     kept = {row[2]: token for row, (token, _) in zip(rows, pairs)} if keep_points else None
     rows.sort(key=lambda r: r[0])
     return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows], kept)
@@ -285,12 +287,16 @@ def check_hit_report(setup: ResponderSetup, reported: Sequence[bytes], limit: in
     return tokens
 
 
-def _split_setup(workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool) -> list[tuple[bytes, ...]]:
+def _split_setup(
+    workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool, progress=None
+) -> list[tuple[bytes, ...]]:
     step = 2048
     out: list[tuple[bytes, ...]] = []
     batches = ((key, pairs[i : i + step], tag_len, size, keep) for i in range(0, len(pairs), step))
     for part in workers.map_ordered(setup_rows, batches):
         out.extend(part)
+        if progress:
+            progress(len(out), len(pairs))
     return out
 
 
