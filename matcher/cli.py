@@ -26,11 +26,16 @@ def _progress_printer(stream=sys.stderr):
     last = [0.0]
 
     def show(what: str, done: int, total: int) -> None:
+        """``total`` 0: a count with no known end (e.g. rows read)."""
         now = time.monotonic()
-        if done < total and now - last[0] < 0.2:
+        if (total <= 0 or done < total) and now - last[0] < 0.2:
             return
         last[0] = now
-        pct = 100.0 * done / total if total else 100.0
+        if total <= 0:
+            stream.write(f"\r{what}: {done}")
+            stream.flush()
+            return
+        pct = 100.0 * done / total
         stream.write(f"\r{what} {done}/{total} elements ({pct:5.1f}%)")
         if done >= total:
             stream.write("\n")

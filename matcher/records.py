@@ -15,7 +15,7 @@ import codecs
 import csv
 import io
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,9 @@ from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
+
+#: Rows between two calls of ``load_records``' progress callback.
+PROGRESS_EVERY = 100_000
 
 #: Longest accepted value of any used column, in characters.
 MAX_FIELD_CHARS = 1024
@@ -208,6 +211,7 @@ def load_records(
     *,
     require_case_ref: bool = False,
     rejects_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Read, normalise and tokenise every row of a CSV records file.
 
@@ -288,6 +292,8 @@ def load_records(
             if not row:
                 continue  # blank line
             rows_read += 1
+            if progress is not None and rows_read % PROGRESS_EVERY == 0:
+                progress(rows_read)
             if _has_surrogates(row):
                 reject(start, f"row is not valid {fmt.encoding}", row)
                 continue

@@ -87,7 +87,10 @@ def run_match(
 ) -> RequesterRun:
     """Load ``records_path``, run one session against ``peer``, write the hits file."""
     rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
-    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    loaded = load_records(
+        records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
+        progress=(lambda n: progress("records read", n, 0)) if progress else None,
+    )
     s = config.requester
     log = SessionLog(s.session_log) if s.session_log else None
     started = time.monotonic()

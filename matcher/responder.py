@@ -20,12 +20,15 @@ from matcher.service import ResponderServicer, TlsMaterial, build_server
 log = logging.getLogger("matcher.responder")
 
 
-def load_watchlist(config: ResponderConfig, rejects_path: Path | None = None) -> LoadResult:
+def load_watchlist(
+    config: ResponderConfig, rejects_path: Path | None = None, progress: Callable[[str], None] | None = None
+) -> LoadResult:
     """The responder's records with their tokens; bad rows go to the rejects file."""
     s = config.responder
     rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
     return load_records(
-        s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects
+        s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
+        progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
 
 
@@ -84,7 +87,7 @@ def start_responder(
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     tls = None if insecure else read_tls(config)
-    watchlist = load_watchlist(config)
+    watchlist = load_watchlist(config, progress=progress)
     if progress:
         progress(watchlist.summary())
     state = ResponderState(config, watchlist, progress=progress)

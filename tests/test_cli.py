@@ -124,3 +124,34 @@ def test_dev_certs_writes_private_keys(tmp_path, capsys):
     assert main(["dev-certs", "--out", str(tmp_path), "agency-x", "agency-y"]) == 0
     assert (tmp_path / "ca.pem").exists()
     assert oct((tmp_path / "agency-x.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_progress_is_shown_on_a_terminal_only():
+    import io
+
+    from matcher.cli import _progress_printer
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert _progress_printer(io.StringIO()) is None  # a pipe or a CI log: nothing
+    tty = Tty()
+    show = _progress_printer(tty)
+    show("records read", 100000, 0)
+    show("matched", 4096, 4096)
+    assert "records read: 100000" in tty.getvalue() and "4096/4096 elements (100.0%)\n" in tty.getvalue()
+
+
+def test_loader_reports_progress(tmp_path, monkeypatch):
+    import matcher.records as records
+
+    monkeypatch.setattr(records, "PROGRESS_EVERY", 2)
+    path = tmp_path / "r.csv"
+    path.write_text("record_id,document_number,document_country\n" + "".join(f"{i},X{i},DEU\n" for i in range(5)))
+    seen = []
+    from matcher.match_keys import KeySpec
+
+    spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
+    records.load_records(path, records.CsvFormat(), spec, progress=seen.append)
+    assert seen == [2, 4]
