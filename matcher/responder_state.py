@@ -133,14 +133,23 @@ class ResponderState:
         # are never written to disk, so that mode always computes its setup.
         keep_points = self.settings.reveal == "both"
         tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
-        digest = entries_digest(
-            self._entries, key.epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len)
-        )
+
+        def digest_for(epoch: str) -> str:
+            return entries_digest(self._entries, epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len))
+
+        digest = digest_for(key.epoch)
         path = self.settings.state_dir / f"setup-{key.epoch}.bin"
         cached = load_setup(path)
         if cached is not None and cached[0].get("digest") == digest and not keep_points:
             setup = cached[1]
             return Epoch(key, setup, setup_id(setup), from_cache=True)
+        if cached is not None and cached[0].get("digest") != digest:
+            # The watchlist (or key spec, reveal mode) changed within the epoch: start a new
+            # epoch, so a requester holding both setups cannot link entries by their tags.
+            key, _ = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days, force=True)
+            log.info("the watchlist changed since the cached setup: new key epoch %s", key.epoch)
+            digest = digest_for(key.epoch)
+            path = self.settings.state_dir / f"setup-{key.epoch}.bin"
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(

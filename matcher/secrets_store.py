@@ -96,8 +96,10 @@ def new_epoch_key(now: float | None = None) -> EpochKey:
     return EpochKey(epoch=secrets.token_hex(8), created=time.time() if now is None else now, key=ecdh.new_key())
 
 
-def load_or_rotate(state_dir: Path, rotation_days: float, now: float | None = None) -> tuple[EpochKey, bool]:
-    """The current epoch key, starting a new epoch when none exists or the old one expired.
+def load_or_rotate(
+    state_dir: Path, rotation_days: float, now: float | None = None, force: bool = False
+) -> tuple[EpochKey, bool]:
+    """The current epoch key, starting a new epoch when none exists, the old one expired, or ``force``.
 
     Returns the key and whether a new epoch was started.
     """
@@ -112,7 +114,7 @@ def load_or_rotate(state_dir: Path, rotation_days: float, now: float | None = No
                 raise ValueError("wrong key length")
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path} is damaged; move it away to start a new key epoch") from None
-        if not current.expired(rotation_days, now):
+        if not force and not current.expired(rotation_days, now):
             return current, False
     fresh = new_epoch_key(now)
     body = {"epoch": fresh.epoch, "created": fresh.created, "key": fresh.key.hex()}

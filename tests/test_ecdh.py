@@ -167,3 +167,14 @@ def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):
     save_setup(tmp_path / "s.bin", setup, {})
     _, loaded = load_setup(tmp_path / "s.bin")
     assert setup_id(loaded) == setup_id(setup)
+
+
+def test_labels_of_two_setups_in_one_epoch_do_not_share_a_key_stream():
+    """A changed watchlist within an epoch keeps b: labels must still not XOR to the plaintexts."""
+    b = ecdh.new_key()
+    one = ecdh.responder_setup(b, [(b"y", b"CASE-1")], 8)
+    two = ecdh.responder_setup(b, [(b"y", b"CASE-1;OPS-GLACIER")], 8)
+    assert one.tags == two.tags and len(one.labels[0]) == len(two.labels[0])
+    xor = bytes(x ^ y for x, y in zip(one.labels[0], two.labels[0]))
+    assert b"OPS-GLACIER" not in xor and b"GLACIER" not in xor
+    assert one.labels[0][: ecdh.NONCE_BYTES] != two.labels[0][: ecdh.NONCE_BYTES]

@@ -8,8 +8,8 @@ scalars from libsodium's CSPRNG).
 * Responder setup: for each own token y, ``Y = b·H(y)`` and ``D = SHA-512("matcher/v1/out" ‖ 0 ‖ Y)``;
   the *tag* is the first ``L`` bytes of D and the *label key* the last 32 bytes. The
   label is the case reference, padded to a common length and sealed with
-  ChaCha20-Poly1305 under the label key (each key seals exactly one message, so a
-  fixed nonce is safe). Entries are sorted by tag, which reveals no order of the
+  ChaCha20-Poly1305 under the label key with a random nonce (the key is the same for
+  every setup of an epoch, so a fixed nonce would not be safe). Entries are sorted by tag, which reveals no order of the
   watchlist.
 * Session: the requester sends ``X = a·H(x)``; the responder returns ``b·X``; the
   requester computes ``a⁻¹·(b·a·H(x)) = b·H(x)``, derives its tag and label key, and
@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ SCALAR_BYTES = 32
 IDENTITY = bytes(POINT_BYTES)
 FALSE_HIT_BITS = 40
 LABEL_AAD = b"matcher/v1/label"
-_NONCE = bytes(12)
+NONCE_BYTES = 12
 _H2G_DOMAIN = b"matcher/v1/h2g\x00"
 _OUT_DOMAIN = b"matcher/v1/out\x00"
 _LABEL_BLOCK = 32
@@ -165,7 +166,18 @@ def seal_label(point: bytes, case_ref: bytes, size: int) -> bytes:
         raise ValueError("case reference longer than the label size")
     plain = len(case_ref).to_bytes(2, "big") + case_ref
     plain += bytes(size - len(plain))
-    return ChaCha20Poly1305(_derive(point)[32:]).encrypt(_NONCE, plain, LABEL_AAD)
+    return _seal(_derive(point)[32:], plain)
+
+
+def _seal(label_key: bytes, plain: bytes) -> bytes:
+    """nonce ‖ ChaCha20-Poly1305(plain) with a fresh random nonce.
+
+    The label key depends only on b·H(y), so it is the same for every setup built in
+    an epoch (e.g. after the watchlist changed): a fixed nonce would reuse the key
+    stream and let a requester XOR two versions of a label it cannot open.
+    """
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + ChaCha20Poly1305(label_key).encrypt(nonce, plain, LABEL_AAD)
 
 
 def open_label(point: bytes, label: bytes) -> bytes | None:
@@ -175,7 +187,7 @@ def open_label(point: bytes, label: bytes) -> bytes | None:
 
 def _open_with(label_key: bytes, label: bytes) -> bytes | None:
     try:
-        plain = ChaCha20Poly1305(label_key).decrypt(_NONCE, label, LABEL_AAD)
+        plain = ChaCha20Poly1305(label_key).decrypt(label[:NONCE_BYTES], label[NONCE_BYTES:], LABEL_AAD)
     except InvalidTag:
         return None
     n = int.from_bytes(plain[:2], "big")
@@ -211,7 +223,7 @@ def setup_rows(
         d = _derive(y)
         if size:
             plain = len(ref).to_bytes(2, "big") + ref
-            label = ChaCha20Poly1305(d[32:]).encrypt(_NONCE, plain + bytes(size - len(plain)), LABEL_AAD)
+            label = _seal(d[32:], plain + bytes(size - len(plain)))
         else:
             label = b""
         rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
