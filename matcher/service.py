@@ -23,7 +23,7 @@ from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from matcher.config import PeerConfig
+from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
@@ -147,18 +147,22 @@ class ResponderServicer(pb_grpc.ResponderServicer):
 
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
+        protocol, reveal, _ = _loggable_hello(hello)
         if hello.protocol not in s.protocols:
             raise UnsupportedProtocol(
-                f"protocol {hello.protocol!r} is not offered; this responder offers {', '.join(s.protocols)}"
+                f"protocol {protocol} is not offered; this responder offers {', '.join(s.protocols)}"
             )
         mine = self.state.keyspec.fingerprint()
         if hello.key_spec_fingerprint != mine:
+            theirs = hello.key_spec_fingerprint if _is_hex_digest(hello.key_spec_fingerprint) else "(not a SHA-256 digest)"
             raise KeySpecMismatch(
-                f"match-key spec differs: requester fingerprint {hello.key_spec_fingerprint or '(none)'}, "
+                f"match-key spec differs: requester fingerprint {theirs or '(none)'}, "
                 f"responder fingerprint {mine}; align [match_keys] and norm_version with the responder's policy"
             )
         if hello.reveal != s.reveal:
-            raise UnsupportedProtocol(f"reveal mode {hello.reveal!r} requested, this responder runs {s.reveal!r}")
+            raise UnsupportedProtocol(f"reveal mode {reveal} requested, this responder runs {s.reveal!r}")
+        if hello.request_size == 0:
+            raise ProtocolViolation("a session must announce at least one element (Hello.request_size is 0)")
         if hello.request_size > self.max_request:
             raise LimitExceeded(
                 f"request of {hello.request_size} elements exceeds this responder's limit of {self.max_request}"
@@ -193,7 +197,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             if first is None or first.WhichOneof("kind") != "hello":
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
-            protocol, reveal, size = hello.protocol, hello.reveal, hello.request_size
+            protocol, reveal, size = _loggable_hello(hello)
             self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
             self._check_hello(hello)
@@ -269,16 +273,49 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             if watchdog.fired and outcome is grpc.StatusCode.CANCELLED:
                 outcome, code = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
                 detail = f"cancelled by the responder: the requester did not read the replies within {why}"
-            self._log(
-                event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
-                request_size=size, elements=received,
-                hit_count=session.hit_count if session is not None else None,
-                outcome=outcome.name, status_code=code, detail=detail,
-                seconds=round(time.monotonic() - started, 3),
-            )
-            with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
+            try:
+                self._log(
+                    event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
+                    request_size=size, elements=received,
+                    hit_count=session.hit_count if session is not None else None,
+                    outcome=outcome.name, status_code=code, detail=detail,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+            except Exception as exc:  # the session is over either way; say so without its data
+                log.error("session %s: its end row could not be written to the session log (%s)",
+                          session_id, type(exc).__name__)
+            finally:
+                with self._idle:
+                    self._active -= 1
+                    self._idle.notify_all()
+
+
+_KNOWN_PROTOCOLS = frozenset(PROTOCOLS)
+_KNOWN_REVEALS = frozenset({"requester", "cardinality", "both"})
+_MAX_LOGGED_SIZE = 1 << 62  # SQLite INTEGER holds 63 bits
+
+
+def _is_hex_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _shown(name: str) -> str:
+    """A short, plain name quoted as sent; anything else as "(unknown)"."""
+    plain = 0 < len(name) <= 32 and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return repr(name) if plain else "(unknown)"
+
+
+def _loggable_hello(hello: pb.Hello) -> tuple[str, str, int | None]:
+    """Protocol, reveal mode and size as they may be written to logs and messages.
+
+    These come from the peer before any check: only known names and a bounded size
+    are written; anything else is replaced, so a peer cannot inject lines or grow the
+    session log.
+    """
+    protocol = hello.protocol if hello.protocol in _KNOWN_PROTOCOLS else _shown(hello.protocol)
+    reveal = hello.reveal if hello.reveal in _KNOWN_REVEALS else _shown(hello.reveal)
+    size = hello.request_size if hello.request_size <= _MAX_LOGGED_SIZE else None
+    return protocol, reveal, size
 
 
 def _still_active(context: grpc.ServicerContext) -> bool:

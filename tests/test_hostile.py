@@ -298,3 +298,32 @@ def test_bytes_that_are_not_protobuf_are_invalid_argument(agencies, start, metho
         (end,) = _end_rows(agencies)
         assert end["outcome"] == "INVALID_ARGUMENT"
     _demo_match_works(agencies, running)
+
+
+def test_hello_values_are_bounded_before_they_reach_the_log(agencies, start):
+    """Review finding: a 2^63 request size crashed the log write; peer strings went to the log verbatim."""
+    running = start()
+    fp = agencies.requester_config().key_spec().fingerprint()
+    huge = pb.MatchRequest(hello=pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=2**63,
+                                          reveal="requester"))
+    err = _refused(agencies, running, [huge])
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    injected = "x\n2099-01-01 INFO session 00 outcome=OK"
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(
+        protocol="p" * 100000, key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "p" * 100 not in err.details()
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(
+        protocol="ecdh", key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "\n" not in err.details()
+    rows = list(session_log.rows(agencies.workdir / "agency_a_state" / "sessions.db"))
+    assert [r["event"] for r in rows].count("end") == 3
+    assert all(len(str(v)) < 1000 for r in rows for v in r.values())
+    assert session_log.verify(agencies.workdir / "agency_a_state" / "sessions.db").ok
+    _demo_match_works(agencies, running)
+
+
+def test_a_session_announcing_no_elements_is_refused(agencies, start):
+    """Review finding: size 0 downloaded the whole setup at no budget cost."""
+    running = start()
+    err = _refused(agencies, running, [_hello(agencies, 0), pb.MatchRequest(finish=pb.Finish(elements_sent=0))])
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "at least one element" in err.details()
