@@ -178,3 +178,27 @@ def test_labels_of_two_setups_in_one_epoch_do_not_share_a_key_stream():
     xor = bytes(x ^ y for x, y in zip(one.labels[0], two.labels[0]))
     assert b"OPS-GLACIER" not in xor and b"GLACIER" not in xor
     assert one.labels[0][: ecdh.NONCE_BYTES] != two.labels[0][: ecdh.NONCE_BYTES]
+
+
+@pytest.mark.parametrize(
+    "accepted, chunk, words",
+    [
+        ({"tag_length": 0, "setup_size": 1}, None, "tags of 0 bytes"),
+        ({"tag_length": 40, "setup_size": 1}, None, "tags of 40 bytes"),
+        ({"tag_length": 8, "setup_size": 2**63}, None, "setup of"),
+        ({"tag_length": 8, "setup_size": 2}, {"tags": [b"a" * 8, b"b" * 8], "labels": [b"x" * 60, b"y" * 61]}, "labels"),
+        ({"tag_length": 8, "setup_size": 1}, {"tags": [b"a" * 8], "labels": [b"x" * 20]}, "labels"),
+    ],
+)
+def test_requester_checks_what_the_responder_announces(accepted, chunk, words):
+    """Review finding: a responder could announce empty tags (every element a hit) or any setup size."""
+    from clients.sessions.ecdh import EcdhRequesterSession
+    from matcher.errors import ProtocolViolation
+    from matcher.match_keys import KeySpec
+    from matcher.v1 import matcher_pb2 as pb
+
+    spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
+    session = EcdhRequesterSession([], spec, "requester")
+    with pytest.raises(ProtocolViolation, match=words):
+        session.on_accepted(pb.Accepted(**accepted))
+        session.on_setup(pb.SetupChunk(**chunk))

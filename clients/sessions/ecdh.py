@@ -12,6 +12,10 @@ from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
 
 
+#: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
+MAX_SETUP_ENTRIES = 100_000_000
+
+
 class EcdhRequesterSession(RequesterSession):
     """Diffie-Hellman PSI, requester side, under a fresh session key ``a``."""
 
@@ -28,6 +32,7 @@ class EcdhRequesterSession(RequesterSession):
         self._responder = ""
         self._cached: ecdh.ResponderSetup | None = None
         self._received = False
+        self._label_length = 0
 
     def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
         self._cache, self._responder = setup_cache, responder
@@ -50,6 +55,11 @@ class EcdhRequesterSession(RequesterSession):
 
     def on_accepted(self, accepted: pb.Accepted) -> None:
         super().on_accepted(accepted)
+        # What the responder announces bounds what this side will hold: check it first.
+        if not ecdh.MIN_TAG_BYTES <= accepted.tag_length <= ecdh.MAX_TAG_BYTES:
+            raise ProtocolViolation(f"the responder announced tags of {accepted.tag_length} bytes")
+        if accepted.setup_size > MAX_SETUP_ENTRIES:
+            raise ProtocolViolation(f"the responder announced a setup of {accepted.setup_size} entries")
         self._index = ecdh.SetupIndex(accepted.tag_length)
         if accepted.setup_skipped:
             if self._cached is None or setup_id(self._cached) != accepted.setup_id:
@@ -69,6 +79,11 @@ class EcdhRequesterSession(RequesterSession):
         if self.accepted.setup_skipped:
             raise ProtocolViolation("setup sent after the responder said it would skip it")
         tags, labels = list(chunk.tags), list(chunk.labels)
+        if labels:
+            first = self._label_length or len(labels[0])
+            if first < ecdh.MIN_LABEL_BYTES or any(len(x) != first for x in labels):
+                raise ProtocolViolation("setup labels are not of one common, possible length")
+            self._label_length = first
         self._index.add(tags, labels)
         if len(self._index) > self.accepted.setup_size:
             raise ProtocolViolation("more setup entries than announced")

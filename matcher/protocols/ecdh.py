@@ -43,6 +43,9 @@ IDENTITY = bytes(POINT_BYTES)
 FALSE_HIT_BITS = 40
 LABEL_AAD = b"matcher/v1/label"
 NONCE_BYTES = 12
+MIN_TAG_BYTES, MAX_TAG_BYTES = 8, 32
+#: nonce + a 2-byte length + at least 30 padded bytes + the Poly1305 tag
+MIN_LABEL_BYTES = NONCE_BYTES + 32 + 16
 _H2G_DOMAIN = b"matcher/v1/h2g\x00"
 _OUT_DOMAIN = b"matcher/v1/out\x00"
 _LABEL_BLOCK = 32
@@ -137,7 +140,7 @@ def tag_length(setup_size: int, request_size: int) -> int:
     """
     pairs = max(1, setup_size) * max(1, request_size)
     bits = FALSE_HIT_BITS + math.ceil(math.log2(pairs)) if pairs > 1 else FALSE_HIT_BITS
-    return min(32, max(8, math.ceil(bits / 8)))
+    return min(MAX_TAG_BYTES, max(MIN_TAG_BYTES, math.ceil(bits / 8)))
 
 
 def _derive(point: bytes) -> bytes:
