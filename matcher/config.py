@@ -94,6 +94,10 @@ class ResponderSettings(_Strict):
     # max_sessions are refused with RESOURCE_EXHAUSTED.
     session_timeout_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
     max_sessions: Annotated[int, Field(gt=0, le=1024)] = 64
+    # paillier: the requester picks key size and degree, the responder pays for them (one
+    # exponentiation mod n² per degree step per watchlist token): bound both.
+    paillier_max_key_bits: Annotated[int, Field(ge=2048, le=8192)] = 4096
+    paillier_max_degree: Annotated[int, Field(ge=1, le=128)] = 32
 
 
 class KeyedHashConfig(_Strict):

@@ -135,3 +135,12 @@ def test_key_strength_rule():
     assert key_strength(["date_of_birth"]) == "not-identity"
     assert key_strength(["sex", "nationality"]) == "not-identity"
     assert key_strength(["given_initial", "date_of_birth", "sex"]) == "not-identity"
+
+
+def test_paillier_and_cardinality_say_what_they_do_not_protect(agencies, capsys):
+    agencies.edit("responder", 'protocols = ["ecdh"]', 'protocols = ["ecdh", "paillier"]')
+    agencies.edit("responder", 'reveal = "requester"', 'reveal = "cardinality"')
+    status, report = _audit_json(agencies.responder_toml, capsys)
+    ids = {f["id"]: f["severity"] for f in report["findings"]}
+    assert ids["paillier-unproven-key"] == "warning" and ids["cardinality-split-requests"] == "info"
+    assert status == 0

@@ -246,6 +246,7 @@ def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, s
         ({"n": KEY.p * KEY.p}, "modulus"),
         ({"n": (1 << 1535) + 1}, "bits"),
         ({"degree": pl.MAX_DEGREE + 1}, "degree"),
+        ({"degree": 33}, "paillier_max_degree"),
         ({"size": 5}, "announced"),
     ],
 )

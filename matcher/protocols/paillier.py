@@ -149,7 +149,8 @@ def encode_payload(encoding: int, case_ref: bytes, n_bits: int) -> int:
     """``pay = (len ‖ case_ref padded ‖ e)`` as a big-endian integer, ``e`` in the low 128 bits."""
     cap = payload_capacity(n_bits)
     if len(case_ref) > cap:
-        raise ValueError(f"case reference of {len(case_ref)} bytes exceeds the {cap} bytes a {n_bits}-bit key carries")
+        # The message reaches the requester: it names the key's capacity, never the reference's length.
+        raise ValueError(f"the responder's case references do not fit the {cap} bytes a {n_bits}-bit key carries")
     body = len(case_ref).to_bytes(2, "big") + case_ref.ljust(cap, b"\x00")
     return (int.from_bytes(body, "big") << ENCODING_BITS) | encoding
 

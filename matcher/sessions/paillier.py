@@ -29,12 +29,16 @@ class PaillierResponderSession(ResponderSession):
         if not hello.HasField("paillier"):
             raise ProtocolViolation("a paillier Hello must carry PaillierParams")
         params = hello.paillier
-        if len(params.n) > pl.MAX_KEY_BITS // 8 or not params.n or params.n[0] == 0:
-            raise InvalidElement(f"Paillier modulus must be a minimal big-endian integer of at most {pl.MAX_KEY_BITS} bits")
+        max_bits = min(pl.MAX_KEY_BITS, state.settings.paillier_max_key_bits)
+        max_degree = min(pl.MAX_DEGREE, state.settings.paillier_max_degree)
+        if len(params.n) > max_bits // 8 or not params.n or params.n[0] == 0:
+            raise InvalidElement(f"Paillier modulus must be a minimal big-endian integer of at most {max_bits} bits")
         n = int.from_bytes(params.n, "big")
-        pl.check_modulus(n)
-        if not 1 <= params.degree <= pl.MAX_DEGREE:
-            raise ProtocolViolation(f"polynomial degree {params.degree}; allowed 1 to {pl.MAX_DEGREE}")
+        pl.check_modulus(n, max_bits)
+        if not 1 <= params.degree <= max_degree:
+            raise ProtocolViolation(
+                f"polynomial degree {params.degree}; this responder allows 1 to {max_degree} (paillier_max_degree)"
+            )
         if params.bins < 1 or params.bins * params.degree != hello.request_size:
             raise ProtocolViolation(
                 f"{params.bins} bins of degree {params.degree} do not make the {hello.request_size} announced elements"
