@@ -57,6 +57,8 @@ class ResponderState:
         self._keyed_hash_index = None
         self._progress = progress
         self._lock = threading.Lock()
+        self._rotate_lock = threading.Lock()  # one rotation at a time
+        self._rotating = False
         self._epoch: Epoch | None = None
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
@@ -102,17 +104,38 @@ class ResponderState:
         return len(self._epoch.setup) if self._epoch else 0
 
     def current(self) -> Epoch:
-        """The epoch in force now, starting a new one (new key, new setup) when due."""
+        """The epoch in force now, starting a new one (new key, new setup) when due.
+
+        The new setup is computed outside the lock sessions take: while it is being
+        built (hours for a very large watchlist) the expiring epoch goes on serving, so
+        a rotation never stalls policy requests or sessions. Only the very first epoch
+        is waited for.
+        """
         with self._lock:
-            now = time.time()
-            if self._epoch is None or self._epoch.key.expired(self.settings.key_rotation_days, now):
-                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days, now)
-                self._epoch = self._setup_for(key)
+            epoch = self._epoch
+            if epoch is not None and (self._rotating or not self._due(epoch)):
+                return epoch
+            self._rotating = True
+        try:
+            with self._rotate_lock:
+                with self._lock:  # a waiter at start-up: the first thread may have finished
+                    if self._epoch is not None and not self._due(self._epoch):
+                        return self._epoch
+                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days)
+                new = self._setup_for(key)
                 log.info(
-                    "key epoch %s in force (%s key, %s setup of %d entries)", key.epoch,
-                    "new" if fresh else "loaded", "cached" if self._epoch.from_cache else "new", len(self._epoch.setup),
+                    "key epoch %s in force (%s key, %s setup of %d entries)", new.key.epoch,
+                    "new" if fresh else "loaded", "cached" if new.from_cache else "new", len(new.setup),
                 )
-            return self._epoch
+                with self._lock:
+                    self._epoch = new
+                return new
+        finally:
+            with self._lock:
+                self._rotating = False
+
+    def _due(self, epoch: Epoch) -> bool:
+        return epoch.key.expired(self.settings.key_rotation_days, time.time())
 
     def _setup_progress(self):
         """Report the setup's progress every 10%."""

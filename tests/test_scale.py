@@ -138,3 +138,37 @@ def test_setup_reports_progress_on_a_pool(pool):
     seen = []
     ecdh.responder_setup(ecdh.new_key(), _pairs(6000), 10, workers=pool, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (6000, 6000) and [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 2
+
+
+def test_sessions_keep_the_old_epoch_while_a_new_setup_is_built(tmp_path, monkeypatch):
+    """Review finding: the rotation held the lock every session takes for the whole setup."""
+    import threading
+    import time as _time
+
+    from matcher import responder_state
+
+    _, resp = synthetic_sets(10, 300, 5, seed=8)
+    with loopback_responder(resp, workers=1, state_dir=tmp_path / "s") as lb:
+        state = lb.state
+        old = state.current()
+        started, release = threading.Event(), threading.Event()
+        real_setup_for = state._setup_for
+
+        def slow_setup_for(key):
+            started.set()
+            release.wait(10)
+            return real_setup_for(key)
+
+        monkeypatch.setattr(state, "_setup_for", slow_setup_for)
+        monkeypatch.setattr(state, "_due", lambda epoch: epoch is old)  # the old epoch has expired
+        real_rotate = responder_state.load_or_rotate
+        monkeypatch.setattr(responder_state, "load_or_rotate", lambda d, days: real_rotate(d, days, force=True))
+        rotation = threading.Thread(target=state.current)
+        rotation.start()
+        assert started.wait(10)
+        t0 = _time.monotonic()
+        assert state.current() is old  # served at once while the new setup is built
+        assert _time.monotonic() - t0 < 1
+        release.set()
+        rotation.join(10)
+        assert state.current().key.epoch != old.key.epoch
