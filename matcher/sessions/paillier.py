@@ -11,6 +11,8 @@ from matcher.v1 import matcher_pb2 as pb
 
 #: replies per evaluation task (and per ElementChunk sent back)
 EVAL_BATCH = 32
+#: The coefficients are all needed before evaluation starts: bound what one session buffers.
+MAX_BUFFERED_BYTES = 512 << 20
 
 
 class PaillierResponderSession(ResponderSession):
@@ -42,6 +44,12 @@ class PaillierResponderSession(ResponderSession):
         if params.bins < 1 or params.bins * params.degree != hello.request_size:
             raise ProtocolViolation(
                 f"{params.bins} bins of degree {params.degree} do not make the {hello.request_size} announced elements"
+            )
+        buffered = hello.request_size * pl.ciphertext_bytes(n)
+        if buffered > MAX_BUFFERED_BYTES:
+            raise LimitExceeded(
+                f"{hello.request_size} coefficients of this key size need {buffered >> 20} MiB at the responder; "
+                f"it holds at most {MAX_BUFFERED_BYTES >> 20} MiB per session: send fewer tokens per session"
             )
         self.cardinality = state.settings.reveal == "cardinality"
         self.seed = params.bin_seed
