@@ -58,11 +58,6 @@ class TlsFiles:
         return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
 
 
-def _wants_pool(records: Sequence[TokenisedRecord]) -> bool:
-    """A pool pays for its start-up only on sessions of more than a few thousand tokens."""
-    return len(records) >= 2048
-
-
 class MatchClient:
     """A connection to one responder; thread-safe for sequential sessions."""
 

@@ -99,10 +99,6 @@ class ResponderState:
         """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
         return self._entries
 
-    @property
-    def setup_size_hint(self) -> int:
-        return len(self._epoch.setup) if self._epoch else 0
-
     def current(self) -> Epoch:
         """The epoch in force now, starting a new one (new key, new setup) when due.
 
