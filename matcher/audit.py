@@ -294,11 +294,12 @@ def _audit_protocols(rep: AuditReport, raw: dict, role: str, settings: dict) -> 
     for p in protocols:
         rep.add(f"protocol-{p}", "info", words.get(p, f"{p}: a protocol this audit does not know"), subject=p)
     if role == "responder" and "paillier" in protocols:
-        rep.add("paillier-unproven-key", "warning", "paillier trusts the requester to use a well-formed key: its "
-                "modulus is checked (size, no small factors, not prime, not a square) but not proven to be a product "
-                "of two large primes, and a requester that builds its modulus from many mid-size primes can learn "
-                "about responder records it does not hold", "offer paillier only to peers you trust to run the "
-                "released client, or offer ecdh only", subject="paillier")
+        rep.add("paillier-unproven-key", "warning", "paillier runs under the requester's key: the requester proves "
+                "its modulus is a product of two primes (80-round Paillier-Blum proof, checked before any work), but "
+                "not that neither prime is small; with a deliberately unbalanced key (one prime just above the "
+                "small-factor check) a requester could learn about 15 bits of the case reference of roughly 1 in 1,000 "
+                "responder tokens it does not hold", "offer paillier only to peers you trust to run the released "
+                "client, or offer ecdh only", subject="paillier")
     if reveal == "cardinality":
         rep.add("cardinality-split-requests", "info", "cardinality mode hides which tokens hit only within one "
                 "session: a requester can send many one-token sessions and learn each one's answer; the per-session "

@@ -12,8 +12,10 @@ from matcher.parallel import Workers
 
 from matcher.errors import InvalidElement
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_proof
 
 KEY = pl.generate_key(2048)
+KEY_PROOF = paillier_proof.prove(KEY.n, KEY.p, KEY.q)
 
 
 def _run(req_tokens, resp_entries, *, cardinality=False, workers=None, **overrides):
@@ -213,7 +215,7 @@ def _raw(agencies, running, messages):
 def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
     fp = agencies.requester_config().key_spec().fingerprint()
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
-                               bin_seed=7)
+                               bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
     return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
                                           request_size=bins * degree if size is None else size, paillier=params))
 
@@ -273,3 +275,37 @@ def test_reveal_both_is_refused_with_paillier(agencies):
     agencies.edit("responder", 'reveal = "requester"', 'reveal = "both"')
     with pytest.raises(ConfigError, match="not available with protocol paillier"):
         agencies.responder_config()
+
+
+
+def test_the_modulus_proof_accepts_two_blum_primes_and_refuses_anything_else():
+    """Review finding: a many-prime modulus passed the size and small-factor checks."""
+    from matcher.errors import InvalidElement
+
+    paillier_proof.verify(KEY.n, KEY_PROOF)
+    other = pl.generate_key(2048)
+    with pytest.raises(InvalidElement):
+        paillier_proof.verify(other.n, KEY_PROOF)  # a proof for another modulus
+    with pytest.raises(InvalidElement, match="missing"):
+        paillier_proof.verify(KEY.n, b"")
+    tampered = bytearray(KEY_PROOF)
+    tampered[-5] ^= 1
+    with pytest.raises(InvalidElement, match="does not verify"):
+        paillier_proof.verify(KEY.n, bytes(tampered))
+
+
+def test_a_modulus_of_three_primes_cannot_be_proven():
+    """Soundness: with a third prime factor some challenge has no fourth root of any of its four forms."""
+    import gmpy2
+
+    primes = [pl._blum_prime(700) for _ in range(3)]
+    n = primes[0] * primes[1] * primes[2]
+    w = gmpy2.mpz(2)
+    while gmpy2.jacobi(w, n) != -1:
+        w += 1
+    stuck = 0
+    for y in paillier_proof._challenges(n, w):
+        forms = [(-y if a else y) * (w if b else 1) % n for a in (0, 1) for b in (0, 1)]
+        if not any(all(gmpy2.legendre(v % p, p) == 1 for p in primes) for v in forms):
+            stuck += 1
+    assert stuck > 10  # expected M/2 = 40: an honest-looking proof cannot be built

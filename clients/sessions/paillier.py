@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from matcher.errors import ProtocolViolation
 from matcher.parallel import Workers
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_proof
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
 
@@ -43,6 +44,7 @@ class PaillierRequesterSession(RequesterSession):
         q = self.query
         hello.paillier.CopyFrom(pb.PaillierParams(
             n=q.key.n.to_bytes((q.key.n.bit_length() + 7) // 8, "big"), bins=q.bins, degree=q.degree, bin_seed=q.seed,
+            modulus_proof=paillier_proof.prove(q.key.n, q.key.p, q.key.q),
         ))
 
     def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:

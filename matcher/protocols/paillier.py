@@ -48,7 +48,6 @@ from dataclasses import dataclass
 import gmpy2
 import xxhash
 from gmpy2 import mpz
-from phe import paillier as phe_paillier
 
 from matcher.errors import InvalidElement, ProtocolViolation
 from matcher.parallel import Workers, inline
@@ -249,13 +248,31 @@ class RequesterSecret:
         return int(self.n).bit_length()
 
 
+def _blum_prime(bits: int) -> mpz:
+    """A random prime of exactly ``bits`` bits with p ≡ 3 (mod 4), from the CSPRNG."""
+    while True:
+        start = mpz(secrets.randbits(bits) | (3 << (bits - 2)) | 3)  # top two bits set: p·q has 2·bits bits
+        p = gmpy2.next_prime(start)
+        while p % 4 != 3:
+            p = gmpy2.next_prime(p)
+        if p.bit_length() == bits:
+            return p
+
+
 def generate_key(bits: int = DEFAULT_KEY_BITS, *, _allow_small: bool = False) -> RequesterSecret:
-    """A fresh Paillier key from ``phe`` (``p > q``, both ``bits/2`` bits) plus its DJN base."""
+    """A fresh Paillier key n = p·q (``p > q``, Blum primes of ``bits/2`` bits each) plus its DJN base.
+
+    The primes are ≡ 3 (mod 4) so that the requester can prove the modulus well formed
+    (matcher.protocols.paillier_proof); phe's key generator does not give that.
+    """
     if bits < MIN_KEY_BITS and not _allow_small:
         raise ValueError(f"Paillier keys must have at least {MIN_KEY_BITS} bits")
-    pub, priv = phe_paillier.generate_paillier_keypair(n_length=bits)
-    n = mpz(pub.n)
-    p, q = max(priv.p, priv.q), min(priv.p, priv.q)
+    while True:
+        p, q = _blum_prime(bits // 2), _blum_prime(bits - bits // 2)
+        n = p * q
+        if p != q and n.bit_length() == bits and gmpy2.gcd(n, (p - 1) * (q - 1)) == 1:
+            break
+    p, q = max(p, q), min(p, q)
     x = mpz(secrets.randbelow(int(n) - 2) + 2)
     hs = gmpy2.powmod(n - x * x % n, n, n * n)
     return RequesterSecret(int(n), int(p), int(q), int(hs))

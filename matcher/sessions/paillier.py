@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from matcher.errors import InvalidElement, LimitExceeded, ProtocolViolation
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_proof
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
 
@@ -45,6 +46,7 @@ class PaillierResponderSession(ResponderSession):
             raise ProtocolViolation(
                 f"{params.bins} bins of degree {params.degree} do not make the {hello.request_size} announced elements"
             )
+        paillier_proof.verify(n, params.modulus_proof)
         buffered = hello.request_size * pl.ciphertext_bytes(n)
         if buffered > MAX_BUFFERED_BYTES:
             raise LimitExceeded(
