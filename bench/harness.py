@@ -34,16 +34,24 @@ def document_token(doc: str) -> bytes:
     return KEYSPEC.tokens({"document_number": doc, "document_country": "DEU"})[0][1]
 
 
-def synthetic_sets(
+def shared_documents(
     n_requester: int, n_responder: int, overlap: int, seed: int = 1
-) -> tuple[list[TokenisedRecord], list[TokenisedRecord]]:
-    """Two record sets sharing exactly ``overlap`` documents (one token per record)."""
+) -> tuple[list[str], list[str]]:
+    """Two shuffled lists of document numbers sharing exactly ``overlap`` of them."""
     rng = random.Random(seed)
     shared = [f"S{rng.getrandbits(48):012X}" for _ in range(overlap)]
     req_docs = shared + [f"Q{rng.getrandbits(48):012X}" for _ in range(n_requester - overlap)]
     resp_docs = shared + [f"R{rng.getrandbits(48):012X}" for _ in range(n_responder - overlap)]
     rng.shuffle(req_docs)
     rng.shuffle(resp_docs)
+    return req_docs, resp_docs
+
+
+def synthetic_sets(
+    n_requester: int, n_responder: int, overlap: int, seed: int = 1
+) -> tuple[list[TokenisedRecord], list[TokenisedRecord]]:
+    """Two record sets sharing exactly ``overlap`` documents (one token per record)."""
+    req_docs, resp_docs = shared_documents(n_requester, n_responder, overlap, seed)
     requester = [TokenisedRecord(f"B-{i}", "", (("document", document_token(d)),)) for i, d in enumerate(req_docs)]
     responder = [
         TokenisedRecord(f"A-{i}", f"CASE-{i:08d}", (("document", document_token(d)),)) for i, d in enumerate(resp_docs)

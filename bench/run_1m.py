@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import random
 import re
 import shutil
 import signal
@@ -27,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import shared_documents  # noqa: E402
 from matcher.certs import write_agency_certs  # noqa: E402
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
 
@@ -36,12 +36,7 @@ B_COLS = ["person_id", "given", "surname", "birth_date", "gender", "citizenship"
 
 def write_sets(folder: Path, n: int, overlap: int, seed: int = 1) -> None:
     """Two CSVs in the demo's layouts sharing ``overlap`` passports; one token (document) per row."""
-    rng = random.Random(seed)
-    shared = [f"S{rng.getrandbits(40):010X}" for _ in range(overlap)]
-    a_docs = shared + [f"A{rng.getrandbits(40):010X}" for _ in range(n - overlap)]
-    b_docs = shared + [f"B{rng.getrandbits(40):010X}" for _ in range(n - overlap)]
-    rng.shuffle(a_docs)
-    rng.shuffle(b_docs)
+    b_docs, a_docs = shared_documents(n, n, overlap, seed)
     with (folder / "agency_a_watchlist.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(A_COLS)
