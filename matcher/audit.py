@@ -195,6 +195,7 @@ _TRANSFORM_WORDS = {
     "metaphone": "sound (metaphone code) of the {}",
     "nysiis": "sound (NYSIIS code) of the {}",
     "soundex": "sound (Soundex code) of the {}",
+    "folded_soundex": "sound (Soundex code, romanisation variants folded) of the {}",
     "initial": "first letter of the {}",
     "first": "first word of the {}",
     "year": "year of the {}",
@@ -462,10 +463,16 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
         if strength == "document":
             rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
         elif strength == "identity":
-            phonetic = any(set(parse_field(f)[0]) & {"metaphone", "nysiis", "soundex"} for f in fields)
+            phonetic = any(set(parse_field(f)[0]) & {"metaphone", "nysiis", "soundex", "folded_soundex"} for f in fields)
             rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
                     "exist" + ("; names that merely sound alike also hit, so expect more of them than with exact "
                                "names" if phonetic else "") + "; confirm through the formal channel", subject=name)
+        elif strength == "weak" and any(parse_field(f)[1] == "year_of_birth" for f in fields):
+            rep.add("match-key-year-of-birth", "warning", f"{meaning}: namesakes born in the same year also hit. "
+                    "It finds records with only a year of birth; a hit on this key alone is weaker than a hit on "
+                    "a full date (the hits file's strength column names the strongest key that matched)",
+                    "confirm such hits before acting on them, or remove the key if false hits are not acceptable",
+                    subject=name)
         elif strength == "weak":
             rep.add("match-key-weak", "warning", f"{meaning}: a name without date or place of birth is shared by "
                     "many people", "add date_of_birth (or place_of_birth) to this key", subject=name)

@@ -234,7 +234,8 @@ def _parse_since(text: str) -> str:
 def cmd_synth(args: argparse.Namespace) -> int:
     from matcher.synth import generate
 
-    res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size)
+    res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size,
+                   closed_pools=args.closed_name_pools)
     print(f"wrote {res.requester}, {res.responder}, {res.links} ({res.shared} shared persons) "
           f"and the configs {res.requester_config}, {res.responder_config}")
     return 0
@@ -344,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--overlap", type=float, default=0.2, help="share of requester persons also at the responder")
     y.add_argument("--seed", type=int, default=1)
     y.add_argument("--out", type=Path, required=True, help="folder to write the files to")
+    y.add_argument("--closed-name-pools", action="store_true",
+                   help="draw family names evenly from short hand-written lists only, so that different persons "
+                   "share names far more often than in a real population (a precision stress test)")
     y.set_defaults(func=cmd_synth)
 
     e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",

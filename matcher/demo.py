@@ -63,10 +63,10 @@ case_ref = "case_id"
 
 [match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
-names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]
+names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]
 phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
 given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
-names_month = ["metaphone(name_tokens)", "year_month(date_of_birth)", "sex", "nationality"]
+names_year = ["metaphone(name_tokens)", "year_of_birth", "nationality"]
 """
 
 REQUESTER_TOML = """\
@@ -96,10 +96,10 @@ document_country = "passport_country"
 
 [match_keys]                       # strongest first; must be identical at both agencies
 document = ["document_number", "document_country"]
-names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]
+names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]
 phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
 given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
-names_month = ["metaphone(name_tokens)", "year_month(date_of_birth)", "sex", "nationality"]
+names_year = ["metaphone(name_tokens)", "year_of_birth", "nationality"]
 """
 
 #: Why each expected hit is one (the demo prints this beside the hits; no identity data).

@@ -93,6 +93,7 @@ WORD_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "metaphone": _metaphone,  # romanisation folds (w→v, sz→sh, ...) then jellyfish.metaphone
     "nysiis": lambda w: jellyfish.nysiis(_phonetic_fold(w)) or w,
     "soundex": lambda w: jellyfish.soundex(w),
+    "folded_soundex": lambda w: jellyfish.soundex(_phonetic_fold(w)) or w,  # the folds above, then Soundex
 }
 VALUE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "initial": _initial,  # first letter; vowels, y and j are one class (Omar/Umar/عمر, Yuri/Juri/Iurii)
@@ -239,8 +240,8 @@ DEFAULT_NORM_VERSION = "n2"
 #: The default key set, strongest first (measured in README "Match quality").
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
-    "names_dob": ["soundex(name_tokens)", "date_of_birth_or_swapped"],
+    "names_dob": ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"],
     "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
     "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
-    "names_month": ["metaphone(name_tokens)", "year_month(date_of_birth)", "sex", "nationality"],
+    "names_year": ["metaphone(name_tokens)", "year_of_birth", "nationality"],
 }

@@ -39,7 +39,8 @@ from anyascii import anyascii
 
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
 from matcher.normalize_n2 import icao_check_digit
-from matcher.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, FAMILY, GIVEN, LOCALE_WEIGHTS, NATIONALITY
+from matcher.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
+from matcher.synth_surnames import draw_family
 
 REQUESTER_COLUMNS = ("person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport",
                      "passport_country")
@@ -226,25 +227,33 @@ def _country_name(code: str, rng: random.Random) -> str:
     return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True).gettext(name)
 
 
-def _new_person(rng: random.Random, today: date) -> Person:
+def _new_person(rng: random.Random, today: date, closed_pools: bool = False) -> Person:
     locale = _pick(rng, LOCALE_WEIGHTS)
     sex = rng.choice("MF")
     latin: dict[str, tuple[str, ...]] = {}
     if locale == "ar":
         given_pool = ARABIC_GIVEN[sex == "F"]
         given = rng.choice(list(given_pool))
-        family = rng.choice(list(ARABIC_FAMILY))
-        latin = {given: given_pool[given], family: ARABIC_FAMILY[family]}
+        latin = {given: given_pool[given]}
+        r = rng.random()
+        if closed_pools or r < 0.6:
+            family = rng.choice(list(ARABIC_FAMILY))
+            latin[family] = ARABIC_FAMILY[family]
+        else:  # a patronymic: the father's given name, or Abu + a given name
+            father = rng.choice(list(ARABIC_GIVEN[0]))
+            latin[father] = ARABIC_GIVEN[0][father]
+            family = father
+            if r >= 0.9:
+                family, latin["أبو"] = "أبو " + father, ("Abu", "Abou")
     else:
         male, female = GIVEN[locale]
         pool = (male if sex == "M" else female).split()
         given = rng.choice(pool)
         if locale in ("es", "de", "tr") and rng.random() < 0.25:
             given += " " + rng.choice([g for g in pool if g != given])
-        families = FAMILY[locale].split()
-        family = rng.choice(families)
+        family = draw_family(rng, locale, closed=closed_pools)
         if locale == "es":
-            family += " " + rng.choice(families)
+            family += " " + draw_family(rng, locale, closed=closed_pools)
         if sex == "F" and locale in ("ru", "pl"):
             family = (family[:-1] + "a") if family.endswith(("ski", "cki")) else family + ("а" if locale == "ru" else "")
     dob = today - timedelta(days=rng.randrange(18 * 365, 75 * 365))
@@ -326,12 +335,16 @@ class SynthResult:
 
 
 def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
-             responder_size: int | None = None) -> SynthResult:
+             responder_size: int | None = None, closed_pools: bool = False) -> SynthResult:
     """Write ``requester.csv``, ``responder.csv``, ``links.csv`` and both configs to ``out``.
 
     ``size`` requester records, ``responder_size`` (default ``size``) responder
     records; ``round(size * overlap)`` persons are in both. Deterministic in
     ``seed`` (dates are counted back from a fixed day, not from today).
+    Family names follow :mod:`matcher.synth_surnames` (a common head and a long
+    tail of rare names); ``closed_pools`` draws them from the short hand lists
+    only, evenly, so that different persons share names far more often than in a
+    real population: a stress test of precision.
     """
     if not 0 <= overlap <= 1:
         raise ValueError("overlap must be between 0 and 1")
@@ -340,7 +353,7 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
     today = date(2025, 1, 1)
     n_resp = size if responder_size is None else responder_size
     shared = min(round(size * overlap), n_resp)
-    persons = [_new_person(rng, today) for _ in range(size + n_resp - shared)]
+    persons = [_new_person(rng, today, closed_pools) for _ in range(size + n_resp - shared)]
     req_people = persons[:size]
     resp_people = persons[:shared] + persons[size:]
     req_rows = [(i, _render(p, rng, c, native_script=0.6, date_order="MDY")) for i, p in enumerate(req_people)]

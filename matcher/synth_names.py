@@ -90,6 +90,13 @@ ARABIC_FAMILY: dict[str, tuple[str, ...]] = {
     "الزين": ("Al-Zein", "El-Zein"), "حجازي": ("Hijazi", "Hegazy"), "النجار": ("Al-Najjar", "El-Naggar"),
     "الرفاعي": ("Al-Rifai", "Rifai"), "العمر": ("Al-Omar", "Al-Umar"), "الحلبي": ("Al-Halabi", "Halabi"),
     "القاضي": ("Al-Qadi", "El-Kadi"), "سليمان": ("Suleiman", "Sulaiman"),
+    "الحسيني": ("Al-Husseini", "Husseini"), "التميمي": ("Al-Tamimi", "Tamimi"), "الزعبي": ("Al-Zoubi", "Zoubi"),
+    "العتيبي": ("Al-Otaibi", "Otaibi"), "الشمري": ("Al-Shammari", "Shammari"), "الجبوري": ("Al-Jubouri", "Al-Jabouri"),
+    "البغدادي": ("Al-Baghdadi", "Baghdadi"), "الحمصي": ("Al-Homsi", "Homsi"), "العزاوي": ("Al-Azzawi", "Azzawi"),
+    "الساعدي": ("Al-Saadi", "Saadi"), "الأنصاري": ("Al-Ansari", "Ansari"), "الحكيم": ("Al-Hakim", "Hakim"),
+    "يونس": ("Younes", "Yunus", "Younis"), "بركات": ("Barakat",), "غانم": ("Ghanem", "Ghanim"), "فرح": ("Farah",),
+    "عواد": ("Awad", "Awwad"), "سعد": ("Saad",), "مراد": ("Mourad", "Murad"), "شاهين": ("Shaheen", "Chahine"),
+    "الطحان": ("Al-Tahhan", "Tahhan"), "عبدالرحمن": ("Abdel Rahman", "Abdulrahman", "Abd al-Rahman"),
 }
 ARABIC_GIVEN: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = (
     {
@@ -98,11 +105,18 @@ ARABIC_GIVEN: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = (
         "حسن": ("Hassan", "Hasan"), "حسين": ("Hussein", "Hussain"), "إبراهيم": ("Ibrahim", "Ebrahim"),
         "محمود": ("Mahmoud", "Mahmud"), "مصطفى": ("Mustafa", "Moustafa"), "سعيد": ("Said", "Saeed"),
         "كريم": ("Karim", "Kareem"), "طارق": ("Tarek", "Tariq"), "بلال": ("Bilal",), "رامي": ("Rami",),
+        "عبدالله": ("Abdullah", "Abdallah"), "سامي": ("Sami", "Samy"), "وليد": ("Walid", "Waleed"),
+        "فيصل": ("Faisal", "Faysal"), "جمال": ("Jamal", "Gamal"), "زياد": ("Ziad", "Ziyad"), "عادل": ("Adel", "Adil"),
+        "ماجد": ("Majed", "Majid"), "نبيل": ("Nabil", "Nabeel"), "سليم": ("Salim", "Selim"),
+        "هشام": ("Hisham", "Hicham"), "عماد": ("Imad", "Emad"), "أنس": ("Anas",),
     },
     {
         "فاطمة": ("Fatima", "Fatma"), "مريم": ("Maryam", "Mariam"), "زينب": ("Zainab", "Zeinab"),
         "نور": ("Nour", "Noor"), "ليلى": ("Layla", "Leila"), "سارة": ("Sara", "Sarah"), "هدى": ("Huda", "Hoda"),
-        "أمل": ("Amal",), "رانيا": ("Rania",), "سلمى": ("Salma",),
+        "أمل": ("Amal",), "رانيا": ("Rania",), "سلمى": ("Salma",), "عائشة": ("Aisha", "Aicha", "Ayesha"),
+        "خديجة": ("Khadija", "Khadidja"), "ياسمين": ("Yasmin", "Yasmine"), "رنا": ("Rana",), "دينا": ("Dina",),
+        "هالة": ("Hala",), "لينا": ("Lina", "Leena"), "منى": ("Mona", "Muna"), "ريم": ("Reem", "Rim"),
+        "سميرة": ("Samira", "Sameera"),
     },
 )
 

@@ -71,6 +71,7 @@ _ARABIC_RULES = (
     (re.compile(r"(?:^|(?<=\s))ال"), "al "),  # the article: a separate particle
     (re.compile(r"(?:^|(?<=\s))[اأإآع]"), "a"),  # word-initial alif, hamza or ain: a vowel
     (re.compile(r"[ءئؤ]"), ""),
+    (re.compile(r"ة(?=\s|$)"), "a"),  # word-final ta marbuta is the vowel a (فاطمة: Fatima, not "ftmh")
     (re.compile(r"(?<=\S)و"), "u"),  # waw and ya inside a word are mostly long vowels
     (re.compile(r"(?<=\S)[يى]"), "i"),
 )

@@ -72,7 +72,11 @@ def test_warnings_alone_exit_zero(agencies, capsys):
     agencies.edit("responder", 'reveal = "requester"', 'reveal = "both"')
     status, report = _audit_json(agencies.responder_toml, capsys)
     warnings = {f["id"] for f in report["findings"] if f["severity"] == "warning"}
-    assert status == 0 and warnings == {"no-peer-budget", "key-rotation-too-long", "reveal-both"}
+    # the default key set's names_year (names, year of birth, nationality) is flagged as weaker than a full date
+    assert status == 0 and warnings == {"no-peer-budget", "key-rotation-too-long", "reveal-both",
+                                        "match-key-year-of-birth"}
+    year_keys = {f["subject"] for f in report["findings"] if f["id"] == "match-key-year-of-birth"}
+    assert year_keys == {"names_year"}
     agencies.edit("responder", "[match_keys]", "[audit]\nmax_key_rotation_days = 180\n\n[match_keys]")
     assert "key-rotation-too-long" not in audit_config(agencies.responder_toml).ids()
 
@@ -125,7 +129,7 @@ def test_records_measure_each_key_and_flag_a_key_that_is_not_distinctive(agencie
     assert by_key["document"]["coverage"] < 1
     flagged = {f["subject"] for f in report["findings"] if f["id"] == "match-key-not-distinctive"}
     # every key built from names and the date of birth sees the duplicates; the document key does not
-    assert flagged == {"names_dob", "phonetic_dob", "given_dob_nationality", "names_month"} and status == 0
+    assert flagged == {"names_dob", "phonetic_dob", "given_dob_nationality", "names_year"} and status == 0
 
 
 def test_key_strength_rule():

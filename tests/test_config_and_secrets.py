@@ -26,7 +26,7 @@ def test_demo_configs_load_with_paths_relative_to_the_file(agencies):
         ('reveal = "requester"', 'reveal = "everything"', "responder.reveal"),
         ('key_rotation_days = 30', 'key_rotation_days = -1', "key_rotation_days"),
         ('max_chunk_elements = 4096', 'max_chunk_elements = 4096\nmax_chunk = 3', "max_chunk"),
-        ('names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["shoe_size"]', "unknown field"),
+        ('names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["shoe_size"]', "unknown field"),
         ('[responder]', '[responder\n', "not valid TOML"),
     ],
 )
@@ -52,8 +52,8 @@ def test_fingerprint_changes_with_any_key_detail(agencies):
     b = agencies.requester_config().key_spec()
     assert a.fingerprint() == b.fingerprint()
     agencies.edit("requester", 'document = ["document_number", "document_country"]\nnames_dob', 'names_dob')
-    agencies.edit("requester", 'names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]',
-                  'names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]\n'
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]',
+                  'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]\n'
                   'document = ["document_number", "document_country"]')
     assert agencies.requester_config().key_spec().fingerprint() != a.fingerprint()  # order = strength
 

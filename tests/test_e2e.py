@@ -23,12 +23,12 @@ from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from tests.conftest import write_cert
 
 EXPECTED_DEMO = {
-    "B-101": (("names_dob", "phonetic_dob", "given_dob_nationality", "names_month"), "DE-BKA-2024-0117"),
-    "B-102": (("names_dob", "names_month"), "DE-BKA-2023-5521"),
-    "B-103": (("names_dob", "phonetic_dob", "given_dob_nationality", "names_month"), "DE-BKA-2025-0042"),
-    "B-104": (("document", "names_dob", "phonetic_dob", "given_dob_nationality", "names_month"), "DE-BKA-2022-3310"),
+    "B-101": (("names_dob", "phonetic_dob", "given_dob_nationality", "names_year"), "DE-BKA-2024-0117"),
+    "B-102": (("names_dob", "names_year"), "DE-BKA-2023-5521"),
+    "B-103": (("names_dob", "phonetic_dob", "given_dob_nationality", "names_year"), "DE-BKA-2025-0042"),
+    "B-104": (("document", "names_dob", "phonetic_dob", "given_dob_nationality", "names_year"), "DE-BKA-2022-3310"),
     "B-105": (
-        ("document", "names_dob", "phonetic_dob", "given_dob_nationality", "names_month"),
+        ("document", "names_dob", "phonetic_dob", "given_dob_nationality", "names_year"),
         "DE-BKA-2024-0981",
     ),
 }
@@ -164,7 +164,7 @@ def _hello(agencies, size=1, **kw):
 def test_key_spec_mismatch_is_failed_precondition_with_both_fingerprints(agencies, start):
     running = start()
     theirs = agencies.responder_config().key_spec().fingerprint()
-    agencies.edit("requester", 'names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
     cfg = agencies.requester_config()
     mine = cfg.key_spec().fingerprint()
     with client_for(cfg, peer(running)) as client, pytest.raises(KeySpecMismatch) as err:

@@ -27,7 +27,7 @@ def test_sessions_are_logged_and_no_identity_data_reaches_any_log(agencies, star
     running = start()
     run = _match(agencies, running)
     assert len(run.result.hits) == 5
-    agencies.edit("requester", 'names_dob = ["soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
     with pytest.raises(Exception):
         _match(agencies, running)  # refused before any data moves (key spec)
     running.stop(grace=0)
