@@ -21,7 +21,7 @@ test: $(STAMP)  ## the whole test suite
 bench: $(STAMP)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider
 
-bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs a straightforward phe version
+bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
 	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
 	$(PY) bench/compare_paillier.py --size 10000
 

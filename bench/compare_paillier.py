@@ -11,6 +11,11 @@ Straightforward: the same protocol written with phe's high-level API (``encrypt`
 ``EncryptedNumber`` ``*``/``+``, ``decrypt``), single process, no gRPC, run in the same
 process on ``--baseline-size`` tokens per side and extrapolated linearly to ``--size``
 (it is too slow to run at full size; the output says so).
+
+Floor: the arithmetic the protocol cannot avoid at this size, timed in the same run on a
+sample with the same key size and divided by the cores used (:func:`measure_floor`).
+Printed as ``ours / floor`` and ``60 s target / floor`` (issue #4).
+``--floor-only`` measures the floor alone (seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ import secrets
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import gmpy2  # noqa: E402
 from phe import paillier as phe_paillier  # noqa: E402
 
+from matcher.parallel import default_processes  # noqa: E402
 from matcher.protocols import paillier as pl  # noqa: E402
+
+TARGET_S = 60.0  # issue #4: 10k x 10k, 2048-bit key, end to end on the 2-core machine
 
 
 def _write(path: Path, id_col: str, ids: list[int], prefix: str, case: bool) -> None:
@@ -125,6 +135,99 @@ def run_straightforward(size: int, common: int, key_bits: int) -> tuple[float, i
     return time.perf_counter() - t0, hits
 
 
+@dataclass(frozen=True)
+class FloorPart:
+    """One kind of operation: measured seconds per operation, times how many the run needs."""
+
+    name: str
+    per_op_s: float
+    count: int
+
+    @property
+    def cpu_s(self) -> float:
+        return self.per_op_s * self.count
+
+
+@dataclass(frozen=True)
+class Floor:
+    bins: int
+    degree: int
+    cores: int
+    parts: tuple[FloorPart, ...]
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(p.cpu_s for p in self.parts)
+
+    @property
+    def wall_s(self) -> float:
+        """The CPU-seconds spread perfectly over ``cores``: no wall clock can be lower."""
+        return self.cpu_s / self.cores
+
+
+def cores_used(workers: int) -> int:
+    """Cores the run can keep busy: ``workers`` (0 = all), never more than this process may use."""
+    avail = default_processes()
+    return min(workers, avail) if workers > 0 else avail
+
+
+def _timed(fn, args: list) -> float:
+    """Seconds per call of ``fn(*a)`` over ``args`` (wall clock, one core, like "ours")."""
+    t0 = time.perf_counter()
+    for a in args:
+        fn(*a)
+    return (time.perf_counter() - t0) / len(args)
+
+
+def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | None = None,
+                  key: pl.RequesterSecret | None = None) -> Floor:
+    """Lower bound on the wall clock of ``size`` x ``size`` paillier on ``cores`` cores.
+
+    For the (bins, degree) that ``choose_bins(size)`` picks, times on ``samples``
+    operations of each kind, with a real key of ``key_bits`` (or ``key``):
+
+    * per responder token: the mask ``c^r mod n²`` with ``r`` uniform in Z_n (one
+      ``gmpy2.powmod``) and ``degree − 1`` Horner steps ``acc^e mod n²`` with a 128-bit
+      ``e`` (the monic top coefficient enters as ``g^e``, one multiplication: not counted);
+    * per coefficient (``bins · degree``): one encryption, ``_RequesterCtx.encrypt``
+      (CRT and fixed-base tables, the project's fastest);
+    * per responder reply (``size``): one decryption, ``_RequesterCtx.decrypt_mod_p``.
+
+    Sums count x seconds-per-operation to CPU-seconds and divides by ``cores`` (default
+    :func:`cores_used` of all cores), i.e. assumes perfect parallelism. Left out, so the
+    floor stays below any real run: key generation and its modulus proof (and the
+    responder's check of it), building the polynomials, the multiplications mod n² in
+    each Horner step, the payload term, the re-randomiser (~0.3 ms per reply at 2048
+    bits), ciphertext checks, binning, hashing tokens, serialisation, gRPC and TLS,
+    inter-process copies, Python's loop overhead around the kernels, and any idle core.
+    Timing is wall clock on one core, the same clock as the end-to-end figure.
+    """
+    bins, degree = pl.choose_bins(size)
+    key = key or pl.generate_key(key_bits, _allow_small=key_bits < pl.MIN_KEY_BITS)
+    ctx = pl._RequesterCtx(key)
+    n2 = ctx.n2
+    cts = [ctx.encrypt(secrets.randbelow(key.n)) for _ in range(samples)]
+    masks = [(c, gmpy2.mpz(secrets.randbelow(key.n - 1) + 1), n2) for c in cts]
+    steps = [(c, gmpy2.mpz(secrets.randbits(pl.ENCODING_BITS)), n2) for c in cts]
+    coeffs = [(secrets.randbelow(key.n),) for _ in range(samples)]
+    parts = (
+        FloorPart("responder mask c^r, r in Z_n", _timed(gmpy2.powmod, masks), size),
+        FloorPart("responder Horner steps, 128-bit exponent", _timed(gmpy2.powmod, steps), size * (degree - 1)),
+        FloorPart("requester encryptions (CRT, fixed base)", _timed(ctx.encrypt, coeffs), bins * degree),
+        FloorPart("requester decryptions (mod p)", _timed(ctx.decrypt_mod_p, [(c,) for c in cts]), size),
+    )
+    return Floor(bins, degree, cores if cores is not None else cores_used(0), parts)
+
+
+def print_floor(floor: Floor, size: int) -> None:
+    print(f"floor: the unavoidable arithmetic for {size} x {size} ({floor.bins} bins of degree {floor.degree}), "
+          f"timed on samples in this run:", flush=True)
+    for p in floor.parts:
+        print(f"  {p.name:45s} {p.count:>8d} x {p.per_op_s * 1e3:7.3f} ms = {p.cpu_s:6.1f} CPU-s")
+    print(f"  total {floor.cpu_s:.1f} CPU-s / {floor.cores} cores = floor {floor.wall_s:.1f} s "
+          f"(perfect parallelism, no transport, no overhead)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=10000, help="tokens per side (default 10000)")
@@ -132,13 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key-bits", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=0, help="process pool size (0 = all cores)")
     ap.add_argument("--baseline-size", type=int, default=100, help="set size the straightforward version runs on")
+    ap.add_argument("--floor-samples", type=int, default=200, help="operations timed per kind for the floor")
+    ap.add_argument("--floor-only", action="store_true", help="measure the floor only (skip ours and the baseline)")
     args = ap.parse_args(argv)
     common = args.common if args.common is not None else max(1, args.size // 100)
     print(f"paillier {args.key_bits}-bit, {args.size} x {args.size} tokens, {common} shared; "
           f"{os.cpu_count()} cores, workers={args.workers or os.cpu_count()}", flush=True)
+    floor = measure_floor(args.size, args.key_bits, args.floor_samples, cores=cores_used(args.workers))
+    print_floor(floor, args.size)
+    print(f"target {TARGET_S:.0f} s / floor: {TARGET_S / floor.wall_s:.2f} "
+          f"(floor / target: {floor.wall_s / TARGET_S:.2f})", flush=True)
+    if args.floor_only:
+        return 0
     ours, hits = run_ours(args.size, common, args.key_bits, args.workers)
     assert hits == common, (hits, common)
     print(f"ours, end to end over loopback gRPC (mTLS): {ours:.1f} s, {hits} hits", flush=True)
+    print(f"ours / floor: {ours / floor.wall_s:.2f}", flush=True)
     bsize = min(args.size, args.baseline_size)
     bcommon = max(1, bsize // 100) if bsize < args.size else common
     base, bhits = run_straightforward(bsize, bcommon, args.key_bits)
