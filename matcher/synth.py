@@ -19,7 +19,8 @@ and then corrupts each copy independently (typos, swapped name columns, first
 given name only or an initial, partial or wrong dates, date formats, umlaut and
 diacritic spellings, missing fields, document numbers with spacing or a check
 digit, nationality as a name in another language) and duplicates some responder
-records. ``links.csv`` lists every (requester record_id, responder record_id)
+records. Family names have realistic frequencies (:mod:`matcher.synth_surnames`).
+``links.csv`` lists every (requester record_id, responder record_id)
 pair that is the same person. Same seed → byte-identical files.
 
 The data are synthetic; no name list links a real person to a date or document.

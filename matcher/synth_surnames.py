@@ -18,9 +18,9 @@ Spanish takes its tail from a second list of real names (persons carry two famil
 names, which already makes a pair rare). Arabic family names are the hand list plus
 patronymics (the father's given name, or Abu + a given name) with their spellings.
 
-``closed=True`` draws only from the head lists, evenly: the generator as it was
-first written, whose full-name collisions are far more frequent than in any real
-population — a stress test of precision, not an estimate of it.
+``closed=True`` draws only from the head lists, evenly (as the generator's first
+version did), so that different persons share names far more often than in any
+real population — a stress test of precision, not an estimate of it.
 """
 
 from __future__ import annotations
