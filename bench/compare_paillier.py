@@ -27,6 +27,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def cores_used(workers: int) -> int:
     return min(workers, avail) if workers > 0 else avail
 
 
-def _timed(fn, args: list) -> float:
+def _timed(fn: Callable[..., object], args: Sequence[tuple]) -> float:
     """Seconds per call of ``fn(*a)`` over ``args`` (wall clock, one core, like "ours")."""
     t0 = time.perf_counter()
     for a in args:
