@@ -66,6 +66,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_problems(loaded, limit: int = 20, stream=None) -> None:
+    """The first ``limit`` dropped fields and rejected rows of a load, in line order (no values)."""
+    stream = stream or sys.stderr
+    problems = sorted(
+        [(d.line, 0, f"  line {d.line}: {d.field} dropped: {d.reason}") for d in loaded.dropped_fields]
+        + [(r.line, 1, f"  rejected line {r.line}: {r.reason}") for r in loaded.rejected]
+    )
+    for _line, _kind, text in problems[:limit]:
+        print(text, file=stream)
+    if len(problems) > limit:
+        print(f"  ... and {len(problems) - limit} more in the rejects file", file=stream)
+
+
 def cmd_match(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config
     from matcher.requester import run_match
@@ -84,10 +97,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         progress=_progress_printer(),
     )
     print(run.loaded.summary(), file=sys.stderr)
-    for r in run.loaded.rejected[:20]:
-        print(f"  rejected line {r.line}: {r.reason}", file=sys.stderr)
-    if len(run.loaded.rejected) > 20:
-        print(f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", file=sys.stderr)
+    _print_problems(run.loaded)
     res = run.result
     elapsed = time.monotonic() - started
     if res.reveal == "cardinality":

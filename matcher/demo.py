@@ -145,6 +145,8 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     finally:
         running.stop(grace=1.0)
     say(f"[agency B] {run.loaded.summary()}")
+    for d in run.loaded.dropped_fields:
+        say(f"[agency B]   line {d.line}: {d.field} dropped: {d.reason}")
     for r in run.loaded.rejected:
         say(f"[agency B]   rejected line {r.line}: {r.reason}")
     hits = run.result.hits
@@ -160,7 +162,7 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     say(f"  hits            {hits_csv}")
     say(f"  configs         {responder_toml}  {requester_toml}")
     say(f"  certificates    {workdir / 'certs'}")
-    say(f"  rejected rows   {workdir / 'agency_b_records.rejects.csv'}")
+    say(f"  rejects         {workdir / 'agency_b_records.rejects.csv'}")
     say("Agency A learned only that agency B asked with "
         f"{run.result.elements_sent} tokens; agency B learned nothing about A's other records.")
     return len(hits)

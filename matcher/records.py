@@ -3,10 +3,13 @@
 The loader is the I/O shell around :mod:`matcher.normalize` and
 :meth:`matcher.match_keys.KeySpec.tokens`. Its contract is that nothing is
 silently dropped: every data row either becomes a :class:`TokenisedRecord` or
-a :class:`RejectedRow` with its physical line number and a reason, and the
-rejected rows are written (with their original values) to a rejects file next
-to the agency's own input. Reasons and error messages name columns, fields and
-line numbers, never values.
+a :class:`RejectedRow` with its physical line number and a reason. A value
+that cannot be understood (a date that is not a calendar date, an unknown
+country) drops that field only, as a :class:`DroppedField`; the row is
+rejected only when no match key can be computed from what remains. Dropped
+fields and rejected rows are written (with the row's original values) to a
+rejects file next to the agency's own input, created 0600. Reasons and error
+messages name columns, fields and line numbers, never values.
 """
 
 from __future__ import annotations
@@ -110,6 +113,15 @@ class RejectedRow:
     reason: str  # never contains identity values
 
 
+@dataclass(frozen=True)
+class DroppedField:
+    """One field of a row that could not be understood and was left out (the rest of the row is kept)."""
+
+    line: int  # physical line where the row starts (header = line 1)
+    field: str  # record field, e.g. "date_of_birth"
+    reason: str  # never contains identity values
+
+
 @dataclass
 class LoadResult:
     """Everything ``load_records`` read: ``len(records) + len(rejected) == rows_read``."""
@@ -118,13 +130,33 @@ class LoadResult:
     rejected: list[RejectedRow]
     rows_read: int
     rejects_path: Path | None = None  # set when a rejects file was written
+    #: fields left out of rows (used or rejected), in file order
+    dropped_fields: list[DroppedField] = field(default_factory=list)
+    #: rows used although one or more of their fields were dropped
+    rows_with_dropped_fields: int = 0
 
     def summary(self) -> str:
-        """One line for the operator, e.g. "1000 rows read: 996 used, 4 rejected (see rejects.csv)"."""
-        text = f"{self.rows_read} rows read: {len(self.records)} used, {len(self.rejected)} rejected"
-        if self.rejected and self.rejects_path is not None:
+        """One line for the operator, e.g.
+        "1000 rows read: 996 used (3 with dropped fields), 4 rejected (see rejects.csv)"."""
+        text = (
+            f"{self.rows_read} rows read: {len(self.records)} used "
+            f"({self.rows_with_dropped_fields} with dropped fields), {len(self.rejected)} rejected"
+        )
+        if (self.rejected or self.dropped_fields) and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """How often each kind of problem occurred, most frequent first: ("date_of_birth dropped: ...", n).
+
+        Reasons never carry values, so equal reasons group rows with the same problem.
+        """
+        counts: dict[str, int] = {}
+        for d in self.dropped_fields:
+            counts[f"field dropped: {d.reason}"] = counts.get(f"field dropped: {d.reason}", 0) + 1
+        for r in self.rejected:
+            counts[f"row rejected: {r.reason}"] = counts.get(f"row rejected: {r.reason}", 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 class _LineCounter:
@@ -217,11 +249,15 @@ def load_records(
 
     A header row is required; missing mapped columns (or ``record_id``, or
     ``case_ref`` when ``require_case_ref``) raise InputFileError before any row
-    is read. Rows that cannot be used are returned as RejectedRow (physical line
-    number + reason) and, if ``rejects_path`` is given, written there with their
-    original values (columns ``line``, ``reason``, then the input's columns, same
-    encoding and delimiter as the input). Without rejections a stale rejects file
-    is removed. Completely empty lines are skipped and not counted as rows.
+    is read. A value that cannot be understood drops that field only
+    (DroppedField: line, field, reason); rows that cannot be used at all (no
+    match key left, bad record_id, malformed CSV) are returned as RejectedRow
+    (physical line number + reason). If ``rejects_path`` is given, both are
+    written there, created 0600, one line per problem with the row's original
+    values (columns ``line``, ``action`` ("field dropped" or "row rejected"),
+    ``field``, ``reason``, then the input's columns; same encoding and delimiter
+    as the input). Without problems a stale rejects file is removed. Completely
+    empty lines are skipped and not counted as rows.
     """
     path = Path(path)
     try:
@@ -231,7 +267,10 @@ def load_records(
 
     records: list[TokenisedRecord] = []
     rejected: list[RejectedRow] = []
-    reject_rows: list[list[str]] = []
+    dropped: list[DroppedField] = []
+    rows_with_dropped = 0
+    #: rejects-file entries in file order: (line, action, field, reason, original row)
+    problems: list[tuple[int, str, str, str, list[str]]] = []
     rows_read = 0
     header: list[str] = []
 
@@ -272,7 +311,7 @@ def load_records(
 
         def reject(line: int, reason: str, row: list[str]) -> None:
             rejected.append(RejectedRow(line, reason))
-            reject_rows.append(row)
+            problems.append((line, "row rejected", "", reason, row))
 
         while True:
             start = lines.count + 1
@@ -318,45 +357,68 @@ def load_records(
                 reject(start, "case_ref is empty", row)
                 continue
             raw = {f: row[i] for f, i in raw_columns}
-            try:
-                normalised = normalise(raw, date_order)
-            except RecordError as exc:
-                reject(start, str(exc), row)
+            row_dropped: list[str] = []
+            normalised: dict | None = None
+            row_error: RecordError | None = None
+            while normalised is None:  # each pass drops one field that cannot be understood
+                try:
+                    normalised = normalise(raw, date_order)
+                except RecordError as exc:
+                    row_error, bad = exc, exc.field
+                    if bad is None or not (raw.get(bad) or "").strip():
+                        break  # not one field's fault: the row goes
+                    raw[bad] = ""
+                    row_dropped.append(bad)
+                    dropped.append(DroppedField(start, bad, str(exc)))
+                    problems.append((start, "field dropped", bad, str(exc), row))
+            if normalised is None:
+                reject(start, str(row_error), row)
                 continue
             tokens = keyspec.tokens(normalised)
             if not tokens:
                 present = {f for f, _ in raw_columns if normalised[f]}
                 needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
-                reject(start, f"no match key can be computed: {'; '.join(needs)}", row)
+                reason = f"no match key can be computed: {'; '.join(needs)}"
+                if row_dropped:
+                    reason += f" ({', '.join(f + ' dropped' for f in row_dropped)})"
+                reject(start, reason, row)
                 continue
+            if row_dropped:
+                rows_with_dropped += 1
             records.append(TokenisedRecord(record_id, case_ref, tokens))
 
     written: Path | None = None
     if rejects_path is not None:
         rejects_path = Path(rejects_path)
-        if rejected:
-            _write_rejects(rejects_path, fmt, header, rejected, reject_rows)
+        if problems:
+            _write_rejects(rejects_path, fmt, header, problems)
             written = rejects_path
         else:
             try:
                 rejects_path.unlink()
             except FileNotFoundError:
                 pass
-    return LoadResult(records, rejected, rows_read, written)
+    return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped)
+
+
+REJECTS_COLUMNS: tuple[str, ...] = ("line", "action", "field", "reason")
 
 
 def _write_rejects(
-    path: Path, fmt: CsvFormat, header: list[str], rejected: list[RejectedRow], rows: list[list[str]]
+    path: Path, fmt: CsvFormat, header: list[str], problems: list[tuple[int, str, str, str, list[str]]]
 ) -> None:
-    """Write the rejects file atomically (temporary file, then rename)."""
+    """Write the rejects file atomically (private temporary file, then rename): it holds identity data."""
     encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with open(fd, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
             writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
-            writer.writerow(["line", "reason", *header])
-            for rej, row in zip(rejected, rows, strict=True):
-                writer.writerow([rej.line, rej.reason, *row])
+            writer.writerow([*REJECTS_COLUMNS, *header])
+            for line, action, fld, reason, row in problems:
+                writer.writerow([line, action, fld, reason, *row])
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

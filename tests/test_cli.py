@@ -56,7 +56,7 @@ def test_match_against_serve_writes_hits_csv(agencies, served, capsys):
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert {r["record_id"]: (tuple(r["match_keys"].split(";")), r["case_ref"]) for r in rows} == EXPECTED_DEMO
     err = capsys.readouterr().err
-    assert "13 rows read: 12 used, 1 rejected" in err and "rejected line 14" in err
+    assert "13 rows read: 12 used (0 with dropped fields), 1 rejected" in err and "rejected line 14" in err
     # SIGTERM: graceful shutdown, exit 0.
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

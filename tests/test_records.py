@@ -52,7 +52,7 @@ def test_basic_load(tmp_path: Path) -> None:
     assert r1.tokens_of("name_dob") == (name_dob_token("ivanov sergei", "1985-03-05"),)
     assert [k for k, _ in r2.tokens] == ["name_dob"]
     assert r2.tokens_of("name_dob") == (name_dob_token("anna muller", "1990-01-02"),)
-    assert result.summary() == "2 rows read: 2 used, 0 rejected"
+    assert result.summary() == "2 rows read: 2 used (0 with dropped fields), 0 rejected"
 
 
 def test_column_mapping_delimiter_and_case_ref(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_bom_and_crlf(tmp_path: Path) -> None:
     assert result.records[0].record_id == "r1"  # BOM not glued onto the first header
     assert result.records[0].tokens_of("name_dob") == (name_dob_token("garcia jose", "1980-12-31"),)
     assert result.rejected == [RejectedRow(3, result.rejected[0].reason)]
-    assert result.rejected[0].reason.startswith("date_of_birth")
+    assert "date_of_birth dropped" in result.rejected[0].reason  # the only key needed the date
 
 
 def test_other_encoding(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_header_only(tmp_path: Path) -> None:
     result = load_records(path, CsvFormat(columns={}), SPEC, rejects_path=rejects)
     assert result.records == [] and result.rejected == [] and result.rows_read == 0
     assert not rejects.exists()
-    assert result.summary() == "0 rows read: 0 used, 0 rejected"
+    assert result.summary() == "0 rows read: 0 used (0 with dropped fields), 0 rejected"
 
 
 def test_row_rejections_and_rejects_file(tmp_path: Path) -> None:
@@ -208,34 +208,41 @@ def test_row_rejections_and_rejects_file(tmp_path: Path) -> None:
     result = load_records(path, CsvFormat(columns={}), SPEC, require_case_ref=True, rejects_path=rejects)
     check_invariant(result)
     assert result.rows_read == 11
-    assert [(r.record_id, r.case_ref) for r in result.records] == [("r1", "C1"), ("r11", "C11")]
+    # a bad sex or country drops that field only: r5 and r9 keep their name_dob key
+    assert [(r.record_id, r.case_ref) for r in result.records] == [("r1", "C1"), ("r5", "C5"), ("r9", "C9"), ("r11", "C11")]
+    assert [(d.line, d.field) for d in result.dropped_fields] == [(6, "sex"), (10, "nationality")]
+    assert result.dropped_fields[0].reason.startswith("sex is not recognised")
+    assert result.dropped_fields[1].reason.startswith("nationality is not a recognised country")
+    assert result.rows_with_dropped_fields == 2
     reasons = {r.line: r.reason for r in result.rejected}
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert sorted(reasons) == [3, 4, 5, 7, 8, 9, 11]
     assert reasons[3] == "record_id is empty"
     assert reasons[4] == "duplicate record_id (first used on line 2)"
     assert reasons[5] == "case_ref is empty"
-    assert reasons[6].startswith("sex is not recognised")
     assert reasons[7] == "row has 5 columns, the header has 8"
     assert reasons[8].startswith("no match key can be computed")
     assert "name_dob needs name_tokens (from given_names or family_name), date_of_birth" in reasons[8]
     assert "document needs document_number, document_country" in reasons[8]
     assert reasons[9] == "column(s) family_name longer than 1024 characters"
-    assert reasons[10].startswith("nationality is not a recognised country")
     assert reasons[11].startswith("no match key can be computed")
     # no reason carries identity data
-    for reason in reasons.values():
+    for reason in [*reasons.values(), *(d.reason for d in result.dropped_fields)]:
         for value in ("Doe", "Roe", "Narnia", "X123", "1980", "C5", "r1", long_name):
             assert value not in reason
 
-    assert result.summary() == f"11 rows read: 2 used, 9 rejected (see {rejects})"
+    assert result.summary() == f"11 rows read: 4 used (2 with dropped fields), 7 rejected (see {rejects})"
     with rejects.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["line", "reason", *lines[0].split(",")]
-    assert [int(r[0]) for r in rows[1:]] == [3, 4, 5, 6, 7, 8, 9, 10, 11]
-    assert rows[1][1] == "record_id is empty"
-    assert rows[1][2:] == lines[2].split(",")  # the original row follows
-    assert rows[5][2:] == lines[6].split(",")  # short row written as it was
-    assert rows[7][3] == long_name
+    assert rows[0] == ["line", "action", "field", "reason", *lines[0].split(",")]
+    assert [(int(r[0]), r[1], r[2]) for r in rows[1:]] == [
+        (3, "row rejected", ""), (4, "row rejected", ""), (5, "row rejected", ""), (6, "field dropped", "sex"),
+        (7, "row rejected", ""), (8, "row rejected", ""), (9, "row rejected", ""),
+        (10, "field dropped", "nationality"), (11, "row rejected", ""),
+    ]
+    assert rows[1][3] == "record_id is empty"
+    assert rows[1][4:] == lines[2].split(",")  # the original row follows
+    assert rows[5][4:] == lines[6].split(",")  # short row written as it was
+    assert rows[7][5] == long_name
 
 
 def test_stale_rejects_file_removed(tmp_path: Path) -> None:
