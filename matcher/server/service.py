@@ -33,13 +33,14 @@ from matcher.errors import (
     SessionTimeout,
     UnsupportedProtocol,
 )
+from matcher.grpc_status import status_code
 from matcher.protocols import ecdh
-from matcher.responder_state import ResponderState
+from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
-log = logging.getLogger("matcher.responder")
+log = logging.getLogger("matcher.server.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
 
@@ -124,7 +125,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
     def _log(self, **fields: object) -> None:
@@ -255,12 +256,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
-            outcome, code, detail = exc.status, exc.status.value[0], str(exc)
+            outcome, code, detail = status_code(exc), status_code(exc).value[0], str(exc)
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
-                session_id, peer, protocol, received, exc.status.name, exc,
+                session_id, peer, protocol, received, exc.status, exc,
             )
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
         except Exception:
             outcome, code, detail = grpc.StatusCode.INTERNAL, 13, "internal error (see the service's log)"
             log.exception("session %s peer=%s: internal error", session_id, peer)
