@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from matcher.match_keys import KeySpec
-from matcher.normalize import NORM_VERSION
-from matcher.records import CsvFormat, load_records
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.normalise_n1 import NORM_VERSION
+from matcher.identity.records import CsvFormat, load_records
 
 SPEC = KeySpec.from_mapping(
     NORM_VERSION, {"document": ["document_number", "document_country"], "name_dob": ["name_tokens", "date_of_birth"]}
