@@ -104,7 +104,8 @@ def cmd_match(args: argparse.Namespace) -> int:
         print(f"{res.hit_count} of {res.elements_sent} tokens hit (cardinality mode: no hit list) "
               f"in {elapsed:.1f} s, session {res.session_id}")
     else:
-        print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
+        print(f"{res.hit_count} hit record(s) of {res.records} ({len(res.hits)} row(s): one per record and "
+              f"case reference), written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
 
@@ -297,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per hit record: record_id,match_keys,strength,case_ref.")
+                       "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
+                       "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")

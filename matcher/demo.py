@@ -150,13 +150,14 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     for r in run.loaded.rejected:
         say(f"[agency B]   rejected line {r.line}: {r.reason}")
     hits = run.result.hits
-    say(f"[agency B] {len(hits)} hit(s) among {run.loaded.rows_read - len(run.loaded.rejected)} records:")
+    say(f"[agency B] {run.result.hit_count} hit(s) among {len(run.loaded.records)} records:")
     say("")
     say(f"  {'record_id':<10} {'strength':<10} {'keys':>4} {'case reference':<20} why it is a hit")
     say(f"  {'-' * 10} {'-' * 10} {'-' * 4} {'-' * 20} {'-' * 40}")
     for h in hits:
         say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
-    say("  (strength = strongest matching key; all matching keys are in the hits file)")
+    say("  (one row per record and case reference; strength = strongest key that linked that pair;")
+    say("   all of that pair's keys are in the hits file)")
     say("")
     say("Files:")
     say(f"  hits            {hits_csv}")
@@ -165,4 +166,4 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     say(f"  rejects         {workdir / 'agency_b_records.rejects.csv'}")
     say("Agency A learned only that agency B asked with "
         f"{run.result.elements_sent} tokens; agency B learned nothing about A's other records.")
-    return len(hits)
+    return run.result.hit_count

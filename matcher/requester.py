@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,30 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
 
 
 def write_hits(path: Path, hits: list[Hit]) -> None:
-    """``record_id,match_keys,strength,case_ref``, one row per hit record.
+    """Write the hits file: ``record_id,match_keys,strength,case_ref``, one row per (record, case reference).
 
-    ``match_keys`` are all keys that matched, joined by ';' strongest first;
-    ``strength`` is the strongest of them (key order in the config is strength order).
+    ``match_keys`` are the keys that linked that record to that case reference,
+    joined by ';' strongest first; ``strength`` is the strongest of them (key order
+    in the config is strength order). UTF-8 without byte-order mark, CRLF line ends,
+    fields quoted only when they hold a comma, a quote or a line break. The exact
+    format is in docs/hits-file.md. The file names persons of interest, so it is
+    created 0600 (written to a private temporary file, then renamed).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(HITS_COLUMNS)
-        for h in hits:
-            w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with open(fd, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\r\n")
+            w.writerow(HITS_COLUMNS)
+            for h in hits:
+                w.writerow([h.record_id, ";".join(h.match_keys), h.strength, h.case_ref])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def run_match(

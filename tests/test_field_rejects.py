@@ -59,7 +59,7 @@ def test_a_row_is_rejected_only_when_no_key_remains(tmp_path: Path) -> None:
     assert [r.record_id for r in result.records] == ["r2"]
     (rej,) = result.rejected
     assert rej.line == 2 and rej.reason.startswith("no match key can be computed")
-    assert "date_of_birth dropped" in rej.reason
+    assert "after dropping date_of_birth" in rej.reason
     assert result.rows_with_dropped_fields == 0
     assert len(result.records) + len(result.rejected) == result.rows_read
     rows = _rejects_rows(rejects)

@@ -115,3 +115,23 @@ def test_closed_name_pools_make_namesakes_common(tmp_path: Path) -> None:
         return sum(n - 1 for n in names.values())
 
     assert namesakes(tmp_path / "closed", True) > 3 * namesakes(tmp_path / "open", False)
+
+
+def test_evaluate_reports_precision_and_recall_at_each_strength_cut_off() -> None:
+    """Acting only on hits of strength >= a key: strongest key alone, then down to all keys (item 3)."""
+    spec = KeySpec.from_mapping("n2", {"k1": ["document_number"], "k2": ["family_name"], "k3": ["given_names"]})
+    requester = [_rec("r1", ("k1", b"d1"), ("k2", b"smith")), _rec("r2", ("k2", b"jones"), ("k3", b"ann"))]
+    responder = [
+        _rec("a1", ("k1", b"d1"), ("k2", b"smith")),  # r1's partner on k1 and k2: counted once, strength k1
+        _rec("a2", ("k2", b"jones")),
+        _rec("a3", ("k3", b"ann")),  # a namesake on the weakest key
+    ]
+    links = {("r1", "a1"), ("r2", "a2")}
+    e = evaluate(requester, responder, links, spec)
+    assert [c.name for c in e.cutoffs] == ["k1", "k1..k2", "k1..k3"]
+    assert [(c.predicted, c.true_positives) for c in e.cutoffs] == [(1, 1), (2, 2), (3, 2)]
+    assert [c.precision for c in e.cutoffs] == [1.0, 1.0, 2 / 3]
+    assert [c.recall for c in e.cutoffs] == [0.5, 1.0, 1.0]
+    assert (e.cutoffs[-1].predicted, e.cutoffs[-1].true_positives) == (e.overall.predicted, e.overall.true_positives)
+    table = e.table()
+    assert "strength cut-off" in table and "| k1..k2 | 2 | 2 | 1.0000 | 1.0000 |" in table

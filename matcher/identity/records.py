@@ -356,6 +356,10 @@ def load_records(
             if require_case_ref and not case_ref:
                 reject(start, "case_ref is empty", row)
                 continue
+            if ";" in case_ref:  # the responder joins the case references of one token by ";"
+                reject(start, "case_ref contains ';' (it separates case references in a hit): use another character",
+                       row)
+                continue
             raw = {f: row[i] for f, i in raw_columns}
             row_dropped: list[str] = []
             normalised: dict | None = None
@@ -376,11 +380,12 @@ def load_records(
                 continue
             tokens = keyspec.tokens(normalised)
             if not tokens:
-                present = {f for f, _ in raw_columns if normalised[f]}
-                needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
-                reason = f"no match key can be computed: {'; '.join(needs)}"
                 if row_dropped:
-                    reason += f" ({', '.join(f + ' dropped' for f in row_dropped)})"
+                    reason = f"no match key can be computed after dropping {', '.join(row_dropped)}"
+                else:
+                    present = {f for f, _ in raw_columns if normalised[f]}
+                    needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
+                    reason = f"no match key can be computed: {'; '.join(needs)}"
                 reject(start, reason, row)
                 continue
             if row_dropped:
