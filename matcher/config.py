@@ -64,7 +64,7 @@ class PeerConfig(_Strict):
 class RecordsConfig(_Strict):
     """How this agency's CSV files are laid out."""
 
-    date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
+    date_order: Literal["DMY", "MDY", "YMD"]  # required: never guessed (see _require_date_order)
     encoding: str = "utf-8"
     delimiter: str = ","
     columns: dict[str, str] = Field(default_factory=dict)
@@ -136,7 +136,7 @@ class RequesterSettings(_Strict):
 class _AgencyConfig(_Strict):
     norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
-    records: RecordsConfig = RecordsConfig()
+    records: RecordsConfig
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
     keyed_hash: KeyedHashConfig | None = None
     audit: AuditSettings = AuditSettings()
@@ -200,6 +200,13 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
         raise ConfigError(f"{path}: this is not a responder config (no [responder] table)")
     if model is RequesterConfig and "responder" in data:
         raise ConfigError(f"{path}: this is a responder config; `matcher match` needs a requester config")
+    records = data.get("records")
+    if not isinstance(records, dict) or "date_order" not in records:
+        raise ConfigError(
+            f"{path}: [records] date_order is required: say how dates in your records file are written, "
+            'DMY, MDY or YMD (e.g. date_order = "DMY" when 03/04/1980 is 3 April 1980, "MDY" when it is '
+            "4 March 1980); it is never guessed"
+        )
     try:
         cfg = model.model_validate(data)
         cfg.key_spec()

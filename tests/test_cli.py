@@ -153,5 +153,5 @@ def test_loader_reports_progress(tmp_path, monkeypatch):
     from matcher.identity.match_keys import KeySpec
 
     spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
-    records.load_records(path, records.CsvFormat(), spec, progress=seen.append)
+    records.load_records(path, records.CsvFormat(date_order="DMY"), spec, progress=seen.append)
     assert seen == [2, 4]

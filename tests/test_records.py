@@ -42,7 +42,7 @@ def test_basic_load(tmp_path: Path) -> None:
         "r1,Sergei,Иванов,05.03.1985,M,RU,75 1234567,RUS\n"
         "r2,Anna,Müller,1990-01-02,F,DE,,\n",
     )
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     check_invariant(result)
     assert result.rows_read == 2
     assert not result.rejected
@@ -82,14 +82,14 @@ def test_column_mapping_delimiter_and_case_ref(tmp_path: Path) -> None:
 
 def test_header_names_are_stripped(tmp_path: Path) -> None:
     path = write(tmp_path, " record_id , family_name ,date_of_birth\nx,Doe,1980-01-01\n")
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     assert result.records[0].tokens == (("name_dob", name_dob_token("doe", "1980-01-01")),)
 
 
 def test_bom_and_crlf(tmp_path: Path) -> None:
     text = HEADER + "\r\n" + "r1,José,García,31/12/1980,M,ES,,\r\n" + "r2,X,Y,bad,M,ES,,\r\n"
     path = write(tmp_path, b"\xef\xbb\xbf" + text.encode("utf-8"))
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     check_invariant(result)
     assert result.records[0].record_id == "r1"  # BOM not glued onto the first header
     assert result.records[0].tokens_of("name_dob") == (name_dob_token("garcia jose", "1980-12-31"),)
@@ -100,7 +100,7 @@ def test_bom_and_crlf(tmp_path: Path) -> None:
 def test_other_encoding(tmp_path: Path) -> None:
     text = "record_id,family_name,date_of_birth\nr1,Müller,1980-01-01\n"
     path = write(tmp_path, text.encode("latin-1"))
-    result = load_records(path, CsvFormat(columns={}, encoding="latin-1"), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}, encoding="latin-1"), SPEC)
     assert result.records[0].tokens_of("name_dob") == (name_dob_token("muller", "1980-01-01"),)
 
 
@@ -112,7 +112,7 @@ def test_quoted_newline_keeps_line_numbers(tmp_path: Path) -> None:
         'r2,"Multi\nline\nname",1980-01-01,x\r\n'  # lines 4-6
         "r3,Doe,not a date,x\r\n",  # line 7
     )
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     check_invariant(result)
     assert [r.record_id for r in result.records] == ["r1", "r2"]
     assert result.records[1].tokens_of("name_dob") == (name_dob_token("line multi name", "1980-01-01"),)
@@ -128,7 +128,7 @@ def test_bad_encoding_row_rejected_others_kept(tmp_path: Path) -> None:
     )
     path = write(tmp_path, data)
     rejects = tmp_path / "rejects.csv"
-    result = load_records(path, CsvFormat(columns={}), SPEC, rejects_path=rejects)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, rejects_path=rejects)
     check_invariant(result)
     assert [r.record_id for r in result.records] == ["r1", "r3"]
     assert result.rejected == [RejectedRow(3, "row is not valid utf-8")]
@@ -138,7 +138,7 @@ def test_bad_encoding_row_rejected_others_kept(tmp_path: Path) -> None:
 
 def test_missing_mapped_column(tmp_path: Path) -> None:
     path = write(tmp_path, "ID,Name,DOB\n1,Doe,1980-01-01\n")
-    fmt = CsvFormat(columns={"record_id": "ID", "family_name": "Surname", "date_of_birth": "DOB"})
+    fmt = CsvFormat(date_order="DMY", columns={"record_id": "ID", "family_name": "Surname", "date_of_birth": "DOB"})
     with pytest.raises(InputFileError) as info:
         load_records(path, fmt, SPEC)
     message = str(info.value)
@@ -150,37 +150,37 @@ def test_missing_mapped_column(tmp_path: Path) -> None:
 def test_missing_record_id_column(tmp_path: Path) -> None:
     path = write(tmp_path, "family_name,date_of_birth\nDoe,1980-01-01\n")
     with pytest.raises(InputFileError, match="record_id"):
-        load_records(path, CsvFormat(columns={}), SPEC)
+        load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
 
 
 def test_missing_case_ref_when_required(tmp_path: Path) -> None:
     path = write(tmp_path, "record_id,family_name,date_of_birth\n1,Doe,1980-01-01\n")
     with pytest.raises(InputFileError, match="case_ref"):
-        load_records(path, CsvFormat(columns={}), SPEC, require_case_ref=True)
-    assert load_records(path, CsvFormat(columns={}), SPEC).rows_read == 1
+        load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, require_case_ref=True)
+    assert load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC).rows_read == 1
 
 
 def test_no_key_computable_from_columns(tmp_path: Path) -> None:
     path = write(tmp_path, "record_id,family_name,sex\n1,Doe,M\n")
     with pytest.raises(InputFileError, match="no match key"):
-        load_records(path, CsvFormat(columns={}), SPEC)
+        load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
 
 
 def test_empty_file_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     with pytest.raises(InputFileError, match="header"):
-        load_records(path, CsvFormat(columns={}), SPEC)
+        load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="cannot open"):
-        load_records(tmp_path / "nope.csv", CsvFormat(columns={}), SPEC)
+        load_records(tmp_path / "nope.csv", CsvFormat(date_order="DMY", columns={}), SPEC)
 
 
 def test_header_only(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER + "\n")
     rejects = tmp_path / "rejects.csv"
-    result = load_records(path, CsvFormat(columns={}), SPEC, rejects_path=rejects)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, rejects_path=rejects)
     assert result.records == [] and result.rejected == [] and result.rows_read == 0
     assert not rejects.exists()
     assert result.summary() == "0 rows read: 0 used (0 with dropped fields), 0 rejected"
@@ -205,7 +205,7 @@ def test_row_rejections_and_rejects_file(tmp_path: Path) -> None:
     ]
     path = write(tmp_path, "\n".join(lines) + "\n")
     rejects = tmp_path / "rejects.csv"
-    result = load_records(path, CsvFormat(columns={}), SPEC, require_case_ref=True, rejects_path=rejects)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, require_case_ref=True, rejects_path=rejects)
     check_invariant(result)
     assert result.rows_read == 11
     # a bad sex or country drops that field only: r5 and r9 keep their name_dob key
@@ -249,7 +249,7 @@ def test_stale_rejects_file_removed(tmp_path: Path) -> None:
     path = write(tmp_path, "record_id,family_name,date_of_birth\n1,Doe,1980-01-01\n")
     rejects = tmp_path / "rejects.csv"
     rejects.write_text("old")
-    result = load_records(path, CsvFormat(columns={}), SPEC, rejects_path=rejects)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, rejects_path=rejects)
     assert not rejects.exists()
     assert result.rejects_path is None
 
@@ -257,24 +257,24 @@ def test_stale_rejects_file_removed(tmp_path: Path) -> None:
 def test_duplicate_header_column_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "record_id,family_name,family_name,date_of_birth\n1,a,b,1980-01-01\n")
     with pytest.raises(InputFileError, match="more than once"):
-        load_records(path, CsvFormat(columns={}), SPEC)
+        load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
 
 
 def test_bad_format_config() -> None:
     with pytest.raises(ConfigError):
-        CsvFormat(columns={"surname": "Name"})
+        CsvFormat(date_order="DMY", columns={"surname": "Name"})
     with pytest.raises(ConfigError):
         CsvFormat(columns={}, date_order="DDMMYYYY")
     with pytest.raises(ConfigError):
-        CsvFormat(columns={}, encoding="no-such-codec")
+        CsvFormat(date_order="DMY", columns={}, encoding="no-such-codec")
     with pytest.raises(ConfigError):
-        CsvFormat(columns={}, delimiter=";;")
+        CsvFormat(date_order="DMY", columns={}, delimiter=";;")
 
 
 def test_many_rows(tmp_path: Path) -> None:
     rows = [f"r{i},Given{i % 97},Family{i % 89},{1 + i % 28:02d}/{1 + i % 12:02d}/{1950 + i % 50}" for i in range(5000)]
     path = write(tmp_path, "record_id,given_names,family_name,date_of_birth\n" + "\n".join(rows) + "\n")
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     check_invariant(result)
     assert result.rows_read == 5000 and len(result.records) == 5000
 
@@ -284,7 +284,7 @@ def test_unparseable_row_rejected_rest_loads(tmp_path: Path) -> None:
     path = write(
         tmp_path, f"record_id,family_name,date_of_birth\nr1,{huge},1980-01-01\nr2,Doe,1980-01-01\n"
     )
-    result = load_records(path, CsvFormat(columns={}), SPEC)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC)
     check_invariant(result)
     assert [r.record_id for r in result.records] == ["r2"]
     assert result.rejected[0].line == 2

@@ -61,7 +61,8 @@ class CsvFormat:
     #: record field -> CSV header name; an unmapped field uses its own name if that header exists.
     columns: Mapping[str, str] = field(default_factory=dict)
     #: order of day, month and year in dates that are not ISO: "DMY", "MDY" or "YMD".
-    date_order: str = "DMY"
+    #: Required: whether 03/04/1980 is March or April is a fact of the agency's data, never guessed.
+    date_order: str = field(kw_only=True)
     #: text encoding; "utf-8" also accepts a leading byte-order mark.
     encoding: str = "utf-8"
     delimiter: str = ","
