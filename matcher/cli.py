@@ -14,8 +14,10 @@ from matcher import __version__
 from matcher.config import PROTOCOLS
 
 EPILOG = """\
-Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used.
+Exit status: 0 success; 1 the session failed or was refused, the responder could not be
+reached or the TLS handshake failed (the message names the setting to check), or
+(policy) the two agencies' match keys differ; 2 a config, records file, other file,
+listen address (port in use) or command line that cannot be used.
 See README.md for how two agencies set up their configs and certificates."""
 
 
@@ -130,18 +132,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
+    if mine != p.key_spec_fingerprint:
+        print("matcher policy: our match keys differ from the responder's, so it would refuse a session; make "
+              "norm_version and [match_keys] (names, fields and order) identical to the keys listed above "
+              "(compare with `matcher fingerprint --verbose --config CONFIG` at both agencies)", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    import tomllib
+    from matcher.config import load_config
 
-    from matcher.config import load_requester_config, load_responder_config
-
-    with open(args.config, "rb") as fh:
-        is_responder = "responder" in tomllib.load(fh)
-    cfg = (load_responder_config if is_responder else load_requester_config)(args.config)
-    spec = cfg.key_spec()
+    spec = load_config(args.config).key_spec()
     print(spec.fingerprint())
     if args.verbose:
         print(spec.canonical_json())
@@ -309,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
 
-    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")
+    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree",
+                       description="Show the responder's protocols, limits, key spec and key epoch. Exit 0 when "
+                       "our match keys are the same as the responder's; 1 when they differ (a session would be "
+                       "refused) or the responder cannot be reached; 2 for an unusable config.")
     q.add_argument("--config", type=Path, required=True, help="requester TOML config")
     q.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     q.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext")
@@ -389,13 +394,21 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from clients import MatchFailed
+    from clients import ConnectionFailed, MatchFailed
     from matcher.errors import ConfigError, InputFileError, MatcherError
 
     try:
         return args.func(args)
     except (ConfigError, InputFileError) as exc:
         print(f"matcher {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionFailed as exc:
+        print(f"matcher {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file named on the command line or in the config
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"matcher {args.command}: {where}{exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except MatchFailed as exc:
         print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)

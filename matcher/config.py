@@ -9,6 +9,7 @@ settings are refused (a typo must not silently turn a protection off).
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -220,11 +221,20 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
     return cfg
 
 
-def load_responder_config(path: Path) -> ResponderConfig:
+def load_responder_config(path: str | os.PathLike[str]) -> ResponderConfig:
     """Read and validate a responder config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(ResponderConfig, path, _read(path))
 
 
-def load_requester_config(path: Path) -> RequesterConfig:
+def load_requester_config(path: str | os.PathLike[str]) -> RequesterConfig:
     """Read and validate a requester config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(RequesterConfig, path, _read(path))
+
+
+def load_config(path: str | os.PathLike[str]) -> ResponderConfig | RequesterConfig:
+    """Read and validate a responder config (it has a ``[responder]`` table) or a requester config."""
+    path = Path(path)
+    data = _read(path)
+    return _validate(ResponderConfig if "responder" in data else RequesterConfig, path, data)

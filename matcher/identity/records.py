@@ -206,9 +206,18 @@ def _resolve_columns(
         elif explicit or f == "record_id" or (f == "case_ref" and require_case_ref):
             missing.append(f"{wanted!r}" + ("" if wanted == f else f" (for {f})"))
     if missing:
+        hint = ""
+        if len(header) == 1:
+            seps = [c for c in ";\t|," if c != fmt.delimiter and c in header[0]]
+            if seps:
+                shown = "\\t" if seps[0] == "\t" else seps[0]
+                hint = (
+                    f"; the header was read as one column, but it contains {shown!r}: if that separates the "
+                    f'columns, set delimiter = "{shown}" in the [records] table of the config'
+                )
         raise InputFileError(
             f"{path}: column(s) {', '.join(missing)} not found in the header; "
-            f"columns found: {found}; {how}"
+            f"columns found: {found}{hint}; {how}"
         )
     return resolved
 

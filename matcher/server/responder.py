@@ -95,7 +95,11 @@ def start_responder(
         require_keyed_hash_opt_in(config)
         state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
     servicer = ResponderServicer(state, insecure=insecure)
-    server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    try:
+        server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    except BaseException:
+        state.close()
+        raise
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer)
