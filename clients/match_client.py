@@ -1,12 +1,18 @@
 """``MatchClient``: the requester half of a session over gRPC.
 
-An agency system calls it from Python::
+An agency system calls it from Python, in one call from a requester config::
+
+    from clients import MatchClient
+    with MatchClient.from_config("requester.toml") as client:
+        run = client.match_csv("persons.csv", out="hits.csv")
+
+or with its own records and TLS files::
 
     from clients import MatchClient, TlsFiles
     with MatchClient("responder.example:50051", tls=TlsFiles.load(cert, key, ca)) as client:
         result = client.match(records, keyspec)
-    for hit in result.hits:
-        print(hit.record_id, hit.match_keys, hit.case_ref)
+    for hit in result.hits:  # one per (record, case reference)
+        print(hit.record_id, hit.strength, hit.case_ref)
 
 Tokens never leave this process in the clear: the client sends ``a·H(t)`` under a
 fresh session key and turns the responder's reply into hits locally.
@@ -14,9 +20,11 @@ fresh session key and turns the responder's reply into hits locally.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +40,10 @@ from matcher.identity.records import TokenisedRecord
 from matcher.server.service import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from matcher.config import RequesterConfig
+    from matcher.requester import RequesterRun
 
 Progress = Callable[[str, int, int], None]
 
@@ -111,7 +123,8 @@ class TlsFiles:
     ca: bytes
 
     @classmethod
-    def load(cls, cert: Path, key: Path, ca: Path) -> TlsFiles:
+    def load(cls, cert: str | os.PathLike[str], key: str | os.PathLike[str], ca: str | os.PathLike[str]) -> TlsFiles:
+        """Read the three PEM files."""
         return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
 
 
@@ -128,7 +141,7 @@ class MatchClient:
         timeout: float = 3600.0,
         chunk_elements: int = 4096,
         workers: Workers | int = 0,
-        setup_cache: Path | None = None,
+        setup_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none).
 
@@ -153,10 +166,63 @@ class MatchClient:
         self.chunk_elements = chunk_elements
         self.target = target
         self.server_name = server_name
-        self.setup_cache = RequesterSetupCache(setup_cache) if setup_cache else None
+        self.config: RequesterConfig | None = None  # set by from_config
+        self.insecure = insecure
+        self.setup_cache = RequesterSetupCache(Path(setup_cache)) if setup_cache else None
         self._own_workers = not isinstance(workers, Workers)
         self._workers_spec = workers
         self._workers: Workers | None = workers if isinstance(workers, Workers) else None
+
+    @classmethod
+    def from_config(
+        cls, config: str | os.PathLike[str] | RequesterConfig, peer: str | None = None, *, insecure: bool = False
+    ) -> MatchClient:
+        """A client for the responder of a requester config: the recipe for agency systems.
+
+        ``config`` is a requester TOML file (or a loaded RequesterConfig): its ``[tls]``
+        files, ``[requester] server_name``, timeouts and workers are used, and ``peer``
+        defaults to ``[requester] peer``. Use :meth:`match_csv` to match a records file::
+
+            with MatchClient.from_config("requester.toml") as client:
+                run = client.match_csv("persons.csv", out="hits.csv")
+
+        Raises ConfigError naming the setting when something is missing or unreadable.
+        """
+        from matcher.config import RequesterConfig, load_requester_config
+        from matcher.errors import ConfigError
+        from matcher.requester import client_for
+
+        cfg = config if isinstance(config, RequesterConfig) else load_requester_config(config)
+        target = peer or cfg.requester.peer
+        if not target:
+            raise ConfigError("no responder given: pass peer='HOST:PORT' or set [requester] peer in the config")
+        client = client_for(cfg, target, insecure=insecure)
+        client.config = cfg
+        client.insecure = insecure
+        return client
+
+    def match_csv(
+        self,
+        records: str | os.PathLike[str],
+        *,
+        out: str | os.PathLike[str] | None = None,
+        rejects: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> RequesterRun:
+        """Load ``records`` with the config's column mapping, run one session, write ``out`` (the hits file).
+
+        Only on a client made by :meth:`from_config`. Dropped fields and rejected rows
+        go to ``rejects`` (default ``RECORDS.rejects.csv``); the session is recorded in
+        ``[requester] session_log`` when one is set. Returns ``.loaded`` (LoadResult,
+        with ``summary()``) and ``.result`` (MatchResult, one Hit per record and case
+        reference). The format of ``out`` is in docs/hits-file.md.
+        """
+        from matcher.requester import run_match
+
+        if self.config is None:
+            raise ValueError("match_csv needs a client made by MatchClient.from_config (it uses the config)")
+        return run_match(self.config, records, self.target, out=out, rejects_path=rejects, insecure=self.insecure,
+                         progress=progress, client=self)
 
     @property
     def workers(self) -> Workers:

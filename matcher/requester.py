@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
@@ -37,6 +38,8 @@ HITS_COLUMNS = ("record_id", "match_keys", "strength", "case_ref")
 
 @dataclass
 class RequesterRun:
+    """One session from a records file: what was loaded (with its problems) and what the session found."""
+
     loaded: LoadResult
     result: MatchResult
 
@@ -63,7 +66,7 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     )
 
 
-def write_hits(path: Path, hits: list[Hit]) -> None:
+def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
     """Write the hits file: ``record_id,match_keys,strength,case_ref``, one row per (record, case reference).
 
     ``match_keys`` are the keys that linked that record to that case reference,
@@ -73,6 +76,7 @@ def write_hits(path: Path, hits: list[Hit]) -> None:
     format is in docs/hits-file.md. The file names persons of interest, so it is
     created 0600 (written to a private temporary file, then renamed).
     """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
@@ -92,16 +96,23 @@ def write_hits(path: Path, hits: list[Hit]) -> None:
 
 def run_match(
     config: RequesterConfig,
-    records_path: Path,
+    records_path: str | os.PathLike[str],
     peer: str,
     *,
-    out: Path | None,
-    rejects_path: Path | None = None,
+    out: str | os.PathLike[str] | None,
+    rejects_path: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     progress: Progress | None = None,
+    client: MatchClient | None = None,
 ) -> RequesterRun:
-    """Load ``records_path``, run one session against ``peer``, write the hits file."""
-    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    """Load ``records_path``, run one session against ``peer``, write the hits file.
+
+    Dropped fields and rejected rows go to ``rejects_path`` (default
+    ``RECORDS.rejects.csv`` beside the records). ``client``: an open MatchClient to
+    use (it stays open); by default one is made from the config and closed after.
+    """
+    records_path = Path(records_path)
+    rejects = Path(rejects_path) if rejects_path else records_path.with_name(records_path.stem + ".rejects.csv")
     loaded = load_records(
         records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
         progress=(lambda n: progress("records read", n, 0)) if progress else None,
@@ -115,8 +126,8 @@ def run_match(
         log.append(event="start", **common)
     outcome, code, detail, result = "CANCELLED", 1, "interrupted", None
     try:
-        with client_for(config, peer, insecure=insecure) as client:
-            result = client.match(
+        with contextlib.nullcontext(client) if client is not None else client_for(config, peer, insecure=insecure) as c:
+            result = c.match(
                 loaded.records,
                 config.key_spec(),
                 protocol=s.protocol,
@@ -141,5 +152,5 @@ def run_match(
             )
             log.close()
     if out is not None and config.requester.reveal in ("requester", "both"):
-        write_hits(out, result.hits)
+        write_hits(Path(out), result.hits)
     return RequesterRun(loaded, result)

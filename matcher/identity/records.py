@@ -247,12 +247,12 @@ def _has_surrogates(row: list[str]) -> bool:
 
 
 def load_records(
-    path: Path,
+    path: str | os.PathLike[str],
     fmt: CsvFormat,
     keyspec: KeySpec,
     *,
     require_case_ref: bool = False,
-    rejects_path: Path | None = None,
+    rejects_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Read, normalise and tokenise every row of a CSV records file.

@@ -24,6 +24,7 @@ row is the strongest key alone, the last is every key (= the whole key set).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def read_links(path: Path) -> set[Link]:
+def read_links(path: str | os.PathLike[str]) -> set[Link]:
     """The true links: a CSV with header ``requester_id,responder_id``."""
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as fh:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gettext
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -335,7 +336,7 @@ class SynthResult:
     shared: int
 
 
-def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
+def generate(size: int, overlap: float, seed: int, out: str | os.PathLike[str], corruption: Corruption | None = None,
              responder_size: int | None = None, closed_pools: bool = False) -> SynthResult:
     """Write ``requester.csv``, ``responder.csv``, ``links.csv`` and both configs to ``out``.
 
