@@ -160,10 +160,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dev_certs(args: argparse.Namespace) -> int:
     from matcher.certs import write_agency_certs
 
-    paths = write_agency_certs(args.out, args.names)
-    print(f"CA: {args.out / 'ca.pem'}")
-    for name, (cert, key) in paths.items():
-        print(f"{name}: {cert} {key}")
+    made = write_agency_certs(args.out, args.names, force=args.force, days=args.days)
+    print(f"CA: {made.ca_cert} ({'kept' if made.ca_kept else 'new'}; key {made.ca_key}, 0600, keep it to add "
+          f"agencies later), valid until {made.ca_valid_until:%Y-%m-%d}")
+    for name, (cert, key) in made.certs.items():
+        print(f"{name}: {cert} {key} (valid until {made.valid_until:%Y-%m-%d %H:%M} UTC)")
+    print(f"Agency certificates are issued for {args.days} days (never beyond the CA's end); run dev-certs again "
+          "with --force and the names to renew them.")
     print("These are for trials only; in production use your agencies' own PKI.")
     return 0
 
@@ -380,8 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="responder TOML config for the responder file's layout (default: --config's layout)")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("dev-certs", help="make a throw-away CA and agency certificates for trials")
-    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")
+    c = sub.add_parser("dev-certs", help="make a CA and agency certificates for trials (the CA is kept and reused)",
+                       description="Issue NAME.pem and NAME.key (0600) for each agency under the CA in --out "
+                       "(ca.pem, ca.key 0600). The CA is made on the first run and reused afterwards, so "
+                       "certificates issued earlier stay valid and agencies can be added. Existing certificates "
+                       "are replaced only with --force.")
+    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, ca.key, NAME.pem, NAME.key")
+    c.add_argument("--force", action="store_true", help="replace existing certificates of the NAMEs (the CA is kept)")
+    c.add_argument("--days", type=int, default=30, help="validity of the agency certificates in days (default 30)")
     c.add_argument("names", nargs="+", help="agency names (become the certificates' CN)")
     c.set_defaults(func=cmd_dev_certs)
     return p

@@ -116,7 +116,7 @@ DATA_FILES = ("agency_a_watchlist.csv", "agency_b_records.csv")
 
 def write_demo_files(workdir: Path) -> tuple[Path, Path]:
     """Certificates, bundled CSVs and both configs under ``workdir``."""
-    write_agency_certs(workdir / "certs", ["agency-a", "agency-b"])
+    write_agency_certs(workdir / "certs", ["agency-a", "agency-b"], force=True)
     data = resources.files("matcher") / "demo_data"
     for name in DATA_FILES:
         with resources.as_file(data / name) as src:
