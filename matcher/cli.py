@@ -53,15 +53,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_responder_config(args.config)
     if args.insecure:
         print("WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", file=sys.stderr)
+    # The handlers are in place before anyone can learn that the server is up: a SIGTERM
+    # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     logging.info(
         "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops",
         running.port, "PLAINTEXT" if args.insecure else "mTLS", running.state.current().key.epoch,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
+    while not stop.is_set() and not stop.wait(1.0):
         running.state.current()  # rotates the key epoch when it is due
     logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace)
     running.stop(args.grace)
