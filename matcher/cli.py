@@ -275,10 +275,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         resp_format = resp_cfg.records.csv_format()
     req = load_records(args.requester, req_cfg.records.csv_format(), spec)
     resp = load_records(args.responder, resp_format, spec)
-    print(f"requester: {req.summary()}; responder: {resp.summary()}", file=sys.stderr)
     result = evaluate(req.records, resp.records, read_links(args.links), spec)
     print(f"key spec {spec.fingerprint()[:16]}... (normalisation {spec.norm_version})\n")
     print(result.table())
+    print()
+    for side, loaded in (("requester", req), ("responder", resp)):
+        print(f"{side}: {loaded.summary()}")
+        for reason, count in loaded.reasons():
+            print(f"{count:>6}  {reason}")
+    warnings = [f"warning: key {u.split(' needs ')[0]} cannot be computed from the {side} file (it {u.split(' ', 1)[1]}"
+                f"; map the column under [records.columns] or drop the key): its precision 1.0 and recall 0 mean "
+                "nothing" for side, loaded in (("requester", req), ("responder", resp)) for u in loaded.unusable_keys]
+    for q in result.keys:
+        if q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0:
+            if not any(f"key {q.name} " in w for w in warnings):
+                warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
+                                "say nothing about it")
+    if warnings:
+        print()
+        for w in warnings:
+            print(w)
     return 0
 
 

@@ -135,3 +135,51 @@ def test_evaluate_reports_precision_and_recall_at_each_strength_cut_off() -> Non
     assert (e.cutoffs[-1].predicted, e.cutoffs[-1].true_positives) == (e.overall.predicted, e.overall.true_positives)
     table = e.table()
     assert "strength cut-off" in table and "| k1..k2 | 2 | 2 | 1.0000 | 1.0000 |" in table
+
+
+def _evaluate_cli(res, capsys) -> str:
+    from matcher.cli import main
+
+    code = main(["evaluate", "--config", str(res.requester_config), "--responder-config", str(res.responder_config),
+                 "--requester", str(res.requester), "--responder", str(res.responder), "--links", str(res.links)])
+    assert code == 0
+    return capsys.readouterr().out
+
+
+def test_evaluate_shows_the_reasons_for_dropped_fields_and_rejected_rows(tmp_path: Path, capsys) -> None:
+    """Item 4: not only counts on stderr, but each reason with its count, in the report."""
+    res = generate(300, 0.2, seed=1, out=tmp_path)
+    with res.requester.open("a", encoding="utf-8") as fh:
+        fh.write("R-999998,Anna,Berg,1980-02-31,F,DE,X1234567,DE\n")  # not a calendar date: field dropped
+        fh.write("R-999999,Anna,Berg,1980-02-31,F,DE,,\n")  # ... and nothing left: row rejected
+    out = _evaluate_cli(res, capsys)
+    req = load_records(res.requester, load_requester_config(res.requester_config).records.csv_format(),
+                       load_requester_config(res.requester_config).key_spec())
+    assert "requester: 302 rows read" in out and "(1 with dropped fields)" in out
+    for reason, count in req.reasons():
+        assert f"{count:>6}  {reason}" in out
+    assert any("field dropped: date_of_birth" in r for r, _ in req.reasons())
+
+
+def test_evaluate_warns_about_a_key_no_record_can_produce(tmp_path: Path, capsys) -> None:
+    res = generate(300, 0.2, seed=1, out=tmp_path)
+    for toml in (res.requester_config, res.responder_config):
+        text = toml.read_text(encoding="utf-8")
+        toml.write_text(text + 'place_dob = ["place_of_birth", "date_of_birth"]\n', encoding="utf-8")
+    out = _evaluate_cli(res, capsys)
+    assert "warning: key place_dob cannot be computed from the requester file" in out
+    assert "place_of_birth" in out
+
+
+def test_a_column_mapping_leaves_unmapped_fields_out(tmp_path: Path) -> None:
+    """With [records.columns], a field the mapping leaves out is not picked up because of its name."""
+    from matcher.identity.records import CsvFormat
+
+    path = tmp_path / "records.csv"
+    path.write_text("ID,surname,dob,sex\nr1,Berg,1980-01-02,Q\n", encoding="utf-8")
+    spec = KeySpec.from_mapping("n1", {"name_dob": ["name_tokens", "date_of_birth"], "name_sex": ["family_name", "sex"]})
+    fmt = CsvFormat(date_order="DMY", columns={"record_id": "ID", "family_name": "surname", "date_of_birth": "dob"})
+    result = load_records(path, fmt, spec)
+    assert not result.dropped_fields and not result.rejected  # "sex" was not read at all
+    assert [k for k, _ in result.records[0].tokens] == ["name_dob"]
+    assert any(u.startswith("name_sex needs") for u in result.unusable_keys)

@@ -58,7 +58,9 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
 class CsvFormat:
     """How to read an agency's CSV export (the config's ``[records]`` table)."""
 
-    #: record field -> CSV header name; an unmapped field uses its own name if that header exists.
+    #: record field -> CSV header name. Empty: every field is read from the column of its own name,
+    #: if there is one. Otherwise only the mapped fields are read (record_id and case_ref default
+    #: to columns of their own name): leaving a field out of the mapping switches it off.
     columns: Mapping[str, str] = field(default_factory=dict)
     #: order of day, month and year in dates that are not ISO: "DMY", "MDY" or "YMD".
     #: Required: whether 03/04/1980 is March or April is a fact of the agency's data, never guessed.
@@ -135,6 +137,8 @@ class LoadResult:
     dropped_fields: list[DroppedField] = field(default_factory=list)
     #: rows used although one or more of their fields were dropped
     rows_with_dropped_fields: int = 0
+    #: keys the file's columns cannot give at all, each as "KEY needs FIELD, ..." (e.g. a column not mapped)
+    unusable_keys: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the operator, e.g.
@@ -199,6 +203,8 @@ def _resolve_columns(
     for f in RECORD_FIELDS:
         wanted = fmt.columns.get(f, f)
         explicit = f in fmt.columns
+        if fmt.columns and not explicit and f not in ("record_id", "case_ref"):
+            continue  # with a mapping, a field it leaves out is not read, whatever the column names
         if wanted in positions:
             if wanted in duplicates:
                 raise InputFileError(f"{path}: column {wanted!r} appears more than once in the header")
@@ -413,7 +419,7 @@ def load_records(
                 rejects_path.unlink()
             except FileNotFoundError:
                 pass
-    return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped)
+    return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped, unusable)
 
 
 REJECTS_COLUMNS: tuple[str, ...] = ("line", "action", "field", "reason")
