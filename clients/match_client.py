@@ -37,7 +37,7 @@ from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
-from matcher.server.service import message_limit
+from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
