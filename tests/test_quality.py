@@ -183,3 +183,13 @@ def test_a_column_mapping_leaves_unmapped_fields_out(tmp_path: Path) -> None:
     assert not result.dropped_fields and not result.rejected  # "sex" was not read at all
     assert [k for k, _ in result.records[0].tokens] == ["name_dob"]
     assert any(u.startswith("name_sex needs") for u in result.unusable_keys)
+
+
+def test_generated_dates_that_are_no_calendar_date_drop_only_the_date(tmp_path: Path) -> None:
+    """The generator writes some impossible dates (as real exports have); those rows stay usable by other keys."""
+    res = generate(2000, 0.2, seed=11, out=tmp_path)
+    cfg = load_requester_config(res.requester_config)
+    req = load_records(res.requester, cfg.records.csv_format(), cfg.key_spec())
+    assert 5 <= req.rows_with_dropped_fields <= 60
+    assert {d.field for d in req.dropped_fields} == {"date_of_birth"}
+    assert all("not a calendar date" in d.reason for d in req.dropped_fields)
