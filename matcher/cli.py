@@ -427,8 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",
                        description="FOR TEST DATA ONLY: compares the two files' tokens in plaintext, in this process "
                        "(no privacy protection), to tune normalisation and match keys on synthetic or shareable "
-                       "data. Prints precision, recall and F1 per key and for the whole key set, and tokens per "
-                       "record (the cost of a session and of the responder's setup).")
+                       "data. Prints precision, recall and F1 per key and for the whole key set, tokens per "
+                       "record (the cost of a session and of the responder's setup), precision and recall at each "
+                       "strength cut-off (strongest key only, down to all keys), each reason for dropped fields and "
+                       "rejected rows with its count, and a warning for each key a file cannot produce.")
     e.add_argument("--config", type=Path, required=True, help="requester TOML config (its keys and CSV layout)")
     e.add_argument("--requester", type=Path, required=True, help="requester records CSV")
     e.add_argument("--responder", type=Path, required=True, help="responder records CSV")
