@@ -15,6 +15,7 @@ from matcher.parallel import Workers
 from matcher.records import LoadResult, load_records
 from matcher.secrets_store import check_private
 from matcher.session_log import SessionLog
+from matcher.storage.files import open_private
 
 
 def session_options(config: RequesterConfig) -> dict[str, object]:
@@ -67,8 +68,7 @@ def write_hits(path: Path, hits: list[Hit]) -> None:
     ``match_keys`` are all keys that matched, joined by ';' strongest first;
     ``strength`` is the strongest of them (key order in the config is strength order).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
         w = csv.writer(fh)
         w.writerow(HITS_COLUMNS)
         for h in hits:

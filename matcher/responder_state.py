@@ -21,6 +21,7 @@ from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
 from matcher.session_log import SessionLog
+from matcher.storage.files import private_dir
 from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
 
 log = logging.getLogger("matcher.responder")
@@ -44,6 +45,7 @@ class ResponderState:
         self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
+        private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from matcher.errors import ConfigError
 from matcher.protocols import ecdh
+from matcher.storage.files import private_dir, write_private
+
+__all__ = ["EpochKey", "check_private", "load_or_rotate", "load_shared_secret", "new_epoch_key", "write_private"]
 
 KEY_FILE = "epoch_key.json"
 
@@ -33,22 +36,6 @@ class EpochKey:
 
     def __repr__(self) -> str:  # never show the key
         return f"EpochKey(epoch={self.epoch!r}, created={self.created})"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_private(path: Path) -> None:
@@ -104,6 +91,7 @@ def load_or_rotate(
     Returns the key and whether a new epoch was started.
     """
     now = time.time() if now is None else now
+    private_dir(state_dir)
     path = state_dir / KEY_FILE
     if path.exists():
         check_private(path)

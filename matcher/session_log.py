@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from matcher.errors import ConfigError, LogTampered
+from matcher.storage.files import ensure_parent, private_sqlite
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
@@ -127,7 +128,8 @@ class SessionLog:
     def __init__(self, path: Path, retention_days: float | None = None) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_parent(self.path)
+            private_sqlite(self.path)  # 0600 before SQLite creates it (and its -wal/-shm) with the umask
             self._conn = _connect(self.path)
             self._conn.executescript(_SCHEMA)
             self._conn.execute("BEGIN IMMEDIATE")
@@ -138,7 +140,7 @@ class SessionLog:
                     (GENESIS, GENESIS, SCHEMA_VERSION),
                 )
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"session log {self.path} cannot be opened: {exc}") from None
         self._lock = threading.Lock()
         if retention_days is not None:

@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from matcher.protocols.ecdh import ResponderSetup
-from matcher.secrets_store import check_private, write_private
+from matcher.secrets_store import check_private
+from matcher.storage.files import private_dir, write_private
 
 MAGIC = b"MSETUP1\n"
 _READ_CHUNK = 1 << 20
@@ -111,6 +112,7 @@ class RequesterSetupCache:
         return None if found is None else found[1]
 
     def save(self, responder: str, sid: str, setup: ResponderSetup) -> None:
+        private_dir(self.folder)
         path = self._path(responder, sid)
         save_setup(path, setup, {"setup_id": sid})
         who = path.name.split("-")[1]
