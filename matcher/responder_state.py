@@ -20,7 +20,7 @@ from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.records import LoadResult
 from matcher.secrets_store import EpochKey, load_or_rotate
-from matcher.session_log import SessionLog
+from matcher.session_log import KEY_FILE as SESSION_LOG_KEY, SessionLog
 from matcher.storage.files import private_dir
 from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
 
@@ -65,7 +65,8 @@ class ResponderState:
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
         self.session_log: SessionLog | None = (
-            SessionLog(self.settings.session_log, self.settings.session_log_retention_days)
+            SessionLog(self.settings.session_log, self.settings.session_log_retention_days,
+                       key_path=self.settings.state_dir / SESSION_LOG_KEY)
             if self.settings.session_log
             else None
         )
