@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from matcher.storage.files import private_dir, write_private
+from matcher.files import private_dir, write_private
 
 
 @dataclass(frozen=True)

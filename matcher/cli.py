@@ -46,7 +46,7 @@ def _progress_printer(stream=sys.stderr):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from matcher.config import load_responder_config
-    from matcher.responder import start_responder
+    from matcher.server.responder import start_responder
 
     cfg = load_responder_config(args.config)
     if args.insecure:
@@ -159,7 +159,7 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
     """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
     import json
 
-    from matcher.audit import FORMAT, audit_config
+    from matcher.audit.config_audit import FORMAT, audit_config
     from matcher.errors import ConfigError, InputFileError
 
     try:
@@ -177,7 +177,7 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     """``audit-log verify|show|head|prune DB``: check the log, list sessions, print the head, apply retention."""
     import json
 
-    from matcher import session_log
+    from matcher.storage import session_log
 
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
@@ -245,7 +245,7 @@ def _parse_since(text: str) -> str:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from matcher.synth import generate
+    from matcher.quality.synth import generate
 
     res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size,
                    closed_pools=args.closed_name_pools)
@@ -257,8 +257,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config, load_responder_config
     from matcher.errors import ConfigError
-    from matcher.evaluate import evaluate, read_links
-    from matcher.records import load_records
+    from matcher.quality.evaluate import evaluate, read_links
+    from matcher.identity.records import load_records
 
     req_cfg = load_requester_config(args.config)
     spec = req_cfg.key_spec()
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
         return 1
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status.name}: {exc}", file=sys.stderr)
+        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"matcher {args.command}: interrupted", file=sys.stderr)

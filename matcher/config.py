@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from matcher.errors import ConfigError
-from matcher.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
-from matcher.records import CsvFormat
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
+from matcher.identity.records import CsvFormat
 
 # "both": the responder also learns which of its own records hit (see README, reveal modes).
 Reveal = Literal["requester", "cardinality", "both"]

@@ -11,18 +11,19 @@ from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError
+from matcher.grpc_status import status_code
 from matcher.parallel import Workers
-from matcher.records import LoadResult, load_records
-from matcher.secrets_store import check_private
-from matcher.session_log import SessionLog
-from matcher.storage.files import open_private
+from matcher.identity.records import LoadResult, load_records
+from matcher.files import open_private
+from matcher.storage.secrets_store import check_private
+from matcher.storage.session_log import SessionLog
 
 
 def session_options(config: RequesterConfig) -> dict[str, object]:
     """Protocol-specific arguments for the requester half: keyed-hash needs the opt-in and the secret."""
     if config.requester.protocol == "keyed-hash":
-        from matcher.responder import require_keyed_hash_opt_in
-        from matcher.secrets_store import load_shared_secret
+        from matcher.server.responder import require_keyed_hash_opt_in
+        from matcher.storage.secrets_store import load_shared_secret
 
         require_keyed_hash_opt_in(config)
         return {"secret": load_shared_secret(config.keyed_hash)}
@@ -114,7 +115,7 @@ def run_match(
         outcome, code, detail = exc.code.name, exc.code.value[0], exc.details
         raise
     except MatcherError as exc:
-        outcome, code, detail = exc.status.name, exc.status.value[0], str(exc)
+        outcome, code, detail = exc.status, status_code(exc).value[0], str(exc)
         raise
     finally:
         if log is not None:

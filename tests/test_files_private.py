@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from matcher.requester import run_match
-from matcher.storage.files import open_private, private_dir, private_sqlite, write_private
+from matcher.files import open_private, private_dir, private_sqlite, write_private
 
 PUBLIC = {".pem", ".toml"}  # certificates and configs hold no identity data or secret
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from matcher.errors import ProtocolViolation
-from matcher.storage.files import open_private
+from matcher.files import open_private
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
-    from matcher.responder_state import ResponderState
+    from matcher.server.state import ResponderState
 
 RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 

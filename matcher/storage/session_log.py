@@ -59,8 +59,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from matcher.errors import ConfigError, LogTampered
-from matcher.secrets_store import check_private
-from matcher.storage.files import create_exclusive, ensure_parent, private_sqlite, write_private
+from matcher.storage.secrets_store import check_private
+from matcher.files import create_exclusive, ensure_parent, private_sqlite, write_private
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 2

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from matcher.protocols.ecdh import ResponderSetup
-from matcher.secrets_store import check_private
-from matcher.storage.files import private_dir, write_private
+from matcher.files import private_dir, write_private
+from matcher.storage.secrets_store import check_private
 
 MAGIC = b"MSETUP1\n"
 _READ_CHUNK = 1 << 20

@@ -1,5 +1,8 @@
 """Private files and folders: everything matcher writes that holds identity data, hits, keys or state.
 
+A leaf module like matcher.errors (only the standard library): every layer that
+writes such a file uses it, from identity's rejects file to the storage package.
+
 Every such file is created with mode 0600 and every such folder with 0700 *whatever
 the umask*: the mode is given to ``open``/``mkdir`` and then set explicitly (a umask
 only removes bits, and an unusual one such as 0277 would also remove the owner's),

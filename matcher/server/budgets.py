@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from matcher.errors import BudgetExhausted, ConfigError
-from matcher.storage.files import ensure_parent, private_sqlite
+from matcher.files import ensure_parent, private_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
