@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from matcher.requester import run_match
 from matcher.files import open_private, private_dir, private_sqlite, write_private
+from matcher.requester import run_match
+from tests.test_cli import served  # noqa: F401,F811 - the `matcher serve` fixture
 
 PUBLIC = {".pem", ".toml"}  # certificates and configs hold no identity data or secret
 
@@ -125,3 +126,23 @@ def test_a_symlink_planted_in_place_of_a_private_file_is_not_followed(tmp_path):
     with pytest.raises(OSError):
         open_private(link, "w")
     assert target.read_text() == "victim\n"
+
+
+def test_matcher_serve_and_matcher_match_processes_under_umask_022(umask_022, agencies, served, capsys):
+    """The same with the real commands: `matcher serve` in its own process (umask 022 inherited)."""
+    import signal
+
+    from matcher.cli import main
+
+    peer, proc = served
+    out = agencies.workdir / "out" / "hits.csv"
+    assert main(["match", "--config", str(agencies.requester_toml), "--records",
+                 str(agencies.workdir / "agency_b_records.csv"), "--peer", peer, "--out", str(out)]) == 0
+    capsys.readouterr()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    files, dirs = _modes(agencies.workdir, set())
+    assert {"out/hits.csv", "agency_b_records.rejects.csv", "agency_a_state/sessions.db",
+            "agency_a_state/budgets.db", "agency_a_state/session_log.key"} <= set(files)
+    assert not {f: oct(m) for f, m in files.items() if m != 0o600}
+    assert not {d: oct(m) for d, m in dirs.items() if m != 0o700}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from matcher.storage import session_log
 from matcher.cli import main
 from matcher.errors import ConfigError
+from matcher.storage import session_log
 from matcher.storage.session_log import SessionLog, verify
 
 

@@ -13,17 +13,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.config import ResponderConfig
+from matcher.files import private_dir
 from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import LoadResult
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
-from matcher.identity.records import LoadResult
-from matcher.files import private_dir
+from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.storage.secrets_store import EpochKey, load_or_rotate
-from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY, SessionLog
+from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY
+from matcher.storage.session_log import SessionLog
 from matcher.storage.setup_cache import (
-    SetupCacheTampered, entries_digest, load_setup, remove_other_setups, save_setup, setup_id,
+    SetupCacheTampered,
+    entries_digest,
+    load_setup,
+    remove_other_setups,
+    save_setup,
+    setup_id,
 )
 
 log = logging.getLogger("matcher.server.responder")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matcher.errors import ConfigError
-from matcher.protocols import ecdh
 from matcher.files import private_dir, write_private
+from matcher.protocols import ecdh
 
 __all__ = ["EpochKey", "check_private", "load_or_rotate", "load_shared_secret", "new_epoch_key", "write_private"]
 

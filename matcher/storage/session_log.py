@@ -56,11 +56,14 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from matcher.errors import ConfigError, LogTampered
-from matcher.storage.secrets_store import check_private
 from matcher.files import create_exclusive, ensure_parent, private_sqlite, write_private
+from matcher.storage.secrets_store import check_private
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 2
@@ -453,7 +456,7 @@ def verify(
             fields = dict(zip(FIELDS, values))
             n += 1
 
-            def bad(why: str, seq: int = seq) -> VerifyReport:
+            def bad(why: str, seq: int = seq, n: int = n) -> VerifyReport:
                 return VerifyReport(False, n, head_seq, head_hash, seq, why, kid)
 
             if expect_seq is None:  # the first row: the genesis row or a signed retention checkpoint

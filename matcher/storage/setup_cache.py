@@ -31,8 +31,8 @@ import operator
 from collections.abc import Iterable
 from pathlib import Path
 
-from matcher.protocols.ecdh import ResponderSetup
 from matcher.files import private_dir, write_private
+from matcher.protocols.ecdh import ResponderSetup
 from matcher.storage.secrets_store import check_private
 
 MAGIC = b"MSETUP2\n"
@@ -105,11 +105,11 @@ def load_setup(
     if blob.startswith(b"MSETUP") and not blob.startswith(MAGIC):
         return None  # an older format: rebuilt (its rows were never authenticated)
     view = memoryview(blob)
-    if mac_key is not None:
-        if len(blob) < len(MAGIC) + 4 + _MAC_LEN or not hmac.compare_digest(
-            _mac(mac_key, view[:-_MAC_LEN]), bytes(view[-_MAC_LEN:])
-        ):
-            raise SetupCacheTampered(f"{path.name} fails its authentication check")
+    if mac_key is not None and (
+        len(blob) < len(MAGIC) + 4 + _MAC_LEN
+        or not hmac.compare_digest(_mac(mac_key, view[:-_MAC_LEN]), bytes(view[-_MAC_LEN:]))
+    ):
+        raise SetupCacheTampered(f"{path.name} fails its authentication check")
     if not blob.startswith(MAGIC):
         return None
     try:
