@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from matcher.errors import ConfigError
-from matcher.storage.secrets_store import write_private
+from matcher.files import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def write_agency_certs(
             raise ConfigError(f"the CA in {ca_cert} expired on {ca.not_valid_after:%Y-%m-%d}; use another --out folder")
     elif ca is None:
         ca = TestCA(days=ca_days)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     if not kept:
         write_private(ca_key, ca.key_pem)
         ca_cert.write_bytes(ca.cert_pem)

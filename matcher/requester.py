@@ -16,6 +16,7 @@ from matcher.errors import ConfigError, MatcherError
 from matcher.grpc_status import status_code
 from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, load_records
+from matcher.files import open_private
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
 
@@ -89,13 +90,9 @@ def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
     created 0600 (written to a private temporary file, then renamed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        with open(fd, "w", newline="", encoding="utf-8") as fh:
+        with open_private(tmp, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
             w = csv.writer(fh, lineterminator="\r\n")
             w.writerow(HITS_COLUMNS)
             for h in hits:
