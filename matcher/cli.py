@@ -183,7 +183,7 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
     """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
     import json
 
-    from matcher.audit import FORMAT, audit_config
+    from matcher.audit.config_audit import FORMAT, audit_config
     from matcher.errors import ConfigError, InputFileError
 
     try:
@@ -234,6 +234,21 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
               f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
               f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
     return 0
+
+
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    from matcher import session_log
+    from matcher.audit.report import write_report
+
+    anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
+    since = _parse_since(args.since) if args.since else None
+    data = write_report(args.config, args.out, anchor=anchor, since=since)
+    v = data.verified
+    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
+          f"{data.audit.count('warning')} warning(s); {state}")
+    return 1 if v is not None and not v.ok else 0
 
 
 def _parse_since(text: str) -> str:
@@ -368,6 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
+
+    ar = sub.add_parser("audit-report", help="one HTML page for the privacy officer: findings, log check, charts",
+                        description="Write one self-contained HTML file (opens offline; nothing is fetched) with the "
+                        "session log's verification result and head, the config audit's findings in plain words, and "
+                        "charts of sessions per agency per day, tokens asked against each agency's daily budget, how "
+                        "sessions ended, and hits per session where known. The file is written with mode 0600. "
+                        "Exit 0: written; 1: written, but the session log does not verify; 2: the config cannot be "
+                        "read.")
+    ar.add_argument("--config", type=Path, required=True, help="responder (or requester) TOML config")
+    ar.add_argument("--out", type=Path, required=True, help="HTML file to write, e.g. report.html")
+    ar.add_argument("--since", help="only sessions from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
+    ar.add_argument("--anchor", help="SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    ar.set_defaults(func=cmd_audit_report)
 
     y = sub.add_parser("synth", help="generate two agencies' synthetic record files with true links",
                        description="Writes requester.csv and responder.csv (the demo's two layouts), links.csv "
