@@ -23,7 +23,7 @@ from pathlib import Path
 from matcher.cli import main as matcher_main
 from matcher.config import load_responder_config
 from matcher.demo import write_demo_files
-from matcher.session_log import SessionLog
+from matcher.storage.session_log import SessionLog
 
 START = datetime(2026, 10, 5, tzinfo=UTC)
 DAYS = 28

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.audit import report
 from matcher.cli import main
 from matcher.requester import run_match

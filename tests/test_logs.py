@@ -74,7 +74,7 @@ def test_service_and_cli_json_logs_have_the_documented_shape_and_no_identity_dat
     end = ends[0]
     assert end["peer"] == "agency-b" and end["protocol"] == "ecdh" and end["outcome"] == "OK"
     assert end["elements"] > 0 and end["seconds"] >= 0 and len(end["session_id"]) == 16
-    assert end["level"] == "INFO" and end["logger"] == "matcher.responder"
+    assert end["level"] == "INFO" and end["logger"] == "matcher.server.responder"
     assert end["time"].endswith("Z")
     assert [o["event"] for o in server if "event" in o][-2:] == ["shutting_down", "stopped"]
 

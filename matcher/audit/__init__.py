@@ -1,4 +1,4 @@
-"""Oversight: the config audit, the session log's verification and the privacy officer's report.
+"""Audit: what a privacy officer runs — the config audit (and the log verification it calls), the HTML report.
 
-May import every layer below the CLI (config, storage, identity); nothing imports it but the CLI.
+May import identity, protocols and storage; never grpc, the server or the clients.
 """

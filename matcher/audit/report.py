@@ -28,7 +28,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from matcher import __version__, session_log
+from matcher import __version__
+from matcher.storage import session_log
 from matcher.audit.config_audit import AuditReport, Finding, audit_config, read_raw
 from matcher.errors import MatcherError
 
@@ -480,7 +481,7 @@ def render(data: ReportData) -> str:
 def write_report(config_path: Path, out: Path, anchor: tuple[int, str] | None = None, since: str | None = None,
                  now: datetime | None = None) -> ReportData:
     """Gather, render and write the report to ``out`` (mode 0600, atomically); returns what it showed."""
-    from matcher.secrets_store import write_private
+    from matcher.storage.secrets_store import write_private
 
     data = gather(config_path, anchor, since, now)
     write_private(Path(out), render(data).encode("utf-8"))

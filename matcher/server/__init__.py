@@ -1,4 +1,6 @@
-"""The responder's service edge: gRPC servicer, responder state, budgets, metrics.
+"""Server: the responder's edge — gRPC servicer, responder state, budgets, metrics, `serve` wiring.
 
-May import identity, protocols, sessions and storage; never the clients.
+Thin adapters around the transport-free session halves in ``matcher.sessions``:
+authorisation, streaming, deadlines and status codes live here. It may import
+identity, protocols, sessions and storage; it never imports ``clients``.
 """

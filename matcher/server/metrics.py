@@ -49,7 +49,7 @@ from matcher.protocols import ecdh
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from matcher.responder_state import ResponderState
+    from matcher.server.state import ResponderState
 
 log = logging.getLogger("matcher.metrics")
 
