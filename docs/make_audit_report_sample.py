@@ -110,8 +110,11 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["SOURCE_DATE_EPOCH"] = str(int((START + timedelta(days=DAYS, hours=8)).timestamp()))
     here = Path.cwd()
-    with tempfile.TemporaryDirectory(prefix="matcher-report-") as tmp:
-        work = Path(tmp)
+    # A fixed folder: the config's fingerprint (in every log row, so in the head hash) covers its paths.
+    work = Path(tempfile.gettempdir()) / "matcher-audit-report-sample"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700)
+    try:
         responder_toml, _ = write_demo_files(work)
         fill_log(responder_toml)
         html = (here / args.html) if args.html else work / "report.html"
@@ -123,6 +126,8 @@ def main() -> int:
         if status != 0:
             return status
         screenshot(html, here / args.out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")
     return 0
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import urllib.request
 
+import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import grpc
 from matcher import __version__
 from matcher.errors import ConfigError
 from matcher.requester import run_match
-from tests.conftest import leaks_in
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+from tests.conftest import leaks_in
 from tests.test_e2e import _hello
 from tests.test_faults import _held_session
 from tests.test_hostile import _channel

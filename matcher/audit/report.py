@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from matcher import __version__
-from matcher.storage import session_log
 from matcher.audit.config_audit import AuditReport, Finding, audit_config, read_raw
 from matcher.errors import MatcherError
+from matcher.storage import session_log
 
 #: Colours of the charts (the browser test looks for them in the rendered page).
 PEER_COLOURS = ("#1b6ca8", "#e08a00", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d35400")
@@ -412,7 +412,7 @@ def render(data: ReportData) -> str:
     asking_peers = [p for p in active_peers if any(s.peer == p and s.request_size for s in sessions)]
     period = (f"{sessions[0].day.isoformat()} to {sessions[-1].day.isoformat()} (UTC)" if sessions else "no sessions")
     body = [
-        f"<h1>Privacy oversight report</h1>",
+        "<h1>Privacy oversight report</h1>",
         f'<p class="sub">{_e(data.role.capitalize())} configuration <code>{_e(data.config)}</code> · generated '
         f"{_e(data.generated)} UTC by matcher {_e(__version__)}"
         + (f" · sessions since {_e(data.since)}" if data.since else "") + "</p>",
