@@ -217,7 +217,8 @@ def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
                                bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
     return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
-                                          request_size=bins * degree if size is None else size, paillier=params))
+                                          request_size=bins * degree if size is None else size, paillier=params,
+                                          wire_version=2))
 
 
 @pytest.mark.parametrize("bad", ["zero", "multiple_of_q", "too_big"])

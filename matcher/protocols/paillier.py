@@ -234,7 +234,7 @@ class FixedBase:
 
 
 # -- requester key ----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RequesterSecret:
     """The requester's key as plain integers (what its own worker processes need)."""
 
@@ -246,6 +246,9 @@ class RequesterSecret:
     @property
     def bits(self) -> int:
         return int(self.n).bit_length()
+
+    def __repr__(self) -> str:  # never the primes (nor n, which names the session)
+        return f"RequesterSecret(<{self.bits}-bit Paillier key>)"
 
 
 def _blum_prime(bits: int) -> mpz:
@@ -380,9 +383,12 @@ def get_pool(workers: Workers | None) -> Workers:
 
 
 # -- requester half ----------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)
 class RequesterQuery:
     """What the requester sends: parameters and the bins' roots (encrypted lazily in chunks)."""
+
+    def __repr__(self) -> str:  # the roots are the requester's token encodings
+        return f"RequesterQuery(bins={self.bins}, degree={self.degree}, key={self.key!r})"
 
     key: RequesterSecret
     seed: int
@@ -462,9 +468,12 @@ def count_zeros(residues: Iterable[int]) -> int:
 
 
 # -- responder half --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Rerandomiser:
     """The responder's per-session re-randomisation bases for the requester's ``n``."""
+
+    def __repr__(self) -> str:  # the bases are the responder's secret randomness
+        return f"Rerandomiser(<{int(self.n).bit_length()}-bit modulus, {len(self.xs)} bases>)"
 
     n: int
     hs: int

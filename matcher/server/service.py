@@ -37,6 +37,7 @@ from matcher.grpc_status import status_code
 from matcher.protocols import ecdh
 from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
+from matcher.sessions.base import WIRE_VERSION
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
@@ -116,6 +117,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
+            wire_version=WIRE_VERSION,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
@@ -167,6 +169,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if hello.request_size > self.max_request:
             raise LimitExceeded(
                 f"request of {hello.request_size} elements exceeds this responder's limit of {self.max_request}"
+            )
+        if hello.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the requester speaks wire version {hello.wire_version}, this responder {WIRE_VERSION}; "
+                "upgrade matcher on the requester's side"
             )
 
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
@@ -234,11 +241,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
                     yield from session.on_finish()
-                    if session.expects_report:
-                        report = inbox.next()
-                        if report is None or report.WhichOneof("kind") != "hit_report":
-                            raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
-                        yield from session.on_report(report.hit_report)
+                    while session.expects_more:  # a hit report, the re-blinded setup (bounded by the session)
+                        tail = inbox.next()
+                        if tail is None:
+                            raise ProtocolViolation(f"{session.tail_name} must follow Finish in this reveal mode")
+                        yield from session.on_tail(tail)
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
@@ -465,9 +472,12 @@ def _add_responder_service(servicer: ResponderServicer, server: grpc.Server) -> 
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-@dataclass
+@dataclass(repr=False)
 class TlsMaterial:
     """PEM bytes of the own certificate, its key, and the CA(s) trusted for the other side."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsMaterial(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes

@@ -152,6 +152,10 @@ class ResponderState:
         # are never written to disk, so that mode always computes its setup.
         keep_points = self.settings.reveal == "both"
         tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
+        # reveal = "cardinality": the setup is the points b·H(y) themselves (the responder counts)
+        points_only = self.settings.reveal == "cardinality"
+        if points_only:
+            tag_len = ecdh.POINT_BYTES
 
         def digest_for(epoch: str) -> str:
             return entries_digest(self._entries, epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len))
@@ -173,7 +177,7 @@ class ResponderState:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(
             key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points,
-            progress=self._setup_progress() if self._progress else None
+            progress=self._setup_progress() if self._progress else None, points_only=points_only,
         )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
         remove_other_setups(self.settings.state_dir, path, "setup-*.bin")

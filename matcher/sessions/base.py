@@ -16,6 +16,11 @@ from matcher.v1 import matcher_pb2 as pb
 if TYPE_CHECKING:
     from matcher.server.state import ResponderState
 
+#: Version of the session rules both sides must speak (Policy.wire_version, Hello.wire_version).
+#: 2: ecdh labels bound to their tokens, cardinality counted by the responder, hit reports
+#: with a proof of the same session. Older peers are refused before any element moves.
+WIRE_VERSION = 2
+
 RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 
 
@@ -43,13 +48,18 @@ class ResponderSession(ABC):
         self.peer = ""
 
     @property
-    def expects_report(self) -> bool:
-        """Whether a HitReport must follow Finish (reveal = "both" in protocols that need one)."""
+    def expects_more(self) -> bool:
+        """Whether another requester message must come after Finish (and after the last
+        :meth:`on_tail`) before the Summary: a HitReport (reveal = "both"), the re-blinded
+        setup (ecdh, reveal = "cardinality")."""
         return False
 
-    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
-        """Check and record the requester's report of its hits (reveal = "both")."""
-        raise ProtocolViolation(f"{self.protocol} does not take a HitReport")
+    #: what :meth:`on_tail` takes, for error messages
+    tail_name: str = "no message"
+
+    def on_tail(self, request: pb.MatchRequest) -> Iterator[pb.MatchResponse]:
+        """One requester message after Finish (see :meth:`expects_more`)."""
+        raise ProtocolViolation(f"{self.protocol} takes no message after Finish")
 
     def summary_hit_count(self) -> int:
         """The hit count to put in the Summary: only where the requester is meant to learn it from us."""

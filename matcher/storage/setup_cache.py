@@ -7,7 +7,8 @@ changed key spec or reveal mode, or a new epoch rebuilds it. A requester may kee
 the setup it received, so a repeated query against a stable watchlist sends only
 its own blinded elements.
 
-File format: ``MSETUP1\\n``, a 4-byte big-endian header length, a JSON header
+File format: ``MSETUP2\\n`` (2: labels bound to their tokens, ecdh label version 2; a file
+of an older format is not read, so its setup is rebuilt), a 4-byte big-endian header length, a JSON header
 (count, tag_length, label_length, and the writer's metadata), then ``count`` rows
 of ``tag ‖ label`` of fixed length. Files are written atomically with mode 0600.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from matcher.protocols.ecdh import ResponderSetup
 from matcher.storage.secrets_store import check_private, write_private
 
-MAGIC = b"MSETUP1\n"
+MAGIC = b"MSETUP2\n"
 _READ_CHUNK = 1 << 20
 
 
