@@ -59,6 +59,8 @@ ENCODING_BITS = 128
 ENCODING_BYTES = ENCODING_BITS // 8
 OVERFLOW_BITS = 40
 MAX_DEGREE = 128
+#: The requester pads every bin to at least this degree (see build_query).
+MIN_DEGREE = 2
 _ENC_DOMAIN = b"matcher/v1/paillier\x00"
 _ENC_MASK = (1 << ENCODING_BITS) - 1
 _N_X = 32  # full n-th residues in the re-randomiser's small-subgroup cover
@@ -422,7 +424,9 @@ def build_query(
     lists: list[list[int]] = [[] for _ in range(bins)]
     for e in encodings:
         lists[bin_of(e, seed, bins)].append(e)
-    degree = max(degree, max((len(x) for x in lists), default=0))
+    # Never degree 1: a bin's only coefficient would be E(−root), from which a dishonest
+    # responder computes E(root + payload) and forges a hit with a case reference of its choice.
+    degree = max(MIN_DEGREE, degree, max((len(x) for x in lists), default=0))
     span = key.n - (1 << ENCODING_BITS)
     for roots in lists:
         while len(roots) < degree:

@@ -135,8 +135,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if self.state.session_log is not None:
             self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
 
-    def _charge(self, peer: str, hello: pb.Hello) -> None:
-        """Per-peer limits: the session size cap, then the daily budget (reserved atomically)."""
+    def _charge(self, peer: str, hello: pb.Hello, cost: int | None = None) -> None:
+        """Per-peer limits: the session size cap, then the daily budget (reserved atomically).
+
+        ``cost`` is what the session is charged (the protocol's ``budget_cost``: the
+        responder's work, see docs/security.md); the request size by default.
+        """
         cfg = self._peers.get(peer)
         if cfg is None:  # --insecure development mode: no peer, no budget
             return
@@ -146,7 +150,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"per session for peer {peer}"
             )
         if cfg.daily_budget is not None:
-            self.state.budgets.reserve(peer, hello.request_size, cfg.daily_budget)
+            self.state.budgets.reserve(peer, hello.request_size if cost is None else cost, cfg.daily_budget)
 
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
@@ -209,7 +213,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
             self._check_hello(hello)
-            self._charge(peer, hello)
+            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(self.state, hello))
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
             session.session_id, session.peer = session_id, peer
             # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.

@@ -47,6 +47,8 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
+        #: distinct watchlist tokens: what a paillier session makes the responder evaluate
+        self.distinct_tokens = len({token for token, _ in self._entries})
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":

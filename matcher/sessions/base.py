@@ -47,6 +47,16 @@ class ResponderSession(ABC):
         self.session_id = ""
         self.peer = ""
 
+    @classmethod
+    def budget_cost(cls, state: ResponderState, hello: pb.Hello) -> int:
+        """What a session announced by ``hello`` is charged to the peer's daily budget.
+
+        Known from the Hello alone, so it is charged before the responder does any
+        work. By default one unit per element: the responder's work (one evaluation,
+        one lookup) and the guesses a requester can test both grow with it.
+        """
+        return hello.request_size
+
     @property
     def expects_more(self) -> bool:
         """Whether another requester message must come after Finish (and after the last
