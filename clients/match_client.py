@@ -27,10 +27,9 @@ from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-export
 from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
 from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
-from matcher.sessions.base import WIRE_VERSION
 from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
-from matcher.server.service import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 

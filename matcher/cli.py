@@ -15,7 +15,8 @@ from matcher.config import PROTOCOLS
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used.
+2 a config, records file or command line that cannot be used;
+3 (match --peers) some responders answered and some failed (each is listed).
 See README.md for how two agencies set up their configs and certificates."""
 
 
@@ -73,11 +74,17 @@ def cmd_match(args: argparse.Namespace) -> int:
     cfg = load_requester_config(args.config)
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
+    if args.insecure:
+        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+    if args.peers:
+        if args.peer:
+            from matcher.errors import ConfigError
+
+            raise ConfigError("give either --peer HOST:PORT or --peers NAMES, not both")
+        return _match_many(args, cfg)
     peer = args.peer or cfg.requester.peer
     if not peer:
         raise SystemExit("matcher match: no responder given: pass --peer HOST:PORT or set [requester] peer")
-    if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
@@ -97,6 +104,32 @@ def cmd_match(args: argparse.Namespace) -> int:
         print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
+
+
+def _match_many(args: argparse.Namespace, cfg) -> int:
+    """``match --peers``: one session per selected [[responders]] entry; exit 0 / 3 partial / 1 none."""
+    from matcher.network import run_match_many
+
+    responders = cfg.select_responders(args.peers)
+    printer = _progress_printer()
+    started = time.monotonic()
+    run = run_match_many(
+        cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
+        progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
+    )
+    print(run.loaded.summary(), file=sys.stderr)
+    for name, o in run.outcomes.items():
+        if o.ok and o.result is not None:
+            r = o.result
+            told = (f"{r.hit_count} of {r.elements_sent} tokens hit (cardinality)" if r.reveal == "cardinality"
+                    else f"{len(r.hits)} hit record(s)")
+            print(f"{name}: OK, {told}, session {r.session_id}")
+        else:
+            print(f"{name}: FAILED {o.status}: {o.detail}")
+    ok = sum(o.ok for o in run.outcomes.values())
+    print(f"{ok} of {len(run.outcomes)} responder(s) answered in {time.monotonic() - started:.1f} s; "
+          f"hits written to {args.out}")
+    return run.exit_status
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -291,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
+    m.add_argument("--peers", metavar="all|NAME,...",
+                   help="ask several [[responders]] of the config at once (one session each, records tokenised "
+                   "once); the hits file then has a responder column. Exit 0 all answered, 3 some failed, 1 none")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
     m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")

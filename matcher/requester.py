@@ -40,10 +40,22 @@ class RequesterRun:
     result: MatchResult
 
 
-def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) -> MatchClient:
-    """A MatchClient set up from the requester config's [tls] and [requester] tables."""
+def client_for(
+    config: RequesterConfig,
+    peer: str,
+    *,
+    insecure: bool = False,
+    server_name: str | None = None,
+    workers: Workers | None = None,
+) -> MatchClient:
+    """A MatchClient set up from the requester config's [tls] and [requester] tables.
+
+    ``server_name`` overrides ``[requester] server_name`` (a [[responders]] entry's own);
+    ``workers``: a pool to share between several clients (one per responder).
+    """
     s = config.requester
-    workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+    if workers is None:
+        workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
     if insecure:
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
@@ -57,8 +69,8 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     except OSError as exc:
         raise ConfigError(f"cannot read TLS file: {exc}") from None
     return MatchClient(
-        peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements,
-        workers=workers, setup_cache=s.setup_cache,
+        peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
+        chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
     )
 
 

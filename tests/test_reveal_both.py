@@ -11,7 +11,6 @@ import pytest
 
 from clients import TlsFiles
 from matcher.storage import session_log
-from matcher.sessions.ecdh import hit_proof_context
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from matcher.errors import InvalidElement
 from matcher.protocols import ecdh
@@ -177,13 +176,13 @@ def test_a_hit_report_of_points_from_another_session_is_refused(agencies, start)
         p = ecdh.unblind(ecdh.invert_key(a1), [z])[0]
         learnt.append(p)
         return pb.HitReport(elements=[p], indices=[0], proof=ecdh.prove_hits(
-            a1, [(p, z)], hit_proof_context(sid)))
+            a1, [(p, z)], ecdh.hit_proof_context(sid)))
 
     assert session(a1, held, honest)[-1].summary.hit_count == 1
 
     def replayed(sid, z):  # session 2 asks about someone else, then reports the earlier hit
         return pb.HitReport(elements=learnt, indices=[0], proof=ecdh.prove_hits(
-            a2, [(learnt[0], z)], hit_proof_context(sid)))
+            a2, [(learnt[0], z)], ecdh.hit_proof_context(sid)))
 
     with pytest.raises(grpc.RpcError) as rpc:
         session(a2, b"matcher/v1/n1/document/NOBODY", replayed)

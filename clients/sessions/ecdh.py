@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
 from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
-from matcher.sessions.ecdh import hit_proof_context
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
@@ -236,7 +235,7 @@ class EcdhRequesterSession(RequesterSession):
                 for i in range(0, len(points), chunk_elements)
             ]
         pairs = [(p, z) for _, p, z in self._hits]
-        proof = ecdh.prove_hits(self._key, pairs, hit_proof_context(self.accepted.session_id))
+        proof = ecdh.prove_hits(self._key, pairs, ecdh.hit_proof_context(self.accepted.session_id))
         return [pb.MatchRequest(hit_report=pb.HitReport(
             elements=[p for _, p, _ in self._hits], indices=[pos for pos, _, _ in self._hits], proof=proof,
         ))]

@@ -339,6 +339,11 @@ def _combine(pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> tuple[byte
 _smul0 = rbcl.crypto_scalarmult_ristretto255_allow_scalar_zero
 
 
+def hit_proof_context(session_id: str) -> bytes:
+    """What a hit report's proof is bound to: the session (its id, as Accepted carries it)."""
+    return b"matcher/v2/session\x00" + session_id.encode("ascii", "replace")
+
+
 def prove_hits(key: bytes, pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> bytes:
     """Requester, reveal = "both": proof that one scalar ``key`` = a gives ``Z_k = a·P_k`` for every pair.
 

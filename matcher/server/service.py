@@ -34,21 +34,15 @@ from matcher.errors import (
     UnsupportedProtocol,
 )
 from matcher.grpc_status import status_code
-from matcher.protocols import ecdh
 from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
-from matcher.sessions.base import WIRE_VERSION
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
 log = logging.getLogger("matcher.server.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
-
-
-def message_limit(max_chunk_elements: int) -> int:
-    """Largest gRPC message either side accepts: one full chunk of points plus framing."""
-    return max(2 << 20, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:

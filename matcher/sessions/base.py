@@ -16,11 +16,6 @@ from matcher.v1 import matcher_pb2 as pb
 if TYPE_CHECKING:
     from matcher.server.state import ResponderState
 
-#: Version of the session rules both sides must speak (Policy.wire_version, Hello.wire_version).
-#: 2: ecdh labels bound to their tokens, cardinality counted by the responder, hit reports
-#: with a proof of the same session. Older peers are refused before any element moves.
-WIRE_VERSION = 2
-
 RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 
 

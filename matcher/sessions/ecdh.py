@@ -131,7 +131,7 @@ class EcdhResponderSession(ResponderSession):
         report = request.hit_report
         tokens = ecdh.check_hit_report(
             self.epoch.setup, list(report.elements), self.hello.request_size, list(report.indices),
-            report.proof, self._replies, hit_proof_context(self.session_id),
+            report.proof, self._replies, ecdh.hit_proof_context(self.session_id),
         )
         self._tail_done = True
         self._reported = self.hit_count = len(tokens)
@@ -140,8 +140,3 @@ class EcdhResponderSession(ResponderSession):
 
     def summary_hit_count(self) -> int:
         return self._count if self.cardinality else self._reported
-
-
-def hit_proof_context(session_id: str) -> bytes:
-    """What a hit report's proof is bound to: the session (its id, as Accepted carries it)."""
-    return b"matcher/v2/session\x00" + session_id.encode("ascii", "replace")
