@@ -332,24 +332,24 @@ def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
     against a peer that follows the protocol (semi-honest); docs/security.md has the full model."""
     out: list[tuple[str, str]] = []
     if protocol == "keyed-hash":
-        out.append(("semi-honest-keyed-hash", "keyed-hash is semi-honest (and weaker): either agency, holding "
+        out.append(("semi-honest-keyed-hash", ("keyed-hash is semi-honest (and weaker): either agency, holding "
                     "the shared secret, can test any guessed person against the other's tags offline, and the "
-                    "responder sees which of its records hit in every reveal mode"))
+                    "responder sees which of its records hit in every reveal mode")))
     if protocol == "paillier":
-        out.append(("semi-honest-paillier", "paillier is semi-honest against the requester: an unbalanced key "
+        out.append(("semi-honest-paillier", ("paillier is semi-honest against the requester: an unbalanced key "
                     "(see paillier-unproven-key) can leak bits of case references it does not hold; the replies "
                     "are not proven, so the requester relies on the responder evaluating its own watchlist (it "
                     "cannot forge a hit for a token it does not know: every bin has degree 2 or more). Each "
-                    "coefficient can test two guesses (one per prime of the requester's key): it is charged 2"))
+                    "coefficient can test two guesses (one per prime of the requester's key): it is charged 2")))
     if protocol == "ecdh" and reveal == "cardinality":
-        out.append(("semi-honest-ecdh-cardinality", "ecdh cardinality is semi-honest against the responder: "
+        out.append(("semi-honest-ecdh-cardinality", ("ecdh cardinality is semi-honest against the responder: "
                     "the requester cannot check the count it is sent, and a responder that deviates (a different "
                     "key per entry, one scalar multiplication per request element and entry) can learn which of "
-                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)"))
+                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)")))
     if reveal == "both":
-        out.append(("semi-honest-reveal-both", "reveal = \"both\" is semi-honest against the requester: it can "
+        out.append(("semi-honest-reveal-both", ("reveal = \"both\" is semi-honest against the requester: it can "
                     "withhold hits it should report (what it reports is checked: only its own points, evaluated "
-                    "in the same session)"))
+                    "in the same session)")))
     return out
 
 
