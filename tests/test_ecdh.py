@@ -217,3 +217,15 @@ def test_requester_checks_what_the_responder_announces(accepted, chunk, words):
     with pytest.raises(ProtocolViolation, match=words):
         session.on_accepted(pb.Accepted(**accepted))
         session.on_setup(pb.SetupChunk(**chunk))
+
+
+def test_a_setup_cache_of_the_format_before_the_label_binding_is_not_read(tmp_path):
+    """Labels sealed without the token's associated data must not be used: such a cache is rebuilt."""
+    from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
+
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"t", b"CASE")], 8)
+    path = tmp_path / "setup.bin"
+    save_setup(path, setup, {"digest": "d"})
+    assert load_setup(path) is not None and MAGIC == b"MSETUP2\n"
+    path.write_bytes(b"MSETUP1\n" + path.read_bytes()[len(MAGIC):])
+    assert load_setup(path) is None
