@@ -114,7 +114,7 @@ setup_headers = st.fixed_dictionaries(
 @FUZZ
 @example(_header({"count": 0, "tag_length": 5, "label_length": -5}))  # row length 0: range() step 0
 @example(_header({"count": 1, "tag_length": 5, "label_length": -10}))
-@example(b"MSETUP2\n\x00\x00\x00\x37" + b'{"count": Infinity, "tag_length": 1, "label_length": 0}')
+@example(b"MSETUP3\n\x00\x00\x00\x37" + b'{"count": Infinity, "tag_length": 1, "label_length": 0}')
 @given(st.one_of(
     st.binary(max_size=200),
     st.tuples(setup_headers, st.binary(max_size=120)).map(lambda t: _header(t[0]) + t[1]),
