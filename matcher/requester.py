@@ -44,6 +44,9 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     s = config.requester
     workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
     if insecure:
+        if s.responder_spki_sha256 or s.responder_cert_sha256:
+            raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "
+                              "which cannot be checked with --insecure; drop --insecure or the pin")
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
             setup_cache=s.setup_cache,
@@ -58,6 +61,7 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     return MatchClient(
         peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements,
         workers=workers, setup_cache=s.setup_cache,
+        responder_spki_sha256=s.responder_spki_sha256, responder_cert_sha256=s.responder_cert_sha256,
     )
 
 
