@@ -42,7 +42,7 @@ class RequesterRun:
 def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) -> MatchClient:
     """A MatchClient set up from the requester config's [tls] and [requester] tables."""
     s = config.requester
-    workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+    workers = Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
     if insecure:
         if s.responder_spki_sha256 or s.responder_cert_sha256:
             raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "

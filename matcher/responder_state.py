@@ -41,7 +41,8 @@ class ResponderState:
 
     def __init__(self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None) -> None:
         self.config = config
-        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
+        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler,
+                                          config.responder.dask_tls)
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
         self._entries = [

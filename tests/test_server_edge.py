@@ -324,3 +324,111 @@ def test_reflection_v1_lists_the_service_for_an_allowlisted_peer(agencies, start
     names = {s.name for s in replies[0].list_services_response.service}
     assert {"matcher.v1.Responder", "grpc.reflection.v1.ServerReflection"} <= names
     assert replies[1].WhichOneof("message_response") == "file_descriptor_response"
+
+
+# -- item 8: --insecure is loopback only, keeps every limit, uses a throw-away epoch, is reported ----
+
+
+def test_insecure_refuses_a_non_loopback_address(agencies, start):
+    with pytest.raises(ConfigError) as err:
+        start(insecure=True, listen="0.0.0.0:0")
+    assert "loopback" in str(err.value) and "0.0.0.0:0" in str(err.value)
+    from matcher.responder import is_loopback
+
+    assert is_loopback("127.0.0.1:5") and is_loopback("[::1]:5") and is_loopback("localhost:5")
+    assert not is_loopback("[::]:5") and not is_loopback("10.0.0.1:5") and not is_loopback("agency-a.example:5")
+
+
+def test_insecure_keeps_the_budget_and_the_session_size_limit(agencies, start):
+    agencies.edit("responder", "daily_budget = 100000", "daily_budget = 60")
+    running = start(insecure=True)
+    records = agencies.workdir / "agency_b_records.csv"
+    run = run_match(agencies.requester_config(), records, _target(running), out=None, insecure=True)
+    assert len(run.result.hits) == 5  # 56 tokens of the budget of 60
+    with pytest.raises(MatchFailed) as err:
+        run_match(agencies.requester_config(), records, _target(running), out=None, insecure=True)
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    running.stop(grace=0)
+    agencies.edit("responder", "max_set_size = 50000", "max_set_size = 10")
+    running = start(insecure=True)
+    with pytest.raises(MatchFailed) as err:
+        run_match(agencies.requester_config(), records, _target(running), out=None, insecure=True)
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit of 10" in err.value.details
+
+
+def test_insecure_uses_a_throw_away_epoch_and_is_reported(agencies, start, caplog, capsys):
+    production = start()
+    state_dir = agencies.responder_config().responder.state_dir
+    key_file = state_dir / "epoch_key.json"
+    before = key_file.read_bytes()
+    production_epoch = production.state.current().key.epoch
+    production.stop(grace=0)
+    caplog.set_level(logging.INFO, logger="matcher.responder")
+    insecure = start(insecure=True)
+    scratch = insecure.scratch
+    assert insecure.state.current().key.epoch != production_epoch
+    assert scratch is not None and (scratch / "epoch_key.json").exists() and scratch != state_dir
+    insecure.stop(grace=0)
+    assert key_file.read_bytes() == before  # the production epoch is untouched
+    assert not scratch.exists()  # the throw-away epoch is gone
+    assert any("INSECURE development mode" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
+    from matcher.cli import main
+
+    db = agencies.responder_config().responder.session_log
+    assert main(["audit-log", "verify", str(db)]) == 0
+    assert "serve --insecure" in capsys.readouterr().out
+    main(["audit-config", str(agencies.responder_toml), "--json"])
+    import json
+
+    findings = {f["id"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert findings["insecure-runs"]["severity"] == "warning"
+
+
+# -- "Also": the Dask backend carries keys, so only loopback or tls:// with certificates --------
+
+
+@pytest.mark.parametrize("address, words", [
+    ("tcp://10.1.2.3:8786", "not tls://"),
+    ("scheduler.example:8786", "not tls://"),
+    ("tls://10.1.2.3:8786", "no certificates"),
+])
+def test_dask_scheduler_off_loopback_needs_tls_with_certificates(address, words):
+    from matcher.parallel import Workers, dask_address_problem
+
+    with pytest.raises(ConfigError) as err:
+        Workers(dask_scheduler=address)
+    assert words in str(err.value) and "dask_tls" in str(err.value)
+    assert dask_address_problem("tcp://127.0.0.1:8786", None) is None
+    assert dask_address_problem("inproc://x", None) is None
+    assert dask_address_problem("tls://10.1.2.3:8786", object()) is None
+
+
+def test_a_plaintext_dask_scheduler_is_refused_at_start_and_in_the_audit(agencies, start, capsys):
+    agencies.edit("responder", "max_chunk_elements = 4096",
+                  'max_chunk_elements = 4096\ndask_scheduler = "tcp://dask.agency-a.example:8786"')
+    with pytest.raises(ConfigError, match="plaintext"):
+        start()
+    from matcher.cli import main
+
+    assert main(["audit-config", str(agencies.responder_toml), "--json"]) == 1
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert "dask-plaintext" in {f["id"] for f in report["findings"] if f["severity"] == "error"}
+
+
+def test_audit_warns_on_a_peer_without_ca_binding_or_pin(agencies, capsys):
+    import json
+
+    from cryptography import x509
+    from matcher.cli import main
+
+    main(["audit-config", str(agencies.responder_toml), "--json"])
+    ids = {f["id"]: f["severity"] for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert ids["peer-not-bound"] == "warning"
+    ca = x509.load_pem_x509_certificate((agencies.workdir / "certs/ca.pem").read_bytes())
+    agencies.edit("responder", 'common_name = "agency-b"',
+                  f'common_name = "agency-b"\nca_sha256 = "{peer_auth.cert_sha256(ca)}"')
+    main(["audit-config", str(agencies.responder_toml), "--json"])
+    assert "peer-not-bound" not in {f["id"] for f in json.loads(capsys.readouterr().out)["findings"]}
