@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
+.PHONY: demo test lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)  ## two agencies on loopback, bundled synthetic data, hits printe
 
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## quality gates: layer rules (import-linter)
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider

@@ -35,6 +35,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from matcher.config import PeerConfig
 from matcher.errors import ConfigError, PeerNotAllowed
 
+#: The one peer name every caller has under ``matcher serve --insecure`` (loopback only):
+#: budgets and limits apply to it, and its rows in the session log say the mode was used.
+INSECURE_PEER = "(insecure)"
+
 #: Metadata keys of the responder-pin exchange (binary headers end in ``-bin``).
 NONCE_HEADER = "matcher-pin-nonce-bin"
 CERT_HEADER = "matcher-responder-cert-bin"

@@ -16,7 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from clients import MatchClient, MatchFailed, TlsFiles
-from matcher import peer_auth, session_log
+from matcher import peer_auth
+from matcher.storage import session_log
 from matcher.certs import TestCA
 from matcher.errors import ConfigError, PinMismatch
 from matcher.requester import run_match
@@ -70,7 +71,7 @@ def test_stranger_with_idle_reflection_streams_cannot_lock_out_an_agency(agencie
         return
         yield  # a request stream that never sends
 
-    caplog.set_level(logging.INFO, logger="matcher.responder")
+    caplog.set_level(logging.INFO, logger="matcher.server.responder")
     codes = []
     with _channel(agencies, running, stranger) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
@@ -98,7 +99,7 @@ def test_get_policy_of_a_stranger_is_refused_and_logged_with_its_subject(agencie
     ca = _demo_ca(agencies)
     running = start()
     cert, key = write_cert(ca, agencies.workdir / "certs", "agency-x")
-    caplog.set_level(logging.INFO, logger="matcher.responder")
+    caplog.set_level(logging.INFO, logger="matcher.server.responder")
     with MatchClient(_target(running), tls=_tls_for(agencies, cert, key), server_name="agency-a") as client:
         with pytest.raises(MatchFailed) as err:
             client.get_policy()
@@ -190,7 +191,7 @@ def test_a_stream_that_sends_no_hello_is_ended_at_the_default_deadline_setting(a
         return
         yield
 
-    caplog.set_level(logging.INFO, logger="matcher.responder")
+    caplog.set_level(logging.INFO, logger="matcher.server.responder")
     t0 = time.monotonic()
     with _channel(agencies, running, TlsFiles.load(cfg.tls.cert, cfg.tls.key, cfg.tls.ca)) as ch:
         with pytest.raises(grpc.RpcError) as err:
@@ -250,7 +251,7 @@ def test_a_san_is_preferred_over_the_cn(agencies, start):
     certs = agencies.workdir / "certs"
     good = ca.issue("agency-b", hosts=("agency-b.police.example",))
     (certs / "agency-b.pem").write_bytes(good.cert_pem)
-    from matcher.secrets_store import write_private
+    from matcher.storage.secrets_store import write_private
 
     write_private(certs / "agency-b.key", good.key_pem)
     agencies.edit("responder", 'common_name = "agency-b"', 'san = "agency-b.police.example"')
@@ -333,7 +334,7 @@ def test_insecure_refuses_a_non_loopback_address(agencies, start):
     with pytest.raises(ConfigError) as err:
         start(insecure=True, listen="0.0.0.0:0")
     assert "loopback" in str(err.value) and "0.0.0.0:0" in str(err.value)
-    from matcher.responder import is_loopback
+    from matcher.server.responder import is_loopback
 
     assert is_loopback("127.0.0.1:5") and is_loopback("[::1]:5") and is_loopback("localhost:5")
     assert not is_loopback("[::]:5") and not is_loopback("10.0.0.1:5") and not is_loopback("agency-a.example:5")
@@ -363,7 +364,7 @@ def test_insecure_uses_a_throw_away_epoch_and_is_reported(agencies, start, caplo
     before = key_file.read_bytes()
     production_epoch = production.state.current().key.epoch
     production.stop(grace=0)
-    caplog.set_level(logging.INFO, logger="matcher.responder")
+    caplog.set_level(logging.INFO, logger="matcher.server.responder")
     insecure = start(insecure=True)
     scratch = insecure.scratch
     assert insecure.state.current().key.epoch != production_epoch

@@ -34,25 +34,21 @@ from matcher.errors import (
     SessionTimeout,
     UnsupportedProtocol,
 )
-from matcher.protocols import ecdh
-from matcher.responder_state import ResponderState
+from matcher.grpc_status import status_code
+from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
+from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
-log = logging.getLogger("matcher.responder")
+log = logging.getLogger("matcher.server.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
 
 #: The one name every caller has under ``--insecure`` (loopback only): budgets and limits apply to it.
-INSECURE_PEER = "(insecure)"
+INSECURE_PEER = peer_auth.INSECURE_PEER
 #: Its daily budget when no [[peers]] entry sets one.
 INSECURE_DAILY_BUDGET = 1_000_000
-
-
-def message_limit(max_chunk_elements: int) -> int:
-    """Largest gRPC message either side accepts: one full chunk of points plus framing."""
-    return max(2 << 20, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
@@ -182,7 +178,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
     def _log(self, **fields: object) -> None:
@@ -331,12 +327,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
-            outcome, code, detail = exc.status, exc.status.value[0], str(exc)
+            outcome, code, detail = status_code(exc), status_code(exc).value[0], str(exc)
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
-                session_id, peer, protocol, received, exc.status.name, exc,
+                session_id, peer, protocol, received, exc.status, exc,
             )
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
         except Exception:
             outcome, code, detail = grpc.StatusCode.INTERNAL, 13, "internal error (see the service's log)"
             log.exception("session %s peer=%s: internal error", session_id, peer)
@@ -594,7 +590,7 @@ class PeerGate(grpc.ServerInterceptor):
         except PeerNotAllowed as exc:
             log.warning("refused %s from %s (certificate subject %s): %s", _shown_method(method),
                         context.peer(), exc.subject or "(none)", exc)
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
         self.servicer.prove_to(context)
         return peer
 

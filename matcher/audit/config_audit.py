@@ -31,7 +31,7 @@ Severity = Literal["error", "warning", "info"]
 FORMAT = "matcher-audit/1"
 
 #: Fields that on their own point at one person (a document) or nearly (a name).
-from matcher.match_keys import parse_field  # noqa: E402
+from matcher.identity.match_keys import parse_field  # noqa: E402
 
 DOCUMENT_FIELDS = {"document_number"}
 NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
@@ -442,8 +442,8 @@ def _audit_insecure_runs(rep: AuditReport, role: str, settings: dict, base: Path
     path = Path(log) if Path(log).is_absolute() else base / log
     if not path.exists():
         return
-    from matcher import session_log
-    from matcher.service import INSECURE_PEER
+    from matcher.storage import session_log
+    from matcher.peer_auth import INSECURE_PEER
 
     try:
         n = sum(1 for r in session_log.rows(path) if r.get("peer") == INSECURE_PEER and r.get("event") == "insecure")
@@ -554,7 +554,7 @@ def _audit_paillier(rep: AuditReport, raw: dict) -> None:
 
 
 def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
-    from matcher.match_keys import DEFAULT_MATCH_KEYS
+    from matcher.identity.match_keys import DEFAULT_MATCH_KEYS
 
     keys = raw.get("match_keys") if isinstance(raw.get("match_keys"), dict) else DEFAULT_MATCH_KEYS
     for name, fields in keys.items():
@@ -586,7 +586,7 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
 
 def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     """Share of records yielding each key, and share of those whose token another record shares."""
-    from matcher.records import load_records
+    from matcher.identity.records import load_records
 
     loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
     total = loaded.rows_read
