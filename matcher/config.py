@@ -197,6 +197,18 @@ class ResponderPeer(_Strict):
     server_name: str | None = Field(default=None, description="TLS name to expect in its certificate")
     protocol: Protocol | None = Field(default=None, description="default: [requester] protocol")
     reveal: Reveal | None = Field(default=None, description="default: [requester] reveal")
+    spki_sha256: str | None = Field(default=None, description="pin: SHA-256 of this responder's SubjectPublicKeyInfo")
+    cert_sha256: str | None = Field(default=None, description="pin: SHA-256 of this responder's DER certificate")
+
+    @field_validator("spki_sha256")
+    @classmethod
+    def _hex_spki(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER SubjectPublicKeyInfo")
+
+    @field_validator("cert_sha256")
+    @classmethod
+    def _hex_cert(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER certificate")
 
 
 class _AgencyConfig(_Strict):

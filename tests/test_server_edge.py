@@ -288,6 +288,23 @@ def test_requester_pin_of_the_responder_key_is_checked_before_any_data(agencies,
     assert [r["outcome"] for r in rows if r["event"] == "end"] == ["OK"]  # the pinned-off run never started
 
 
+def test_each_responder_of_a_multi_query_has_its_own_pin(agencies, start):
+    from matcher.network import run_match_many
+
+    running = start()
+    entries = "".join(
+        f'\n[[responders]]\nname = "{n}"\naddress = "{_target(running)}"\nserver_name = "agency-a"\n'
+        f'spki_sha256 = "{pin}"\n' for n, pin in (("pinned", _responder_spki(agencies)), ("impostor", "cd" * 32))
+    )
+    agencies.requester_toml.write_text(agencies.requester_toml.read_text(encoding="utf-8") + entries,
+                                       encoding="utf-8")
+    cfg = agencies.requester_config()
+    run = run_match_many(cfg, agencies.workdir / "agency_b_records.csv", cfg.select_responders("all"), out=None)
+    assert run.outcomes["pinned"].ok
+    refused = run.outcomes["impostor"]
+    assert refused.status == "UNAUTHENTICATED" and "spki_sha256" in (refused.detail or "")
+
+
 def test_pin_proof_made_for_another_client_certificate_does_not_verify(agencies):
     """A relay holding a trusted certificate forwards our nonce: the responder signs the relay's certificate."""
     from cryptography import x509
