@@ -108,6 +108,18 @@ def test_get_policy_of_a_stranger_is_refused_and_logged_with_its_subject(agencie
     assert any("GetPolicy" in m and "CN=agency-x" in m for m in lines), lines
 
 
+def test_refusal_lines_are_bounded_and_the_suppressed_ones_counted(monkeypatch):
+    from matcher.server import service
+
+    clock = [100.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    budget = service._LogBudget(burst=3, per_second=1.0)
+    assert [budget.take() for _ in range(5)] == [(True, 0)] * 3 + [(False, 0)] * 2
+    clock[0] += 1.0
+    assert budget.take() == (True, 2)  # the next line says how many were not written
+    assert budget.take() == (False, 0)
+
+
 def test_an_allowlisted_peer_cannot_hold_every_thread_with_reflection_streams(agencies, start):
     agencies.edit("responder", "max_chunk_elements = 4096", "max_chunk_elements = 4096\nmax_sessions = 4")
     running = start()

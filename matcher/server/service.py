@@ -145,7 +145,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     # -- who is asking -------------------------------------------------------------
-    def _authorise(self, context: grpc.ServicerContext) -> str:
+    def authorise(self, context: grpc.ServicerContext) -> str:
         """The ``[[peers]]`` name of the caller; PeerNotAllowed (carrying the certificate subject) otherwise."""
         if self.insecure:
             return INSECURE_PEER
@@ -173,7 +173,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
         try:
-            self._authorise(context)  # the PeerGate has refused strangers already; kept as a second check
+            self.authorise(context)  # the PeerGate has refused strangers already; kept as a second check
             if isinstance(request, Undecodable):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
@@ -251,7 +251,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         with self._idle:
             self._active += 1
         try:
-            peer = self._authorise(context)
+            peer = self.authorise(context)
             if not slot:
                 raise LimitExceeded(
                     f"the responder is serving its maximum of {self.max_sessions} concurrent sessions; try again later"
@@ -575,6 +575,7 @@ class PeerGate(grpc.ServerInterceptor):
         self._lock = threading.Lock()
         self._streams: dict[str, int] = {}
         self._streams_total = 0
+        self._log_budget = _LogBudget(REFUSAL_LOG_BURST, REFUSAL_LOG_PER_SECOND)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -586,10 +587,13 @@ class PeerGate(grpc.ServerInterceptor):
     def admit(self, context: grpc.ServicerContext, method: str) -> str:
         """The caller's peer name; aborts the call (PERMISSION_DENIED, logged) for anyone else."""
         try:
-            peer = self.servicer._authorise(context)
+            peer = self.servicer.authorise(context)
         except PeerNotAllowed as exc:
-            log.warning("refused %s from %s (certificate subject %s): %s", _shown_method(method),
-                        context.peer(), exc.subject or "(none)", exc)
+            allowed, suppressed = self._log_budget.take()
+            if allowed:
+                more = f" ({suppressed} more refusals were not logged)" if suppressed else ""
+                log.warning("refused %s from %s (certificate subject %s): %s%s", _shown_method(method),
+                            context.peer(), exc.subject or "(none)", exc, more)
             context.abort(status_code(exc), str(exc))
         self.servicer.prove_to(context)
         return peer
@@ -615,6 +619,34 @@ class PeerGate(grpc.ServerInterceptor):
                 self._streams[peer] = n
             else:
                 self._streams.pop(peer, None)
+
+
+#: Refusal lines a burst of strangers may write at once, and per second after that (the
+#: lines not written are counted in the next one), so refusals cannot flood the log.
+REFUSAL_LOG_BURST = 200
+REFUSAL_LOG_PER_SECOND = 20.0
+
+
+class _LogBudget:
+    """A token bucket for log lines: ``take()`` -> (may log, lines suppressed since the last one logged)."""
+
+    def __init__(self, burst: int, per_second: float) -> None:
+        self._burst, self._rate = float(burst), per_second
+        self._tokens, self._last = float(burst), time.monotonic()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[bool, int]:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens < 1:
+                self._suppressed += 1
+                return False, 0
+            self._tokens -= 1
+            suppressed, self._suppressed = self._suppressed, 0
+            return True, suppressed
 
 
 def _shown_method(method: str) -> str:
