@@ -13,12 +13,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.config import RequesterConfig, ResponderConfig
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
+from matcher.peer_auth import PeerAllowlist
 from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
 
 log = logging.getLogger("matcher.server.responder")
@@ -95,22 +95,20 @@ def is_loopback(listen: str) -> bool:
         return False
 
 
-def insecure_config(config: ResponderConfig, listen: str) -> tuple[ResponderConfig, Path]:
-    """The config ``--insecure`` runs under: loopback only, a throw-away state folder (and so key epoch).
+def insecure_epoch_dir(listen: str) -> Path:
+    """``--insecure``: check that ``listen`` is loopback, and make the throw-away folder of its key epoch.
 
-    ConfigError when ``listen`` is not a loopback address. Every limit of the config
-    stays; the budgets are kept in the real state folder under the pseudo-peer
-    ``(insecure)`` (see ResponderServicer), so a development run cannot spend them
-    away by restarting within the day.
+    ConfigError when ``listen`` is not a loopback address. Only the epoch key and its
+    setup live in the throw-away folder (mode 0700, removed at stop); budgets, the
+    session log and its key stay in the real state folder, so the limits hold across
+    restarts and the runs are on the record.
     """
     if not is_loopback(listen):
         raise ConfigError(
             f"--insecure serves plaintext without peer authentication and binds only to loopback; "
             f"{listen!r} is not a loopback address: use --listen 127.0.0.1:PORT, or drop --insecure and use mTLS"
         )
-    scratch = Path(tempfile.mkdtemp(prefix="matcher-insecure-"))  # mkdtemp: mode 0700
-    settings = config.responder.model_copy(update={"state_dir": scratch})
-    return config.model_copy(update={"responder": settings}), scratch
+    return Path(tempfile.mkdtemp(prefix="matcher-insecure-"))  # mkdtemp: mode 0700
 
 
 def start_responder(
@@ -124,24 +122,28 @@ def start_responder(
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     listen = listen or config.responder.listen
-    production_state = config.responder.state_dir
-    scratch = None
-    if insecure:
-        config, scratch = insecure_config(config, listen)
     tls = None if insecure else read_tls(config)
-    watchlist = load_watchlist(config, progress=progress)
-    if progress:
-        progress(watchlist.summary())
-    state = ResponderState(config, watchlist, progress=progress)
-    if insecure:
-        production_state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        state.budgets = BudgetLedger(production_state / BUDGET_FILE)
-    if "keyed-hash" in config.responder.protocols:
-        require_keyed_hash_opt_in(config)
-        state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
-    servicer = ResponderServicer(state, insecure=insecure)
-    server, port, health_servicer = build_server(servicer, listen, tls)
-    server.start()
+    if tls is not None:  # an ambiguous peer binding fails now, before the watchlist is loaded
+        PeerAllowlist(list(config.peers), tls.ca)
+    scratch = insecure_epoch_dir(listen) if insecure else None
+    state = None
+    try:
+        watchlist = load_watchlist(config, progress=progress)
+        if progress:
+            progress(watchlist.summary())
+        state = ResponderState(config, watchlist, progress=progress, epoch_dir=scratch)
+        if "keyed-hash" in config.responder.protocols:
+            require_keyed_hash_opt_in(config)
+            state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
+        servicer = ResponderServicer(state, insecure=insecure)
+        server, port, health_servicer = build_server(servicer, listen, tls)
+        server.start()
+    except BaseException:
+        if state is not None:
+            state.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     if insecure:
         epoch = state.current().key.epoch
         log.warning(
