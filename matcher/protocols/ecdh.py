@@ -37,6 +37,10 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement
 
+#: The ristretto255 implementation the batch kernels run on: libsodium through rbcl. An
+#: accelerated backend selected at start-up sets this name (shown in the metrics' build info).
+GROUP_BACKEND = "libsodium-portable"
+
 POINT_BYTES = 32
 SCALAR_BYTES = 32
 IDENTITY = bytes(POINT_BYTES)

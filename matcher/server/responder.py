@@ -18,6 +18,8 @@ from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
+from matcher.logs import log_fields
+from matcher.server.metrics import ResponderMetrics
 from matcher.peer_auth import PeerAllowlist
 from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
 
@@ -67,6 +69,8 @@ class RunningResponder:
     health: health.HealthServicer
     watchlist_summary: str  # rows read, used and rejected (the records themselves are not kept)
     servicer: ResponderServicer | None = None
+    metrics: ResponderMetrics | None = None  # with [metrics]: the Prometheus endpoint
+    metrics_port: int | None = None
     scratch: Path | None = None  # --insecure: the throw-away state folder, removed at stop
 
     def stop(self, grace: float = 5.0) -> None:
@@ -75,6 +79,8 @@ class RunningResponder:
         The session log is closed only once every cancelled session has written its end row.
         """
         self.health.enter_graceful_shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
         self.server.stop(grace).wait()
         if self.servicer is not None and not self.servicer.wait_idle(10.0):
             log.warning("sessions still running 10 s after shutdown; closing the state anyway")
@@ -117,8 +123,13 @@ def start_responder(
     insecure: bool = False,
     listen: str | None = None,
     progress: Callable[[str], None] | None = None,
+    metrics_listen: str | None = None,
 ) -> RunningResponder:
-    """Load, set up and start serving; returns once the port is bound."""
+    """Load, set up and start serving; returns once the port is bound.
+
+    With a ``[metrics]`` table the Prometheus endpoint is started too (``metrics_listen``
+    overrides its address, e.g. port 0 in tests).
+    """
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     listen = listen or config.responder.listen
@@ -127,6 +138,7 @@ def start_responder(
         PeerAllowlist(list(config.peers), tls.ca)
     scratch = insecure_epoch_dir(listen) if insecure else None
     state = None
+    metrics = None
     try:
         watchlist = load_watchlist(config, progress=progress)
         if progress:
@@ -135,10 +147,25 @@ def start_responder(
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
             state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
-        servicer = ResponderServicer(state, insecure=insecure)
+        if config.metrics is not None:
+            metrics = ResponderMetrics(state)
+        servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
         server, port, health_servicer = build_server(servicer, listen, tls)
+        metrics_port = None
+        if metrics is not None:
+            metrics.active_sessions = lambda: servicer._active
+            try:
+                metrics_port = metrics.serve(metrics_listen or config.metrics.listen)
+            except OSError as exc:
+                raise ConfigError(
+                    f"[metrics] listen {metrics_listen or config.metrics.listen}: cannot listen ({exc})"
+                ) from None
+            log.info("metrics on http://%s/metrics", _with_port(metrics_listen or config.metrics.listen, metrics_port),
+                     extra=log_fields(event="metrics_listening", port=metrics_port))
         server.start()
     except BaseException:
+        if metrics is not None:
+            metrics.close()
         if state is not None:
             state.close()
         if scratch is not None:
@@ -150,6 +177,7 @@ def start_responder(
             "INSECURE development mode: plaintext gRPC without peer authentication on %s (port %d, loopback only); "
             "throw-away key epoch %s in %s; every caller is the peer %s under the tightest [[peers]] limits",
             listen, port, epoch, scratch, INSECURE_PEER,
+            extra=log_fields(event="insecure_mode", port=port, key_epoch=epoch),
         )
         if state.session_log is not None:
             state.session_log.append(
@@ -157,4 +185,9 @@ def start_responder(
                 detail=f"serve --insecure on loopback port {port}, throw-away key epoch {epoch}",
             )
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, scratch)
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port,
+                            scratch)
+
+
+def _with_port(listen: str, port: int) -> str:
+    return f"{listen.rpartition(':')[0]}:{port}"

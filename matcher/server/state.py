@@ -123,6 +123,12 @@ class ResponderState:
         """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
         return self._entries
 
+    @property
+    def in_force(self) -> Epoch | None:
+        """The epoch serving now, without starting a rotation (for monitoring; None before the first)."""
+        with self._lock:
+            return self._epoch
+
     def current(self) -> Epoch:
         """The epoch in force now, starting a new one (new key, new setup) when due.
 
