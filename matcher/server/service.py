@@ -363,7 +363,10 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 detail = f"cancelled by the responder: the requester did not read the replies within {why}"
             if outcome is grpc.StatusCode.CANCELLED or watchdog.fired:
                 log.info("session %s peer=%s protocol=%s size=%d outcome=%s: %s",
-                         session_id, peer, protocol, received, outcome.name, detail)
+                         session_id, peer, protocol, received, outcome.name, detail,
+                         extra=log_fields(event="session_end", session_id=session_id, peer=peer,
+                                          protocol=protocol, elements=received, outcome=outcome.name,
+                                          seconds=round(time.monotonic() - started, 3)))
             try:
                 self._log(
                     event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
@@ -612,7 +615,10 @@ class PeerGate(grpc.ServerInterceptor):
             if allowed:
                 more = f" ({suppressed} more refusals were not logged)" if suppressed else ""
                 log.warning("refused %s from %s (certificate subject %s): %s%s", _shown_method(method),
-                            context.peer(), exc.subject or "(none)", exc, more)
+                            context.peer(), exc.subject or "(none)", exc, more,
+                            extra=log_fields(event="peer_refused", method=_shown_method(method),
+                                             subject=exc.subject, outcome="PERMISSION_DENIED",
+                                             reason=type(exc).__name__))
             context.abort(status_code(exc), str(exc))
         self.servicer.prove_to(context)
         return peer
@@ -626,7 +632,9 @@ class PeerGate(grpc.ServerInterceptor):
                 self._streams_total += 1
                 return
         log.warning("refused %s from peer=%s: too many open streams (%d of this peer, %d in all)",
-                    _shown_method(method), peer, mine, OTHER_STREAMS_TOTAL)
+                    _shown_method(method), peer, mine, OTHER_STREAMS_TOTAL,
+                    extra=log_fields(event="stream_refused", method=_shown_method(method), peer=peer,
+                                     outcome="RESOURCE_EXHAUSTED"))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                       f"at most {OTHER_STREAMS_PER_PEER} open streams of this kind per peer; close one first")
 
