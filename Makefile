@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-stress lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load audit-report-sample
+.PHONY: demo test test-stress lint bench bench-binding bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load audit-report-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## pytest-benchmark suites of the matching core
 bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
 	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
 	$(PY) bench/compare_paillier.py --size 10000
+
+bench-binding: $(STAMP)  ## ecdh session with vs without the checks against a dishonest responder (µs per element, ratio)
+	$(PY) bench/label_binding.py --size 20000 --rounds 5
 
 proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto

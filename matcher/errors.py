@@ -101,3 +101,14 @@ class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
     status = "DEADLINE_EXCEEDED"
+
+
+class ResponderMisbehaved(MatcherError):
+    """The responder's replies are not what the protocol makes it compute for this session.
+
+    Raised on the requester's side, e.g. an ecdh reply whose setup label was sealed for
+    another token (permuted, repeated, substituted or replayed replies) or a Summary that
+    contradicts what the requester reported. The session fails with no hit written.
+    """
+
+    status = "DATA_LOSS"

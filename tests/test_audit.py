@@ -75,7 +75,8 @@ def test_warnings_alone_exit_zero(agencies, capsys):
     # the default key set's names_year (names, year of birth, nationality) is flagged as weaker than a full date
     # the demo's peer is bound to its CA only implicitly (the bundle holds one CA): peer-not-bound
     assert status == 0 and warnings == {"no-peer-budget", "key-rotation-too-long", "reveal-both",
-                                        "match-key-year-of-birth", "peer-not-bound"}
+                                        "match-key-year-of-birth", "semi-honest-reveal-both",
+                                        "peer-not-bound"}
     year_keys = {f["subject"] for f in report["findings"] if f["id"] == "match-key-year-of-birth"}
     assert year_keys == {"names_year"}
     agencies.edit("responder", "[match_keys]", "[audit]\nmax_key_rotation_days = 180\n\n[match_keys]")
@@ -160,3 +161,20 @@ def test_metrics_on_every_interface_is_a_warning(agencies, capsys):
     agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "0.0.0.0:9464"\n')
     status, report = _audit_json(agencies.responder_toml, capsys)
     assert status == 0 and {f["id"]: f["severity"] for f in report["findings"]}["metrics-exposed"] == "warning"
+
+
+@pytest.mark.parametrize("protocols, reveal, semi_honest", [
+    ('["ecdh"]', "requester", set()),
+    ('["ecdh"]', "cardinality", {"semi-honest-ecdh-cardinality"}),
+    ('["ecdh"]', "both", {"semi-honest-reveal-both"}),
+    ('["ecdh", "paillier"]', "requester", {"semi-honest-paillier"}),
+])
+def test_audit_reports_the_modes_that_are_only_semi_honest(agencies, capsys, protocols, reveal, semi_honest):
+    agencies.edit("responder", 'protocols = ["ecdh"]', f"protocols = {protocols}")
+    agencies.edit("responder", 'reveal = "requester"', f'reveal = "{reveal}"')
+    _, report = _audit_json(agencies.responder_toml, capsys)
+    found = {f["id"]: f for f in report["findings"] if f["id"].startswith("semi-honest")}
+    assert set(found) == semi_honest
+    assert all(f["severity"] == "warning" and "semi-honest" in f["message"] for f in found.values())
+    model = next(f for f in report["findings"] if f["id"] == "security-model")
+    assert "docs/security.md" in model["message"] and "false hit" in model["message"]

@@ -39,7 +39,7 @@ from matcher.grpc_status import status_code
 from matcher.server.state import ResponderState
 from matcher.logs import log_fields
 from matcher.sessions import RESPONDER_SESSIONS
-from matcher.sessions.limits import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
@@ -175,6 +175,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
+            wire_version=WIRE_VERSION,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
@@ -194,8 +195,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if self.state.session_log is not None:
             self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
 
-    def _charge(self, peer: str, hello: pb.Hello) -> None:
-        """Per-peer limits: the session size cap, then the daily budget (reserved atomically)."""
+    def _charge(self, peer: str, hello: pb.Hello, cost: int | None = None) -> None:
+        """Per-peer limits: the session size cap, then the daily budget (reserved atomically).
+
+        ``cost`` is what the session is charged (the protocol's ``budget_cost``: the
+        responder's work, see docs/security.md); the request size by default.
+        """
         cfg = self._peers.get(peer)
         if self.insecure:
             # --insecure: every caller is one pseudo-peer under the tightest limits of [[peers]]
@@ -213,7 +218,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"per session for peer {peer}"
             )
         if budget is not None:
-            self.state.budgets.reserve(peer, hello.request_size, budget)
+            self.state.budgets.reserve(peer, hello.request_size if cost is None else cost, budget)
 
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
@@ -236,6 +241,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if hello.request_size > self.max_request:
             raise LimitExceeded(
                 f"request of {hello.request_size} elements exceeds this responder's limit of {self.max_request}"
+            )
+        if hello.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the requester speaks wire version {hello.wire_version}, this responder {WIRE_VERSION}; "
+                "upgrade matcher on the requester's side"
             )
 
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
@@ -281,7 +291,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
             self._check_hello(hello)
-            self._charge(peer, hello)
+            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(self.state, hello))
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
             session.session_id, session.peer = session_id, peer
             # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.
@@ -313,11 +323,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
                     yield from session.on_finish()
-                    if session.expects_report:
-                        report = inbox.next()
-                        if report is None or report.WhichOneof("kind") != "hit_report":
-                            raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
-                        yield from session.on_report(report.hit_report)
+                    while session.expects_more:  # a hit report, the re-blinded setup (bounded by the session)
+                        tail = inbox.next()
+                        if tail is None:
+                            raise ProtocolViolation(f"{session.tail_name} must follow Finish in this reveal mode")
+                        yield from session.on_tail(tail)
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
@@ -772,9 +782,12 @@ def _add_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
-@dataclass
+@dataclass(repr=False)
 class TlsMaterial:
     """PEM bytes of the own certificate, its key, and the CA(s) trusted for the other side."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsMaterial(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes
