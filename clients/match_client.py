@@ -24,7 +24,15 @@ import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
-from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
+from matcher.conformance import check_peer, conformance
+from matcher.errors import (
+    KeySpecMismatch,
+    LimitExceeded,
+    MatcherError,
+    NormalisationMismatch,
+    ProtocolViolation,
+    UnsupportedProtocol,
+)
 from matcher.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.setup_cache import RequesterSetupCache
@@ -151,6 +159,11 @@ class MatchClient:
                 + ", ".join(f"{k.name}=[{', '.join(k.fields)}]" for k in policy.match_keys)
                 + f" under normalisation {policy.norm_version}"
             )
+        # Tokenisation: this installation must reproduce its own vectors, and the responder's.
+        norm = conformance(keyspec.norm_version)
+        check_peer(norm, policy.norm_conformance_digest, policy.norm_libraries, "responder")
+        if not norm.ok:
+            raise NormalisationMismatch(norm.problem())
         if protocol not in REQUESTER_SESSIONS:
             raise UnsupportedProtocol(f"protocol {protocol!r} is not known to this client")
         if protocol not in policy.protocols:
@@ -173,7 +186,8 @@ class MatchClient:
         def requests() -> Iterator[pb.MatchRequest]:
             try:
                 hello = pb.Hello(
-                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal
+                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
+                    norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
                 )
                 session.fill_hello(hello)
                 msg = pb.MatchRequest(hello=hello)

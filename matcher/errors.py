@@ -91,3 +91,9 @@ class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
     status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class NormalisationMismatch(MatcherError):
+    """Two installations (or one installation and its own conformance vectors) tokenise differently."""
+
+    status = grpc.StatusCode.FAILED_PRECONDITION

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from matcher.conformance import require_conformant
 from matcher.config import RequesterConfig, ResponderConfig
 from matcher.errors import ConfigError
 from matcher.records import LoadResult, load_records
@@ -87,6 +88,7 @@ def start_responder(
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     tls = None if insecure else read_tls(config)
+    require_conformant(config.key_spec().norm_version)  # a broken installation never serves
     watchlist = load_watchlist(config, progress=progress)
     if progress:
         progress(watchlist.summary())

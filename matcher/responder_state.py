@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from matcher.conformance import require_conformant
 from matcher.budgets import BUDGET_FILE, BudgetLedger
 from matcher.config import ResponderConfig
 from matcher.match_keys import KeySpec
@@ -43,6 +44,8 @@ class ResponderState:
         self.config = config
         self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
         self.keyspec: KeySpec = config.key_spec()
+        #: what this installation's normaliser produced for its conformance vectors (refused if broken)
+        self.conformance = require_conformant(self.keyspec.norm_version)
         self.settings = config.responder
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens

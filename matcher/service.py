@@ -23,6 +23,7 @@ from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from matcher.conformance import check_peer
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
     KeySpecMismatch,
@@ -115,6 +116,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
+            norm_conformance_digest=self.state.conformance.digest,
+            norm_libraries=self.state.conformance.libraries,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
@@ -159,6 +162,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"match-key spec differs: requester fingerprint {theirs or '(none)'}, "
                 f"responder fingerprint {mine}; align [match_keys] and norm_version with the responder's policy"
             )
+        # Same key spec, different tokenisation (another library version, a changed table): refuse
+        # before any data moves, naming both digests, instead of matching to a silent zero.
+        check_peer(self.state.conformance, hello.norm_conformance_digest, hello.norm_libraries, "requester")
         if hello.reveal != s.reveal:
             raise UnsupportedProtocol(f"reveal mode {reveal} requested, this responder runs {s.reveal!r}")
         if hello.request_size == 0:

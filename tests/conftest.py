@@ -202,3 +202,10 @@ def pytest_runtest_makereport(item, call):
 
 
 __all__ = ["Agencies", "REQUESTER_TOML", "RESPONDER_TOML", "write_cert"]
+
+
+def norm_digest(norm_version: str = "n2") -> str:
+    """This installation's normalisation conformance digest (what a Hello must announce)."""
+    from matcher.conformance import conformance
+
+    return conformance(norm_version).digest
