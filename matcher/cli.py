@@ -99,6 +99,18 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from matcher.config import load_requester_config
+    from matcher.requester import write_tokens
+
+    cfg = load_requester_config(args.config)
+    loaded = write_tokens(cfg, args.records, args.out, args.rejects)
+    print(loaded.summary(), file=sys.stderr)
+    tokens = sum(len(r.tokens) for r in loaded.records)
+    print(f"{tokens} tokens of {len(loaded.records)} records written to {args.out} (mode 0600: they identify persons)")
+    return 0
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config
     from matcher.requester import client_for
@@ -296,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
+
+    t = sub.add_parser("tokens", help="write a record file's tokens (JSON, mode 0600) for a client in another language",
+                       description="Normalise and tokenise RECORDS with the requester config (as `match` does) and "
+                       "write them with the key-spec fingerprint and conformance digest to OUT, for a requester "
+                       "client written in another language (docs/PROTOCOL.md section 8). The file identifies persons: "
+                       "it is created readable by its owner only.")
+    t.add_argument("--config", type=Path, required=True, help="requester TOML config")
+    t.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    t.add_argument("--out", type=Path, default=Path("tokens.json"), help="tokens file to write (default tokens.json)")
+    t.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    t.set_defaults(func=cmd_tokens)
 
     q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")
     q.add_argument("--config", type=Path, required=True, help="requester TOML config")

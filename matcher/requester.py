@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
+from matcher.conformance import require_conformant
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError
 from matcher.parallel import Workers
 from matcher.records import LoadResult, load_records
-from matcher.secrets_store import check_private
+from matcher.secrets_store import check_private, write_private
 from matcher.session_log import SessionLog
 
 
@@ -62,17 +65,52 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
 
 
 def write_hits(path: Path, hits: list[Hit]) -> None:
-    """``record_id,match_keys,strength,case_ref``, one row per hit record.
+    """``record_id,match_keys,strength,case_ref``, one row per hit record (file mode 0600).
 
     ``match_keys`` are all keys that matched, joined by ';' strongest first;
     ``strength`` is the strongest of them (key order in the config is strength order).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(HITS_COLUMNS)
-        for h in hits:
-            w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(HITS_COLUMNS)
+    for h in hits:
+        w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
+    write_private(path, buf.getvalue().encode("utf-8"))
+
+
+TOKENS_FORMAT = "matcher-tokens/1"
+
+
+def tokens_document(config: RequesterConfig, loaded: LoadResult) -> dict[str, object]:
+    """The tokens of a loaded record file, for a requester client in another language (PROTOCOL §8).
+
+    Carries what that client must check against the responder's policy: the key-spec
+    fingerprint and the conformance digest of the installation that computed the tokens.
+    """
+    keyspec = config.key_spec()
+    norm = require_conformant(keyspec.norm_version)
+    return {
+        "format": TOKENS_FORMAT,
+        "norm_version": keyspec.norm_version,
+        "key_spec_fingerprint": keyspec.fingerprint(),
+        "norm_conformance_digest": norm.digest,
+        "norm_libraries": norm.libraries,
+        "match_keys": [[k.name, list(k.fields)] for k in keyspec.keys],
+        "records": [
+            {"record_id": r.record_id, "tokens": [[name, t.decode("utf-8")] for name, t in r.tokens]}
+            for r in loaded.records
+        ],
+    }
+
+
+def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None) -> LoadResult:
+    """Load ``records_path`` and write its tokens as JSON to ``out`` (mode 0600: tokens identify persons)."""
+    require_conformant(config.key_spec().norm_version)  # before reading a single record
+    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    text = json.dumps(tokens_document(config, loaded), ensure_ascii=False, separators=(",", ":"))
+    write_private(out, text.encode("utf-8"))
+    return loaded
 
 
 def run_match(
