@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
+.PHONY: demo test node-client bench-node bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## two agencies on loopback, bundled synthetic data, hits printed
 	$(VENV)/bin/matcher demo
 
-test: $(STAMP)  ## the whole test suite
+NODE_CLIENT := clients/node
+
+test: $(STAMP) node-client  ## the whole test suite (the Node client's too when node is installed)
+	@if command -v node >/dev/null 2>&1; then cd $(NODE_CLIENT) && node --test test/; \
+	else echo "node not found: the Node client's tests (clients/node) are SKIPPED"; fi
 	$(PY) -m pytest -q
+
+node-client:  ## install the Node client's locked dependencies (npm ci) when npm is installed
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f $(NODE_CLIENT)/node_modules/.package-lock.json ] || \
+		   [ $(NODE_CLIENT)/package-lock.json -nt $(NODE_CLIENT)/node_modules/.package-lock.json ]; then \
+			cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; fi; \
+	else echo "npm not found: the Node client (clients/node) is not installed and its tests are SKIPPED"; fi
+
+bench-node: $(STAMP) node-client  ## Node vs Python requester client, same records, same responder (ecdh)
+	$(PY) bench/node_vs_python.py --size $(or $(BENCH_SIZE),2000)
 
 bench: $(STAMP)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider

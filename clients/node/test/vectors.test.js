@@ -1,0 +1,118 @@
+// The protocol conformance vectors (matcher/conformance/vectors/protocol.v1.json) in JavaScript.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as P from '../src/protocol.js';
+import { distinctTokens, hitRecords } from '../src/client.js';
+import { hitsCsv } from '../src/hits.js';
+
+const VECTORS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'matcher', 'conformance', 'vectors');
+const PROTO = JSON.parse(readFileSync(join(VECTORS, 'protocol.v1.json'), 'utf8'));
+const EC = PROTO.ecdh;
+const H = (hex) => Buffer.from(hex, 'hex');
+
+await P.ready();
+
+test('ecdh: hash to group, blind, evaluate, unblind, output hash, tag, label', () => {
+  const a = H(EC.scalar_a_hex);
+  const b = H(EC.scalar_b_hex);
+  assert.equal(P.invertKey(a).toString('hex'), EC.scalar_a_inverse_hex);
+  for (const v of EC.tokens) {
+    const token = Buffer.from(v.token_utf8, 'utf8');
+    assert.equal(token.toString('hex'), v.token_hex);
+    assert.equal(Buffer.concat([Buffer.from('matcher/v1/h2g\x00', 'latin1'), token]).toString('hex'), v.h2g_input_hex);
+    assert.equal(P.hashToGroup(token).toString('hex'), v.h_point_hex);
+    const blinded = P.blind(a, token);
+    assert.equal(blinded.toString('hex'), v.blinded_hex);
+    const evaluated = P.multiply(b, blinded);
+    assert.equal(evaluated.toString('hex'), v.evaluated_hex);
+    const z = P.multiply(P.invertKey(a), evaluated);
+    assert.equal(z.toString('hex'), v.unblinded_hex);
+    const d = P.outputHash(z);
+    assert.equal(d.toString('hex'), v.output_sha512_hex);
+    assert.equal(d.subarray(0, EC.tag_length).toString('hex'), v.tag_hex);
+    assert.equal(d.subarray(32).toString('hex'), v.label_key_hex);
+    assert.equal(P.openLabel(d.subarray(32), H(v.label_hex)).toString('utf8'), v.case_ref_utf8);
+    const plain = H(v.label_plaintext_hex);
+    assert.equal(plain.length, EC.label_plaintext_bytes);
+    assert.equal(P.sealLabelWithNonce(d.subarray(32), plain, H(v.nonce_hex)).toString('hex'), v.label_hex);
+    const other = P.outputHash(P.hashToGroup(Buffer.from('other')));
+    assert.equal(P.openLabel(other.subarray(32), H(v.label_hex)), null);
+  }
+  assert.equal(P.LABEL_AAD.toString('hex'), EC.label_aad_hex);
+});
+
+test('ecdh: tag lengths', () => {
+  for (const v of EC.tag_lengths) assert.equal(P.tagLength(v.setup_size, v.request_size), v.tag_length);
+});
+
+test('ecdh: invalid points are refused', () => {
+  const k = P.newKey();
+  assert.throws(() => P.multiply(k, Buffer.alloc(32)), /identity/);
+  assert.throws(() => P.multiply(k, Buffer.alloc(31, 1)), /32-byte/);
+  assert.throws(() => P.multiply(k, Buffer.alloc(32, 0xff)), /not a valid/);
+});
+
+test('key spec canonical JSON and fingerprint', () => {
+  for (const v of PROTO.key_spec_fingerprints) {
+    assert.equal(P.keySpecCanonicalJson(v.norm_version, v.keys), v.canonical_json);
+    assert.equal(P.keySpecFingerprint(v.norm_version, v.keys), v.fingerprint);
+  }
+});
+
+test('keyed-hash tags', () => {
+  const secret = H(PROTO.keyed_hash.secret_hex);
+  for (const v of PROTO.keyed_hash.tokens) {
+    const mac = createHmac('sha256', secret);
+    mac.update(Buffer.from('matcher/v1/keyed-hash\x00', 'latin1'));
+    mac.update(H(v.token_hex));
+    assert.equal(mac.digest('hex'), v.tag_hex);
+  }
+});
+
+test('paillier token encodings', () => {
+  for (const v of PROTO.paillier.tokens) {
+    const d = createHash('sha256').update(Buffer.from('matcher/v1/paillier\x00', 'latin1')).update(H(v.token_hex)).digest();
+    assert.equal(d.subarray(0, PROTO.paillier.encoding_bytes).toString('hex'), v.encoding_hex);
+  }
+});
+
+test('normalisation conformance digest is computed over the canonical JSON', () => {
+  const doc = JSON.parse(readFileSync(join(VECTORS, 'n2.v1.json'), 'utf8'));
+  const digest = P.normConformanceDigest(doc);
+  assert.match(digest, /^[0-9a-f]{64}$/);
+  doc.vectors[0].tokens[0][1] += 'x';
+  assert.notEqual(P.normConformanceDigest(doc), digest);
+  assert.equal(P.canonicalJson({ b: [1, 'ä\u001f'], a: null }), '{"a":null,"b":[1,"ä\\u001f"]}');
+});
+
+test('hits: records in input order, keys by strength, case references split, unique and sorted', () => {
+  const doc = {
+    match_keys: [['document', []], ['names_dob', []]],
+    records: [
+      { record_id: 'r1', tokens: [['document', 't1'], ['names_dob', 't2']] },
+      { record_id: 'r,2', tokens: [['names_dob', 't2']] },
+      { record_id: 'r3', tokens: [['document', 't3']] },
+    ],
+  };
+  const { tokens, owners } = distinctTokens(doc);
+  assert.deepEqual(tokens.map(String), ['t1', 't2', 't3']);
+  const result = { tokens, owners, hits: [[1, Buffer.from('B;A')], [0, Buffer.from('A')]] };
+  const hits = hitRecords(doc, result);
+  assert.deepEqual(hits, [
+    { recordId: 'r1', matchKeys: ['document', 'names_dob'], caseRef: 'A;B' },
+    { recordId: 'r,2', matchKeys: ['names_dob'], caseRef: 'A;B' },
+  ]);
+  assert.equal(hitsCsv(hits), 'record_id,match_keys,strength,case_ref\r\nr1,document;names_dob,document,A;B\r\n'
+    + '"r,2",names_dob,names_dob,A;B\r\n');
+});
+
+test('setup id over tags and labels', () => {
+  const id = P.setupId(8, [Buffer.alloc(8, 1)], [Buffer.alloc(60, 2)]);
+  const want = createHash('sha256').update(Buffer.concat([Buffer.from('matcher/v1/setup\x008\x00'), Buffer.alloc(8, 1),
+    Buffer.alloc(60, 2)])).digest('hex').slice(0, 32);
+  assert.equal(id, want);
+});
