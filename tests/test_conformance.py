@@ -14,10 +14,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from clients import MatchClient, MatchFailed, TlsFiles
-from matcher import conformance as conf
-from matcher import normalize_n2
+from matcher.identity import conformance as conf
+from matcher.identity import normalise_n2 as normalize_n2
 from matcher.errors import NormalisationMismatch
-from matcher.match_keys import KeySpec
+from matcher.identity.match_keys import KeySpec
 from matcher.protocols import ecdh, keyed_hash, paillier
 from matcher.requester import run_match
 from matcher.v1 import matcher_pb2 as pb
@@ -27,7 +27,7 @@ VECTORS = Path(conf.__file__).parent / "vectors"
 ROOT = Path(__file__).resolve().parent.parent
 
 #: A committed vector file never changes: a changed output is a new normalisation or protocol
-#: version, i.e. a new file (add it here and point matcher.conformance at it).
+#: version, i.e. a new file (add it here and point matcher.identity.conformance at it).
 FROZEN = {
     "n1.v1.json": "87db0fd590d61aba90f9ae231253abfceaec5f450952ad424329064679c07212",
     "n2.v1.json": "cfa647b4c755acff70e3341f33a25d8c9ba71df524cb0cd9e744ce98998011e0",
@@ -147,7 +147,7 @@ def test_responder_refuses_a_hello_with_another_conformance_digest(agencies, sta
         from matcher.requester import client_for
 
         with client_for(cfg, f"127.0.0.1:{running.port}") as client, pytest.raises(MatchFailed) as err:
-            from matcher.records import load_records
+            from matcher.identity.records import load_records
 
             loaded = load_records(agencies.workdir / "agency_b_records.csv", cfg.records.csv_format(), cfg.key_spec())
             client.match(loaded.records, cfg.key_spec())

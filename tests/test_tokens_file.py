@@ -7,8 +7,8 @@ import os
 import stat
 
 from matcher.cli import main as cli_main
-from matcher.conformance import conformance
-from matcher.records import load_records
+from matcher.identity.conformance import conformance
+from matcher.identity.records import load_records
 from matcher.requester import write_hits
 from clients import Hit
 

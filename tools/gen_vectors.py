@@ -1,6 +1,6 @@
 """Write the conformance vectors (dev tool): ``python tools/gen_vectors.py [--check]``.
 
-Normalisation vectors (matcher/conformance/vectors/n1.v1.json, n2.v1.json): raw record ->
+Normalisation vectors (matcher/identity/vectors/n1.v1.json, n2.v1.json): raw record ->
 normalised fields -> tokens, computed by this checkout's normaliser. Protocol vectors
 (protocol.v1.json): token -> group element -> blinded with fixed test scalars ->
 evaluated -> tag -> sealed label (fixed nonces, in vectors only), keyed-hash tags,
@@ -8,7 +8,7 @@ paillier encodings, key-spec fingerprints.
 
 A vector file, once committed, is never changed: a changed output is a new normalisation
 or protocol version, so this tool refuses to overwrite a file whose content would differ
-(write a new version's file instead and point matcher.conformance at it).
+(write a new version's file instead and point matcher.identity.conformance at it).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from matcher.conformance import NORM_VECTOR_FILES, PROTOCOL_VECTOR_FILE, run_vector, vectors_keyspec
-from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
+from matcher.identity.conformance import NORM_VECTOR_FILES, PROTOCOL_VECTOR_FILE, run_vector, vectors_keyspec
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, KeySpec
 from matcher.protocols import ecdh, keyed_hash, paillier
 
-OUT = Path(__file__).resolve().parent.parent / "matcher" / "conformance" / "vectors"
+OUT = Path(__file__).resolve().parent.parent / "matcher" / "identity" / "vectors"
 
 KEY_SPEC = [
     ["document", ["document_number", "document_country"]],

@@ -1,4 +1,4 @@
-// The protocol conformance vectors (matcher/conformance/vectors/protocol.v1.json) in JavaScript.
+// The protocol conformance vectors (matcher/identity/vectors/protocol.v1.json) in JavaScript.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -9,7 +9,7 @@ import * as P from '../src/protocol.js';
 import { distinctTokens, hitRecords } from '../src/client.js';
 import { hitsCsv } from '../src/hits.js';
 
-const VECTORS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'matcher', 'conformance', 'vectors');
+const VECTORS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'matcher', 'identity', 'vectors');
 const PROTO = JSON.parse(readFileSync(join(VECTORS, 'protocol.v1.json'), 'utf8'));
 const EC = PROTO.ecdh;
 const H = (hex) => Buffer.from(hex, 'hex');

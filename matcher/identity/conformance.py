@@ -29,7 +29,7 @@ from importlib import metadata, resources
 from typing import Any
 
 from matcher.errors import NormalisationMismatch, RecordError
-from matcher.match_keys import KeySpec
+from matcher.identity.match_keys import KeySpec
 
 #: The vector file each normalisation version is checked against. A changed vector is a
 #: new file (and a new digest), never an edit: tests/test_conformance.py pins their hashes.
@@ -63,10 +63,10 @@ def library_versions() -> str:
 def _normaliser(norm_version: str):
     # Imported here: the normalisers build their tables on first use.
     if norm_version == "n1":
-        from matcher.normalize import normalise_record
+        from matcher.identity.normalise_n1 import normalise_record
 
         return lambda raw, order: {k: [v] if v else [] for k, v in normalise_record(raw, order).items()}
-    from matcher.normalize_n2 import normalise_record_n2
+    from matcher.identity.normalise_n2 import normalise_record_n2
 
     return lambda raw, order: {k: list(v) for k, v in normalise_record_n2(raw, order).items()}
 
