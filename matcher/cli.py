@@ -161,6 +161,14 @@ def cmd_policy(args: argparse.Namespace) -> int:
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
     print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    from matcher.identity.conformance import conformance
+
+    norm = conformance(cfg.key_spec().norm_version)
+    same = norm.digest == p.norm_conformance_digest
+    print(f"conformance digest:   {p.norm_conformance_digest or '(none)'} "
+          f"({'same as ours' if same else 'DIFFERS from ours: ' + norm.digest + ' — no session would be allowed'})")
+    print(f"token libraries:      {p.norm_libraries or '(not announced)'}"
+          + ("" if p.norm_libraries == norm.libraries else f" (ours: {norm.libraries})"))
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
