@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FROZEN = {
     "n1.v1.json": "87db0fd590d61aba90f9ae231253abfceaec5f450952ad424329064679c07212",
     "n2.v1.json": "cfa647b4c755acff70e3341f33a25d8c9ba71df524cb0cd9e744ce98998011e0",
-    "protocol.v1.json": "a518585e218167025df7bdb670d6d04f4cea76e2b71561ddd50075c036f45f5f",
+    "protocol.v1.json": "cd8c75de5451b023bfdf6304608728a2f1397a3e8ff0b7af44754963d17f7fe5",
 }
 
 
@@ -238,3 +238,38 @@ def test_key_spec_fingerprint_vectors():
         ks = KeySpec.from_mapping(v["norm_version"], {k: f for k, f in v["keys"]})
         assert ks.canonical_json() == v["canonical_json"]
         assert ks.fingerprint() == hashlib.sha256(v["canonical_json"].encode("ascii")).hexdigest() == v["fingerprint"]
+
+
+def test_paillier_session_vectors():
+    from matcher.protocols import paillier_proof
+
+    v = PROTO["paillier"]["session"]
+    n, p, q = (int(v[k], 16) for k in ("n_hex", "p_hex", "q_hex"))
+    assert paillier.ciphertext_bytes(n) == v["ciphertext_bytes"]
+    paillier.check_modulus(n)
+    proof = H(v["modulus_proof_hex"])
+    assert paillier_proof.prove(n, p, q) == proof
+    paillier_proof.verify(n, proof)
+    roots = [int(x, 16) for x in v["roots_hex"]]
+    assert [paillier.encode_token(H(t)) for t in v["tokens_hex"]] == roots[:2]
+    coeffs = [int(x, 16) for x in v["coefficients_hex"]]
+    assert [int(c) for c in paillier.poly_from_roots(roots, n)] == coeffs
+    assert all(paillier.evaluate_plain(coeffs, r, n) == 0 for r in roots)
+    key = paillier.RequesterSecret(n, p, q, hs=4)
+    ctx = paillier._requester_ctx(key)
+    n2 = n * n
+    for a, c in zip(coeffs, v["encrypted_coefficients_hex"]):
+        assert ctx.decrypt_mod_p(paillier.check_ciphertext(H(c), n, n2, len(H(c)))) == a % p
+    replies = {r["case"]: r for r in v["replies"]}
+    ref = v["case_ref_utf8"].encode()
+    for case, reply in replies.items():
+        value = paillier.decrypt_replies(key, [H(reply["reply_hex"])])[0]
+        assert value == int(reply["plaintext_mod_n_hex"], 16) % p
+        query = paillier.RequesterQuery(key, 0, 1, 3, [roots], {r: i for i, r in enumerate(roots[:2])})
+        found = list(paillier.find_hits(query, [value]))
+        if case == "member":
+            assert found == [(0, ref)] and value == int(reply["payload_hex"], 16)
+        elif case == "member-cardinality":
+            assert value == 0 and paillier.count_zeros([value]) == 1
+        else:
+            assert found == [] and value != 0

@@ -160,6 +160,64 @@ ECDH_TOKENS = [
 CASE_REFS = ["CASE-2024-0001", "", "A;B", "ÄKTE/ΦΑΚΕΛΟΣ/ملف 42"]
 
 
+def _test_blum_prime(seed: bytes, bits: int) -> int:
+    """A deterministic Blum prime for the vectors (never a real key)."""
+    import gmpy2
+
+    start = int.from_bytes(hashlib.shake_256(b"matcher test prime " + seed).digest(bits // 8), "big")
+    p = gmpy2.next_prime(start | (3 << (bits - 2)) | 3)
+    while p % 4 != 3:
+        p = gmpy2.next_prime(p)
+    return int(p)
+
+
+def _paillier_session() -> dict:
+    """One bin of a paillier session under a fixed 2048-bit test key, with fixed randomness."""
+    from matcher.protocols import paillier_proof
+
+    p, q = _test_blum_prime(b"p", 1024), _test_blum_prime(b"q", 1024)
+    p, q = max(p, q), min(p, q)
+    n, n2 = p * q, (p * q) ** 2
+    size = paillier.ciphertext_bytes(n)
+    rnd = lambda label: int.from_bytes(hashlib.shake_256(b"matcher test " + label).digest(256), "big") % n  # noqa: E731
+    tokens = [t.encode() for t in ECDH_TOKENS[:2]]
+    encodings = [paillier.encode_token(t) for t in tokens]
+    roots = encodings + [(1 << 128) + 12345]
+    coeffs = [int(c) for c in paillier.poly_from_roots(roots, n)]
+    rhos = [rnd(b"rho %d" % i) for i in range(len(coeffs))]
+    cts = [(1 + a * n) * pow(r, n, n2) % n2 for a, r in zip(coeffs, rhos)]
+
+    def evaluate(e: int, pay: int, label: bytes) -> tuple[int, int, int]:
+        r, rho = rnd(b"r " + label), rnd(b"rho' " + label)
+        acc = cts[-1] * (1 + e * n) % n2
+        for c in reversed(cts[:-1]):
+            acc = pow(acc, e, n2) * c % n2
+        acc = pow(acc, r, n2) * (1 + pay * n) % n2 * pow(rho, n, n2) % n2
+        return r, rho, acc
+
+    ref = b"CASE-2024-0001"
+    replies = []
+    for name, tok, with_pay in (("member", tokens[0], True), ("member-cardinality", tokens[0], False),
+                                ("non-member", ECDH_TOKENS[2].encode(), True)):
+        e = paillier.encode_token(tok)
+        pay = paillier.encode_payload(e, ref, n.bit_length()) if with_pay else 0
+        r, rho, c = evaluate(e, pay, name.encode())
+        replies.append({"case": name, "token_hex": tok.hex(), "payload_hex": hex(pay)[2:], "r_hex": hex(r)[2:],
+                        "rerandomiser_rho_hex": hex(rho)[2:], "reply_hex": c.to_bytes(size, "big").hex(),
+                        "plaintext_mod_n_hex": hex(((pow(c, (p - 1) * (q - 1), n2) - 1) // n
+                                                    * pow((p - 1) * (q - 1), -1, n)) % n)[2:]})
+    return {
+        "about": "test key and randomness; E(m) = (1 + m·n)·rho^n mod n^2; roots = the two tokens' encodings and "
+        "one dummy root 2^128 + 12345; reply = E(r·P(e) + pay) re-randomised by rho'^n",
+        "p_hex": hex(p)[2:], "q_hex": hex(q)[2:], "n_hex": hex(n)[2:], "ciphertext_bytes": size,
+        "modulus_proof_hex": paillier_proof.prove(n, p, q).hex(),
+        "tokens_hex": [t.hex() for t in tokens], "roots_hex": [hex(x)[2:] for x in roots],
+        "coefficients_hex": [hex(a)[2:] for a in coeffs], "rho_hex": [hex(x)[2:] for x in rhos],
+        "encrypted_coefficients_hex": [c.to_bytes(size, "big").hex() for c in cts],
+        "case_ref_utf8": ref.decode(), "replies": replies,
+    }
+
+
 def protocol_file() -> dict:
     a, b = _scalar(b"requester a"), _scalar(b"responder b")
     a_inv = ecdh.invert_key(a)
@@ -201,6 +259,7 @@ def protocol_file() -> dict:
             "payload_n_bits": 2048, "payload_case_ref_utf8": "CASE-2024-0001",
             "payload_hex": hex(paillier.encode_payload(e, b"CASE-2024-0001", 2048))[2:],
         })
+    paillier_session = _paillier_session()
     specs = []
     for version, keys in (("n2", DEFAULT_MATCH_KEYS), ("n1", {"document": ["document_number", "document_country"],
                                                              "name_dob": ["name_tokens", "date_of_birth"]})):
@@ -220,7 +279,7 @@ def protocol_file() -> dict:
             "tokens": ec, "tag_lengths": tag_lengths,
         },
         "keyed_hash": {"secret_hex": secret.hex(), "tokens": kh},
-        "paillier": {"encoding_bytes": paillier.ENCODING_BYTES, "tokens": pa},
+        "paillier": {"encoding_bytes": paillier.ENCODING_BYTES, "tokens": pa, "session": paillier_session},
     }
 
 
