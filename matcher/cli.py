@@ -227,28 +227,41 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_log(args: argparse.Namespace) -> int:
-    """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
+    """``audit-log verify|show|head|prune DB``: check the log, list sessions, print the head, apply retention."""
     import json
 
     from matcher.storage import session_log
 
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
-        rep = session_log.verify(args.db, anchor)
+        rep = session_log.verify(args.db, anchor, args.key)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
         elif rep.ok:
-            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash})")
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
+                  f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
         return 0 if rep.ok else 1
     if args.action == "head":
-        rep = session_log.verify(args.db)
+        rep = session_log.verify(args.db, None, args.key)
         print(f"{rep.head_seq}:{rep.head_hash}")
         if not rep.ok:
             print(f"warning: the log does not verify (row {rep.bad_seq}: {rep.reason})", file=sys.stderr)
         return 0 if rep.ok else 1
+    if args.action == "prune":
+        if args.older_than is None:
+            raise session_log.ConfigError("prune needs --older-than DAYS (e.g. --older-than 365)")
+        key = args.key or args.db.parent / session_log.KEY_FILE
+        log = session_log.SessionLog(args.db, key_path=key)
+        try:
+            removed = log.purge(args.older_than)
+        finally:
+            log.close()
+        print(f"removed {removed} row(s) older than {args.older_than:g} days; the log starts at a signed checkpoint"
+              if removed else f"no row older than {args.older_than:g} days (the newest row is always kept)")
+        return 0
     since = _parse_since(args.since) if args.since else None
     found = list(session_log.rows(args.db, since))
     if args.json:
@@ -391,14 +404,34 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--records", type=Path, help="also measure each match key on this CSV of your own records")
     ac.set_defaults(func=cmd_audit_config)
 
-    al = sub.add_parser("audit-log", help="verify or list the hash-chained session log (privacy officer)",
-                        description="verify: check that no row of the session log was edited, deleted or reordered "
-                        "(exit 1 naming the first bad row). show: list the sessions. head: print SEQ:HASH of the "
-                        "newest row, to write down outside the machine and pass later as --anchor.")
-    al.add_argument("action", choices=["verify", "show", "head"])
+    al = sub.add_parser(
+        "audit-log", help="verify, list or prune the signed, hash-chained session log (privacy officer)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+verify  check that no row of the session log was edited, deleted or reordered and that
+        the head record is signed by the log's key (exit 1 naming the first bad row).
+        The first row must be the genesis row or a signed retention checkpoint, so
+        deleting the oldest rows fails too.
+show    list the sessions.
+head    print SEQ:HASH of the newest row, to write down outside the machine and pass
+        later as --anchor (a row that is no longer in the log then fails verify).
+prune   apply retention now: delete the rows older than --older-than DAYS; the newest
+        of them becomes a checkpoint, signed, that commits to what was removed (the
+        responder does the same on start with session_log_retention_days).
+
+The signing key is Ed25519, kept in the state folder: session_log.key (0600, the
+service's secret) and session_log.pub (its public half). verify and head need only
+the public half; by default they use session_log.pub (or .key) next to the log;
+pass --key when the log lives elsewhere than the state folder. Whoever can read
+session_log.key can still rewrite the log and sign a new head: write the head down
+elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
+    al.add_argument("action", choices=["verify", "show", "head", "prune"])
     al.add_argument("db", type=Path, help="the session log, [responder] session_log")
     al.add_argument("--since", help="show: only rows from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
     al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    al.add_argument("--key", type=Path, help="verify, head: session_log.pub (or .key) of the state folder; "
+                    "prune: session_log.key (default: next to the log)")
+    al.add_argument("--older-than", type=float, metavar="DAYS", help="prune: remove rows older than DAYS days")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
 

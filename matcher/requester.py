@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from matcher.errors import ConfigError, MatcherError
 from matcher.grpc_status import status_code
 from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, load_records
-from matcher.storage.secrets_store import check_private, write_private
+from matcher.files import open_private
+from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
 
 
@@ -83,12 +83,11 @@ def write_hits(path: Path, hits: list[Hit]) -> None:
     ``match_keys`` are all keys that matched, joined by ';' strongest first;
     ``strength`` is the strongest of them (key order in the config is strength order).
     """
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(HITS_COLUMNS)
-    for h in hits:
-        w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
-    write_private(path, buf.getvalue().encode("utf-8"))
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
+        w = csv.writer(fh)
+        w.writerow(HITS_COLUMNS)
+        for h in hits:
+            w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
 
 
 TOKENS_FORMAT = "matcher-tokens/1"
@@ -121,8 +120,8 @@ def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects
     require_conformant(config.key_spec().norm_version)  # before reading a single record
     rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
     loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
-    text = json.dumps(tokens_document(config, loaded), ensure_ascii=False, separators=(",", ":"))
-    write_private(out, text.encode("utf-8"))
+    with open_private(out, "w", encoding="utf-8") as fh:  # tokens identify persons: 0600
+        json.dump(tokens_document(config, loaded), fh, ensure_ascii=False, separators=(",", ":"))
     return loaded
 
 
