@@ -37,7 +37,7 @@ from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
-from matcher.sessions.limits import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
@@ -53,9 +53,12 @@ class MatchFailed(Exception):
         self.details = details
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TlsFiles:
     """PEM bytes: this agency's client certificate and key, and the CA of the responder."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsFiles(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes
@@ -159,6 +162,11 @@ class MatchClient:
                 + ", ".join(f"{k.name}=[{', '.join(k.fields)}]" for k in policy.match_keys)
                 + f" under normalisation {policy.norm_version}"
             )
+        if policy.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the responder speaks wire version {policy.wire_version}, this client {WIRE_VERSION}: "
+                "both agencies must run a matcher with the same wire version"
+            )
         # Tokenisation: this installation must reproduce its own vectors, and the responder's.
         norm = conformance(keyspec.norm_version)
         check_peer(norm, policy.norm_conformance_digest, policy.norm_libraries, "responder")
@@ -181,12 +189,13 @@ class MatchClient:
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         sent = [0]
-        reports: queue.Queue[pb.HitReport | None] = queue.Queue(maxsize=1)
+        tails: queue.Queue[list[pb.MatchRequest] | None] = queue.Queue(maxsize=1)
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
                 hello = pb.Hello(
                     protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
+                    wire_version=WIRE_VERSION,
                     norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
                 )
                 session.fill_hello(hello)
@@ -200,10 +209,11 @@ class MatchClient:
                     yield msg
                     offset += len(elements)
                 yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
-                if session.wants_report:  # reveal = "both": once every reply is in (see _run)
-                    report = reports.get()
-                    if report is not None:
-                        yield pb.MatchRequest(hit_report=report)
+                if session.wants_tail:  # a hit report, the re-blinded setup: once its inputs are in (see _run)
+                    tail = tails.get()
+                    for msg in tail or ():
+                        sent[0] += msg.ByteSize()
+                        yield msg
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
                 if ended.is_set():
                     return  # the session is over (refused or failed): stop sending, quietly
@@ -213,7 +223,7 @@ class MatchClient:
         ended = threading.Event()
         call = self._stub.Match(requests(), timeout=self.timeout)
         try:
-            result = self._run(call, session, progress, reports)
+            result = self._run(call, session, progress, tails, chunk)
             result.bytes_sent = sent[0]
             return result
         except grpc.RpcError as exc:
@@ -226,12 +236,13 @@ class MatchClient:
         finally:
             ended.set()
             call.cancel()  # no-op after a clean end; stops the sending side after a refusal
-            if session.wants_report and reports.empty():
-                reports.put_nowait(None)  # never leave the sending side waiting
+            if session.wants_tail and tails.empty():
+                tails.put_nowait(None)  # never leave the sending side waiting
 
     @staticmethod
     def _run(
-        call, session: RequesterSession, progress: Progress | None, reports: queue.Queue | None = None
+        call, session: RequesterSession, progress: Progress | None, tails: queue.Queue | None = None,
+        chunk: int = 4096,
     ) -> MatchResult:
         responses = iter(call)
         first = next(responses, None)
@@ -243,10 +254,10 @@ class MatchClient:
         reported = False
 
         def maybe_report() -> None:
-            # reveal = "both": hand the report to the sending side once every reply is in.
+            # Hand the messages after Finish to the sending side once their inputs are in.
             nonlocal reported
-            if session.wants_report and not reported and session.evaluation_complete and reports is not None:
-                reports.put_nowait(session.hit_report())
+            if session.wants_tail and not reported and session.tail_ready and tails is not None:
+                tails.put_nowait(session.tail(chunk))
                 reported = True
 
         maybe_report()

@@ -1,4 +1,4 @@
-"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, synth, evaluate."""
+"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, audit, synth, evaluate."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 
 from matcher import __version__
 from matcher.config import PROTOCOLS
+from matcher.logs import LOG_FORMATS, default_format, log_fields, setup_logging
+
+log = logging.getLogger("matcher.cli")
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
@@ -20,9 +23,21 @@ Exit status: 0 success; 1 the session failed or was refused (the message says wh
 See README.md for how two agencies set up their configs and certificates."""
 
 
-def _progress_printer(stream=sys.stderr):
-    """Progress on a terminal only (a CI log or a pipe gets no carriage-return noise)."""
-    if not stream.isatty():
+def _json_logs(args: argparse.Namespace) -> bool:
+    return getattr(args, "log_format", None) == "json"
+
+
+def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fields) -> None:
+    """A line for the operator on stderr: printed as is in text mode, a log record with ``--log-format json``."""
+    if _json_logs(args):
+        log.log(level, "%s", message, extra=log_fields(command=args.command, **fields))
+    else:
+        print(message, file=sys.stderr)
+
+
+def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+    if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
 
@@ -51,19 +66,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", file=sys.stderr)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
+    tls = "PLAINTEXT" if args.insecure else "mTLS"
+    epoch = running.state.current().key.epoch
     logging.info(
-        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops",
-        running.port, "PLAINTEXT" if args.insecure else "mTLS", running.state.current().key.epoch,
+        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops", running.port, tls, epoch,
+        extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1.0):
         running.state.current()  # rotates the key epoch when it is due
-    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace)
+    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
+                 extra=log_fields(event="shutting_down"))
     running.stop(args.grace)
+    logging.info("stopped", extra=log_fields(event="stopped"))
     return 0
 
 
@@ -75,7 +94,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", logging.WARNING)
     if args.peers:
         if args.peer:
             from matcher.errors import ConfigError
@@ -88,15 +107,20 @@ def cmd_match(args: argparse.Namespace) -> int:
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
-        progress=_progress_printer(),
+        progress=_progress_printer(args=args),
     )
-    print(run.loaded.summary(), file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
     for r in run.loaded.rejected[:20]:
-        print(f"  rejected line {r.line}: {r.reason}", file=sys.stderr)
+        _say(args, f"  rejected line {r.line}: {r.reason}", logging.WARNING, event="record_rejected")
     if len(run.loaded.rejected) > 20:
-        print(f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", file=sys.stderr)
+        _say(args, f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", logging.WARNING)
     res = run.result
     elapsed = time.monotonic() - started
+    if _json_logs(args):  # the SIEM's record of the session (the result lines below go to stdout)
+        _say(args, f"session {res.session_id} done", event="session_end", session_id=res.session_id, peer=peer,
+             protocol=cfg.requester.protocol, elements=res.elements_sent,
+             hit_count=res.hit_count if res.reveal == "cardinality" else len(res.hits),
+             outcome="OK", seconds=round(elapsed, 3))
     if res.reveal == "cardinality":
         print(f"{res.hit_count} of {res.elements_sent} tokens hit (cardinality mode: no hit list) "
               f"in {elapsed:.1f} s, session {res.session_id}")
@@ -111,13 +135,13 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     from matcher.network import run_match_many
 
     responders = cfg.select_responders(args.peers)
-    printer = _progress_printer()
+    printer = _progress_printer(args=args)
     started = time.monotonic()
     run = run_match_many(
         cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
         progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
     )
-    print(run.loaded.summary(), file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
     for name, o in run.outcomes.items():
         if o.ok and o.result is not None:
             r = o.result
@@ -278,6 +302,21 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    from matcher.storage import session_log
+    from matcher.audit.report import write_report
+
+    anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
+    since = _parse_since(args.since) if args.since else None
+    data = write_report(args.config, args.out, anchor=anchor, since=since)
+    v = data.verified
+    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
+          f"{data.audit.count('warning')} warning(s); {state}")
+    return 1 if v is not None and not v.ok else 0
+
+
 def _parse_since(text: str) -> str:
     """``--since``: a date (YYYY-MM-DD), an ISO time (UTC if no zone) or ``Nd``/``Nh`` ago; as the log's time format."""
     from datetime import UTC, datetime, timedelta
@@ -330,6 +369,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--log-format``, accepted before or after the command (SUPPRESS: the later one wins, none keeps the default)."""
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+        help="log lines on stderr: text (default; or MATCHER_LOG_FORMAT) or json (one object per line for a "
+        "SIEM; fields in docs/operations.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="matcher",
@@ -340,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"matcher {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_format_option(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
@@ -435,6 +484,19 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
 
+    ar = sub.add_parser("audit-report", help="one HTML page for the privacy officer: findings, log check, charts",
+                        description="Write one self-contained HTML file (opens offline; nothing is fetched) with the "
+                        "session log's verification result and head, the config audit's findings in plain words, and "
+                        "charts of sessions per agency per day, tokens asked against each agency's daily budget, how "
+                        "sessions ended, and hits per session where known. The file is written with mode 0600. "
+                        "Exit 0: written; 1: written, but the session log does not verify; 2: the config cannot be "
+                        "read.")
+    ar.add_argument("--config", type=Path, required=True, help="responder (or requester) TOML config")
+    ar.add_argument("--out", type=Path, required=True, help="HTML file to write, e.g. report.html")
+    ar.add_argument("--since", help="only sessions from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
+    ar.add_argument("--anchor", help="SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    ar.set_defaults(func=cmd_audit_report)
+
     y = sub.add_parser("synth", help="generate two agencies' synthetic record files with true links",
                        description="Writes requester.csv and responder.csv (the demo's two layouts), links.csv "
                        "(requester_id,responder_id of every pair that is the same person) and requester.toml/"
@@ -467,33 +529,33 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")
     c.add_argument("names", nargs="+", help="agency names (become the certificates' CN)")
     c.set_defaults(func=cmd_dev_certs)
+    for command in sub.choices.values():
+        _log_format_option(command)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.log_format = getattr(args, "log_format", None) or default_format()
+    setup_logging(args.log_format, args.verbose)
     from clients import MatchFailed
     from matcher.errors import ConfigError, InputFileError, MatcherError
+
+    def fail(message: str, status: int, reason: str) -> int:
+        _say(args, f"matcher {args.command}: {message}", logging.ERROR, event="command_failed", reason=reason,
+             exit_status=status)
+        return status
 
     try:
         return args.func(args)
     except (ConfigError, InputFileError) as exc:
-        print(f"matcher {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2, type(exc).__name__)
     except MatchFailed as exc:
-        print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"the responder ended the session: {exc}", 1, type(exc).__name__)
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"{exc.status}: {exc}", 1, type(exc).__name__)
     except KeyboardInterrupt:
-        print(f"matcher {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130, "KeyboardInterrupt")
 
 
 if __name__ == "__main__":

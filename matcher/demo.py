@@ -162,5 +162,6 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     say(f"  certificates    {workdir / 'certs'}")
     say(f"  rejected rows   {workdir / 'agency_b_records.rejects.csv'}")
     say("Agency A learned only that agency B asked with "
-        f"{run.result.elements_sent} tokens; agency B learned nothing about A's other records.")
+        f"{run.result.elements_sent} elements (its tokens and 8 check elements); agency B learned nothing "
+        "about A's other records.")
     return len(hits)

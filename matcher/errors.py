@@ -97,3 +97,14 @@ class NormalisationMismatch(MatcherError):
     """Two installations (or one installation and its own conformance vectors) tokenise differently."""
 
     status = "FAILED_PRECONDITION"
+
+
+class ResponderMisbehaved(MatcherError):
+    """The responder's replies are not what the protocol makes it compute for this session.
+
+    Raised on the requester's side, e.g. an ecdh reply whose setup label was sealed for
+    another token (permuted, repeated, substituted or replayed replies) or a Summary that
+    contradicts what the requester reported. The session fails with no hit written.
+    """
+
+    status = "DATA_LOSS"

@@ -12,7 +12,7 @@ from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.identity.conformance import require_conformant
 from matcher.config import RequesterConfig
-from matcher.errors import ConfigError, MatcherError
+from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
 from matcher.grpc_status import status_code
 from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, load_records
@@ -162,6 +162,11 @@ def run_match(
         outcome, code, detail = "OK", 0, None
     except MatchFailed as exc:
         outcome, code, detail = exc.code.name, exc.code.value[0], exc.details
+        raise
+    except ResponderMisbehaved as exc:
+        # The responder's replies failed the protocol's checks: no hit is written, and
+        # the log names the responder as the cause, not a local or network failure.
+        outcome, code, detail = "RESPONDER_MISBEHAVED", status_code(exc).value[0], str(exc)
         raise
     except MatcherError as exc:
         outcome, code, detail = exc.status, status_code(exc).value[0], str(exc)

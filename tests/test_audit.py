@@ -74,7 +74,7 @@ def test_warnings_alone_exit_zero(agencies, capsys):
     warnings = {f["id"] for f in report["findings"] if f["severity"] == "warning"}
     # the default key set's names_year (names, year of birth, nationality) is flagged as weaker than a full date
     assert status == 0 and warnings == {"no-peer-budget", "key-rotation-too-long", "reveal-both",
-                                        "match-key-year-of-birth"}
+                                        "match-key-year-of-birth", "semi-honest-reveal-both"}
     year_keys = {f["subject"] for f in report["findings"] if f["id"] == "match-key-year-of-birth"}
     assert year_keys == {"names_year"}
     agencies.edit("responder", "[match_keys]", "[audit]\nmax_key_rotation_days = 180\n\n[match_keys]")
@@ -148,3 +148,31 @@ def test_paillier_and_cardinality_say_what_they_do_not_protect(agencies, capsys)
     ids = {f["id"]: f["severity"] for f in report["findings"]}
     assert ids["paillier-unproven-key"] == "warning" and ids["cardinality-split-requests"] == "info"
     assert status == 0
+
+
+def test_metrics_on_every_interface_is_a_warning(agencies, capsys):
+    text = agencies.responder_toml.read_text()
+    agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "127.0.0.1:9464"\n')
+    status, report = _audit_json(agencies.responder_toml, capsys)
+    ids = {f["id"]: f["severity"] for f in report["findings"]}
+    assert status == 0 and ids["metrics-endpoint"] == "info" and "metrics-exposed" not in ids
+    agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "0.0.0.0:9464"\n')
+    status, report = _audit_json(agencies.responder_toml, capsys)
+    assert status == 0 and {f["id"]: f["severity"] for f in report["findings"]}["metrics-exposed"] == "warning"
+
+
+@pytest.mark.parametrize("protocols, reveal, semi_honest", [
+    ('["ecdh"]', "requester", set()),
+    ('["ecdh"]', "cardinality", {"semi-honest-ecdh-cardinality"}),
+    ('["ecdh"]', "both", {"semi-honest-reveal-both"}),
+    ('["ecdh", "paillier"]', "requester", {"semi-honest-paillier"}),
+])
+def test_audit_reports_the_modes_that_are_only_semi_honest(agencies, capsys, protocols, reveal, semi_honest):
+    agencies.edit("responder", 'protocols = ["ecdh"]', f"protocols = {protocols}")
+    agencies.edit("responder", 'reveal = "requester"', f'reveal = "{reveal}"')
+    _, report = _audit_json(agencies.responder_toml, capsys)
+    found = {f["id"]: f for f in report["findings"] if f["id"].startswith("semi-honest")}
+    assert set(found) == semi_honest
+    assert all(f["severity"] == "warning" and "semi-honest" in f["message"] for f in found.values())
+    model = next(f for f in report["findings"] if f["id"] == "security-model")
+    assert "docs/security.md" in model["message"] and "false hit" in model["message"]

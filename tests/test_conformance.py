@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from clients import MatchClient, MatchFailed, TlsFiles
 from matcher.identity import conformance as conf
 from matcher.identity import normalise_n2 as normalize_n2
-from matcher.errors import NormalisationMismatch
+from matcher.errors import InvalidElement, NormalisationMismatch
 from matcher.identity.match_keys import KeySpec
 from matcher.protocols import ecdh, keyed_hash, paillier
 from matcher.requester import run_match
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FROZEN = {
     "n1.v1.json": "87db0fd590d61aba90f9ae231253abfceaec5f450952ad424329064679c07212",
     "n2.v1.json": "cfa647b4c755acff70e3341f33a25d8c9ba71df524cb0cd9e744ce98998011e0",
-    "protocol.v1.json": "cd8c75de5451b023bfdf6304608728a2f1397a3e8ff0b7af44754963d17f7fe5",
+    "protocol.v2.json": "c065203dd8ad107c35d1522cee24f23c7f46ce184a7a3fe70378691dffad354a",
 }
 
 
@@ -168,7 +168,7 @@ def test_hello_without_a_digest_is_refused(agencies, start):
     with grpc.secure_channel(f"127.0.0.1:{running.port}", creds, options=options) as ch:
         stub = pb_grpc.ResponderStub(ch)
         hello = pb.Hello(protocol="ecdh", key_spec_fingerprint=cfg.key_spec().fingerprint(), request_size=1,
-                         reveal="requester")
+                         reveal="requester", wire_version=2)
         with pytest.raises(grpc.RpcError) as err:
             list(stub.Match(iter([pb.MatchRequest(hello=hello)]), timeout=30))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -176,7 +176,7 @@ def test_hello_without_a_digest_is_refused(agencies, start):
 
 
 # -- protocol vectors ------------------------------------------------------------------------
-PROTO = json.loads((VECTORS / "protocol.v1.json").read_text(encoding="utf-8"))
+PROTO = json.loads((VECTORS / conf.PROTOCOL_VECTOR_FILE).read_text(encoding="utf-8"))
 EC = PROTO["ecdh"]
 H = bytes.fromhex
 
@@ -201,16 +201,42 @@ def test_ecdh_vectors(i):
     refs = [t["case_ref_utf8"].encode("utf-8") for t in EC["tokens"]]
     size = ecdh.label_size(refs)
     assert size == EC["label_plaintext_bytes"]
-    assert ecdh.LABEL_AAD == H(EC["label_aad_hex"])
+    assert ecdh.label_ad(token) == H(v["label_ad_hex"]) == H(EC["label_ad_prefix_hex"]) + hashlib.sha256(token).digest()
     nonce = H(v["nonce_hex"])
     plain = H(v["label_plaintext_hex"])
-    assert nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, ecdh.LABEL_AAD) == H(v["label_hex"])
-    assert ecdh.open_label(H(v["unblinded_hex"]), H(v["label_hex"])) == v["case_ref_utf8"].encode("utf-8")
-    sealed = ecdh.seal_label(H(v["unblinded_hex"]), v["case_ref_utf8"].encode("utf-8"), size)
+    assert nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, ecdh.label_ad(token)) == H(v["label_hex"])
+    ref = v["case_ref_utf8"].encode("utf-8")
+    assert ecdh.open_label(H(v["unblinded_hex"]), H(v["label_hex"]), token) == ref
+    assert ecdh.open_label(H(v["unblinded_hex"]), H(v["label_hex"]), token + b"x") is None  # bound to its token
+    sealed = ecdh.seal_label(H(v["unblinded_hex"]), ref, size, token)
     assert len(sealed) == len(H(v["label_hex"]))
-    assert ecdh.open_label(H(v["unblinded_hex"]), sealed) == v["case_ref_utf8"].encode("utf-8")
-    setup = ecdh.responder_setup(b, [(token, v["case_ref_utf8"].encode("utf-8"))], EC["tag_length"])
+    assert ecdh.open_label(H(v["unblinded_hex"]), sealed, token) == ref
+    setup = ecdh.responder_setup(b, [(token, ref)], EC["tag_length"])
     assert setup.tags == [H(v["tag_hex"])]
+    # reveal cardinality: the setup is the points b·H(y); the requester returns a·(b·H(y))
+    points = ecdh.responder_setup(b, [(token, ref)], EC["tag_length"], points_only=True)
+    assert points.tags == [H(v["cardinality_setup_point_hex"])] == [H(v["unblinded_hex"])]
+    assert ecdh.evaluate(a, points.tags) == [H(v["cardinality_reblinded_hex"])] == [H(v["evaluated_hex"])]
+
+
+def test_ecdh_hit_proof_vector():
+    v = EC["hit_proof"]
+    pairs = [(H(x["p_hex"]), H(x["z_hex"])) for x in v["pairs"]]
+    context = ecdh.hit_proof_context(v["session_id"])
+    assert context == H(v["context_hex"])
+    seed, m, z = ecdh._combine(pairs, context)
+    assert (seed, m, z) == (H(v["seed_hex"]), H(v["m_hex"]), H(v["z_hex"]))
+    assert ecdh.verify_hits(pairs, H(v["proof_hex"]), context)
+    assert not ecdh.verify_hits(pairs, H(v["proof_hex"]), ecdh.hit_proof_context("another-session"))
+    assert ecdh.verify_hits(pairs, ecdh.prove_hits(H(EC["scalar_a_hex"]), pairs, context), context)
+
+
+@pytest.mark.parametrize("case", EC["invalid_points"], ids=lambda c: c["why"])
+def test_ecdh_invalid_point_vectors(case):
+    with pytest.raises(InvalidElement):
+        ecdh.check_point(H(case["point_hex"]))
+    with pytest.raises(InvalidElement):
+        ecdh.evaluate(H(EC["scalar_b_hex"]), [H(case["point_hex"])])
 
 
 def test_tag_length_vectors():

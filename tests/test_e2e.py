@@ -158,7 +158,7 @@ def _raw_session(agencies, running, messages):
 def _hello(agencies, size=1, **kw):
     fp = agencies.requester_config().key_spec().fingerprint()
     return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=size,
-                                          reveal="requester", **kw))
+                                          reveal="requester", wire_version=2, **kw))
 
 
 def test_key_spec_mismatch_is_failed_precondition_with_both_fingerprints(agencies, start):

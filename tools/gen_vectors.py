@@ -2,7 +2,7 @@
 
 Normalisation vectors (matcher/identity/vectors/n1.v1.json, n2.v1.json): raw record ->
 normalised fields -> tokens, computed by this checkout's normaliser. Protocol vectors
-(protocol.v1.json): token -> group element -> blinded with fixed test scalars ->
+(protocol.v2.json): token -> group element -> blinded with fixed test scalars ->
 evaluated -> tag -> sealed label (fixed nonces, in vectors only), keyed-hash tags,
 paillier encodings, key-spec fingerprints.
 
@@ -218,6 +218,47 @@ def _paillier_session() -> dict:
     }
 
 
+def _hit_proof(a: bytes, a_inv: bytes, b: bytes) -> dict:
+    """A hit report's proof (reveal both) over the first two tokens, with a fixed nonce scalar r."""
+    import rbcl
+
+    session_id = "0123456789abcdef"
+    context = ecdh.hit_proof_context(session_id)
+    pairs = []
+    for tok in ECDH_TOKENS[:2]:
+        z = ecdh.evaluate(b, ecdh.blind_tokens(a, [tok.encode()]))[0]  # the responder's reply b·a·H(x)
+        pairs.append((ecdh.unblind(a_inv, [z])[0], z))  # (P = b·H(x), Z = a·P)
+    seed, m, zsum = ecdh._combine(pairs, context)
+    coeffs = [ecdh._scalar(seed + k.to_bytes(8, "big")) for k in range(len(pairs))]
+    r = _scalar(b"hit proof r")
+    t = rbcl.crypto_scalarmult_ristretto255(r, m)
+    e = ecdh._scalar(ecdh._PROOF_CHALLENGE + seed + m + zsum + t)
+    s_ = rbcl.crypto_core_ristretto255_scalar_sub(r, rbcl.crypto_core_ristretto255_scalar_mul(e, a))
+    proof = e + s_
+    assert ecdh.verify_hits(pairs, proof, context)
+    return {
+        "session_id": session_id, "context_hex": context.hex(),
+        "pairs": [{"p_hex": p.hex(), "z_hex": z.hex()} for p, z in pairs],
+        "seed_hex": seed.hex(), "coefficients_hex": [d.hex() for d in coeffs], "m_hex": m.hex(), "z_hex": zsum.hex(),
+        "nonce_scalar_r_hex": r.hex(), "t_hex": t.hex(), "e_hex": e.hex(), "s_hex": s_.hex(), "proof_hex": proof.hex(),
+    }
+
+
+def _invalid_points() -> list[dict]:
+    """Encodings a receiver must refuse."""
+    import rbcl
+
+    good = ecdh.hash_to_group(b"x")
+    high = bytes(good[:31]) + bytes([good[31] | 0x80])
+    return [
+        {"why": "identity", "point_hex": bytes(32).hex()},
+        {"why": "bit 255 set on a valid encoding", "point_hex": high.hex()},
+        {"why": "not a canonical field element", "point_hex": (b"\xff" * 31 + b"\x7f").hex()},
+        {"why": "31 bytes", "point_hex": good[:31].hex()},
+        {"why": "negative field element (odd)", "point_hex": (b"\x01" + bytes(31)).hex()},
+    ] if not rbcl.crypto_core_ristretto255_is_valid_point(b"\x01" + bytes(31)) else []
+
+
 def protocol_file() -> dict:
     a, b = _scalar(b"requester a"), _scalar(b"responder b")
     a_inv = ecdh.invert_key(a)
@@ -238,16 +279,19 @@ def protocol_file() -> dict:
         nonce = hashlib.sha256(b"matcher test nonce %d" % i).digest()[: ecdh.NONCE_BYTES]
         plain = len(ref).to_bytes(2, "big") + ref
         plain += bytes(size - len(plain))
-        label = nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, ecdh.LABEL_AAD)
-        assert ecdh.open_label(y, label) == ref
+        ad = ecdh.label_ad(t)
+        label = nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, ad)
+        assert ecdh.open_label(y, label, t) == ref
         ec.append({
             "token_utf8": tok, "token_hex": t.hex(), "h2g_input_hex": h_in.hex(),
             "h2g_sha512_hex": hashlib.sha512(h_in).hexdigest(), "h_point_hex": h.hex(),
             "blinded_hex": blinded.hex(), "evaluated_hex": evaluated.hex(), "unblinded_hex": unblinded.hex(),
             "output_sha512_hex": out.hex(), "tag_hex": out[:tag_len].hex(), "label_key_hex": out[32:].hex(),
             "case_ref_utf8": CASE_REFS[i], "label_plaintext_hex": plain.hex(), "nonce_hex": nonce.hex(),
-            "label_hex": label.hex(),
+            "label_ad_hex": ad.hex(), "label_hex": label.hex(),
+            "cardinality_setup_point_hex": y.hex(), "cardinality_reblinded_hex": ecdh.evaluate(a, [y])[0].hex(),
         })
+    proof = _hit_proof(a, a_inv, b)
     secret = hashlib.sha256(b"matcher test keyed-hash secret").digest()
     kh = [{"token_hex": t.encode().hex(), "tag_hex": keyed_hash.tag(secret, t.encode()).hex()} for t in ECDH_TOKENS]
     pa = []
@@ -269,14 +313,14 @@ def protocol_file() -> dict:
     tag_lengths = [{"setup_size": s, "request_size": r, "tag_length": ecdh.tag_length(s, r)}
                    for s, r in ((1, 1), (1000, 1000), (10**6, 10**6), (10**8, 10**8), (2**40, 2**40))]
     return {
-        "format": "matcher-protocol-vectors/1",
+        "format": "matcher-protocol-vectors/2",
         "about": "see docs/PROTOCOL.md; fixed test scalars and nonces in vectors only. Never edit: "
         "a changed value is a new protocol version.",
         "key_spec_fingerprints": specs,
         "ecdh": {
             "scalar_a_hex": a.hex(), "scalar_a_inverse_hex": a_inv.hex(), "scalar_b_hex": b.hex(),
-            "tag_length": tag_len, "label_plaintext_bytes": size, "label_aad_hex": ecdh.LABEL_AAD.hex(),
-            "tokens": ec, "tag_lengths": tag_lengths,
+            "tag_length": tag_len, "label_plaintext_bytes": size, "label_ad_prefix_hex": ecdh.LABEL_AD_PREFIX.hex(),
+            "tokens": ec, "tag_lengths": tag_lengths, "hit_proof": proof, "invalid_points": _invalid_points(),
         },
         "keyed_hash": {"secret_hex": secret.hex(), "tokens": kh},
         "paillier": {"encoding_bytes": paillier.ENCODING_BYTES, "tokens": pa, "session": paillier_session},

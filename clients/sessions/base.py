@@ -83,20 +83,20 @@ class RequesterSession(ABC):
     def on_accepted(self, accepted: pb.Accepted) -> None:
         self.accepted = accepted
 
-    # -- reveal = "both": a report after matching -------------------------------------
+    # -- messages after Finish (a hit report, the re-blinded setup) ----------------------
     @property
-    def wants_report(self) -> bool:
-        """Whether this session sends a HitReport after Finish (reveal = "both" where the protocol needs it)."""
+    def wants_tail(self) -> bool:
+        """Whether this session sends messages after Finish (:meth:`tail`)."""
         return False
 
     @property
-    def evaluation_complete(self) -> bool:
-        """All replies are in, so :meth:`hit_report` can be built."""
+    def tail_ready(self) -> bool:
+        """Everything :meth:`tail` needs has arrived (e.g. every reply, the whole setup)."""
         return False
 
-    def hit_report(self) -> pb.HitReport:
-        """What the responder is told about the hits (reveal = "both")."""
-        raise ProtocolViolation(f"{self.protocol} sends no hit report")
+    def tail(self, chunk_elements: int) -> list[pb.MatchRequest]:
+        """The messages sent after Finish, in order."""
+        raise ProtocolViolation(f"{self.protocol} sends nothing after Finish")
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         raise ProtocolViolation(f"the responder sent a setup, which {self.protocol} does not use")

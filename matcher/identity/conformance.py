@@ -36,7 +36,7 @@ from matcher.identity.match_keys import KeySpec
 NORM_VECTOR_FILES: dict[str, str] = {"n1": "n1.v1.json", "n2": "n2.v1.json"}
 
 #: The protocol vector file (hash to group, tags, labels, keyed-hash, paillier encodings).
-PROTOCOL_VECTOR_FILE = "protocol.v1.json"
+PROTOCOL_VECTOR_FILE = "protocol.v2.json"
 
 #: Libraries whose tables decide token bytes (pinned exactly in pyproject.toml).
 TOKEN_LIBRARIES: tuple[str, ...] = ("anyascii", "jellyfish", "pycountry")

@@ -1,4 +1,5 @@
 // A requester session of protocol `ecdh` over gRPC with mutual TLS (docs/PROTOCOL.md §3–§6, §9).
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +82,10 @@ export function checkPolicy(policy, doc, reveal, requestSize) {
       `match-key spec differs: tokens file fingerprint ${doc.key_spec_fingerprint}, responder fingerprint `
       + `${policy.key_spec_fingerprint}; the responder's keys are ${keys} under normalisation ${policy.norm_version}`);
   }
+  if (policy.wire_version !== P.WIRE_VERSION) {
+    throw new PreconditionError(`the responder speaks wire version ${policy.wire_version}, this client `
+      + `${P.WIRE_VERSION}: both sides must speak the same wire version`);
+  }
   if (policy.norm_conformance_digest !== doc.norm_conformance_digest) {
     throw new PreconditionError(
       `normalisation ${doc.norm_version} tokenises differently: tokens file conformance digest `
@@ -153,37 +158,83 @@ class SetupIndex {
   }
 }
 
+/** Check elements added to a session in the requester and both modes (§6.6). */
+export const CHECK_ELEMENTS = 8;
+
+const randomIndex = (n) => randomInt(n);
+
+/** Positions of the request: real tokens in order with CHECK_ELEMENTS check elements at secret random places. */
+function layout(tokenCount, checks, a) {
+  const total = tokenCount + checks;
+  const positions = new Set();
+  while (positions.size < checks) positions.add(randomIndex(total));
+  const slots = []; // per position: {token: index} or {check: {base, key, inverse}}
+  let next = 0;
+  for (let pos = 0; pos < total; pos += 1) {
+    if (positions.has(pos)) {
+      const key = P.scalarMul(P.newKey(), a);
+      slots.push({ check: { base: randomIndex(tokenCount), key, inverse: P.invertKey(key) } });
+    } else {
+      slots.push({ token: next });
+      next += 1;
+    }
+  }
+  return slots;
+}
+
+function shuffle(list) {
+  for (let i = list.length - 1; i > 0; i -= 1) {
+    const j = randomIndex(i + 1);
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+}
+
 /**
- * Run one ecdh session for the tokens file `doc` (§5, §6). Resolves to
- * {sessionId, keyEpoch, reveal, records, elementsSent, hitTokens: [[tokenIndex, caseRef]], hitCount}.
+ * Run one ecdh session (wire version 2) for the tokens file `doc` (§5, §6). Resolves to
+ * {sessionId, keyEpoch, reveal, records, elementsSent, tokens, owners, hits: [[tokenIndex, caseRef]], hitCount}.
  */
 export async function matchEcdh(client, doc, { reveal = 'requester', chunkElements = 4096, timeoutMs = 3600_000 } = {}) {
   await P.ready();
   const { tokens, owners } = distinctTokens(doc);
+  const cardinality = reveal === 'cardinality';
+  if (cardinality) shuffle(tokens); // the responder learns which positions matched: make that meaningless
   const policy = await getPolicy(client);
-  checkPolicy(policy, doc, reveal, tokens.length);
-  const chunk = Math.max(1, Math.min(chunkElements, policy.max_chunk_elements || chunkElements));
   const a = P.newKey();
   const aInv = P.invertKey(a);
+  const slots = layout(tokens.length, cardinality || !tokens.length ? 0 : CHECK_ELEMENTS, a);
+  checkPolicy(policy, doc, reveal, slots.length);
+  const chunk = Math.max(1, Math.min(chunkElements, policy.max_chunk_elements || chunkElements));
   const call = client.Match({ deadline: Date.now() + timeoutMs });
   const hits = []; // [token index, case reference Buffer]
-  const hitPoints = [];
-  let cardinalityHits = 0;
+  const hitReport = []; // [position, P = b·H(x), Z = reply]
+  const replies = new Set();
+  const outputs = new Map(); // token index -> output hash (for the check elements' bases)
+  const checkOutputs = new Map(); // position -> output hash of a check element
+  let tail = null; // resolves to the messages after Finish, once their inputs are in
+  let releaseTail;
+  const tailReady = new Promise((resolve) => { releaseTail = resolve; });
 
+  const write = async (msg) => {
+    if (!call.write(msg)) await new Promise((resolve) => call.once('drain', resolve));
+  };
   const sender = (async () => {
-    call.write({
+    await write({
       hello: {
-        protocol: 'ecdh', key_spec_fingerprint: doc.key_spec_fingerprint, request_size: tokens.length, reveal,
-        norm_conformance_digest: doc.norm_conformance_digest, norm_libraries: `node ${doc.norm_libraries}`,
+        protocol: 'ecdh', key_spec_fingerprint: doc.key_spec_fingerprint, request_size: slots.length, reveal,
+        wire_version: P.WIRE_VERSION, norm_conformance_digest: doc.norm_conformance_digest,
+        norm_libraries: `node ${doc.norm_libraries}`,
       },
     });
-    for (let off = 0; off < tokens.length; off += chunk) {
-      const elements = tokens.slice(off, off + chunk).map((t) => P.blind(a, t));
-      if (!call.write({ blinded: { offset: off, elements } })) {
-        await new Promise((resolve) => call.once('drain', resolve));
-      }
+    for (let off = 0; off < slots.length; off += chunk) {
+      const elements = slots.slice(off, off + chunk).map((slot) => (slot.check
+        ? P.blind(slot.check.key, tokens[slot.check.base]) : P.blind(a, tokens[slot.token])));
+      await write({ blinded: { offset: off, elements } });
     }
-    call.write({ finish: { elements_sent: tokens.length } });
+    await write({ finish: { elements_sent: slots.length } });
+    if (reveal !== 'requester') {
+      tail = await tailReady;
+      for (const msg of tail) await write(msg);
+    }
   })();
   sender.catch(() => {});
 
@@ -200,39 +251,72 @@ export async function matchEcdh(client, doc, { reveal = 'requester', chunkElemen
         if (accepted.tag_length < P.MIN_TAG_BYTES || accepted.tag_length > P.MAX_TAG_BYTES) {
           throw new P.ProtocolError(`the responder announced tags of ${accepted.tag_length} bytes`);
         }
+        if (cardinality && accepted.tag_length !== P.POINT_BYTES) {
+          throw new P.ProtocolError('in cardinality mode the setup is points of 32 bytes');
+        }
         if (accepted.setup_size > MAX_SETUP_ENTRIES) throw new P.ProtocolError('the responder announced a too large setup');
         if (accepted.setup_skipped) throw new P.ProtocolError('the responder skipped a setup this client does not hold');
-        index = new SetupIndex(accepted.tag_length, accepted.setup_size, reveal !== 'cardinality');
+        index = new SetupIndex(accepted.tag_length, accepted.setup_size, !cardinality);
+        if (cardinality && accepted.setup_size === 0) releaseTail([]);
       } else if (kind === 'setup') {
         if (done) throw new P.ProtocolError('setup after evaluated elements');
         index.add(msg.setup);
+        if (cardinality && index.tags.length === accepted.setup_size) releaseTail(reblindedSetup(index.tags, a, chunk));
       } else if (kind === 'evaluated') {
+        if (cardinality) throw new P.ProtocolError('the responder sent evaluated elements in cardinality mode (it counts itself)');
         const { offset, elements } = msg.evaluated;
-        if (offset !== done || done + elements.length > tokens.length) {
+        if (offset !== done || done + elements.length > slots.length) {
           throw new P.ProtocolError('evaluated elements out of order or too many');
         }
-        elements.forEach((p, j) => {
-          const z = P.multiply(aInv, p, done + j);
+        elements.forEach((reply, j) => {
+          const pos = done + j;
+          const id = reply.toString('latin1');
+          if (replies.has(id)) {
+            throw new P.ResponderMisbehaved(`the responder's reply ${pos} repeats an earlier reply`);
+          }
+          replies.add(id);
+          const slot = slots[pos];
+          let z;
+          try {
+            z = P.multiply(slot.check ? slot.check.inverse : aInv, reply, pos);
+          } catch (err) {
+            throw new P.ResponderMisbehaved(`the responder's reply is not a valid point (${err.message})`);
+          }
           const d = P.outputHash(z);
-          const candidates = index.candidates(d.subarray(0, accepted.tag_length));
-          if (!candidates.length) return;
-          if (reveal === 'cardinality') {
-            cardinalityHits += 1;
+          if (slot.check) {
+            checkOutputs.set(pos, d);
             return;
           }
+          outputs.set(slot.token, d);
+          const candidates = index.candidates(d.subarray(0, accepted.tag_length));
+          if (!candidates.length) return;
+          const token = tokens[slot.token];
           for (const label of candidates) {
-            const ref = P.openLabel(d.subarray(32), label);
+            const ref = P.openLabel(d.subarray(32), label, token);
             if (ref !== null) {
-              hits.push([done + j, ref]);
-              hitPoints.push(z);
-              break;
+              hits.push([slot.token, ref]);
+              hitReport.push([pos, z, reply]);
+              return;
             }
           }
+          throw new P.ResponderMisbehaved(`the responder's reply ${pos} has a tag in the setup whose label `
+            + 'does not open for this element: replies permuted, repeated, substituted or replayed');
         });
         done += elements.length;
-        if (done === tokens.length && reveal === 'both') {
-          await sender;
-          call.write({ hit_report: { elements: hitPoints } });
+        if (done === slots.length) {
+          for (const [pos, d] of checkOutputs) {
+            if (!d.equals(outputs.get(slots[pos].check.base))) {
+              throw new P.ResponderMisbehaved('the responder\'s replies are not this session\'s evaluations of the '
+                + 'elements sent (a check element does not agree): replies replaced or replayed');
+            }
+          }
+          if (reveal === 'both') {
+            const pairs = hitReport.map(([, z, reply]) => [z, reply]);
+            releaseTail([{ hit_report: {
+              elements: hitReport.map(([, z]) => z), indices: hitReport.map(([pos]) => pos),
+              proof: P.proveHits(a, pairs, P.hitProofContext(accepted.session_id)),
+            } }]);
+          }
         }
       } else if (kind === 'summary') {
         summary = msg.summary;
@@ -249,15 +333,35 @@ export async function matchEcdh(client, doc, { reveal = 'requester', chunkElemen
   call.end();
   if (!summary) throw new P.ProtocolError('the responder closed the session before its summary');
   if (index && index.tags.length !== accepted.setup_size) throw new P.ProtocolError('fewer setup entries than announced');
-  if (done !== tokens.length) throw new P.ProtocolError(`session ended after ${done} of ${tokens.length} elements`);
-  if (reveal === 'both' && summary.hit_count !== hitPoints.length) {
-    throw new P.ProtocolError(`the responder confirmed ${summary.hit_count} of the ${hitPoints.length} reported hits`);
+  if (cardinality) {
+    if (summary.hit_count > Math.min(tokens.length, accepted.setup_size)) {
+      throw new P.ResponderMisbehaved(`the responder counted ${summary.hit_count} hits for ${tokens.length} elements`);
+    }
+  } else if (done !== slots.length) {
+    throw new P.ProtocolError(`session ended after ${done} of ${slots.length} elements`);
+  }
+  if (reveal === 'both' && summary.hit_count !== hitReport.length) {
+    throw new P.ResponderMisbehaved(`the responder confirmed ${summary.hit_count} of the ${hitReport.length} reported hits`);
   }
   return {
     sessionId: accepted.session_id, keyEpoch: accepted.key_epoch, reveal,
-    records: doc.records.length, elementsSent: tokens.length, tokens, owners, hits,
-    hitCount: reveal === 'cardinality' ? cardinalityHits : null,
+    records: doc.records.length, elementsSent: slots.length, tokens, owners, hits,
+    hitCount: cardinality ? summary.hit_count : null,
   };
+}
+
+/** Cardinality: every setup point Y re-blinded, a·Y, sorted (an order only a fixes), in chunks (§6.6). */
+function reblindedSetup(points, a, chunk) {
+  let reblinded;
+  try {
+    reblinded = points.map((y, i) => P.multiply(a, y, i));
+  } catch (err) {
+    throw new P.ResponderMisbehaved(`the responder's setup holds an invalid point (${err.message})`);
+  }
+  reblinded.sort(Buffer.compare);
+  const out = [];
+  for (let i = 0; i < reblinded.length; i += chunk) out.push({ reblinded: { offset: i, elements: reblinded.slice(i, i + chunk) } });
+  return out;
 }
 
 /** Hit records from hit tokens (§9): keys in key-spec order, case references split, unique, sorted. */

@@ -9,7 +9,11 @@ export const MAX_TAG_BYTES = 32;
 export const MIN_LABEL_BYTES = 12 + 32 + 16;
 const H2G_DOMAIN = Buffer.from('matcher/v1/h2g\x00', 'latin1');
 const OUT_DOMAIN = Buffer.from('matcher/v1/out\x00', 'latin1');
-export const LABEL_AAD = Buffer.from('matcher/v1/label', 'latin1');
+export const LABEL_AD_PREFIX = Buffer.from('matcher/v2/label\x00', 'latin1');
+export const WIRE_VERSION = 2;
+const PROOF_SEED = Buffer.from('matcher/v2/hit-proof/seed\x00', 'latin1');
+const PROOF_CHALLENGE = Buffer.from('matcher/v2/hit-proof/challenge\x00', 'latin1');
+const SESSION_CONTEXT = 'matcher/v2/session\x00';
 const SETUP_DOMAIN = 'matcher/v1/setup\x00';
 
 let sodium = null;
@@ -48,7 +52,8 @@ export function checkPoint(p, index) {
     throw new ProtocolError(`element ${index} is not a 32-byte ristretto255 point`);
   }
   if (p.every((b) => b === 0)) throw new ProtocolError(`element ${index} is the identity point`);
-  if (!sodium.crypto_core_ristretto255_is_valid_point(p)) {
+  // bit 255 of a canonical encoding is 0 (RFC 9496 §4.3.1); some libsodium versions ignore it
+  if ((p[31] & 0x80) || !sodium.crypto_core_ristretto255_is_valid_point(p)) {
     throw new ProtocolError(`element ${index} is not a valid ristretto255 point encoding`);
   }
 }
@@ -80,13 +85,16 @@ function ceilLog2(n) {
   return k;
 }
 
-/** The case reference sealed in `label` under `labelKey`, or null if it does not open — §6.4. */
-export function openLabel(labelKey, label) {
+/** The associated data binding a label to its token: "matcher/v2/label" ‖ 0 ‖ SHA-256(token) — §6.4. */
+export const labelAd = (token) => Buffer.concat([LABEL_AD_PREFIX, createHash('sha256').update(token).digest()]);
+
+/** The case reference sealed in `label` under `labelKey` for `token`, or null if it does not open — §6.4. */
+export function openLabel(labelKey, label, token) {
   if (label.length < MIN_LABEL_BYTES) return null;
   let plain;
   try {
     plain = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-      null, label.subarray(NONCE_BYTES), LABEL_AAD, label.subarray(0, NONCE_BYTES), labelKey);
+      null, label.subarray(NONCE_BYTES), labelAd(token), label.subarray(0, NONCE_BYTES), labelKey);
   } catch {
     return null;
   }
@@ -95,8 +103,8 @@ export function openLabel(labelKey, label) {
 }
 
 /** nonce ‖ ChaCha20-Poly1305(plaintext) (tests only: a real responder draws the nonce at random). */
-export function sealLabelWithNonce(labelKey, plaintext, nonce) {
-  const ct = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, LABEL_AAD, null, nonce, labelKey);
+export function sealLabelWithNonce(labelKey, plaintext, nonce, token) {
+  const ct = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, labelAd(token), null, nonce, labelKey);
   return Buffer.concat([nonce, Buffer.from(ct)]);
 }
 
@@ -146,5 +154,49 @@ export function normConformanceDigest(doc) {
   return createHash('sha256').update(canonicalJson(body), 'utf8').digest('hex');
 }
 
+/** x·y mod ℓ. */
+export const scalarMul = (x, y) => Buffer.from(sodium.crypto_core_ristretto255_scalar_mul(x, y));
+
+/** A scalar from 64 bytes: SHA-512(data) reduced mod ℓ. */
+const hashScalar = (...parts) => Buffer.from(sodium.crypto_core_ristretto255_scalar_reduce(sha512(...parts)));
+
+/** What a hit report's proof is bound to: "matcher/v2/session" ‖ 0 ‖ session id (§6.6). */
+export const hitProofContext = (sessionId) => Buffer.from(`${SESSION_CONTEXT}${sessionId}`, 'latin1');
+
+/** (seed, M, Z): M = Σ d_k·P_k, Z = Σ d_k·Z_k, d_k = H(seed ‖ uint64_be(k)) (§6.6). */
+export function combineHitPairs(pairs, context) {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(context.length);
+  const seed = sha512(PROOF_SEED, len, context, ...pairs.flatMap(([p, z]) => [p, z]));
+  let m = null;
+  let z = null;
+  pairs.forEach(([pk, zk], k) => {
+    const idx = Buffer.alloc(8);
+    idx.writeBigUInt64BE(BigInt(k));
+    const d = hashScalar(seed, idx);
+    const dp = Buffer.from(sodium.crypto_scalarmult_ristretto255(d, pk));
+    const dz = Buffer.from(sodium.crypto_scalarmult_ristretto255(d, zk));
+    m = m ? Buffer.from(sodium.crypto_core_ristretto255_add(m, dp)) : dp;
+    z = z ? Buffer.from(sodium.crypto_core_ristretto255_add(z, dz)) : dz;
+  });
+  return { seed, m, z };
+}
+
+/**
+ * Proof that one scalar `a` gives Z_k = a·P_k for every pair (batched Schnorr, §6.6): e ‖ s.
+ * `r` is a fresh random scalar (a test may pass a fixed one); empty without pairs.
+ */
+export function proveHits(a, pairs, context, r = newKey()) {
+  if (!pairs.length) return Buffer.alloc(0);
+  const { seed, m, z } = combineHitPairs(pairs, context);
+  const t = Buffer.from(sodium.crypto_scalarmult_ristretto255(r, m));
+  const e = hashScalar(PROOF_CHALLENGE, seed, m, z, t);
+  const s = Buffer.from(sodium.crypto_core_ristretto255_scalar_sub(r, sodium.crypto_core_ristretto255_scalar_mul(e, a)));
+  return Buffer.concat([e, s]);
+}
+
 /** A peer broke the protocol (bad point, wrong order, lying sizes). */
 export class ProtocolError extends Error {}
+
+/** The responder's replies are not what the protocol makes it compute (a false hit was prevented). */
+export class ResponderMisbehaved extends Error {}

@@ -1,4 +1,4 @@
-// The protocol conformance vectors (matcher/identity/vectors/protocol.v1.json) in JavaScript.
+// The protocol conformance vectors (matcher/identity/vectors/protocol.v2.json) in JavaScript.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -10,7 +10,7 @@ import { distinctTokens, hitRecords } from '../src/client.js';
 import { hitsCsv } from '../src/hits.js';
 
 const VECTORS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'matcher', 'identity', 'vectors');
-const PROTO = JSON.parse(readFileSync(join(VECTORS, 'protocol.v1.json'), 'utf8'));
+const PROTO = JSON.parse(readFileSync(join(VECTORS, 'protocol.v2.json'), 'utf8'));
 const EC = PROTO.ecdh;
 const H = (hex) => Buffer.from(hex, 'hex');
 
@@ -35,14 +35,35 @@ test('ecdh: hash to group, blind, evaluate, unblind, output hash, tag, label', (
     assert.equal(d.toString('hex'), v.output_sha512_hex);
     assert.equal(d.subarray(0, EC.tag_length).toString('hex'), v.tag_hex);
     assert.equal(d.subarray(32).toString('hex'), v.label_key_hex);
-    assert.equal(P.openLabel(d.subarray(32), H(v.label_hex)).toString('utf8'), v.case_ref_utf8);
+    assert.equal(P.labelAd(token).toString('hex'), v.label_ad_hex);
+    assert.equal(P.openLabel(d.subarray(32), H(v.label_hex), token).toString('utf8'), v.case_ref_utf8);
+    assert.equal(P.openLabel(d.subarray(32), H(v.label_hex), Buffer.from('another token')), null);
     const plain = H(v.label_plaintext_hex);
     assert.equal(plain.length, EC.label_plaintext_bytes);
-    assert.equal(P.sealLabelWithNonce(d.subarray(32), plain, H(v.nonce_hex)).toString('hex'), v.label_hex);
+    assert.equal(P.sealLabelWithNonce(d.subarray(32), plain, H(v.nonce_hex), token).toString('hex'), v.label_hex);
     const other = P.outputHash(P.hashToGroup(Buffer.from('other')));
-    assert.equal(P.openLabel(other.subarray(32), H(v.label_hex)), null);
+    assert.equal(P.openLabel(other.subarray(32), H(v.label_hex), token), null);
+    assert.equal(P.multiply(a, H(v.cardinality_setup_point_hex)).toString('hex'), v.cardinality_reblinded_hex);
   }
-  assert.equal(P.LABEL_AAD.toString('hex'), EC.label_aad_hex);
+  assert.equal(P.LABEL_AD_PREFIX.toString('hex'), EC.label_ad_prefix_hex);
+});
+
+test('ecdh: hit report proof', () => {
+  const v = EC.hit_proof;
+  const context = P.hitProofContext(v.session_id);
+  assert.equal(context.toString('hex'), v.context_hex);
+  const pairs = v.pairs.map((x) => [H(x.p_hex), H(x.z_hex)]);
+  const { seed, m, z } = P.combineHitPairs(pairs, context);
+  assert.equal(seed.toString('hex'), v.seed_hex);
+  assert.equal(m.toString('hex'), v.m_hex);
+  assert.equal(z.toString('hex'), v.z_hex);
+  assert.equal(P.proveHits(H(EC.scalar_a_hex), pairs, context, H(v.nonce_scalar_r_hex)).toString('hex'), v.proof_hex);
+  assert.equal(P.proveHits(H(EC.scalar_a_hex), [], context).length, 0);
+});
+
+test('ecdh: invalid point encodings are refused', () => {
+  const k = P.newKey();
+  for (const c of EC.invalid_points) assert.throws(() => P.multiply(k, H(c.point_hex)), P.ProtocolError, c.why);
 });
 
 test('ecdh: tag lengths', () => {
