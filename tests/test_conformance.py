@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FROZEN = {
     "n1.v1.json": "87db0fd590d61aba90f9ae231253abfceaec5f450952ad424329064679c07212",
     "n2.v1.json": "cfa647b4c755acff70e3341f33a25d8c9ba71df524cb0cd9e744ce98998011e0",
-    "protocol.v2.json": "c065203dd8ad107c35d1522cee24f23c7f46ce184a7a3fe70378691dffad354a",
+    "protocol.v2.json": "642898cd28b71f78cfab579e9970bdee338a44e903937c6d378a6cda6a78e543",
 }
 
 
@@ -237,6 +237,15 @@ def test_ecdh_invalid_point_vectors(case):
         ecdh.check_point(H(case["point_hex"]))
     with pytest.raises(InvalidElement):
         ecdh.evaluate(H(EC["scalar_b_hex"]), [H(case["point_hex"])])
+
+
+def test_setup_id_vector():
+    from matcher.storage.setup_cache import setup_id
+
+    v = EC["setup"]
+    setup = ecdh.ResponderSetup(v["tag_length"], [H(t) for t in v["tags_hex"]], [H(x) for x in v["labels_hex"]])
+    assert v["tags_hex"] == sorted(v["tags_hex"])
+    assert setup_id(setup) == v["setup_id"]
 
 
 def test_tag_length_vectors():

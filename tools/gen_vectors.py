@@ -292,6 +292,11 @@ def protocol_file() -> dict:
             "cardinality_setup_point_hex": y.hex(), "cardinality_reblinded_hex": ecdh.evaluate(a, [y])[0].hex(),
         })
     proof = _hit_proof(a, a_inv, b)
+    from matcher.storage.setup_cache import setup_id
+
+    rows = sorted((bytes.fromhex(v["tag_hex"]), bytes.fromhex(v["label_hex"])) for v in ec)
+    setup = {"tag_length": tag_len, "tags_hex": [t.hex() for t, _ in rows], "labels_hex": [x.hex() for _, x in rows],
+             "setup_id": setup_id(ecdh.ResponderSetup(tag_len, [t for t, _ in rows], [x for _, x in rows]))}
     secret = hashlib.sha256(b"matcher test keyed-hash secret").digest()
     kh = [{"token_hex": t.encode().hex(), "tag_hex": keyed_hash.tag(secret, t.encode()).hex()} for t in ECDH_TOKENS]
     pa = []
@@ -321,6 +326,7 @@ def protocol_file() -> dict:
             "scalar_a_hex": a.hex(), "scalar_a_inverse_hex": a_inv.hex(), "scalar_b_hex": b.hex(),
             "tag_length": tag_len, "label_plaintext_bytes": size, "label_ad_prefix_hex": ecdh.LABEL_AD_PREFIX.hex(),
             "tokens": ec, "tag_lengths": tag_lengths, "hit_proof": proof, "invalid_points": _invalid_points(),
+            "setup": setup,
         },
         "keyed_hash": {"secret_hex": secret.hex(), "tokens": kh},
         "paillier": {"encoding_bytes": paillier.ENCODING_BYTES, "tokens": pa, "session": paillier_session},

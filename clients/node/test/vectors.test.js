@@ -131,6 +131,11 @@ test('hits: records in input order, keys by strength, case references split, uni
     + '"r,2",names_dob,names_dob,A;B\r\n');
 });
 
+test('setup id vector', () => {
+  const v = EC.setup;
+  assert.equal(P.setupId(v.tag_length, v.tags_hex.map(H), v.labels_hex.map(H)), v.setup_id);
+});
+
 test('setup id over tags and labels', () => {
   const id = P.setupId(8, [Buffer.alloc(8, 1)], [Buffer.alloc(60, 2)]);
   const want = createHash('sha256').update(Buffer.concat([Buffer.from('matcher/v1/setup\x008\x00'), Buffer.alloc(8, 1),
