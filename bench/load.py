@@ -55,6 +55,7 @@ def _serve(tmp: str, n: int, budget: int, pem: tuple[bytes, bytes, bytes], ports
         "responder": {"listen": "127.0.0.1:0", "watchlist": f"{tmp}/unused.csv", "state_dir": f"{tmp}/state",
                       "session_log": f"{tmp}/state/sessions.db", "workers": 0, "max_sessions": 64},
         "peers": [{"name": PEER, "common_name": PEER, "daily_budget": budget}],
+        "records": {"date_order": "DMY"},
         "norm_version": KEYSPEC.norm_version,
         "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
     })

@@ -9,6 +9,7 @@ settings are refused (a typo must not silently turn a protection off).
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -64,7 +65,7 @@ class PeerConfig(_Strict):
 class RecordsConfig(_Strict):
     """How this agency's CSV files are laid out."""
 
-    date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
+    date_order: Literal["DMY", "MDY", "YMD"]  # required: never guessed (see _require_date_order)
     encoding: str = "utf-8"
     delimiter: str = ","
     columns: dict[str, str] = Field(default_factory=dict)
@@ -163,7 +164,7 @@ class ResponderPeer(_Strict):
 class _AgencyConfig(_Strict):
     norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
-    records: RecordsConfig = RecordsConfig()
+    records: RecordsConfig
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
     keyed_hash: KeyedHashConfig | None = None
     audit: AuditSettings = AuditSettings()
@@ -253,6 +254,13 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
         raise ConfigError(f"{path}: this is not a responder config (no [responder] table)")
     if model is RequesterConfig and "responder" in data:
         raise ConfigError(f"{path}: this is a responder config; `matcher match` needs a requester config")
+    records = data.get("records")
+    if not isinstance(records, dict) or "date_order" not in records:
+        raise ConfigError(
+            f"{path}: [records] date_order is required: say how dates in your records file are written, "
+            'DMY, MDY or YMD (e.g. date_order = "DMY" when 03/04/1980 is 3 April 1980, "MDY" when it is '
+            "4 March 1980); it is never guessed"
+        )
     try:
         cfg = model.model_validate(data)
         cfg.key_spec()
@@ -266,11 +274,29 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
     return cfg
 
 
-def load_responder_config(path: Path) -> ResponderConfig:
+def load_responder_config(path: str | os.PathLike[str]) -> ResponderConfig:
     """Read and validate a responder config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(ResponderConfig, path, _read(path))
 
 
-def load_requester_config(path: Path) -> RequesterConfig:
+def load_requester_config(path: str | os.PathLike[str]) -> RequesterConfig:
     """Read and validate a requester config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(RequesterConfig, path, _read(path))
+
+
+def load_config(path: str | os.PathLike[str]) -> ResponderConfig | RequesterConfig:
+    """Read and validate a responder config (it has a ``[responder]`` table) or a requester config."""
+    path = Path(path)
+    data = _read(path)
+    return _validate(ResponderConfig if "responder" in data else RequesterConfig, path, data)
+
+
+def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
+    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
+    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
+        raise ConfigError(
+            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
+            "it is offered only with [keyed_hash] allow_keyed_hash = true"
+        )

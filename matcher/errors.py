@@ -28,9 +28,18 @@ class InputFileError(MatcherError):
 
 
 class RecordError(MatcherError):
-    """One record (row) that cannot be used; the loader writes it to the rejects file."""
+    """A record value that cannot be understood; the loader drops that field (or the row) and reports it.
+
+    ``field`` names the record field at fault (e.g. ``date_of_birth``), so the loader
+    can drop that field alone and keep the rest of the record; None when the problem
+    is the row as a whole.
+    """
 
     status = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidElement(MatcherError):

@@ -19,6 +19,9 @@ key_rotation_days = 365
 token_hash = "xxhash64"
 paillier_key_bits = 1024
 
+[records]
+date_order = "DMY"
+
 [match_keys]
 dob = ["date_of_birth"]
 demographic = ["sex", "nationality"]
@@ -84,8 +87,9 @@ def test_warnings_alone_exit_zero(agencies, capsys):
 @pytest.mark.parametrize("bits, finding", [(1024, "paillier-key-too-small"), (2048, "paillier-key-below-recommended"),
                                            (3072, "paillier-key")])
 def test_paillier_key_size_is_checked_wherever_it_is_set(tmp_path, bits, finding):
-    for text in (f"[requester]\nprotocol = \"paillier\"\npaillier_key_bits = {bits}\n",
-                 f"[requester]\nprotocol = \"paillier\"\n[paillier]\nkey_bits = {bits}\nbin_hash = \"xxhash\"\n"):
+    records = '[records]\ndate_order = "DMY"\n'
+    for text in (f"[requester]\nprotocol = \"paillier\"\npaillier_key_bits = {bits}\n{records}",
+                 f"[requester]\nprotocol = \"paillier\"\n{records}[paillier]\nkey_bits = {bits}\nbin_hash = \"xxhash\"\n"):
         path = tmp_path / "r.toml"
         path.write_text(text)
         rep = audit_config(path)

@@ -272,7 +272,7 @@ def test_load_records_of_arbitrary_bytes(tmp_dir, data, encoding, delimiter):
     path = tmp_dir / "records.csv"
     path.write_bytes(data)
     try:
-        result = load_records(path, CsvFormat(encoding=encoding, delimiter=delimiter), _spec(),
+        result = load_records(path, CsvFormat(date_order="DMY", encoding=encoding, delimiter=delimiter), _spec(),
                               rejects_path=tmp_dir / "rejects.csv")
     except InputFileError:
         return

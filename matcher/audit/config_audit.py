@@ -537,8 +537,10 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     """Share of records yielding each key, and share of those whose token another record shares."""
     from matcher.identity.records import load_records
 
-    loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
+    fmt = cfg.records.csv_format()
+    loaded = load_records(records, fmt, cfg.key_spec())
     total = loaded.rows_read
+    _check_date_order(rep, cfg, records, loaded)
     for key in cfg.key_spec().names:
         # A record may yield several tokens per key (alternative spellings): a record
         # "shares" the key when any of its tokens for it is also another record's.
@@ -565,3 +567,32 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
         if not tokens:
             rep.add("match-key-unused", "warning", "none of your records yields this key", "map the columns it "
                     "needs under [records.columns] or drop the key", subject=key)
+
+
+def _date_failures(loaded: Any) -> int:
+    return sum(1 for d in loaded.dropped_fields if d.field == "date_of_birth")
+
+
+def _check_date_order(rep: AuditReport, cfg: Any, records: Path, loaded: Any) -> None:
+    """Warn when many dates fail in the configured order but parse in another (the order is never guessed)."""
+    from dataclasses import replace
+
+    from matcher.identity.records import load_records
+
+    configured = cfg.records.date_order
+    failing = _date_failures(loaded)
+    if failing == 0 or failing < 0.01 * max(1, loaded.rows_read):
+        return
+    fmt = cfg.records.csv_format()
+    others = {}
+    for order in ("DMY", "MDY", "YMD"):
+        if order != configured:
+            others[order] = _date_failures(load_records(records, replace(fmt, date_order=order), cfg.key_spec()))
+    best = min(others, key=others.__getitem__)
+    if others[best] * 2 <= failing:
+        rep.add("date-order-suspect", "warning",
+                f"{failing} dates of birth in your records are not valid dates in the configured order "
+                f"{configured}, but only {others[best]} fail when read as {best}: those fields are dropped and "
+                "their records can only be found by keys without the date",
+                f'check how your export writes dates and set [records] date_order = "{best}" if that is how '
+                "they are written", subject="records.date_order")

@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 
 from matcher.identity.conformance import require_conformant
-from matcher.config import RequesterConfig, ResponderConfig
+from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
@@ -33,15 +33,6 @@ def load_watchlist(
         s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
-
-
-def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
-    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
-    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
-        raise ConfigError(
-            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
-            "it is offered only with [keyed_hash] allow_keyed_hash = true"
-        )
 
 
 def read_tls(config: ResponderConfig) -> TlsMaterial:
@@ -111,7 +102,11 @@ def start_responder(
     if config.metrics is not None:
         metrics = ResponderMetrics(state)
     servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
-    server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    try:
+        server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    except BaseException:
+        state.close()
+        raise
     metrics_port = None
     if metrics is not None:
         metrics.active_sessions = lambda: servicer._active

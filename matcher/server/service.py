@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from matcher.identity.conformance import check_peer
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
+    ConfigError,
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
@@ -565,13 +566,20 @@ def build_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
-        )
-        port = server.add_secure_port(listen, creds)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            )
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise ConfigError(
+            f"cannot listen on {listen}: the port is in use (another responder or program listens there) or the "
+            "address is not one of this machine's; stop the other program, or choose another address with "
+            "[responder] listen or --listen"
+        )
     return server, port, health_servicer

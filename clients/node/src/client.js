@@ -364,25 +364,30 @@ function reblindedSetup(points, a, chunk) {
   return out;
 }
 
-/** Hit records from hit tokens (§9): keys in key-spec order, case references split, unique, sorted. */
+/**
+ * The hits (docs/hits-file.md, PROTOCOL §9): one per (own record, case reference) pair, with the keys that
+ * linked that pair strongest first; ordered by record, then strength, then case reference as UTF-8 bytes.
+ */
 export function hitRecords(doc, result) {
   const order = new Map(doc.match_keys.map(([name], i) => [name, i]));
-  const keys = new Map();
-  const refs = new Map();
+  const pairs = new Map(); // `${record index}\u0000${case ref}` -> {rec, ref, keys}
   for (const [tokenIndex, ref] of result.hits) {
     const parts = ref.toString('utf8').split(';').filter((r) => r);
+    if (!parts.length) parts.push('');
     for (const [rec, keyName] of result.owners.get(result.tokens[tokenIndex].toString('latin1'))) {
-      if (!keys.has(rec)) { keys.set(rec, new Set()); refs.set(rec, new Set()); }
-      keys.get(rec).add(keyName);
-      for (const r of parts) refs.get(rec).add(r);
+      for (const part of parts) {
+        const id = `${rec}\u0000${part}`;
+        if (!pairs.has(id)) pairs.set(id, { rec, ref: part, keys: new Set() });
+        pairs.get(id).keys.add(keyName);
+      }
     }
   }
-  const byteOrder = (x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8'));
-  return [...keys.keys()].sort((x, y) => x - y).map((rec) => ({
-    recordId: doc.records[rec].record_id,
-    matchKeys: [...keys.get(rec)].sort((x, y) => order.get(x) - order.get(y)),
-    caseRef: [...refs.get(rec)].sort(byteOrder).join(';'),
+  const rows = [...pairs.values()].map((p) => ({
+    rec: p.rec, ref: p.ref, keys: [...p.keys].sort((x, y) => order.get(x) - order.get(y)),
   }));
+  rows.sort((x, y) => (x.rec - y.rec) || (order.get(x.keys[0]) - order.get(y.keys[0]))
+    || Buffer.compare(Buffer.from(x.ref, 'utf8'), Buffer.from(y.ref, 'utf8')));
+  return rows.map((r) => ({ recordId: doc.records[r.rec].record_id, matchKeys: r.keys, caseRef: r.ref }));
 }
 
 export function readTokensFile(path) {

@@ -110,25 +110,27 @@ test('normalisation conformance digest is computed over the canonical JSON', () 
   assert.equal(P.canonicalJson({ b: [1, 'ä\u001f'], a: null }), '{"a":null,"b":[1,"ä\\u001f"]}');
 });
 
-test('hits: records in input order, keys by strength, case references split, unique and sorted', () => {
+test('hits: one row per (record, case reference), by record, strength, then UTF-8 bytes (docs/hits-file.md)', () => {
   const doc = {
-    match_keys: [['document', []], ['names_dob', []]],
+    match_keys: [['document', []], ['names_dob', []], ['names_year', []]],
     records: [
-      { record_id: 'r1', tokens: [['document', 't1'], ['names_dob', 't2']] },
-      { record_id: 'r,2', tokens: [['names_dob', 't2']] },
-      { record_id: 'r3', tokens: [['document', 't3']] },
+      { record_id: 'r1', tokens: [['document', 't1'], ['names_dob', 't2'], ['names_year', 't4']] },
+      { record_id: 'r2', tokens: [['names_dob', 't3']] },
+      { record_id: 'r3', tokens: [['document', 't5']] },
     ],
   };
   const { tokens, owners } = distinctTokens(doc);
-  assert.deepEqual(tokens.map(String), ['t1', 't2', 't3']);
-  const result = { tokens, owners, hits: [[1, Buffer.from('B;A')], [0, Buffer.from('A')]] };
+  assert.deepEqual(tokens.map(String), ['t1', 't2', 't4', 't3', 't5']);
+  const result = { tokens, owners, hits: [[1, Buffer.from('C-1')], [2, Buffer.from('C "2", Köln;Z')], [0, Buffer.from('C-1')], [3, Buffer.alloc(0)]] };
   const hits = hitRecords(doc, result);
   assert.deepEqual(hits, [
-    { recordId: 'r1', matchKeys: ['document', 'names_dob'], caseRef: 'A;B' },
-    { recordId: 'r,2', matchKeys: ['names_dob'], caseRef: 'A;B' },
+    { recordId: 'r1', matchKeys: ['document', 'names_dob'], caseRef: 'C-1' },
+    { recordId: 'r1', matchKeys: ['names_year'], caseRef: 'C "2", Köln' },
+    { recordId: 'r1', matchKeys: ['names_year'], caseRef: 'Z' },
+    { recordId: 'r2', matchKeys: ['names_dob'], caseRef: '' },
   ]);
-  assert.equal(hitsCsv(hits), 'record_id,match_keys,strength,case_ref\r\nr1,document;names_dob,document,A;B\r\n'
-    + '"r,2",names_dob,names_dob,A;B\r\n');
+  assert.equal(hitsCsv(hits), 'record_id,match_keys,strength,case_ref\r\nr1,document;names_dob,document,C-1\r\n'
+    + 'r1,names_year,names_year,"C ""2"", Köln"\r\nr1,names_year,names_year,Z\r\nr2,names_dob,names_dob,\r\n');
 });
 
 test('setup id vector', () => {
