@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
@@ -127,6 +128,7 @@ def start_responder(
     tls = None if insecure else read_tls(config)
     if tls is not None:  # an ambiguous peer binding fails now, before the watchlist is loaded
         PeerAllowlist(list(config.peers), tls.ca)
+    require_conformant(config.key_spec().norm_version)  # a broken installation never serves
     scratch = insecure_epoch_dir(listen) if insecure else None
     state = None
     metrics = None
