@@ -25,8 +25,8 @@ import queue
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -34,21 +34,21 @@ from clients.connection import ConnectionFailed, MatchFailed, TlsFiles, connecti
 from clients.sessions import REQUESTER_SESSIONS
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher import peer_auth
-from matcher.identity.conformance import check_peer, conformance
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
-    PinMismatch,
     NormalisationMismatch,
+    PinMismatch,
     UnsupportedProtocol,
 )
+from matcher.identity.conformance import check_peer, conformance
 from matcher.identity.match_keys import KeySpec
-from matcher.parallel import Workers
-from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
+from matcher.parallel import Workers
 from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.sessions.requester import RequesterMachine
+from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 

@@ -144,7 +144,8 @@ def test_more_elements_than_announced_are_refused(pair):
     chunks = [r for r in requests if r.WhichOneof("kind") == "blinded"]
     for request in chunks:
         list(responder.receive(request))
-    extra = pb.MatchRequest(blinded=pb.ElementChunk(offset=responder.received, elements=[chunks[0].blinded.elements[0]]))
+    repeat = [chunks[0].blinded.elements[0]]
+    extra = pb.MatchRequest(blinded=pb.ElementChunk(offset=responder.received, elements=repeat))
     with pytest.raises(ProtocolViolation, match="more elements than announced in Hello"):
         list(responder.receive(extra))
 

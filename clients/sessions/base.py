@@ -7,10 +7,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from matcher.sessions.chunks import InOrder
 from matcher.errors import ProtocolViolation
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import TokenisedRecord
+from matcher.sessions.chunks import InOrder
 from matcher.v1 import matcher_pb2 as pb
 
 

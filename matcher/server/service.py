@@ -23,8 +23,13 @@ from matcher.errors import LimitExceeded, MatcherError, PeerNotAllowed, Protocol
 from matcher.grpc_status import status_code
 from matcher.logs import log_fields
 from matcher.server.build import build_server, server_options
-from matcher.server.gate import _LogBudget  # noqa: F401  (re-exported for tests)
-from matcher.server.gate import SERVICE_NAME, PeerGate, TlsMaterial, peer_identity
+from matcher.server.gate import (
+    SERVICE_NAME,
+    PeerGate,
+    TlsMaterial,
+    _LogBudget,  # noqa: F401  (re-exported for tests)
+    peer_identity,
+)
 from matcher.server.state import ResponderState
 from matcher.server.streams import WATCHDOG_GRACE_SECONDS, Inbox, Undecodable, Watchdog, lenient
 from matcher.sessions.responder import ResponderMachine, loggable_hello, policy

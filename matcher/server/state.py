@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig
 from matcher.files import private_dir
+from matcher.identity.conformance import require_conformant
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import LoadResult
 from matcher.parallel import Workers
