@@ -144,9 +144,11 @@ class ResponderMachine:
     def __init__(self, state: ResponderContext,
                  halves: Mapping[str, type[ResponderSession]] | None = None) -> None:
         if halves is None:
-            from matcher.sessions import RESPONDER_SESSIONS as halves
+            from matcher.sessions import RESPONDER_SESSIONS
+
+            halves = RESPONDER_SESSIONS
         self.state = state
-        self._halves = halves
+        self._halves: Mapping[str, type[ResponderSession]] = halves
         self.hello: pb.Hello | None = None
         self.session: ResponderSession | None = None
         self.phase = "hello"
