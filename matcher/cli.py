@@ -418,13 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
                        "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
-    m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    m.add_argument("--records", type=Path,
+                   help="CSV file of own records (default: the database named by [records] source in the config)")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     m.add_argument("--peers", metavar="all|NAME,...",
                    help="ask several [[responders]] of the config at once (one session each, records tokenised "
                    "once); the hits file then has a responder column. Exit 0 all answered, 3 some failed, 1 none")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
-    m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    m.add_argument("--rejects", type=Path,
+                   help="where rejected rows go (default RECORDS.rejects.csv, or [records] rejects for a database)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)

@@ -18,6 +18,7 @@ from matcher.config import RequesterConfig, ResponderConfig, load_requester_conf
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML, write_demo_files
 from matcher.server.responder import RunningResponder, start_responder
 from matcher.storage.secrets_store import write_private
+from tests.pg_server import postgres_url  # noqa: F401  (session fixture: a real PostgreSQL server)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2
 from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
+from matcher.identity.sql_source import SqlSource
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
 from matcher.logs import log_fields
@@ -25,11 +26,18 @@ log = logging.getLogger("matcher.server.responder")
 def load_watchlist(
     config: ResponderConfig, rejects_path: Path | None = None, progress: Callable[[str], None] | None = None
 ) -> LoadResult:
-    """The responder's records with their tokens; bad rows go to the rejects file."""
+    """The responder's records with their tokens, from its CSV watchlist or its database
+    ``[records] source``; bad rows go to the rejects file."""
     s = config.responder
-    rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
+    source: Path | SqlSource | None = config.records.sql_source()
+    if source is not None:
+        rejects = rejects_path or config.records.rejects
+    else:
+        assert s.watchlist is not None  # the config requires a watchlist file or a database source
+        source = s.watchlist
+        rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
     return load_records(
-        s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
+        source, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
 
