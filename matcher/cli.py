@@ -37,8 +37,13 @@ def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fi
         print(message, file=sys.stderr)
 
 
-def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
-    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+def _progress_printer(stream=None, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise).
+
+    ``stream`` defaults to the ``sys.stderr`` of the call, not of the import (tests and
+    embedding programs replace it).
+    """
+    stream = stream if stream is not None else sys.stderr
     if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
