@@ -97,9 +97,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _print_problems(args: argparse.Namespace, loaded, limit: int = 20) -> None:
     """The first ``limit`` dropped fields and rejected rows of a load, in line order (no values)."""
+    def where(p) -> str:  # database rows by position: their record key is identity data, kept to the rejects file
+        return f"row {p.line} of the result" if p.record_key else f"line {p.line}"
+
     problems = sorted(
-        [(d.line, 0, f"  line {d.line}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
-        + [(r.line, 1, f"  rejected line {r.line}: {r.reason}", "record_rejected") for r in loaded.rejected]
+        [(d.line, 0, f"  {where(d)}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
+        + [(r.line, 1, f"  rejected {where(r)}: {r.reason}", "record_rejected") for r in loaded.rejected]
     )
     for _line, _kind, text, event in problems[:limit]:
         _say(args, text, logging.WARNING, event=event)
