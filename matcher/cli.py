@@ -73,7 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication, loopback only, throw-away key "
+             "epoch. Development only.", logging.WARNING)
     # The handlers are in place before anyone can learn that the server is up: a SIGTERM
     # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
     stop = threading.Event()
@@ -264,14 +265,19 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
         rep = session_log.verify(args.db, anchor, args.key)
+        insecure = _insecure_rows(args.db)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id,
+                              "insecure_rows": insecure}, indent=2))
         elif rep.ok:
             print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
                   f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
+        if insecure and not args.json:
+            print(f"WARNING: {insecure} row(s) come from `serve --insecure` (development mode: plaintext, no peer "
+                  "authentication); see `audit-log show`")
         return 0 if rep.ok else 1
     if args.action == "head":
         rep = session_log.verify(args.db, None, args.key)
@@ -305,6 +311,17 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
               f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
               f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
     return 0
+
+
+def _insecure_rows(db: Path) -> int:
+    """Rows written by a responder running ``--insecure`` (its start-up row and its sessions)."""
+    from matcher.storage import session_log
+    from matcher.peer_auth import INSECURE_PEER
+
+    try:
+        return sum(1 for r in session_log.rows(db) if r.get("peer") == INSECURE_PEER)
+    except Exception:  # an unreadable log is reported by verify itself
+        return 0
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -414,11 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
                        description="Serve the watchlist named in the responder config. Requesters must present a "
-                       "client certificate whose CN is in [[peers]].")
+                       "client certificate that matches a [[peers]] entry (its SAN or CN, bound to its issuing CA "
+                       "or a key pin); see docs/operations.md.")
     s.add_argument("--config", type=Path, required=True, help="responder TOML config")
     s.add_argument("--listen", help="override [responder] listen, e.g. 0.0.0.0:50051")
     s.add_argument("--grace", type=float, default=10.0, help="seconds running sessions get at shutdown (default 10)")
-    s.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no peer authentication")
+    s.add_argument("--insecure", action="store_true",
+                   help="DEVELOPMENT ONLY: plaintext, no peer authentication; binds only to loopback, keeps every "
+                   "limit and budget, uses a throw-away key epoch, and is logged")
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",

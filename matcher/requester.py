@@ -53,16 +53,23 @@ def client_for(
     insecure: bool = False,
     server_name: str | None = None,
     workers: Workers | None = None,
+    pins: tuple[str | None, str | None] | None = None,
 ) -> MatchClient:
     """A MatchClient set up from the requester config's [tls] and [requester] tables.
 
     ``server_name`` overrides ``[requester] server_name`` (a [[responders]] entry's own);
-    ``workers``: a pool to share between several clients (one per responder).
+    ``workers``: a pool to share between several clients (one per responder);
+    ``pins``: (spki_sha256, cert_sha256) of this responder, instead of [requester]'s
+    ``responder_spki_sha256`` / ``responder_cert_sha256``.
     """
     s = config.requester
+    spki_pin, cert_pin = pins if pins is not None else (s.responder_spki_sha256, s.responder_cert_sha256)
     if workers is None:
-        workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+        workers = Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
     if insecure:
+        if spki_pin or cert_pin:
+            raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "
+                              "which cannot be checked with --insecure; drop --insecure or the pin")
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
             setup_cache=s.setup_cache,
@@ -77,6 +84,7 @@ def client_for(
     return MatchClient(
         peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
         chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
+        responder_spki_sha256=spki_pin, responder_cert_sha256=cert_pin,
     )
 
 

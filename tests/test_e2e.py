@@ -126,7 +126,9 @@ def test_unknown_client_certificate_is_permission_denied(agencies, start):
     other_ca = TestCA("second trusted CA")
     cert, key = write_cert(other_ca, ca_dir, "agency-x")
     trusted = ca_dir / "ca.pem"
+    (ca_dir / "demo-ca.pem").write_bytes(trusted.read_bytes())
     trusted.write_bytes(trusted.read_bytes() + other_ca.cert_pem)
+    agencies.edit("responder", 'common_name = "agency-b"', 'common_name = "agency-b"\nca = "certs/demo-ca.pem"')
     running.stop(grace=0)
     running = start()
     tls = TlsFiles(cert.read_bytes(), key.read_bytes(), (ca_dir / "ca.pem").read_bytes())
