@@ -34,11 +34,13 @@ import grpc
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher import peer_auth
+from matcher.identity.conformance import check_peer, conformance
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
     PinMismatch,
+    NormalisationMismatch,
     ProtocolViolation,
     UnsupportedProtocol,
 )
@@ -323,6 +325,11 @@ class MatchClient:
                 f"the responder speaks wire version {policy.wire_version}, this client {WIRE_VERSION}: "
                 "both agencies must run a matcher with the same wire version"
             )
+        # Tokenisation: this installation must reproduce its own vectors, and the responder's.
+        norm = conformance(keyspec.norm_version)
+        check_peer(norm, policy.norm_conformance_digest, policy.norm_libraries, "responder")
+        if not norm.ok:
+            raise NormalisationMismatch(norm.problem())
         if protocol not in REQUESTER_SESSIONS:
             raise UnsupportedProtocol(f"protocol {protocol!r} is not known to this client")
         if protocol not in policy.protocols:
@@ -354,6 +361,7 @@ class MatchClient:
                 hello = pb.Hello(
                     protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
                     wire_version=WIRE_VERSION,
+                    norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
                 )
                 session.fill_hello(hello)
                 msg = pb.MatchRequest(hello=hello)

@@ -232,6 +232,18 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     return run.exit_status
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from matcher.config import load_requester_config
+    from matcher.requester import write_tokens
+
+    cfg = load_requester_config(args.config)
+    loaded = write_tokens(cfg, args.records, args.out, args.rejects)
+    print(loaded.summary(), file=sys.stderr)
+    tokens = sum(len(r.tokens) for r in loaded.records)
+    print(f"{tokens} tokens of {len(loaded.records)} records written to {args.out} (mode 0600: they identify persons)")
+    return 0
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config
     from matcher.requester import client_for
@@ -249,6 +261,14 @@ def cmd_policy(args: argparse.Namespace) -> int:
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
     print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    from matcher.identity.conformance import conformance
+
+    norm = conformance(cfg.key_spec().norm_version)
+    same = norm.digest == p.norm_conformance_digest
+    print(f"conformance digest:   {p.norm_conformance_digest or '(none)'} "
+          f"({'same as ours' if same else 'DIFFERS from ours: ' + norm.digest + ' — no session would be allowed'})")
+    print(f"token libraries:      {p.norm_libraries or '(not announced)'}"
+          + ("" if p.norm_libraries == norm.libraries else f" (ours: {norm.libraries})"))
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
@@ -522,6 +542,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
+
+    t = sub.add_parser("tokens", help="write a record file's tokens (JSON, mode 0600) for a client in another language",
+                       description="Normalise and tokenise RECORDS with the requester config (as `match` does) and "
+                       "write them with the key-spec fingerprint and conformance digest to OUT, for a requester "
+                       "client written in another language (docs/PROTOCOL.md section 8). The file identifies persons: "
+                       "it is created readable by its owner only.")
+    t.add_argument("--config", type=Path, required=True, help="requester TOML config")
+    t.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    t.add_argument("--out", type=Path, default=Path("tokens.json"), help="tokens file to write (default tokens.json)")
+    t.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    t.set_defaults(func=cmd_tokens)
 
     q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree",
                        description="Show the responder's protocols, limits, key spec and key epoch. Exit 0 when "

@@ -112,6 +112,12 @@ class SessionTimeout(MatcherError):
     status = "DEADLINE_EXCEEDED"
 
 
+class NormalisationMismatch(MatcherError):
+    """Two installations (or one installation and its own conformance vectors) tokenise differently."""
+
+    status = "FAILED_PRECONDITION"
+
+
 class ResponderMisbehaved(MatcherError):
     """The responder's replies are not what the protocol makes it compute for this session.
 

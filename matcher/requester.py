@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
+from matcher.identity.conformance import require_conformant
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
 from matcher.grpc_status import status_code
@@ -130,6 +132,41 @@ def records_input(
         )
     assert config.records.rejects is not None  # set by the config loader for database sources
     return source, Path(rejects_path) if rejects_path else config.records.rejects
+
+
+TOKENS_FORMAT = "matcher-tokens/1"
+
+
+def tokens_document(config: RequesterConfig, loaded: LoadResult) -> dict[str, object]:
+    """The tokens of a loaded record file, for a requester client in another language (PROTOCOL §8).
+
+    Carries what that client must check against the responder's policy: the key-spec
+    fingerprint and the conformance digest of the installation that computed the tokens.
+    """
+    keyspec = config.key_spec()
+    norm = require_conformant(keyspec.norm_version)
+    return {
+        "format": TOKENS_FORMAT,
+        "norm_version": keyspec.norm_version,
+        "key_spec_fingerprint": keyspec.fingerprint(),
+        "norm_conformance_digest": norm.digest,
+        "norm_libraries": norm.libraries,
+        "match_keys": [[k.name, list(k.fields)] for k in keyspec.keys],
+        "records": [
+            {"record_id": r.record_id, "tokens": [[name, t.decode("utf-8")] for name, t in r.tokens]}
+            for r in loaded.records
+        ],
+    }
+
+
+def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None) -> LoadResult:
+    """Load ``records_path`` and write its tokens as JSON to ``out`` (mode 0600: tokens identify persons)."""
+    require_conformant(config.key_spec().norm_version)  # before reading a single record
+    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    with open_private(out, "w", encoding="utf-8") as fh:  # tokens identify persons: 0600
+        json.dump(tokens_document(config, loaded), fh, ensure_ascii=False, separators=(",", ":"))
+    return loaded
 
 
 def run_match(

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig, load_responder_config, require_keyed_hash_opt_in  # noqa: F401
 from matcher.errors import ConfigError, MatcherError
 from matcher.identity.records import LoadResult, load_records
@@ -121,6 +122,7 @@ class RunningResponder:
             )
         if not config.peers and not insecure:
             raise ConfigError(f"{path}: no [[peers]] configured: nobody would be allowed to match")
+        require_conformant(config.key_spec().norm_version)  # as at start: a broken installation never serves
         tls = None if insecure else read_tls(config)
         watchlist = load_watchlist(config, progress=progress)
         if progress:
@@ -215,6 +217,7 @@ def start_responder(
     tls = None if insecure else read_tls(config)
     if tls is not None:  # an ambiguous peer binding fails now, before the watchlist is loaded
         PeerAllowlist(list(config.peers), tls.ca)
+    require_conformant(config.key_spec().norm_version)  # a broken installation never serves
     scratch = insecure_epoch_dir(listen) if insecure else None
     state = None
     metrics = None

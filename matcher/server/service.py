@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from matcher import peer_auth
+from matcher.identity.conformance import check_peer
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
     ConfigError,
@@ -241,6 +242,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
             wire_version=WIRE_VERSION,
+            norm_conformance_digest=self.state.conformance.digest,
+            norm_libraries=self.state.conformance.libraries,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
@@ -301,6 +304,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"match-key spec differs: requester fingerprint {theirs or '(none)'}, "
                 f"responder fingerprint {mine}; align [match_keys] and norm_version with the responder's policy"
             )
+        # Same key spec, different tokenisation (another library version, a changed table): refuse
+        # before any data moves, naming both digests, instead of matching to a silent zero.
+        check_peer(self.state.conformance, hello.norm_conformance_digest, hello.norm_libraries, "requester")
         if hello.reveal != s.reveal:
             raise UnsupportedProtocol(f"reveal mode {reveal} requested, this responder runs {s.reveal!r}")
         if hello.request_size == 0:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig
 from matcher.files import private_dir
 from matcher.identity.match_keys import KeySpec
@@ -63,6 +64,8 @@ class ResponderState:
         self.workers = (shared.workers if shared is not None else None) or workers or Workers(
             config.responder.workers, config.responder.dask_scheduler, config.responder.dask_tls)
         self.keyspec: KeySpec = config.key_spec()
+        #: what this installation's normaliser produced for its conformance vectors (refused if broken)
+        self.conformance = require_conformant(self.keyspec.norm_version)
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self.epoch_dir = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
