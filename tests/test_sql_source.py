@@ -216,9 +216,13 @@ def test_both_agencies_match_from_sqlite(agencies, start) -> None:
     assert from_db == from_csv and len(from_csv) >= 5
 
 
-def test_match_without_records_or_source_says_what_to_do(agencies) -> None:
+def test_match_without_records_or_source_says_what_to_do(agencies, capsys) -> None:
     with pytest.raises(ConfigError, match=r"pass --records FILE.csv, or read them from a database"):
         run_match(agencies.requester_config(), None, "127.0.0.1:1", out=None)
+    from matcher.cli import main
+
+    assert main(["match", "--config", str(agencies.requester_toml), "--peer", "127.0.0.1:1"]) == 2
+    assert "no records to match: pass --records FILE.csv" in capsys.readouterr().err
 
 
 # -- PostgreSQL: a real server ---------------------------------------------------------------
