@@ -295,3 +295,18 @@ def test_loading_is_not_kept_waiting_by_other_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join(30)
     assert results == [len(ROWS), len(ROWS)]
+
+
+def test_without_postgres_ci_fails_and_elsewhere_skips_with_the_reason(monkeypatch) -> None:
+    from tests import pg_server
+
+    monkeypatch.delenv("MATCHER_TEST_POSTGRES_URL", raising=False)
+    monkeypatch.setattr(pg_server, "_bin", lambda name: None)
+    reason = pg_server.unavailable_reason()
+    assert reason and "PostgreSQL is not installed" in reason
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        pg_server.skip_or_fail(reason)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL tests skipped: PostgreSQL is not installed"):
+        pg_server.skip_or_fail(reason)
