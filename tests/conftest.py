@@ -7,15 +7,16 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from matcher.certs import TestCA
 from matcher.config import RequesterConfig, ResponderConfig, load_requester_config, load_responder_config
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML, write_demo_files
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
+from matcher.demo import write_demo_files
 from matcher.server.responder import RunningResponder, start_responder
 from matcher.storage.secrets_store import write_private
 from tests.pg_server import postgres_url  # noqa: F401  (session fixture: a real PostgreSQL server)
