@@ -77,7 +77,8 @@ def run_match_many(
     insecure: bool = False,
     progress: Callable[[str], Progress | None] | None = None,
 ) -> NetworkRun:
-    """Load ``records_path`` (None: the config's database source) once, ask every responder in ``responders`` concurrently, write one hits file."""
+    """Load ``records_path`` (None: the config's database source) once, ask every responder in
+    ``responders`` concurrently, write one hits file."""
     source, rejects = records_input(config, records_path, rejects_path)
     loaded = load_records(source, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
     s = config.requester

@@ -14,11 +14,11 @@ from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
-from matcher.identity.sql_source import SqlSource
 from matcher.files import open_private
 from matcher.grpc_status import status_code
 from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, load_records
+from matcher.identity.sql_source import SqlSource
 from matcher.parallel import Workers
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog

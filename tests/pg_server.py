@@ -110,7 +110,8 @@ def postgres_server() -> Iterator[str]:
         yield f"postgresql+psycopg://matcher@127.0.0.1:{port}/postgres"
     finally:
         if started:
-            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env, check=False)
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                           capture_output=True, env=env, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 

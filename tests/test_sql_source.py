@@ -51,7 +51,7 @@ def _fill(url: str, table: str, rows: list[list[str]], columns: list[str] = COLU
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         conn.exec_driver_sql(f"CREATE TABLE {table} ({', '.join(c + ' TEXT' for c in columns)})")
         t = sa.Table(table, sa.MetaData(), autoload_with=conn)
-        conn.execute(t.insert(), [dict(zip(columns, (v or None for v in r))) for r in rows])
+        conn.execute(t.insert(), [dict(zip(columns, [v or None for v in r], strict=True)) for r in rows])
     engine.dispose()
 
 
@@ -251,7 +251,8 @@ def test_postgres_rows_come_through_a_server_side_cursor(postgres_url: str) -> N
 
 def test_postgres_query_is_sent_as_written(postgres_url: str) -> None:
     _fill(postgres_url, "watchlist", ROWS)
-    query = "SELECT pid, given, surname, dob::text AS dob, case_id FROM watchlist WHERE surname LIKE 'B%' AND case_id <> ':x'"
+    query = ("SELECT pid, given, surname, dob::text AS dob, case_id FROM watchlist "
+             "WHERE surname LIKE 'B%' AND case_id <> ':x'")
     got = load_records(SqlSource(postgres_url, query=query), FMT.__class__(
         columns={k: v for k, v in MAPPING.items() if k not in ("document_number", "document_country")},
         date_order="DMY"), SPEC)

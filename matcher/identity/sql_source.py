@@ -150,7 +150,7 @@ def open_rows(source: SqlSource) -> Iterator[tuple[list[str], Iterator[list[str]
                 result = conn.exec_driver_sql(query)
             if not result.returns_rows:
                 raise InputFileError(f"{source.shown}: the query returns no rows (it must be a SELECT)")
-            header = [str(k) for k in result.keys()]
+            header = [str(k) for k in result.keys()]  # noqa: SIM118 - a Result, not a dict
 
             def rows() -> Iterator[list[str]]:
                 for partition in result.partitions():
@@ -161,6 +161,8 @@ def open_rows(source: SqlSource) -> Iterator[tuple[list[str], Iterator[list[str]
     except sa.exc.NoSuchTableError:
         raise InputFileError(f"{source.shown}: there is no table {source.table!r}") from None
     except sa.exc.SQLAlchemyError as exc:
-        raise InputFileError(f"{source.shown}: the records could not be read from the database ({_reason(exc)})") from None
+        raise InputFileError(
+            f"{source.shown}: the records could not be read from the database ({_reason(exc)})"
+        ) from None
     finally:
         engine.dispose()

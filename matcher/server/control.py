@@ -102,7 +102,8 @@ def request_reload(state_dir: Path, wait: float = 0.0) -> ReloadStatus | None:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         raise ConfigError(
-            f"no process {pid} (from {Path(state_dir) / PID_FILE}): the server is not running; remove the stale pid file"
+            f"no process {pid} (from {Path(state_dir) / PID_FILE}): the server is not running; "
+            "remove the stale pid file"
         ) from None
     except PermissionError:
         raise ConfigError(f"not allowed to signal process {pid}: run `matcher reload` as the server's user") from None

@@ -76,7 +76,9 @@ class RunningResponder:
     scratch: Path | None = None  # --insecure: the throw-away state folder, removed at stop
     _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def reload(self, config_path: str | os.PathLike[str], progress: Callable[[str], None] | None = None) -> ReloadResult:
+    def reload(
+        self, config_path: str | os.PathLike[str], progress: Callable[[str], None] | None = None
+    ) -> ReloadResult:
         """Reload the config and the watchlist from its source; swap them in if everything is usable.
 
         The new generation (config, [[peers]] and their budgets, TLS files, watchlist,
