@@ -311,3 +311,27 @@ def test_without_postgres_ci_fails_and_elsewhere_skips_with_the_reason(monkeypat
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="PostgreSQL tests skipped: PostgreSQL is not installed"):
         pg_server.skip_or_fail(reason)
+
+
+def test_a_reload_reads_the_watchlist_from_the_database_again(agencies, start) -> None:
+    url = f"sqlite:///{agencies.workdir / 'agency_a.db'}"
+    _csv_into(url, "watchlist", agencies.workdir / "agency_a_watchlist.csv")
+    agencies.edit("responder", 'watchlist = "agency_a_watchlist.csv"\n', "")
+    agencies.edit("responder", "[records]\n", f'[records]\nsource = "{url}"\ntable = "watchlist"\n')
+    running = start()
+
+    def hits() -> set[str]:
+        run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                        f"127.0.0.1:{running.port}", out=None)
+        return {h.record_id for h in run.result.hits}
+
+    before = hits()
+    assert "B-101" in before
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM watchlist WHERE id = 'A-001'")  # B-101's hit
+    engine.dispose()
+    assert hits() == before  # the served state does not change under the server's feet
+    result = running.reload(agencies.responder_toml)
+    assert result.ok and "15 rows read" in result.detail
+    assert hits() == before - {"B-101"}
