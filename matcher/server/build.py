@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from matcher.errors import ConfigError
-from matcher.server.gate import SERVICE_NAME, PeerGate, TlsMaterial
+from matcher.server.gate import SERVICE_NAME, PeerGate, TlsMaterial, certificate_configuration
 from matcher.server.streams import WATCHDOG_GRACE_SECONDS, lenient
 from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
@@ -145,8 +145,11 @@ def build_server(
         if tls is None:
             port = server.add_insecure_port(listen)
         else:
-            creds = grpc.ssl_server_credentials(
-                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            # Dynamic credentials: each new handshake asks the servicer whether a reload brought
+            # new certificates (or a new CA bundle); connections already open keep theirs.
+            creds = grpc.dynamic_ssl_server_credentials(
+                certificate_configuration(tls), servicer.certificate_fetcher(tls),
+                require_client_authentication=True,
             )
             port = server.add_secure_port(listen, creds)
     except RuntimeError:  # grpc's "Failed to bind to address"

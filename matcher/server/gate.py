@@ -56,6 +56,11 @@ class TlsMaterial:
     ca: bytes
 
 
+def certificate_configuration(tls: TlsMaterial) -> grpc.ServerCertificateConfiguration:
+    """gRPC's certificate configuration for ``tls`` (own certificate and key, the CA bundle trusted for peers)."""
+    return grpc.ssl_server_certificate_configuration([(tls.key, tls.cert)], root_certificates=tls.ca)
+
+
 #: Methods a client whose certificate merely chains to a trusted CA may call: health
 #: checks for load balancers and probes. ``Health/Watch`` is a stream (it holds a
 #: server thread while open) and is for allowlisted peers only.
