@@ -43,14 +43,18 @@ KEY_FIELDS: frozenset[str] = frozenset(
         "document_number",
         "document_country",
         "place_of_birth",
+        "name_keys",  # n3 only (matcher.identity.normalise_n3): column-proof name skeletons
+        "name_pairs",
+        "name_initials",
+        "name_keys_fine",
     }
 )
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
 
-#: Normalisation versions a key spec may name (matcher.normalize, matcher.normalize_n2).
-NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
+#: Normalisation versions a key spec may name (matcher.normalize, matcher.normalize_n2, matcher.identity.normalise_n3).
+NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2", "n3"})
 
 #: Most tokens one key yields for one record: the first alternatives (primary first) win.
 MAX_ALTERNATIVES_PER_KEY = 4
@@ -244,4 +248,16 @@ DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
     "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
     "names_year": ["metaphone(name_tokens)", "year_of_birth", "nationality"],
+}
+
+
+#: The default keys of normalisation n3 (opt-in: ``norm_version = "n3"`` with these keys), strongest
+#: first. None depends on which column a name was typed in (see matcher.identity.normalise_n3 and
+#: docs/match-quality.md, section n3).
+N3_MATCH_KEYS: dict[str, list[str]] = {
+    "document": ["document_number", "document_country"],
+    "names_dob": ["name_keys", "date_of_birth_or_swapped"],
+    "pair_dob": ["name_pairs", "date_of_birth"],
+    "initials_dob": ["name_initials", "date_of_birth"],
+    "names_year": ["name_keys_fine", "year_of_birth", "nationality"],
 }

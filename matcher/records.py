@@ -22,6 +22,7 @@ from pathlib import Path
 from matcher.errors import ConfigError, InputFileError, RecordError
 from matcher.match_keys import KeySpec, parse_field
 from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
+from matcher.identity.normalise_n3 import NORM_VERSION_N3, normalise_record_n3
 from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
@@ -48,6 +49,10 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     "document_number": ("document_number",),
     "document_country": ("document_country",),
     "place_of_birth": ("place_of_birth",),
+    "name_keys": ("given_names", "family_name"),
+    "name_pairs": ("given_names", "family_name"),
+    "name_initials": ("given_names", "family_name"),
+    "name_keys_fine": ("given_names", "family_name"),
 }
 
 
@@ -268,7 +273,9 @@ def load_records(
         case_col = columns.get("case_ref")
         first_line_of: dict[str, int] = {}
         date_order = fmt.date_order
-        normalise = normalise_record_n2 if keyspec.norm_version == NORM_VERSION_N2 else normalise_record
+        normalise = {NORM_VERSION_N2: normalise_record_n2, NORM_VERSION_N3: normalise_record_n3}.get(
+            keyspec.norm_version, normalise_record
+        )
 
         def reject(line: int, reason: str, row: list[str]) -> None:
             rejected.append(RejectedRow(line, reason))

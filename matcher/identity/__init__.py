@@ -1,0 +1,1 @@
+"""Identity: records (CSV, SQL) → normalised fields → tokens (versioned). Pure: no I/O, no grpc."""

@@ -1,0 +1,159 @@
+"""Normalisation n3 (matcher.identity.normalise_n3): published schemes, column-proof keys, vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matcher.config import load_requester_config, load_responder_config
+from matcher.identity import n3_vectors
+from matcher.identity.normalise_n3 import (
+    MAX_NAME_WORDS,
+    name_initials,
+    name_keys,
+    name_pairs,
+    normalise_record_n3,
+)
+from matcher.identity.schemes import cyrillic
+from matcher.identity.schemes.latin import skeleton, to_ascii
+from matcher.match_keys import DEFAULT_MATCH_KEYS, MAX_ALTERNATIVES_PER_KEY, N3_MATCH_KEYS, KeySpec
+from matcher.records import load_records
+from matcher.synth import generate
+
+N3 = KeySpec.from_mapping("n3", N3_MATCH_KEYS)
+_GROUPS = n3_vectors.spellings()["groups"]
+
+
+def _sk(word: str) -> str:
+    return skeleton(to_ascii(word))
+
+
+@pytest.mark.parametrize("group", _GROUPS, ids=[f"{g['language']}-{g['spellings'][0][2]}" for g in _GROUPS])
+def test_every_published_spelling_of_a_person_gives_the_same_name_keys(group: dict) -> None:
+    keys = {scheme: name_keys(given, family) for scheme, given, family in group["spellings"]}
+    assert len(set(keys.values())) == 1, keys
+
+
+def test_conformance_vectors_are_what_the_code_computes() -> None:
+    """The committed vectors (record → n3 name fields → tokens, per script and scheme) must be
+    reproduced byte for byte; a change here is a new normalisation version."""
+    committed = (n3_vectors.VECTORS_DIR / "vectors.json").read_text(encoding="utf-8")
+    assert committed == n3_vectors.serialise(n3_vectors.build_vectors())
+    built = n3_vectors.build_vectors()
+    assert {v["script"] for v in built["vectors"]} == {"Cyrillic", "Greek", "Arabic", "Latin"}
+    assert len({v["scheme"] for v in built["vectors"]}) >= 20
+
+
+def test_n2_tokens_and_the_own_generator_are_unchanged() -> None:
+    """Digest of the own generator's files and of every n2 token on them, computed on the code
+    before n3 existed (commit e934b3f): n2 must stay byte for byte what it was."""
+    h = hashlib.sha256()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = generate(400, 0.3, seed=7, out=Path(tmp))
+        for name in ("requester.csv", "responder.csv", "links.csv"):
+            h.update((Path(tmp) / name).read_bytes())
+        spec = KeySpec.from_mapping("n2", DEFAULT_MATCH_KEYS)
+        for path, cfg in ((res.requester, load_requester_config(res.requester_config)),
+                          (res.responder, load_responder_config(res.responder_config))):
+            for rec in load_records(path, cfg.records.csv_format(), spec).records:
+                for k, t in rec.tokens:
+                    h.update(k.encode() + b"\0" + t + b"\n")
+    assert h.hexdigest() == "aca4370c1c36d84bbc8c79b8ba9ec729276428cecde192e3e257f96d11cf4c3f"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Jakov", "Yakov"), ("Xaritonov", "Kharitonov"), ("Yefremov", "Efremov"), ("Iakov", "Jakov"),
+        ("Dhimitrios", "Dimitrios"),  # BGN/PCGN δ = dh: not broken into d + (h → anything)
+        ("Ntokos", "Dokos"), ("Mpakogiannis", "Bakogiannis"),  # initial ντ/μπ
+        ("Euangelos", "Evangelos"),  # ευ
+        ("Shcherbakov", "Ščerbakov"), ("Szczerbakow", "Shherbakov"),  # щ in four schemes
+        ("ʿUmar", "Omar"), ("ʾlšʾmy", "Shami"), ("fʾṭmẗ", "Fatima"), ("ywsf", "Yusuf"),
+        ("Şahin", "Sahin"), ("Łukasz", "Lukasz"), ("Groß", "Gross"), ("Søren", "Soeren"),
+        ("Ljubičić", "Ljubicic"),
+    ],
+)
+def test_latin_spellings_that_are_romanisations_meet(a: str, b: str) -> None:
+    assert _sk(a) == _sk(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Ivanov", "Petrov"), ("Shevchenko", "Kovalenko"), ("Dimitrios", "Nikolaos"), ("Omar", "Ahmed")],
+)
+def test_different_names_stay_apart(a: str, b: str) -> None:
+    assert _sk(a) != _sk(b)
+
+
+def test_digraph_folds_come_before_single_letters() -> None:
+    # dh is δ (BGN/PCGN), not d + a Ukrainian-style h; shch is one letter (щ), not sh + ch
+    assert _sk("dhimitris") == _sk("dimitris") != _sk("dgimitris")
+    assert _sk("shchuka") == _sk("shuka")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("іван", "uk"), ("ђорђе", "sr"), ("яўген", "be"), ("ъгълов", "bg"), ("иванов", "ru"), ("сергей", "ru")],
+)
+def test_cyrillic_language_is_read_from_letters_only_it_has(text: str, language: str) -> None:
+    assert cyrillic.language(text) == language
+
+
+_NAMES = st.sampled_from(["Сергей", "Ivanov", "García López", "Juan Carlos", "Παπαδόπουλος", "محمد", "Müller",
+                          "J.", "Anna Maria", "Abd al-Rahman", "Ševčenko", "de la Cruz"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_NAMES, _NAMES)
+def test_name_fields_do_not_depend_on_the_column(given_name: str, family: str) -> None:
+    assert name_keys(given_name, family) == name_keys(family, given_name)
+    assert set(name_pairs(given_name, family)) == set(name_pairs(family, given_name))
+    assert set(name_initials(given_name, family)) == set(name_initials(family, given_name))
+
+
+def test_swapped_columns_and_a_double_surname_in_either_order_still_share_tokens() -> None:
+    base = {"given_names": "Juan Carlos", "family_name": "García López", "date_of_birth": "1980-04-12"}
+    variants = [
+        {"given_names": "García López", "family_name": "Juan Carlos", "date_of_birth": "1980-04-12"},  # swapped
+        {"given_names": "Juan", "family_name": "López García", "date_of_birth": "1980-04-12"},  # order
+        {"given_names": "García", "family_name": "Juan", "date_of_birth": "1980-04-12"},  # swapped and shortened
+    ]
+    tokens = {t for _k, t in N3.tokens(normalise_record_n3(base, "DMY"))}
+    for v in variants:
+        shared = {k for k, t in N3.tokens(normalise_record_n3(v, "DMY")) if t in tokens}
+        assert shared & {"pair_dob", "names_dob"}, v
+
+
+def test_a_given_name_written_as_an_initial_meets_by_the_initials_key() -> None:
+    a = normalise_record_n3({"given_names": "Elżbieta", "family_name": "Kowalczyk", "date_of_birth": "1980-04-12"},
+                            "DMY")
+    b = normalise_record_n3({"given_names": "Kowalczyk", "family_name": "E.", "date_of_birth": "1980-04-12"}, "DMY")
+    shared = {k for k, t in N3.tokens(a)} & {k for k, t in N3.tokens(b)}
+    assert {t for _k, t in N3.tokens(a)} & {t for _k, t in N3.tokens(b)}
+    assert "initials_dob" in shared
+
+
+def test_tokens_per_record_are_bounded() -> None:
+    many = {"given_names": "Ana María Isabel Lucía", "family_name": "de la Fuente García López Ruiz",
+            "date_of_birth": "03/04/1980", "document_number": "AB1234567", "document_country": "ESP",
+            "nationality": "ESP"}
+    rec = normalise_record_n3(many, "DMY")
+    assert len(rec["name_pairs"]) <= 2 * MAX_NAME_WORDS - 1
+    assert len(N3.tokens(rec)) <= len(N3.keys) * MAX_ALTERNATIVES_PER_KEY
+
+
+def test_n2_fields_are_kept_and_spec_fingerprints_differ() -> None:
+    raw = {"given_names": "Сергей", "family_name": "Иванов", "date_of_birth": "1980-04-12"}
+    from matcher.normalize_n2 import normalise_record_n2
+
+    n2 = normalise_record_n2(raw, "DMY")
+    n3 = normalise_record_n3(raw, "DMY")
+    assert all(n3[f] == n2[f] for f in n2)
+    assert KeySpec.from_mapping("n3", N3_MATCH_KEYS).fingerprint() != KeySpec.from_mapping(
+        "n2", DEFAULT_MATCH_KEYS).fingerprint()

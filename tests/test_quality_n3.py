@@ -1,0 +1,62 @@
+"""The independent benchmark (matcher.quality.romanisers) and n3's default keys measured on it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from matcher.cli import main
+from matcher.config import load_requester_config, load_responder_config
+from matcher.evaluate import evaluate, read_links
+from matcher.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
+from matcher.quality.romanisers import generate_independent, schemes
+from matcher.records import load_records
+
+
+def test_independent_generator_is_deterministic_and_names_each_copys_scheme(tmp_path: Path) -> None:
+    a = generate_independent(300, 0.3, seed=5, out=tmp_path / "a")
+    generate_independent(300, 0.3, seed=5, out=tmp_path / "b")
+    for name in ("requester.csv", "responder.csv", "links.csv", "link_schemes.csv", "record_schemes.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    with a.link_schemes.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["requester_id"], r["responder_id"]) for r in rows} == read_links(a.links)
+    for r in rows:
+        allowed = set(schemes(r["locale"])) | {"native", "everyday"}
+        assert r["responder_scheme"] in allowed and r["requester_scheme"] in allowed
+
+
+def test_copies_are_written_by_the_third_party_romanisers() -> None:
+    ru = schemes("ru")
+    assert ru["iuliia:gost_7034"]("Харитонов") == "Xaritonov"
+    assert ru["iuliia:icao_doc_9303"]("Яков") == "Iakov"
+    assert ru["iuliia:bgn_pcgn"]("Ефремов") == "Yefremov"
+    assert schemes("sr")["cyrtranslit:sr"]("Ђорђе") == "Đorđe"
+    assert "ʿ" in schemes("ar")["lang_trans:iso233"]("عمر")
+
+
+def _quality(folder: Path, spec: KeySpec, res) -> tuple[float, float, float]:  # noqa: ANN001
+    req_cfg, resp_cfg = load_requester_config(res.requester_config), load_responder_config(res.responder_config)
+    req = load_records(res.requester, req_cfg.records.csv_format(), spec)
+    resp = load_records(res.responder, resp_cfg.records.csv_format(), spec)
+    o = evaluate(req.records, resp.records, read_links(res.links), spec).overall
+    return o.recall, o.precision, max(o.tokens_per_requester_record, o.tokens_per_responder_record)
+
+
+def test_n3_default_keys_on_the_independent_benchmark(tmp_path: Path) -> None:
+    """2k/2k, one seed (docs/match-quality.md, section n3, has 10k/10k over three seeds)."""
+    res = generate_independent(2000, 0.2, seed=3, out=tmp_path)
+    r3, p3, t3 = _quality(tmp_path, KeySpec.from_mapping("n3", N3_MATCH_KEYS), res)
+    r2, _p2, _t2 = _quality(tmp_path, KeySpec.from_mapping("n2", DEFAULT_MATCH_KEYS), res)
+    assert p3 >= 0.995
+    assert r3 >= 0.94
+    assert r3 > r2 + 0.015
+    assert t3 <= 8
+
+
+def test_cli_synth_with_third_party_romanisers(tmp_path: Path) -> None:
+    assert main(["synth", "--size", "120", "--seed", "2", "--out", str(tmp_path), "--romanisers", "third-party"]) == 0
+    assert (tmp_path / "link_schemes.csv").exists() and (tmp_path / "record_schemes.csv").exists()
+    assert main(["evaluate", "--config", str(tmp_path / "requester.toml"), "--requester",
+                 str(tmp_path / "requester.csv"), "--responder", str(tmp_path / "responder.csv"), "--links",
+                 str(tmp_path / "links.csv"), "--responder-config", str(tmp_path / "responder.toml")]) == 0
