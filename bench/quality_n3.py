@@ -1,7 +1,7 @@
 """Match quality per script, per romanisation scheme, per key and per strength cut-off (test data only).
 
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3            # independent romanisers
-    python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.synth's own data
+    python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.quality.synth's own data
     python bench/quality_n3.py --size 10000 --seeds 1 --norm n3 --own --closed-pools
 
 Writes a Markdown report to stdout (and --json to a file). Identity data never leaves the
@@ -19,10 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from matcher.config import load_requester_config, load_responder_config
-from matcher.evaluate import evaluate, read_links
-from matcher.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
-from matcher.records import load_records
-
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
+from matcher.identity.records import load_records
+from matcher.quality.evaluate import evaluate, read_links
 
 _EXTRA_KEYS: dict[str, list[str]] = {}
 
@@ -33,7 +32,7 @@ def _spec(norm: str) -> KeySpec:
 
 def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, misses: int = 0) -> dict:
     if own:
-        from matcher.synth import generate
+        from matcher.quality.synth import generate
 
         res = generate(size, 0.2, seed, out, closed_pools=closed)
         schemes_of: dict[str, tuple[str, str]] = {}
@@ -96,7 +95,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=10000)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--norm", default="n3", choices=["n2", "n3"])
-    ap.add_argument("--own", action="store_true", help="matcher.synth's own generator instead of third-party")
+    ap.add_argument("--own", action="store_true", help="matcher.quality.synth's own generator instead of third-party")
     ap.add_argument("--closed-pools", action="store_true", help="with --own: the closed-pool precision stress test")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--show-misses", type=int, default=0, help="print this many missed links (debugging, test data)")
@@ -134,7 +133,7 @@ def _show(folder: Path, missed: list) -> None:
 
 def _report(results: list[dict], args: argparse.Namespace) -> None:
     n = len(results)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    mean = lambda xs: sum(xs) / len(xs)
     src = "own generator" + (" (closed pools)" if args.closed_pools else "") if args.own else "third-party romanisers"
     print(f"### {args.norm}, {src}, {args.size} x {args.size}, seeds {args.seeds}\n")
     o = [r["overall"] for r in results]

@@ -15,7 +15,8 @@ from matcher.config import PROTOCOLS
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used.
+2 a config, records file or command line that cannot be used;
+3 (match --peers) some responders answered and some failed (each is listed).
 See README.md for how two agencies set up their configs and certificates."""
 
 
@@ -46,7 +47,7 @@ def _progress_printer(stream=sys.stderr):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from matcher.config import load_responder_config
-    from matcher.responder import start_responder
+    from matcher.server.responder import start_responder
 
     cfg = load_responder_config(args.config)
     if args.insecure:
@@ -73,11 +74,17 @@ def cmd_match(args: argparse.Namespace) -> int:
     cfg = load_requester_config(args.config)
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
+    if args.insecure:
+        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+    if args.peers:
+        if args.peer:
+            from matcher.errors import ConfigError
+
+            raise ConfigError("give either --peer HOST:PORT or --peers NAMES, not both")
+        return _match_many(args, cfg)
     peer = args.peer or cfg.requester.peer
     if not peer:
         raise SystemExit("matcher match: no responder given: pass --peer HOST:PORT or set [requester] peer")
-    if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
@@ -97,6 +104,32 @@ def cmd_match(args: argparse.Namespace) -> int:
         print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
+
+
+def _match_many(args: argparse.Namespace, cfg) -> int:
+    """``match --peers``: one session per selected [[responders]] entry; exit 0 / 3 partial / 1 none."""
+    from matcher.network import run_match_many
+
+    responders = cfg.select_responders(args.peers)
+    printer = _progress_printer()
+    started = time.monotonic()
+    run = run_match_many(
+        cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
+        progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
+    )
+    print(run.loaded.summary(), file=sys.stderr)
+    for name, o in run.outcomes.items():
+        if o.ok and o.result is not None:
+            r = o.result
+            told = (f"{r.hit_count} of {r.elements_sent} tokens hit (cardinality)" if r.reveal == "cardinality"
+                    else f"{len(r.hits)} hit record(s)")
+            print(f"{name}: OK, {told}, session {r.session_id}")
+        else:
+            print(f"{name}: FAILED {o.status}: {o.detail}")
+    ok = sum(o.ok for o in run.outcomes.values())
+    print(f"{ok} of {len(run.outcomes)} responder(s) answered in {time.monotonic() - started:.1f} s; "
+          f"hits written to {args.out}")
+    return run.exit_status
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -159,7 +192,7 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
     """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
     import json
 
-    from matcher.audit import FORMAT, audit_config
+    from matcher.audit.config_audit import FORMAT, audit_config
     from matcher.errors import ConfigError, InputFileError
 
     try:
@@ -174,28 +207,41 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_log(args: argparse.Namespace) -> int:
-    """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
+    """``audit-log verify|show|head|prune DB``: check the log, list sessions, print the head, apply retention."""
     import json
 
-    from matcher import session_log
+    from matcher.storage import session_log
 
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
-        rep = session_log.verify(args.db, anchor)
+        rep = session_log.verify(args.db, anchor, args.key)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
         elif rep.ok:
-            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash})")
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
+                  f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
         return 0 if rep.ok else 1
     if args.action == "head":
-        rep = session_log.verify(args.db)
+        rep = session_log.verify(args.db, None, args.key)
         print(f"{rep.head_seq}:{rep.head_hash}")
         if not rep.ok:
             print(f"warning: the log does not verify (row {rep.bad_seq}: {rep.reason})", file=sys.stderr)
         return 0 if rep.ok else 1
+    if args.action == "prune":
+        if args.older_than is None:
+            raise session_log.ConfigError("prune needs --older-than DAYS (e.g. --older-than 365)")
+        key = args.key or args.db.parent / session_log.KEY_FILE
+        log = session_log.SessionLog(args.db, key_path=key)
+        try:
+            removed = log.purge(args.older_than)
+        finally:
+            log.close()
+        print(f"removed {removed} row(s) older than {args.older_than:g} days; the log starts at a signed checkpoint"
+              if removed else f"no row older than {args.older_than:g} days (the newest row is always kept)")
+        return 0
     since = _parse_since(args.since) if args.since else None
     found = list(session_log.rows(args.db, since))
     if args.json:
@@ -232,7 +278,7 @@ def _parse_since(text: str) -> str:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from matcher.synth import generate
+    from matcher.quality.synth import generate
 
     if args.romanisers == "third-party":
         from matcher.quality.romanisers import generate_independent
@@ -251,8 +297,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config, load_responder_config
     from matcher.errors import ConfigError
-    from matcher.evaluate import evaluate, read_links
-    from matcher.records import load_records
+    from matcher.quality.evaluate import evaluate, read_links
+    from matcher.identity.records import load_records
 
     req_cfg = load_requester_config(args.config)
     spec = req_cfg.key_spec()
@@ -298,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
+    m.add_argument("--peers", metavar="all|NAME,...",
+                   help="ask several [[responders]] of the config at once (one session each, records tokenised "
+                   "once); the hits file then has a responder column. Exit 0 all answered, 3 some failed, 1 none")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
     m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
@@ -331,14 +380,34 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--records", type=Path, help="also measure each match key on this CSV of your own records")
     ac.set_defaults(func=cmd_audit_config)
 
-    al = sub.add_parser("audit-log", help="verify or list the hash-chained session log (privacy officer)",
-                        description="verify: check that no row of the session log was edited, deleted or reordered "
-                        "(exit 1 naming the first bad row). show: list the sessions. head: print SEQ:HASH of the "
-                        "newest row, to write down outside the machine and pass later as --anchor.")
-    al.add_argument("action", choices=["verify", "show", "head"])
+    al = sub.add_parser(
+        "audit-log", help="verify, list or prune the signed, hash-chained session log (privacy officer)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+verify  check that no row of the session log was edited, deleted or reordered and that
+        the head record is signed by the log's key (exit 1 naming the first bad row).
+        The first row must be the genesis row or a signed retention checkpoint, so
+        deleting the oldest rows fails too.
+show    list the sessions.
+head    print SEQ:HASH of the newest row, to write down outside the machine and pass
+        later as --anchor (a row that is no longer in the log then fails verify).
+prune   apply retention now: delete the rows older than --older-than DAYS; the newest
+        of them becomes a checkpoint, signed, that commits to what was removed (the
+        responder does the same on start with session_log_retention_days).
+
+The signing key is Ed25519, kept in the state folder: session_log.key (0600, the
+service's secret) and session_log.pub (its public half). verify and head need only
+the public half; by default they use session_log.pub (or .key) next to the log;
+pass --key when the log lives elsewhere than the state folder. Whoever can read
+session_log.key can still rewrite the log and sign a new head: write the head down
+elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
+    al.add_argument("action", choices=["verify", "show", "head", "prune"])
     al.add_argument("db", type=Path, help="the session log, [responder] session_log")
     al.add_argument("--since", help="show: only rows from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
     al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    al.add_argument("--key", type=Path, help="verify, head: session_log.pub (or .key) of the state folder; "
+                    "prune: session_log.key (default: next to the log)")
+    al.add_argument("--older-than", type=float, metavar="DAYS", help="prune: remove rows older than DAYS days")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
 
@@ -401,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
         return 1
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status.name}: {exc}", file=sys.stderr)
+        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"matcher {args.command}: interrupted", file=sys.stderr)

@@ -12,6 +12,12 @@ from hypothesis import strategies as st
 
 from matcher.config import load_requester_config, load_responder_config
 from matcher.identity import n3_vectors
+from matcher.identity.match_keys import (
+    DEFAULT_MATCH_KEYS,
+    MAX_ALTERNATIVES_PER_KEY,
+    N3_MATCH_KEYS,
+    KeySpec,
+)
 from matcher.identity.normalise_n3 import (
     MAX_NAME_WORDS,
     name_initials,
@@ -19,11 +25,10 @@ from matcher.identity.normalise_n3 import (
     name_pairs,
     normalise_record_n3,
 )
+from matcher.identity.records import load_records
 from matcher.identity.schemes import cyrillic
 from matcher.identity.schemes.latin import skeleton, to_ascii
-from matcher.match_keys import DEFAULT_MATCH_KEYS, MAX_ALTERNATIVES_PER_KEY, N3_MATCH_KEYS, KeySpec
-from matcher.records import load_records
-from matcher.synth import generate
+from matcher.quality.synth import generate
 
 N3 = KeySpec.from_mapping("n3", N3_MATCH_KEYS)
 _GROUPS = n3_vectors.spellings()["groups"]
@@ -150,7 +155,7 @@ def test_tokens_per_record_are_bounded() -> None:
 
 def test_n2_fields_are_kept_and_spec_fingerprints_differ() -> None:
     raw = {"given_names": "Сергей", "family_name": "Иванов", "date_of_birth": "1980-04-12"}
-    from matcher.normalize_n2 import normalise_record_n2
+    from matcher.identity.normalise_n2 import normalise_record_n2
 
     n2 = normalise_record_n2(raw, "DMY")
     n3 = normalise_record_n3(raw, "DMY")

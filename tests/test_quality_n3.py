@@ -7,10 +7,10 @@ from pathlib import Path
 
 from matcher.cli import main
 from matcher.config import load_requester_config, load_responder_config
-from matcher.evaluate import evaluate, read_links
-from matcher.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
+from matcher.identity.records import load_records
+from matcher.quality.evaluate import evaluate, read_links
 from matcher.quality.romanisers import generate_independent, schemes
-from matcher.records import load_records
 
 
 def test_independent_generator_is_deterministic_and_names_each_copys_scheme(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_copies_are_written_by_the_third_party_romanisers() -> None:
     assert "ʿ" in schemes("ar")["lang_trans:iso233"]("عمر")
 
 
-def _quality(folder: Path, spec: KeySpec, res) -> tuple[float, float, float]:  # noqa: ANN001
+def _quality(folder: Path, spec: KeySpec, res) -> tuple[float, float, float]:
     req_cfg, resp_cfg = load_requester_config(res.requester_config), load_responder_config(res.responder_config)
     req = load_records(res.requester, req_cfg.records.csv_format(), spec)
     resp = load_records(res.responder, resp_cfg.records.csv_format(), spec)

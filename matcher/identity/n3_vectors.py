@@ -17,8 +17,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from matcher.identity.match_keys import N3_MATCH_KEYS, KeySpec
 from matcher.identity.normalise_n3 import NORM_VERSION_N3, normalise_record_n3
-from matcher.match_keys import N3_MATCH_KEYS, KeySpec
 
 VECTORS_DIR = Path(__file__).parent / "vectors" / "n3"
 VECTORS_FORMAT = "matcher-n3-vectors/1"

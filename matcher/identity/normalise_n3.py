@@ -1,6 +1,6 @@
 """Normalisation n3: names as every agency writes them, and keys that do not care which column.
 
-n3 keeps every field of n2 (:mod:`matcher.normalize_n2`, unchanged) and adds name fields built
+n3 keeps every field of n2 (:mod:`matcher.identity.normalise_n2`, unchanged) and adds name fields built
 from a *romanisation skeleton* per name word (:mod:`matcher.identity.schemes`): a name written in
 Cyrillic (Russian, Ukrainian, Belarusian, Bulgarian, Serbian), Greek or Arabic is first written in
 Latin letters by the table of its language's published scheme; then every Latin word, whoever
@@ -32,9 +32,14 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 
+from matcher.identity.normalise_n2 import (
+    NICKNAMES,
+    PARTICLES,
+    Alternatives,
+    normalise_record_n2,
+)
 from matcher.identity.schemes import arabic, cyrillic, greek
 from matcher.identity.schemes.latin import DIACRITICS, initial, skeleton, to_ascii
-from matcher.normalize_n2 import NICKNAMES, PARTICLES, Alternatives, normalise_record_n2
 
 NORM_VERSION_N3 = "n3"
 

@@ -1,1 +1,4 @@
-"""Synthetic data and match-quality evaluation (development tools; never on real identity data)."""
+"""Quality: development tools that measure match quality — synthetic data and evaluation.
+
+Not needed to run a service. May import identity; never grpc, the server or the clients.
+"""

@@ -1,6 +1,6 @@
 """An independent match-quality benchmark: names romanised by third-party libraries, per published scheme.
 
-matcher's own synthetic generator (:mod:`matcher.synth`) writes Latin names with rules of its own.
+matcher's own synthetic generator (:mod:`matcher.quality.synth`) writes Latin names with rules of its own.
 This sibling writes them with libraries matcher does not contain and its normalisers never call,
 one published scheme per copy, so a measurement never grades a normaliser against its own tables:
 
@@ -12,14 +12,14 @@ one published scheme per copy, so a measurement never grades a normaliser agains
 * Greek: ``transliterate`` ("el"), ``cyrtranslit`` ("el", letter-for-letter Greeklish) and
   ``unidecode`` (classical transcription: η → e, υ → u, χ → kh);
 * Arabic: ``lang-trans`` (ISO 233 with its diacritics, ArabTeX) and ``unidecode``, besides the
-  everyday spellings listed with each name (:data:`matcher.synth_names.ARABIC_GIVEN`);
+  everyday spellings listed with each name (:data:`matcher.quality.synth_names.ARABIC_GIVEN`);
 * Latin-script names (German, Polish, Spanish, Turkish): as written, diacritics stripped by
   ``unidecode``, German umlauts as ae/oe/ue.
 
 Persons of Russian, Ukrainian, Bulgarian and Greek origin are drawn from ``Faker``'s locale name
 pools (evenly, a few hundred to a thousand names each); Serbian and Belarusian ones from the short
-lists below; the others from :mod:`matcher.synth_names` with the surname frequencies of
-:mod:`matcher.synth_surnames`. The copies are then corrupted exactly as :mod:`matcher.synth` does
+lists below; the others from :mod:`matcher.quality.synth_names` with the surname frequencies of
+:mod:`matcher.quality.synth_surnames`. The copies are then corrupted exactly as :mod:`matcher.quality.synth` does
 (typos, swapped columns, partial dates, ...). ``link_schemes.csv`` names the locale and the
 scheme of each copy of every true link, for figures per script and per scheme.
 
@@ -37,7 +37,9 @@ from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 
-from matcher.synth import (
+from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
+from matcher.files import open_private, private_dir
+from matcher.quality.synth import (
     REQUESTER_COLUMNS,
     RESPONDER_COLUMNS,
     Corruption,
@@ -45,10 +47,9 @@ from matcher.synth import (
     _pick,
     _render,
 )
-from matcher.synth import (
+from matcher.quality.synth import (
     _new_person as _own_person,
 )
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
 
 Romaniser = Callable[[str], str]
 
@@ -64,32 +65,50 @@ _FAKER_LOCALES = {"ru": "ru_RU", "uk": "uk_UA", "bg": "bg_BG", "el": "el_GR"}
 
 # Serbian and Belarusian names (Faker has no pools for them), in their own Cyrillic.
 _SMALL_POOLS: dict[str, tuple[str, str, str]] = {  # male given, female given, family
-    "sr": ("Ђорђе Милош Никола Лазар Душан Јован Стефан Марко Љубомир Драган Зоран Немања Вук Бранислав Ненад",
-           "Јелена Милица Ивана Драгана Љиљана Јована Катарина Снежана Марија Теодора Невена Гордана",
-           "Јовановић Петровић Николић Марковић Ђорђевић Стојановић Илић Станковић Павловић Милошевић Ђукић "
-           "Лазић Шешељ Ћирић Његош Живковић Тодоровић Радуловић Вуковић Симић Бошковић Јанковић Љубичић"),
-    "be": ("Аляксандр Сяргей Андрэй Уладзімір Мікалай Ігар Васіль Юрый Яўген Павел Зміцер Алесь Францішак",
-           "Алена Вольга Наталля Тацяна Ірына Святлана Юлія Ганна Людміла Марына Кацярына",
-           "Шчарбакоў Лукашэвіч Багдановіч Ярашэвіч Каваленка Новік Шэўчык Мельнікаў Быкаў Пазняк Жук "
-           "Кузьміч Сянкевіч Яўменаў Гаўрылюк Дзянісаў Цішкевіч Хмяльніцкі Чарняўскі Лявонаў"),
+    "sr": (
+        ("Ђорђе Милош Никола Лазар Душан Јован Стефан Марко Љубомир Драган Зоран Немања Вук Бранислав Ненад "
+        "Александар Бојан Владимир Горан Дејан Жарко Иван Милан Мирослав Небојша Предраг Слободан Срђан Урош"),
+        ("Јелена Милица Ивана Драгана Љиљана Јована Катарина Снежана Марија Теодора Невена Гордана "
+        "Александра Бранка Весна Даница Зорица Јасмина Мирјана Наташа Оливера Радмила Соња Тамара"),
+        (
+            "Јовановић Петровић Николић Марковић Ђорђевић Стојановић Илић Станковић Павловић Милошевић Ђукић "
+            "Лазић Шешељ Ћирић Његош Живковић Тодоровић Радуловић Вуковић Симић Бошковић Јанковић Љубичић "
+            "Милић Митровић Радовановић Васић Обрадовић Стевановић Костић Бабић Гајић Матић Поповић Ристић "
+            "Савић Томић Драгић Ђурић Јевтић Кнежевић Лукић Максимовић Мићић Нешић Пешић Ранковић Стошић "
+            "Тасић Филиповић Цветковић Чолић Шаулић Вујић Зорић Ивковић Крстић Миленковић Рајковић Спасић"
+        ),
+    ),
+    "be": (
+        ("Аляксандр Сяргей Андрэй Уладзімір Мікалай Ігар Васіль Юрый Яўген Павел Зміцер Алесь Францішак "
+        "Антон Віктар Генадзь Дзяніс Кірыл Максім Міхаіл Пятро Раман Станіслаў Тарас Ягор"),
+        ("Алена Вольга Наталля Тацяна Ірына Святлана Юлія Ганна Людміла Марына Кацярына "
+        "Алеся Вераніка Дар'я Жанна Ксенія Ларыса Насця Паліна Таццяна Яўгенія"),
+        (
+            "Шчарбакоў Лукашэвіч Багдановіч Ярашэвіч Каваленка Новік Шэўчык Мельнікаў Быкаў Пазняк Жук "
+            "Кузьміч Сянкевіч Яўменаў Гаўрылюк Дзянісаў Цішкевіч Хмяльніцкі Чарняўскі Лявонаў "
+            "Бабровіч Васілевіч Гарбачэўскі Дубовік Ждановіч Захарэвіч Іваноўскі Казлоўскі Латушка Макарэвіч "
+            "Навуменка Паўловіч Радзевіч Сакалоўскі Ткачук Урбановіч Філіповіч Хадкевіч Цыбульскі Чэрнік "
+            "Шаўчук Юрэвіч Ярмоленка Астапенка Бяляўскі Грыгаровіч Дземідовіч Ермаловіч Карповіч Лысенка"
+        ),
+    ),
 }
 
 
 def _iuliia(name: str) -> Romaniser:
-    import iuliia
+    import iuliia  # type: ignore[import-untyped]
 
     schema = getattr(iuliia, name)
     return lambda text: schema.translate(text)
 
 
 def _cyrtranslit(lang: str) -> Romaniser:
-    import cyrtranslit
+    import cyrtranslit  # type: ignore[import-untyped]
 
     return lambda text: cyrtranslit.to_latin(text, lang)
 
 
 def _transliterate(lang: str) -> Romaniser:
-    from transliterate import translit
+    from transliterate import translit  # type: ignore[import-untyped]
 
     return lambda text: translit(text, lang, reversed=True)
 
@@ -101,7 +120,7 @@ def _unidecode(text: str) -> str:
 
 
 def _lang_trans(name: str) -> Romaniser:
-    from lang_trans import arabic
+    from lang_trans import arabic  # type: ignore[import-untyped]
 
     module = getattr(arabic, name)
     return lambda text: module.transliterate(text)
@@ -143,7 +162,7 @@ def schemes(locale: str) -> dict[str, Romaniser]:
 
 
 @cache
-def _faker(locale: str, seed: int):  # noqa: ANN202 - faker is a dev-only import
+def _faker(locale: str, seed: int):
     from faker import Faker
 
     f = Faker(_FAKER_LOCALES[locale])
@@ -151,7 +170,7 @@ def _faker(locale: str, seed: int):  # noqa: ANN202 - faker is a dev-only import
     return f
 
 
-def _faker_names(f, sex: str) -> tuple[str, str]:  # noqa: ANN001
+def _faker_names(f, sex: str) -> tuple[str, str]:
     male = sex == "M"
     given = f.first_name_male() if male else f.first_name_female()
     try:
@@ -181,7 +200,7 @@ def new_person(rng: random.Random, today: date, seed: int, closed_pools: bool = 
         f = _faker(locale, seed)
         f.seed_instance(rng.randrange(2**32))
         given, family = _faker_names(f, sex)
-        from matcher.synth_names import NATIONALITY
+        from matcher.quality.synth_names import NATIONALITY
 
         nationality = rng.choice(NATIONALITY.get(locale) or _NATIONALITY[locale])
     dob = today - timedelta(days=rng.randrange(18 * 365, 75 * 365))
@@ -220,7 +239,7 @@ class IndependentResult:
 
 def generate_independent(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
                          responder_size: int | None = None) -> IndependentResult:
-    """Like :func:`matcher.synth.generate`, with names romanised by third-party libraries.
+    """Like :func:`matcher.quality.synth.generate`, with names romanised by third-party libraries.
 
     Writes ``requester.csv``, ``responder.csv``, ``links.csv``, ``link_schemes.csv``
     (requester_id, responder_id, locale, script, requester_scheme, responder_scheme) and both
@@ -253,16 +272,16 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
     rng.shuffle(req_rows)
     rng.shuffle(resp_rows)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out, fix_existing=False)
     req_ids: dict[int, tuple[str, str]] = {}
-    with (out / "requester.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "requester.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(REQUESTER_COLUMNS)
         for n, (i, scheme, values) in enumerate(req_rows):
             req_ids[i] = (f"R-{n + 1:06d}", scheme)
             w.writerow([req_ids[i][0], *values])
     links = []
-    with (out / "responder.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "responder.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(RESPONDER_COLUMNS)
         for n, (i, scheme, values) in enumerate(resp_rows):
@@ -272,18 +291,18 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
                 locale = resp_people[i].locale
                 links.append((req_ids[i][0], rid, locale, SCRIPT[locale], req_ids[i][1], scheme))
     links.sort()
-    with (out / "record_schemes.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "record_schemes.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("record_id", "locale", "script", "scheme"))
         for n, (i, scheme, _values) in enumerate(req_rows):
             w.writerow((f"R-{n + 1:06d}", req_people[i].locale, SCRIPT[req_people[i].locale], scheme))
         for n, (i, scheme, _values) in enumerate(resp_rows):
             w.writerow((f"A-{n + 1:06d}", resp_people[i].locale, SCRIPT[resp_people[i].locale], scheme))
-    with (out / "links.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "links.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("requester_id", "responder_id"))
         w.writerows(link[:2] for link in links)
-    with (out / "link_schemes.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "link_schemes.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("requester_id", "responder_id", "locale", "script", "requester_scheme", "responder_scheme"))
         w.writerows(links)

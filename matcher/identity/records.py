@@ -1,7 +1,7 @@
 """Loading records from a CSV file into tokens (DESIGN §2.1).
 
-The loader is the I/O shell around :mod:`matcher.normalize` and
-:meth:`matcher.match_keys.KeySpec.tokens`. Its contract is that nothing is
+The loader is the I/O shell around :mod:`matcher.identity.normalise_n1` and
+:meth:`matcher.identity.match_keys.KeySpec.tokens`. Its contract is that nothing is
 silently dropped: every data row either becomes a :class:`TokenisedRecord` or
 a :class:`RejectedRow` with its physical line number and a reason, and the
 rejected rows are written (with their original values) to a rejects file next
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matcher.errors import ConfigError, InputFileError, RecordError
-from matcher.match_keys import KeySpec, parse_field
-from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
+from matcher.identity.match_keys import KeySpec, parse_field
+from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.identity.normalise_n3 import NORM_VERSION_N3, normalise_record_n3
-from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.files import open_private
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 
@@ -359,7 +360,7 @@ def _write_rejects(
     encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
+        with open_private(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
             writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
             writer.writerow(["line", "reason", *header])
             for rej, row in zip(rejected, rows, strict=True):

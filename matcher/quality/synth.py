@@ -19,7 +19,7 @@ and then corrupts each copy independently (typos, swapped name columns, first
 given name only or an initial, partial or wrong dates, date formats, umlaut and
 diacritic spellings, missing fields, document numbers with spacing or a check
 digit, nationality as a name in another language) and duplicates some responder
-records. Family names have realistic frequencies (:mod:`matcher.synth_surnames`).
+records. Family names have realistic frequencies (:mod:`matcher.quality.synth_surnames`).
 ``links.csv`` lists every (requester record_id, responder record_id)
 pair that is the same person. Same seed → byte-identical files.
 
@@ -40,9 +40,10 @@ import pycountry
 from anyascii import anyascii
 
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
-from matcher.normalize_n2 import icao_check_digit
-from matcher.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
-from matcher.synth_surnames import draw_family
+from matcher.identity.normalise_n2 import icao_check_digit
+from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
+from matcher.quality.synth_surnames import draw_family
+from matcher.files import open_private, private_dir
 
 REQUESTER_COLUMNS = ("person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport",
                      "passport_country")
@@ -92,7 +93,7 @@ class Person:
 
 # Romanisation schemes the responder uses for Cyrillic, with weights; "informal" is
 # English-style usage no normaliser rule produces (Дмитрий → Dmitry, Юрий → Yuri). The rules
-# themselves are below, deliberately not the normaliser's tables (matcher.transliterate).
+# themselves are below, deliberately not the normaliser's tables (matcher.identity.transliterate).
 _CYRILLIC_USE = {"ru": {"bgn": 0.35, "icao": 0.2, "german": 0.2, "polish": 0.1, "informal": 0.15},
                  "uk": {"ukrainian": 0.35, "bgn": 0.2, "icao": 0.15, "german": 0.15, "informal": 0.15}}
 _COUNTRY_LANGS = ("de", "fr", "es", "it", "pl", "ru", "el", "ar", "tr")
@@ -102,7 +103,7 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), list(weights.values()))[0]
 
 
-# --- The generator's own romanisation rules. Written independently of matcher.transliterate (whose
+# --- The generator's own romanisation rules. Written independently of matcher.identity.transliterate (whose
 # per-letter tables the normaliser uses), with the context rules the published schemes have and
 # per-letter tables lack: word-initial е/ё/ю/я, -ий/-ый endings, Polish "ie"/"ł", German "ss", Greek
 # αυ/ευ → af/ef before voiceless consonants. Where a scheme is a plain letter table (ICAO 9303),
@@ -349,7 +350,7 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
     ``size`` requester records, ``responder_size`` (default ``size``) responder
     records; ``round(size * overlap)`` persons are in both. Deterministic in
     ``seed`` (dates are counted back from a fixed day, not from today).
-    Family names follow :mod:`matcher.synth_surnames` (a common head and a long
+    Family names follow :mod:`matcher.quality.synth_surnames` (a common head and a long
     tail of rare names); ``closed_pools`` draws them from the short hand lists
     only, evenly, so that different persons share names far more often than in a
     real population: a stress test of precision.
@@ -374,15 +375,15 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
     rng.shuffle(resp_rows)
     req_ids = {}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "requester.csv").open("w", newline="", encoding="utf-8") as fh:
+    private_dir(out, fix_existing=False)
+    with open_private(out / "requester.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(REQUESTER_COLUMNS)
         for n, (i, row) in enumerate(req_rows):
             req_ids[i] = f"R-{n + 1:06d}"
             w.writerow([req_ids[i], *row])
     links = []
-    with (out / "responder.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "responder.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(RESPONDER_COLUMNS)
         for n, (i, row) in enumerate(resp_rows):
@@ -390,7 +391,7 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
             w.writerow([rid, *row, f"CASE-{n + 1:06d}"])
             if i < shared:
                 links.append((req_ids[i], rid))
-    with (out / "links.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "links.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("requester_id", "responder_id"))
         w.writerows(sorted(links))

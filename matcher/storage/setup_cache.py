@@ -1,0 +1,164 @@
+"""The ecdh setup on disk: the responder's per-epoch cache and the requester's copy.
+
+Computing the setup costs one hash-to-group and one scalar multiplication per
+watchlist token, so a responder keeps it per key epoch and a restart within the
+epoch reuses it; a changed watchlist (different tokens or case references), a
+changed key spec or reveal mode, or a new epoch rebuilds it. A requester may keep
+the setup it received, so a repeated query against a stable watchlist sends only
+its own blinded elements.
+
+File format: ``MSETUP2\\n``, a 4-byte big-endian header length, a JSON header
+(count, tag_length, label_length, mac, and the writer's metadata), then ``count``
+rows of ``tag ‖ label`` of fixed length, then, when ``mac`` is ``hmac-sha256``, a
+32-byte HMAC-SHA-256 over everything before it. Files are written atomically with
+mode 0600.
+
+The responder's cache is authenticated: the HMAC key is derived from the epoch key
+(:meth:`EpochKey.subkey`), so whoever can write the state folder but not read the
+epoch key cannot make the responder serve edited rows (all hits vanish, or a hit
+carries another case reference); a file that fails the check raises
+:class:`SetupCacheTampered`, and the responder logs it and rebuilds the setup. The
+requester's copy needs no key: it must hash to the setup id the responder announced.
+Files of an older format are rebuilt quietly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import operator
+from collections.abc import Iterable
+from pathlib import Path
+
+from matcher.files import private_dir, write_private
+from matcher.protocols.ecdh import ResponderSetup
+from matcher.storage.secrets_store import check_private
+
+MAGIC = b"MSETUP2\n"
+_MAC_LEN = 32
+_MAC_CONTEXT = b"matcher/v1/setup-cache\x00"
+
+
+class SetupCacheTampered(Exception):
+    """A cached setup that should be authenticated is not (edited, truncated, or written without the key)."""
+
+
+def setup_id(setup: ResponderSetup) -> str:
+    """Public identifier of a setup: SHA-256 of its content (what the requester receives anyway)."""
+    return _rows_id(setup.tag_length, b"".join(map(operator.add, setup.tags, setup.labels)))
+
+
+def _rows_id(tag_length: int, rows: bytes) -> str:
+    return hashlib.sha256(b"matcher/v1/setup\x00%d\x00" % tag_length + rows).hexdigest()[:32]
+
+
+def entries_digest(entries: Iterable[tuple[bytes, bytes]], *context: str) -> str:
+    """Digest of the watchlist's (token, case reference) pairs plus ``context`` (epoch, key spec...).
+
+    Kept only in the responder's own state folder: it decides whether a cached
+    setup still describes the watchlist.
+    """
+    h = hashlib.sha256("\x00".join(context).encode("utf-8") + b"\x00")
+    for token, ref in sorted(entries):
+        h.update(len(token).to_bytes(4, "big") + token + len(ref).to_bytes(4, "big") + ref)
+    return h.hexdigest()
+
+
+def _mac(key: bytes, body: bytes | memoryview) -> bytes:
+    m = hmac.new(key, _MAC_CONTEXT, hashlib.sha256)
+    m.update(body)
+    return m.digest()
+
+
+def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | None = None) -> None:
+    """Write ``setup`` and ``meta`` atomically to ``path`` (mode 0600), authenticated under ``mac_key`` if given."""
+    label_len = len(setup.labels[0]) if setup.labels else 0
+    if any(len(t) != setup.tag_length for t in setup.tags) or any(len(x) != label_len for x in setup.labels):
+        raise ValueError("setup rows are not of one fixed length")
+    header = json.dumps(
+        {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len,
+         "mac": "hmac-sha256" if mac_key is not None else "none", "meta": meta}
+    ).encode("utf-8")
+    rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup)))
+    body = MAGIC + len(header).to_bytes(4, "big") + header + rows
+    write_private(path, body + (_mac(mac_key, body) if mac_key is not None else b""))
+
+
+def load_setup(
+    path: Path, expected_id: str | None = None, mac_key: bytes | None = None
+) -> tuple[dict, ResponderSetup] | None:
+    """The metadata and setup stored at ``path``, or None if it is missing, damaged or of an older format.
+
+    With ``mac_key`` the file must carry a valid HMAC under that key, else
+    :class:`SetupCacheTampered` is raised (checked in constant time, before anything
+    in the file is parsed). With ``expected_id`` the content must also have that
+    setup id. A file that other users may read or write is refused (ConfigError),
+    like a key file.
+    """
+    if path.exists():
+        check_private(path)
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    if blob.startswith(b"MSETUP") and not blob.startswith(MAGIC):
+        return None  # an older format: rebuilt (its rows were never authenticated)
+    view = memoryview(blob)
+    if mac_key is not None and (
+        len(blob) < len(MAGIC) + 4 + _MAC_LEN
+        or not hmac.compare_digest(_mac(mac_key, view[:-_MAC_LEN]), bytes(view[-_MAC_LEN:]))
+    ):
+        raise SetupCacheTampered(f"{path.name} fails its authentication check")
+    if not blob.startswith(MAGIC):
+        return None
+    try:
+        hlen = int.from_bytes(view[len(MAGIC) : len(MAGIC) + 4], "big")
+        start = len(MAGIC) + 4 + hlen
+        header = json.loads(bytes(view[len(MAGIC) + 4 : start]))
+        count, tag_len, label_len = int(header["count"]), int(header["tag_length"]), int(header["label_length"])
+        authenticated = header.get("mac") == "hmac-sha256"
+    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(Infinity)
+        return None
+    if mac_key is not None and not authenticated:
+        raise SetupCacheTampered(f"{path.name} is not marked as authenticated")
+    data = bytes(view[start : len(blob) - (_MAC_LEN if authenticated else 0)])
+    row = tag_len + label_len
+    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
+        return None
+    if expected_id is not None and _rows_id(tag_len, data) != expected_id:
+        return None
+    tags = [data[i : i + tag_len] for i in range(0, len(data), row)]
+    labels = [data[i + tag_len : i + row] for i in range(0, len(data), row)] if label_len else [b""] * count
+    return header.get("meta", {}), ResponderSetup(tag_len, tags, labels)
+
+
+def remove_other_setups(folder: Path, keep: Path, pattern: str) -> None:
+    """Delete stale cached setups matching ``pattern`` in ``folder`` (all but ``keep``)."""
+    for old in folder.glob(pattern):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+class RequesterSetupCache:
+    """The requester's cache of responders' setups, one file per (responder, setup id)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, responder: str, sid: str) -> Path:
+        who = hashlib.sha256(responder.encode("utf-8")).hexdigest()[:16]
+        return self.folder / f"setup-{who}-{sid}.bin"
+
+    def load(self, responder: str, sid: str) -> ResponderSetup | None:
+        if not sid or not all(c in "0123456789abcdef" for c in sid):
+            return None
+        found = load_setup(self._path(responder, sid), expected_id=sid)
+        return None if found is None else found[1]
+
+    def save(self, responder: str, sid: str, setup: ResponderSetup) -> None:
+        private_dir(self.folder)
+        path = self._path(responder, sid)
+        save_setup(path, setup, {"setup_id": sid})
+        who = path.name.split("-")[1]
+        remove_other_setups(self.folder, path, f"setup-{who}-*.bin")
