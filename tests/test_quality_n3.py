@@ -49,8 +49,8 @@ def test_n3_default_keys_on_the_independent_benchmark(tmp_path: Path) -> None:
     r3, p3, t3 = _quality(tmp_path, KeySpec.from_mapping("n3", N3_MATCH_KEYS), res)
     r2, _p2, _t2 = _quality(tmp_path, KeySpec.from_mapping("n2", DEFAULT_MATCH_KEYS), res)
     assert p3 >= 0.995
-    assert r3 >= 0.94
-    assert r3 > r2 + 0.015
+    assert r3 >= 0.935  # 0.941 here; 0.949-0.964 with seeds 1, 2, 4
+    assert r3 > r2 + 0.02  # n2: 0.904 on the same data
     assert t3 <= 8
 
 

@@ -43,12 +43,11 @@ KEY_FIELDS: frozenset[str] = frozenset(
         "document_number",
         "document_country",
         "place_of_birth",
-        "name_keys",  # n3 only (matcher.identity.normalise_n3): column-proof name skeletons
-        "name_pairs",
-        "name_initials",
-        "name_keys_fine",
     }
 )
+#: Fields of normalisation n3: all of the above, plus its column-proof name skeletons
+#: (matcher.identity.normalise_n3).
+N3_KEY_FIELDS: frozenset[str] = KEY_FIELDS | frozenset({"name_keys", "name_pairs", "name_initials", "name_keys_fine"})
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
@@ -174,11 +173,12 @@ class KeySpec:
             seen.add(key.name)
             if not key.fields:
                 raise ConfigError(f"match key {key.name!r} has no fields")
-            unknown = [f for f in key.fields if parse_field(f)[1] not in KEY_FIELDS]
+            known = N3_KEY_FIELDS if self.norm_version == "n3" else KEY_FIELDS
+            unknown = [f for f in key.fields if parse_field(f)[1] not in known]
             if unknown:
                 raise ConfigError(
                     f"match key {key.name!r} uses unknown field(s) {', '.join(unknown)}; "
-                    f"known fields: {', '.join(sorted(KEY_FIELDS))}"
+                    f"known fields under {self.norm_version}: {', '.join(sorted(known))}"
                 )
             bad = [f for f in key.fields if not set(parse_field(f)[0]) <= TRANSFORMS]
             if bad:

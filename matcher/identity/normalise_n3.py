@@ -39,12 +39,14 @@ from matcher.identity.normalise_n2 import (
     normalise_record_n2,
 )
 from matcher.identity.schemes import arabic, cyrillic, greek
-from matcher.identity.schemes.latin import DIACRITICS, initial, skeleton, to_ascii
+from matcher.identity.schemes.latin import DIACRITICS, greek_letter_reading, initial, skeleton, to_ascii
 
 NORM_VERSION_N3 = "n3"
 
 #: Words of one column that enter ``name_pairs`` (a longer name keeps its first ones).
 MAX_NAME_WORDS = 3
+#: Readings (written, letter-for-letter Greek, mixed) a name field is computed for.
+MAX_READINGS = 2
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
@@ -92,34 +94,64 @@ def name_words(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=65536)
+def readings(text: str) -> tuple[tuple[str, ...], ...]:
+    """The name's words, then (when it differs) the same words read as letter-for-letter Greek:
+    at most two readings, the first as written."""
+    words = name_words(text)
+    greek = tuple(greek_letter_reading(w) for w in words)
+    return (words, greek) if greek != words else (words,)
+
+
+def _skeletons(words: tuple[str, ...], fine: bool) -> tuple[str, ...]:
+    return tuple(s for s in (skeleton(w, fine) for w in words) if s)
+
+
 def skeletons(text: str, fine: bool = False) -> tuple[str, ...]:
-    """The skeleton (``fine``: with vowels) of every word of a name (empty skeletons left out)."""
-    return tuple(s for s in (skeleton(w, fine) for w in name_words(text)) if s)
+    """The skeleton (``fine``: with vowels) of every word of a name as written (empty ones left out)."""
+    return _skeletons(name_words(text), fine)
+
+
+def _both(given: str, family: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(given words, family words) for each reading, the written one first (at most three)."""
+    g, f = readings(given), readings(family)
+    combos = [(g[0], f[0]), (g[-1], f[-1]), (g[0], f[-1]), (g[-1], f[0])]
+    return list(dict.fromkeys(combos))[:MAX_READINGS]
 
 
 def name_keys(given: str, family: str, fine: bool = False) -> Alternatives:
-    """All skeletons of both columns, sorted: one value, or () when there is no name."""
-    words = sorted(skeletons(given, fine) + skeletons(family, fine))
-    return (" ".join(words),) if words else ()
+    """All skeletons of both columns, sorted, per reading; () when there is no name."""
+    out = []
+    for g, f in _both(given, family):
+        words = sorted(_skeletons(g, fine) + _skeletons(f, fine))
+        if words:
+            out.append(" ".join(words))
+    return tuple(dict.fromkeys(out))
 
 
 def name_pairs(given: str, family: str) -> Alternatives:
-    """{first given} × family words ∪ given words × {first family}, each pair sorted (see module)."""
-    g, f = skeletons(given)[:MAX_NAME_WORDS], skeletons(family)[:MAX_NAME_WORDS]
-    if not g or not f:
-        return ()
-    pairs = [(g[0], w) for w in f] + [(w, f[0]) for w in g[1:]]
-    return tuple(dict.fromkeys(" ".join(sorted(p)) for p in pairs))
+    """{first given} × family words ∪ given words × {first family}, each pair sorted (see module),
+    the written reading's pairs first."""
+    out = []
+    for gw, fw in _both(given, family):
+        g, f = _skeletons(gw, False)[:MAX_NAME_WORDS], _skeletons(fw, False)[:MAX_NAME_WORDS]
+        if g and f:
+            pairs = [(g[0], w) for w in f] + [(w, f[0]) for w in g[1:]]
+            out.extend(" ".join(sorted(p)) for p in pairs)
+    return tuple(dict.fromkeys(out))
 
 
 def name_initials(given: str, family: str) -> Alternatives:
     """The first word of each column with the other's initial, both ways round, as a set (sorted), so
     it does not depend on the columns: the word as its fine skeleton (a coarse one with an initial
-    meets too many namesakes), the initial of the other word as :func:`matcher.identity.schemes.latin.initial` reads it."""
-    g, f = name_words(given), name_words(family)
-    out = {f"{skeleton(a, True)} {initial(b)}" for a, b in ((f[:1] + g[:1]), (g[:1] + f[:1]))[: 2 if g and f else 0]
-           if skeleton(a, True) and initial(b)}
-    return tuple(sorted(out))
+    meets too many namesakes), the initial of the other word as
+    :func:`matcher.identity.schemes.latin.initial` reads it. Per reading, the written one first."""
+    out: list[str] = []
+    for gw, fw in _both(given, family):
+        if gw and fw:
+            pairs = {f"{skeleton(a, True)} {initial(b)}" for a, b in ((fw[0], gw[0]), (gw[0], fw[0]))
+                     if skeleton(a, True) and initial(b)}
+            out.extend(sorted(pairs))
+    return tuple(dict.fromkeys(out))
 
 
 def normalise_record_n3(raw: Mapping[str, str], date_order: str) -> dict[str, Alternatives]:

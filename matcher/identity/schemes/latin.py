@@ -69,6 +69,28 @@ _FOLDS = tuple((re.compile(p), r) for p, r, _ in FOLDS)
 #: The folds an initial is read after: all but the article ones (Elżbieta's initial is E, not z).
 _INITIAL_FOLDS = tuple((re.compile(p), r) for p, r, about in FOLDS if "article" not in about)
 
+#: A second reading of a Latin word, for spellings that write Greek letter for letter (Greeklish:
+#: η → h, ω → w, υ → y, so Γεώργιου → Gewrgioy, Ευάγγελος → Eyaggelos, Δημήτρης → Dhmhtrhs). Applied
+#: to every word that contains one of the patterns, whatever its origin, as an *alternative* (never
+#: instead of the word): ay/ey → av/ev, oy → ou, w → o, h after a consonant that forms no digraph
+#: with it, after a vowel or at the start before a consonant, or in a final -khs/-ths → i.
+LETTER_FOR_LETTER_GREEK: tuple[tuple[str, str], ...] = (
+    (r"(?<=[ae])y", "v"),
+    (r"(?<=o)y", "u"),
+    (r"w", "o"),
+    (r"(?<=[bflmnrvw])h|(?<=[aeiou])h(?=[^aeiouy])|(?<=[kt])h(?=s?$)|^h(?=[^aeiouy])", "i"),
+)
+_GREEKLISH = tuple((re.compile(p), r) for p, r in LETTER_FOR_LETTER_GREEK)
+
+
+def greek_letter_reading(word: str) -> str:
+    """The word read as letter-for-letter Greek (see LETTER_FOR_LETTER_GREEK); the word itself when
+    no pattern applies."""
+    for pattern, repl in _GREEKLISH:
+        word = pattern.sub(repl, word)
+    return word
+
+
 #: Letter → class: schemes write one sound with any letter of a class.
 CLASSES: dict[str, str] = {
     **dict.fromkeys("bpfvw", "b"),
