@@ -39,7 +39,13 @@ from matcher.identity.normalise_n2 import (
     normalise_record_n2,
 )
 from matcher.identity.schemes import arabic, cyrillic, greek
-from matcher.identity.schemes.latin import DIACRITICS, greek_letter_reading, initial, skeleton, to_ascii
+from matcher.identity.schemes.latin import (
+    DIACRITICS,
+    greek_letter_reading,
+    initial,
+    skeleton,
+    to_ascii,
+)
 
 NORM_VERSION_N3 = "n3"
 
