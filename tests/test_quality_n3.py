@@ -60,3 +60,13 @@ def test_cli_synth_with_third_party_romanisers(tmp_path: Path) -> None:
     assert main(["evaluate", "--config", str(tmp_path / "requester.toml"), "--requester",
                  str(tmp_path / "requester.csv"), "--responder", str(tmp_path / "responder.csv"), "--links",
                  str(tmp_path / "links.csv"), "--responder-config", str(tmp_path / "responder.toml")]) == 0
+
+
+def test_norm_version_n3_without_match_keys_takes_the_n3_default_keys(tmp_path: Path) -> None:
+    res = generate_independent(50, 0.2, seed=1, out=tmp_path)
+    text = res.requester_config.read_text(encoding="utf-8")
+    assert 'norm_version = "n2"' in text and "[match_keys]" in text
+    without_keys = text.split("[match_keys]")[0].replace('norm_version = "n2"', 'norm_version = "n3"')
+    res.requester_config.write_text(without_keys, encoding="utf-8")
+    spec = load_requester_config(res.requester_config).key_spec()
+    assert spec.norm_version == "n3" and list(spec.names) == list(N3_MATCH_KEYS)
