@@ -3,6 +3,7 @@
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3            # independent romanisers
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.quality.synth's own data
     python bench/quality_n3.py --size 10000 --seeds 1 --norm n3 --own --closed-pools
+    python bench/quality_n3.py --compare n3.json n2.json    # per script and scheme, side by side
 
 Writes a Markdown report to stdout (and --json to a file). Identity data never leaves the
 temporary folder; the report holds only counts.
@@ -90,6 +91,22 @@ def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, mis
     }
 
 
+def compare(paths: list[Path]) -> None:
+    """One table per script and scheme from several --json outputs (e.g. n3 and n2 on the same seeds)."""
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    groups = sorted({g for run in runs for r in run for g in r["groups"] if not g.startswith("requester")},
+                    key=lambda g: (g.split()[1], not g.startswith("script"), g))
+    print("| script / scheme (responder copy) | true links | " + " | ".join(f"recall {p.stem}" for p in paths)
+          + " | " + " | ".join(f"precision {p.stem}" for p in paths) + " |")
+    print("|---|---:|" + "---:|" * (2 * len(paths)))
+    for g in groups:
+        sums = [[sum(r["groups"].get(g, [0, 0, 0, 0])[i] for r in run) for i in range(4)] for run in runs]
+        recalls = " | ".join(f"{s[1] / s[0]:.3f}" if s[0] else "" for s in sums)
+        precs = " | ".join(f"{s[3] / s[2]:.4f}" if g.startswith("script") and s[2] else "" for s in sums)
+        name = f"**{g.removeprefix('script ')}**" if g.startswith("script") else g.removeprefix("scheme ")
+        print(f"| {name} | {sums[0][0]} | {recalls} | {precs} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=10000)
@@ -101,7 +118,11 @@ def main() -> int:
     ap.add_argument("--show-misses", type=int, default=0, help="print this many missed links (debugging, test data)")
     ap.add_argument("--extra-keys", type=json.loads, default={},
                     help='JSON {"name": [fields]} appended to the key set (trying a key out)')
+    ap.add_argument("--compare", type=Path, nargs="+", help="print one table from these --json outputs and stop")
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare)
+        return 0
     _EXTRA_KEYS.update(args.extra_keys)
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
