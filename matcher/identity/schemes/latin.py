@@ -72,12 +72,12 @@ _INITIAL_FOLDS = tuple((re.compile(p), r) for p, r, about in FOLDS if "article" 
 #: A second reading of a Latin word, for spellings that write Greek letter for letter (Greeklish:
 #: η → h, ω → w, υ → y, so Γεώργιου → Gewrgioy, Ευάγγελος → Eyaggelos, Δημήτρης → Dhmhtrhs). Applied
 #: to every word that contains one of the patterns, whatever its origin, as an *alternative* (never
-#: instead of the word): ay/ey → av/ev, oy → ou, w → o, h after a consonant that forms no digraph
+#: instead of the word): ay/ey → av/ev, oy → ou, w before a consonant or at the end → o, h after a consonant that forms no digraph
 #: with it, after a vowel or at the start before a consonant, or in a final -khs/-ths → i.
 LETTER_FOR_LETTER_GREEK: tuple[tuple[str, str], ...] = (
     (r"(?<=[ae])y", "v"),
     (r"(?<=o)y", "u"),
-    (r"w", "o"),
+    (r"w(?=[^aeiouy]|$)", "o"),
     (r"(?<=[bflmnrvw])h|(?<=[aeiou])h(?=[^aeiouy])|(?<=[kt])h(?=s?$)|^h(?=[^aeiouy])", "i"),
 )
 _GREEKLISH = tuple((re.compile(p), r) for p, r in LETTER_FOR_LETTER_GREEK)
