@@ -4,6 +4,7 @@
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.quality.synth's own data
     python bench/quality_n3.py --size 10000 --seeds 1 --norm n3 --own --closed-pools
     python bench/quality_n3.py --compare n3.json n2.json    # per script and scheme, side by side
+    python bench/quality_n3.py --doc-figures DIR            # docs/match-quality.md's figures (see there)
 
 Writes a Markdown report to stdout (and --json to a file). Identity data never leaves the
 temporary folder; the report holds only counts.
@@ -107,6 +108,58 @@ def compare(paths: list[Path]) -> None:
         print(f"| {name} | {sums[0][0]} | {recalls} | {precs} |")
 
 
+def _overall(run: list[dict]) -> str:
+    rec = [r["overall"]["recall"] for r in run]
+    pre = [r["overall"]["precision"] for r in run]
+    seeds = ", ".join(f"{r:.3f}/{p:.3f}" for r, p in zip(rec, pre, strict=True))
+    return f"{sum(rec) / len(rec):.4f} / {sum(pre) / len(pre):.4f} ({seeds})"
+
+
+def _keys_table(run: list[dict]) -> str:
+    lines = ["| key (alone) | precision | recall | tokens/record | keys up to here: precision | recall |",
+             "|---|---:|---:|---:|---:|---:|"]
+    mean = lambda xs: sum(xs) / len(xs)
+    for i, k in enumerate(run[0]["keys"]):
+        lines.append(f"| {k['key']} | {mean([r['keys'][i]['precision'] for r in run]):.4f} | "
+                     f"{mean([r['keys'][i]['recall'] for r in run]):.4f} | "
+                     f"{mean([r['keys'][i]['tokens'] for r in run]):.2f} | "
+                     f"{mean([r['cut'][i]['precision'] for r in run]):.4f} | "
+                     f"{mean([r['cut'][i]['recall'] for r in run]):.4f} |")
+    return "\n".join(lines)
+
+
+def doc_figures(folder: Path) -> None:
+    """The figures of docs/match-quality.md (section n3) from the six --json outputs in ``folder``:
+    {ind,own,closed}_{n3,n2}.json."""
+    runs = {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+            for name in ("ind_n3", "ind_n2", "own_n3", "own_n2", "closed_n3", "closed_n2")}
+
+    def tokens(run: list[dict]) -> str:
+        req = sum(r["overall"]["tokens_req"] for r in run) / len(run)
+        resp = sum(r["overall"]["tokens_resp"] for r in run) / len(run)
+        return f"{req:.2f} / {resp:.2f}, max {max(r['overall']['max_tokens'] for r in run)}"
+
+    print("| data | n3, default n3 keys: recall / precision (per seed) | n2, default keys |")
+    print("|---|---|---|")
+    for name, label in (("ind", "third-party romanisers"), ("own", "own generator, realistic surname frequencies"),
+                        ("closed", "own generator, closed pools (stress)")):
+        print(f"| {label} | {_overall(runs[name + '_n3'])} | {_overall(runs[name + '_n2'])} |")
+    print("| tokens/record (requester / responder), third-party | "
+          f"{tokens(runs['ind_n3'])} | {tokens(runs['ind_n2'])} |")
+    print("\n**Per script and scheme** (third-party romanisers; sums over the seeds; the scheme is the "
+          "responder copy's, \"native\" = left in its script; precision per script counts predicted links by "
+          "the requester record's script):\n")
+    paths = [folder / "ind_n3.json", folder / "ind_n2.json"]
+    compare(paths)
+    for name, label in (("ind_n3", "Third-party romanisers, n3"),
+                        ("own_n3", "Own generator, realistic surname frequencies (`matcher/quality/synth_surnames.py`), n3"),
+                        ("closed_n3", ("Own generator, closed pools (surnames drawn evenly from the short head lists: "
+                                       "two Poles share one 1 time in 68 instead of about 1 in 6,000), n3")),
+                        ("own_n2", "For comparison, own generator, realistic frequencies, n2")):
+        print(f"\n{label}:\n")
+        print(_keys_table(runs[name]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=10000)
@@ -119,7 +172,12 @@ def main() -> int:
     ap.add_argument("--extra-keys", type=json.loads, default={},
                     help='JSON {"name": [fields]} appended to the key set (trying a key out)')
     ap.add_argument("--compare", type=Path, nargs="+", help="print one table from these --json outputs and stop")
+    ap.add_argument("--doc-figures", type=Path, help="folder with {ind,own,closed}_{n3,n2}.json: print the "
+                    "figures of docs/match-quality.md (section n3) and stop")
     args = ap.parse_args()
+    if args.doc_figures:
+        doc_figures(args.doc_figures)
+        return 0
     if args.compare:
         compare(args.compare)
         return 0

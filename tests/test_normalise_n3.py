@@ -111,15 +111,16 @@ def test_cyrillic_language_is_read_from_letters_only_it_has(text: str, language:
 
 
 _NAMES = st.sampled_from(["Сергей", "Ivanov", "García López", "Juan Carlos", "Παπαδόπουλος", "محمد", "Müller",
-                          "J.", "Anna Maria", "Abd al-Rahman", "Ševčenko", "de la Cruz"])
+                          "J.", "Anna Maria", "Abd al-Rahman", "Ševčenko", "de la Cruz", "Gewrgioy Eyaggelos",
+                          "Ana María Isabel", "Dhmhtrhs", "Kowalski Nowak"])
 
 
 @settings(max_examples=60, deadline=None)
 @given(_NAMES, _NAMES)
 def test_name_fields_do_not_depend_on_the_column(given_name: str, family: str) -> None:
     assert name_keys(given_name, family) == name_keys(family, given_name)
-    assert set(name_pairs(given_name, family)) == set(name_pairs(family, given_name))
-    assert set(name_initials(given_name, family)) == set(name_initials(family, given_name))
+    assert name_pairs(given_name, family) == name_pairs(family, given_name)  # order too: tokens are capped
+    assert name_initials(given_name, family) == name_initials(family, given_name)
 
 
 def test_swapped_columns_and_a_double_surname_in_either_order_still_share_tokens() -> None:

@@ -22,7 +22,9 @@ New fields (all column-proof: a name typed in the other column gives the same va
   word of the other, both ways round (a typo in one of the two words, or a given name written as
   an initial, still meets).
 
-Tokens per record stay bounded: at most MAX_NAME_WORDS words per column enter the pairs.
+Tokens per record stay bounded: a name has at most MAX_READINGS readings, at most MAX_NAME_WORDS
+words per column enter the pairs, and a key yields at most MAX_ALTERNATIVES_PER_KEY tokens
+(matcher.identity.match_keys); the first ones kept do not depend on the columns either.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ NORM_VERSION_N3 = "n3"
 
 #: Words of one column that enter ``name_pairs`` (a longer name keeps its first ones).
 MAX_NAME_WORDS = 3
-#: Readings (written, letter-for-letter Greek, mixed) a name field is computed for.
+#: Readings (as written; letter-for-letter Greek) a name field is computed for.
 MAX_READINGS = 2
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -118,7 +120,8 @@ def skeletons(text: str, fine: bool = False) -> tuple[str, ...]:
 
 
 def _both(given: str, family: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(given words, family words) for each reading, the written one first (at most three)."""
+    """(given words, family words) for the written reading, then for the letter-for-letter Greek
+    one (MAX_READINGS in all); swapping the columns swaps each pair and keeps the order."""
     g, f = readings(given), readings(family)
     combos = [(g[0], f[0]), (g[-1], f[-1]), (g[0], f[-1]), (g[-1], f[0])]
     return list(dict.fromkeys(combos))[:MAX_READINGS]
@@ -135,14 +138,15 @@ def name_keys(given: str, family: str, fine: bool = False) -> Alternatives:
 
 
 def name_pairs(given: str, family: str) -> Alternatives:
-    """{first given} × family words ∪ given words × {first family}, each pair sorted (see module),
-    the written reading's pairs first."""
+    """{first given} × family words ∪ given words × {first family}, each pair sorted (see module);
+    the written reading's pairs first, each reading's in sorted order."""
     out = []
     for gw, fw in _both(given, family):
         g, f = _skeletons(gw, False)[:MAX_NAME_WORDS], _skeletons(fw, False)[:MAX_NAME_WORDS]
         if g and f:
             pairs = [(g[0], w) for w in f] + [(w, f[0]) for w in g[1:]]
-            out.extend(" ".join(sorted(p)) for p in pairs)
+            # sorted, so that the first MAX_ALTERNATIVES_PER_KEY do not depend on the columns either
+            out.extend(sorted({" ".join(sorted(p)) for p in pairs}))
     return tuple(dict.fromkeys(out))
 
 
