@@ -14,7 +14,7 @@ from matcher.config import load_requester_config, load_responder_config
 from matcher.identity import n3_vectors
 from matcher.identity.match_keys import (
     DEFAULT_MATCH_KEYS,
-    MAX_ALTERNATIVES_PER_KEY,
+    MAX_TOKENS_PER_RECORD,
     N3_MATCH_KEYS,
     KeySpec,
 )
@@ -145,13 +145,21 @@ def test_a_given_name_written_as_an_initial_meets_by_the_initials_key() -> None:
     assert "initials_dob" in shared
 
 
-def test_tokens_per_record_are_bounded() -> None:
+def test_tokens_per_record_are_bounded_and_every_key_keeps_its_primary_token(monkeypatch) -> None:
     many = {"given_names": "Ana María Isabel Lucía", "family_name": "de la Fuente García López Ruiz",
             "date_of_birth": "03/04/1980", "document_number": "AB1234567", "document_country": "ESP",
             "nationality": "ESP"}
     rec = normalise_record_n3(many, "DMY")
     assert len(rec["name_pairs"]) <= 2 * MAX_NAME_WORDS - 1
-    assert len(N3.tokens(rec)) <= len(N3.keys) * MAX_ALTERNATIVES_PER_KEY
+    tokens = N3.tokens(rec)
+    with monkeypatch.context() as m:
+        m.delitem(MAX_TOKENS_PER_RECORD, "n3")
+        uncapped = N3.tokens(rec)
+    assert len(uncapped) > MAX_TOKENS_PER_RECORD["n3"] == len(tokens)
+    assert set(tokens) <= set(uncapped)
+    assert {k for k, _t in tokens} == set(N3.names)  # every key still has its first token
+    assert [k for k, _t in tokens] == sorted((k for k, _t in tokens), key=list(N3.names).index)  # key order
+    assert '"max_tokens_per_record":8' in N3.canonical_json()
 
 
 def test_n2_fields_are_kept_and_spec_fingerprints_differ() -> None:

@@ -57,6 +57,8 @@ NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2", "n3"})
 
 #: Most tokens one key yields for one record: the first alternatives (primary first) win.
 MAX_ALTERNATIVES_PER_KEY = 4
+#: Most tokens one record yields under a normalisation version (n1 and n2: only the per-key bound).
+MAX_TOKENS_PER_RECORD: dict[str, int] = {"n3": 8}
 
 # Spelling differences between romanisations that metaphone does not fold by itself:
 # German/Polish/English renderings of Cyrillic ш ж ч х ц (sch/sz/sh, zh, tsch/cz/ch, kh/ch/h,
@@ -207,6 +209,8 @@ class KeySpec:
         }
         if self.norm_version != "n1":  # n1 has one value per field: unchanged v1 fingerprints
             spec["max_alternatives"] = MAX_ALTERNATIVES_PER_KEY
+        if self.norm_version in MAX_TOKENS_PER_RECORD:  # n3 and later: one record's tokens are capped too
+            spec["max_tokens_per_record"] = MAX_TOKENS_PER_RECORD[self.norm_version]
         return json.dumps(
             spec,
             separators=(",", ":"),
@@ -221,21 +225,29 @@ class KeySpec:
         """The ``(key name, token)`` pairs of one normalised record, in key order.
 
         ``record`` maps each field to its value (normalisation n1) or to its
-        alternatives, primary first (n2). A key yields one token per
+        alternatives, primary first (n2, n3). A key yields one token per
         combination of its fields' alternatives (after transforms, without
         duplicates), at most MAX_ALTERNATIVES_PER_KEY, primary combinations
-        first; a key with a missing field yields none.
+        first; a key with a missing field yields none. Under n3 a record yields
+        at most MAX_TOKENS_PER_RECORD["n3"]: beyond it, each key's later
+        alternatives go first (every key keeps its primary token).
         """
-        out: list[tuple[str, bytes]] = []
+        per_key: list[list[tuple[str, bytes]]] = []
         for key in self.keys:
             per_field = [_alternatives(record, f) for f in key.fields]
             if not all(per_field):
                 continue
             head = TOKEN_PREFIX + self.norm_version + "/" + key.name + "/"
             combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
-            for values in combos:
-                out.append((key.name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8")))
-        return tuple(out)
+            per_key.append([(key.name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
+        cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
+        if cap is None or sum(map(len, per_key)) <= cap:
+            return tuple(t for tokens in per_key for t in tokens)
+        # Over the cap: every key keeps its first token, then its second, ..., until the cap;
+        # the kept ones stay in key order.
+        order = sorted((rank, k) for k, tokens in enumerate(per_key) for rank in range(len(tokens)))[:cap]
+        kept = set(order)
+        return tuple(t for k, tokens in enumerate(per_key) for rank, t in enumerate(tokens) if (rank, k) in kept)
 
 
 #: Normalisation version of new configs.

@@ -58,6 +58,7 @@ FOLDS: tuple[tuple[str, str, str], ...] = (
     (r"^(?:'|a|'a)bd[aeiou']{0,2}l(?=[^aeiou'])", "abd", "Arabic ʿAbd al- glued: Abdelrahman, Abdulrahman, ʿbdʾlrḥmn"),
     (r"(?<=[a-z])mp|^mp|^mb", "b", "Greek μπ: ELOT 743 (b initially, mp inside) against transliteration (b) and UNGEGN (mb)"),
     (r"^(?:nt|nd)", "d", "Greek initial ντ: ELOT 743 (d) against letter-for-letter (nt) and UNGEGN (nd)"),
+    (r"^nk", "g", "Greek initial γκ: UNGEGN/BGN (g) against letter-for-letter (nk); ELOT's gk folds by class"),
     (r"([ae])u", r"\1v", "Greek αυ/ευ: transliteration (au, eu) against ELOT 743 (av, ev)"),
     (r"^(?:'?[ae]|')l'?(?=[^aeiouyj'][a-z']{2}|j[^aeiou'])", "", "Arabic article glued to the name: al-/el-/ʾl- (also Al'bina = Albina)"),
     (r"^l'?(?=[^aeiouylh'][a-z']{2})", "", "Arabic article with its alif dropped (unidecode, everyday: lHsn, l-Shami)"),
