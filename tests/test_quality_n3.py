@@ -70,3 +70,13 @@ def test_norm_version_n3_without_match_keys_takes_the_n3_default_keys(tmp_path: 
     res.requester_config.write_text(without_keys, encoding="utf-8")
     spec = load_requester_config(res.requester_config).key_spec()
     assert spec.norm_version == "n3" and list(spec.names) == list(N3_MATCH_KEYS)
+
+
+def test_missing_romanisers_are_named_with_the_fix(monkeypatch, tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "iuliia" else real(name, *a))
+    assert main(["synth", "--size", "10", "--out", str(tmp_path), "--romanisers", "third-party"]) != 0
+    err = capsys.readouterr().err
+    assert "iuliia" in err and "dev extra" in err

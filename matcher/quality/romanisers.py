@@ -38,6 +38,7 @@ from functools import cache
 from pathlib import Path
 
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
+from matcher.errors import ConfigError
 from matcher.files import open_private, private_dir
 from matcher.quality.synth import (
     REQUESTER_COLUMNS,
@@ -138,6 +139,19 @@ _RUSSIAN_IULIIA = ("ICAO_DOC_9303", "BGN_PCGN", "MVD_782", "MVD_310", "GOST_7034
 
 #: Per locale, the schemes (name → romaniser) a copy in Latin letters is written with, chosen evenly.
 #: "everyday" for Arabic is one of the name's listed everyday spellings.
+def check_installed() -> None:
+    """Raise ConfigError naming the fix when the third-party romanisers are not installed."""
+    import importlib.util
+
+    missing = [m for m in ("iuliia", "cyrtranslit", "transliterate", "lang_trans", "unidecode", "faker")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"the third-party romanisers are not installed ({', '.join(missing)}): install the dev extra, "
+            "pip install -e '.[dev]' (or make test once)"
+        )
+
+
 @cache
 def schemes(locale: str) -> dict[str, Romaniser]:
     """The third-party romanisers of ``locale`` (imported on first use: dev extra only)."""
@@ -249,6 +263,7 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
     """
     if not 0 <= overlap <= 1:
         raise ValueError("overlap must be between 0 and 1")
+    check_installed()
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="iuliia")
     c = corruption or Corruption()
     rng = random.Random(seed)
