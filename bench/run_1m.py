@@ -71,7 +71,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     n = args.n
     print(f"writing {n:,} + {n:,} records to {folder} ...", flush=True)
-    write_agency_certs(folder / "certs", ["agency-a", "agency-b"])
+    write_agency_certs(folder / "certs", ["agency-a", "agency-b"], force=True)
     write_sets(folder, n, n // 10)
     # n2 documents yield alternative tokens (with and without a check digit): allow 3 per record.
     limit = 3 * max(n, 10000)

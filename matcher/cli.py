@@ -1,4 +1,4 @@
-"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, synth, evaluate."""
+"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, audit, synth, evaluate."""
 
 from __future__ import annotations
 
@@ -12,17 +12,34 @@ from pathlib import Path
 
 from matcher import __version__
 from matcher.config import PROTOCOLS
+from matcher.logs import LOG_FORMATS, default_format, log_fields, setup_logging
+
+log = logging.getLogger("matcher.cli")
 
 EPILOG = """\
-Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used;
+Exit status: 0 success; 1 the session failed or was refused, the responder could not be
+reached or the TLS handshake failed (the message names the setting to check), or
+(policy) the two agencies' match keys differ; 2 a config, records file, other file,
+listen address (port in use) or command line that cannot be used;
 3 (match --peers) some responders answered and some failed (each is listed).
 See README.md for how two agencies set up their configs and certificates."""
 
 
-def _progress_printer(stream=sys.stderr):
-    """Progress on a terminal only (a CI log or a pipe gets no carriage-return noise)."""
-    if not stream.isatty():
+def _json_logs(args: argparse.Namespace) -> bool:
+    return getattr(args, "log_format", None) == "json"
+
+
+def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fields) -> None:
+    """A line for the operator on stderr: printed as is in text mode, a log record with ``--log-format json``."""
+    if _json_logs(args):
+        log.log(level, "%s", message, extra=log_fields(command=args.command, **fields))
+    else:
+        print(message, file=sys.stderr)
+
+
+def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+    if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
 
@@ -51,20 +68,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", file=sys.stderr)
-    running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
-    logging.info(
-        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops",
-        running.port, "PLAINTEXT" if args.insecure else "mTLS", running.state.current().key.epoch,
-    )
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
+    # The handlers are in place before anyone can learn that the server is up: a SIGTERM
+    # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
+    running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
+    tls = "PLAINTEXT" if args.insecure else "mTLS"
+    epoch = running.state.current().key.epoch
+    logging.info(
+        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops", running.port, tls, epoch,
+        extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
+    )
+    while not stop.is_set() and not stop.wait(1.0):
         running.state.current()  # rotates the key epoch when it is due
-    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace)
+    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
+                 extra=log_fields(event="shutting_down"))
     running.stop(args.grace)
+    logging.info("stopped", extra=log_fields(event="stopped"))
     return 0
+
+
+def _print_problems(args: argparse.Namespace, loaded, limit: int = 20) -> None:
+    """The first ``limit`` dropped fields and rejected rows of a load, in line order (no values)."""
+    problems = sorted(
+        [(d.line, 0, f"  line {d.line}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
+        + [(r.line, 1, f"  rejected line {r.line}: {r.reason}", "record_rejected") for r in loaded.rejected]
+    )
+    for _line, _kind, text, event in problems[:limit]:
+        _say(args, text, logging.WARNING, event=event)
+    if len(problems) > limit:
+        _say(args, f"  ... and {len(problems) - limit} more in the rejects file", logging.WARNING)
 
 
 def cmd_match(args: argparse.Namespace) -> int:
@@ -75,7 +110,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", logging.WARNING)
     if args.peers:
         if args.peer:
             from matcher.errors import ConfigError
@@ -88,20 +123,23 @@ def cmd_match(args: argparse.Namespace) -> int:
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
-        progress=_progress_printer(),
+        progress=_progress_printer(args=args),
     )
-    print(run.loaded.summary(), file=sys.stderr)
-    for r in run.loaded.rejected[:20]:
-        print(f"  rejected line {r.line}: {r.reason}", file=sys.stderr)
-    if len(run.loaded.rejected) > 20:
-        print(f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
+    _print_problems(args, run.loaded)
     res = run.result
     elapsed = time.monotonic() - started
+    if _json_logs(args):  # the SIEM's record of the session (the result lines below go to stdout)
+        _say(args, f"session {res.session_id} done", event="session_end", session_id=res.session_id, peer=peer,
+             protocol=cfg.requester.protocol, elements=res.elements_sent,
+             hit_count=res.hit_count,
+             outcome="OK", seconds=round(elapsed, 3))
     if res.reveal == "cardinality":
         print(f"{res.hit_count} of {res.elements_sent} tokens hit (cardinality mode: no hit list) "
               f"in {elapsed:.1f} s, session {res.session_id}")
     else:
-        print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
+        print(f"{res.hit_count} hit record(s) of {res.records} ({len(res.hits)} row(s): one per record and "
+              f"case reference), written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
 
@@ -111,18 +149,18 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     from matcher.network import run_match_many
 
     responders = cfg.select_responders(args.peers)
-    printer = _progress_printer()
+    printer = _progress_printer(args=args)
     started = time.monotonic()
     run = run_match_many(
         cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
         progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
     )
-    print(run.loaded.summary(), file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
     for name, o in run.outcomes.items():
         if o.ok and o.result is not None:
             r = o.result
             told = (f"{r.hit_count} of {r.elements_sent} tokens hit (cardinality)" if r.reveal == "cardinality"
-                    else f"{len(r.hits)} hit record(s)")
+                    else f"{r.hit_count} hit record(s)")
             print(f"{name}: OK, {told}, session {r.session_id}")
         else:
             print(f"{name}: FAILED {o.status}: {o.detail}")
@@ -152,18 +190,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
+    if mine != p.key_spec_fingerprint:
+        print("matcher policy: our match keys differ from the responder's, so it would refuse a session; make "
+              "norm_version and [match_keys] (names, fields and order) identical to the keys listed above "
+              "(compare with `matcher fingerprint --verbose --config CONFIG` at both agencies)", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    import tomllib
+    from matcher.config import load_config
 
-    from matcher.config import load_requester_config, load_responder_config
-
-    with open(args.config, "rb") as fh:
-        is_responder = "responder" in tomllib.load(fh)
-    cfg = (load_responder_config if is_responder else load_requester_config)(args.config)
-    spec = cfg.key_spec()
+    spec = load_config(args.config).key_spec()
     print(spec.fingerprint())
     if args.verbose:
         print(spec.canonical_json())
@@ -180,10 +218,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dev_certs(args: argparse.Namespace) -> int:
     from matcher.certs import write_agency_certs
 
-    paths = write_agency_certs(args.out, args.names)
-    print(f"CA: {args.out / 'ca.pem'}")
-    for name, (cert, key) in paths.items():
-        print(f"{name}: {cert} {key}")
+    made = write_agency_certs(args.out, args.names, force=args.force, days=args.days)
+    print(f"CA: {made.ca_cert} ({'kept' if made.ca_kept else 'new'}; key {made.ca_key}, 0600, keep it to add "
+          f"agencies later), valid until {made.ca_valid_until:%Y-%m-%d}")
+    for name, (cert, key) in made.certs.items():
+        print(f"{name}: {cert} {key} (valid until {made.valid_until:%Y-%m-%d %H:%M} UTC)")
+    print(f"Agency certificates are issued for {args.days} days (never beyond the CA's end); run dev-certs again "
+          "with --force and the names to renew them.")
     print("These are for trials only; in production use your agencies' own PKI.")
     return 0
 
@@ -258,6 +299,21 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    from matcher.storage import session_log
+    from matcher.audit.report import write_report
+
+    anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
+    since = _parse_since(args.since) if args.since else None
+    data = write_report(args.config, args.out, anchor=anchor, since=since)
+    v = data.verified
+    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
+          f"{data.audit.count('warning')} warning(s); {state}")
+    return 1 if v is not None and not v.ok else 0
+
+
 def _parse_since(text: str) -> str:
     """``--since``: a date (YYYY-MM-DD), an ISO time (UTC if no zone) or ``Nd``/``Nh`` ago; as the log's time format."""
     from datetime import UTC, datetime, timedelta
@@ -310,11 +366,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         resp_format = resp_cfg.records.csv_format()
     req = load_records(args.requester, req_cfg.records.csv_format(), spec)
     resp = load_records(args.responder, resp_format, spec)
-    print(f"requester: {req.summary()}; responder: {resp.summary()}", file=sys.stderr)
     result = evaluate(req.records, resp.records, read_links(args.links), spec)
     print(f"key spec {spec.fingerprint()[:16]}... (normalisation {spec.norm_version})\n")
     print(result.table())
+    print()
+    for side, loaded in (("requester", req), ("responder", resp)):
+        print(f"{side}: {loaded.summary()}")
+        for reason, count in loaded.reasons():
+            print(f"{count:>6}  {reason}")
+    warnings = [f"warning: key {u.split(' needs ')[0]} cannot be computed from the {side} file (it {u.split(' ', 1)[1]}"
+                f"; map the column under [records.columns] or drop the key): its precision 1.0 and recall 0 mean "
+                "nothing" for side, loaded in (("requester", req), ("responder", resp)) for u in loaded.unusable_keys]
+    for q in result.keys:
+        if q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0:
+            if not any(f"key {q.name} " in w for w in warnings):
+                warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
+                                "say nothing about it")
+    if warnings:
+        print()
+        for w in warnings:
+            print(w)
     return 0
+
+
+def _log_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--log-format``, accepted before or after the command (SUPPRESS: the later one wins, none keeps the default)."""
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+        help="log lines on stderr: text (default; or MATCHER_LOG_FORMAT) or json (one object per line for a "
+        "SIEM; fields in docs/operations.md)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"matcher {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_format_option(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
@@ -340,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per hit record: record_id,match_keys,strength,case_ref.")
+                       "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
+                       "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
@@ -353,7 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
 
-    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")
+    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree",
+                       description="Show the responder's protocols, limits, key spec and key epoch. Exit 0 when "
+                       "our match keys are the same as the responder's; 1 when they differ (a session would be "
+                       "refused) or the responder cannot be reached; 2 for an unusable config.")
     q.add_argument("--config", type=Path, required=True, help="requester TOML config")
     q.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     q.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext")
@@ -411,6 +497,19 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
 
+    ar = sub.add_parser("audit-report", help="one HTML page for the privacy officer: findings, log check, charts",
+                        description="Write one self-contained HTML file (opens offline; nothing is fetched) with the "
+                        "session log's verification result and head, the config audit's findings in plain words, and "
+                        "charts of sessions per agency per day, tokens asked against each agency's daily budget, how "
+                        "sessions ended, and hits per session where known. The file is written with mode 0600. "
+                        "Exit 0: written; 1: written, but the session log does not verify; 2: the config cannot be "
+                        "read.")
+    ar.add_argument("--config", type=Path, required=True, help="responder (or requester) TOML config")
+    ar.add_argument("--out", type=Path, required=True, help="HTML file to write, e.g. report.html")
+    ar.add_argument("--since", help="only sessions from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
+    ar.add_argument("--anchor", help="SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    ar.set_defaults(func=cmd_audit_report)
+
     y = sub.add_parser("synth", help="generate two agencies' synthetic record files with true links",
                        description="Writes requester.csv and responder.csv (the demo's two layouts), links.csv "
                        "(requester_id,responder_id of every pair that is the same person) and requester.toml/"
@@ -434,8 +533,10 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",
                        description="FOR TEST DATA ONLY: compares the two files' tokens in plaintext, in this process "
                        "(no privacy protection), to tune normalisation and match keys on synthetic or shareable "
-                       "data. Prints precision, recall and F1 per key and for the whole key set, and tokens per "
-                       "record (the cost of a session and of the responder's setup).")
+                       "data. Prints precision, recall and F1 per key and for the whole key set, tokens per "
+                       "record (the cost of a session and of the responder's setup), precision and recall at each "
+                       "strength cut-off (strongest key only, down to all keys), each reason for dropped fields and "
+                       "rejected rows with its count, and a warning for each key a file cannot produce.")
     e.add_argument("--config", type=Path, required=True, help="requester TOML config (its keys and CSV layout)")
     e.add_argument("--requester", type=Path, required=True, help="requester records CSV")
     e.add_argument("--responder", type=Path, required=True, help="responder records CSV")
@@ -444,37 +545,48 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
                    help="responder TOML config for the responder file's layout (default: --config's layout)")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("dev-certs", help="make a throw-away CA and agency certificates for trials")
-    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")
+    c = sub.add_parser("dev-certs", help="make a CA and agency certificates for trials (the CA is kept and reused)",
+                       description="Issue NAME.pem and NAME.key (0600) for each agency under the CA in --out "
+                       "(ca.pem, ca.key 0600). The CA is made on the first run and reused afterwards, so "
+                       "certificates issued earlier stay valid and agencies can be added. Existing certificates "
+                       "are replaced only with --force.")
+    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, ca.key, NAME.pem, NAME.key")
+    c.add_argument("--force", action="store_true", help="replace existing certificates of the NAMEs (the CA is kept)")
+    c.add_argument("--days", type=int, default=30, help="validity of the agency certificates in days (default 30)")
     c.add_argument("names", nargs="+", help="agency names (become the certificates' CN)")
     c.set_defaults(func=cmd_dev_certs)
+    for command in sub.choices.values():
+        _log_format_option(command)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from clients import MatchFailed
+    args.log_format = getattr(args, "log_format", None) or default_format()
+    setup_logging(args.log_format, args.verbose)
+    from clients import ConnectionFailed, MatchFailed
     from matcher.errors import ConfigError, InputFileError, MatcherError
+
+    def fail(message: str, status: int, reason: str) -> int:
+        _say(args, f"matcher {args.command}: {message}", logging.ERROR, event="command_failed", reason=reason,
+             exit_status=status)
+        return status
 
     try:
         return args.func(args)
     except (ConfigError, InputFileError) as exc:
-        print(f"matcher {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2, type(exc).__name__)
+    except ConnectionFailed as exc:  # the message names the setting to check
+        return fail(str(exc), 1, exc.problem)
+    except OSError as exc:  # a file named on the command line or in the config
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}; check the path and its permissions", 2, type(exc).__name__)
     except MatchFailed as exc:
-        print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"the responder ended the session: {exc}", 1, type(exc).__name__)
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"{exc.status}: {exc}", 1, type(exc).__name__)
     except KeyboardInterrupt:
-        print(f"matcher {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130, "KeyboardInterrupt")
 
 
 if __name__ == "__main__":

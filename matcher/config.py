@@ -9,6 +9,7 @@ settings are refused (a typo must not silently turn a protection off).
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -76,7 +77,7 @@ class PeerConfig(_Strict):
 class RecordsConfig(_Strict):
     """How this agency's CSV files are laid out."""
 
-    date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
+    date_order: Literal["DMY", "MDY", "YMD"]  # required: never guessed (see _require_date_order)
     encoding: str = "utf-8"
     delimiter: str = ","
     columns: dict[str, str] = Field(default_factory=dict)
@@ -125,6 +126,23 @@ class KeyedHashConfig(_Strict):
     secret_env: str | None = None
 
 
+class MetricsConfig(_Strict):
+    """Optional Prometheus endpoint (``[metrics]``): counts and sizes only, never identity data.
+
+    Plain HTTP without authentication: keep ``listen`` on loopback or the monitoring network.
+    """
+
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:9464"')
+        return v
+
+
 class AuditSettings(_Strict):
     """Bounds ``matcher audit-config`` checks against."""
 
@@ -158,7 +176,7 @@ class ResponderPeer(_Strict):
 class _AgencyConfig(_Strict):
     norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
-    records: RecordsConfig = RecordsConfig()
+    records: RecordsConfig
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
     keyed_hash: KeyedHashConfig | None = None
     audit: AuditSettings = AuditSettings()
@@ -182,6 +200,7 @@ class _AgencyConfig(_Strict):
 class ResponderConfig(_AgencyConfig):
     responder: ResponderSettings
     peers: list[PeerConfig] = Field(default_factory=list)
+    metrics: MetricsConfig | None = None  # no [metrics] table: no metrics endpoint
 
     @model_validator(mode="after")
     def _reveal_fits_protocols(self) -> ResponderConfig:
@@ -255,6 +274,13 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
         raise ConfigError(f"{path}: this is not a responder config (no [responder] table)")
     if model is RequesterConfig and "responder" in data:
         raise ConfigError(f"{path}: this is a responder config; `matcher match` needs a requester config")
+    records = data.get("records")
+    if not isinstance(records, dict) or "date_order" not in records:
+        raise ConfigError(
+            f"{path}: [records] date_order is required: say how dates in your records file are written, "
+            'DMY, MDY or YMD (e.g. date_order = "DMY" when 03/04/1980 is 3 April 1980, "MDY" when it is '
+            "4 March 1980); it is never guessed"
+        )
     try:
         cfg = model.model_validate(data)
         cfg.key_spec()
@@ -268,11 +294,29 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
     return cfg
 
 
-def load_responder_config(path: Path) -> ResponderConfig:
+def load_responder_config(path: str | os.PathLike[str]) -> ResponderConfig:
     """Read and validate a responder config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(ResponderConfig, path, _read(path))
 
 
-def load_requester_config(path: Path) -> RequesterConfig:
+def load_requester_config(path: str | os.PathLike[str]) -> RequesterConfig:
     """Read and validate a requester config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(RequesterConfig, path, _read(path))
+
+
+def load_config(path: str | os.PathLike[str]) -> ResponderConfig | RequesterConfig:
+    """Read and validate a responder config (it has a ``[responder]`` table) or a requester config."""
+    path = Path(path)
+    data = _read(path)
+    return _validate(ResponderConfig if "responder" in data else RequesterConfig, path, data)
+
+
+def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
+    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
+    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
+        raise ConfigError(
+            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
+            "it is offered only with [keyed_hash] allow_keyed_hash = true"
+        )

@@ -116,7 +116,7 @@ DATA_FILES = ("agency_a_watchlist.csv", "agency_b_records.csv")
 
 def write_demo_files(workdir: Path) -> tuple[Path, Path]:
     """Certificates, bundled CSVs and both configs under ``workdir``."""
-    write_agency_certs(workdir / "certs", ["agency-a", "agency-b"])
+    write_agency_certs(workdir / "certs", ["agency-a", "agency-b"], force=True)
     data = resources.files("matcher") / "demo_data"
     for name in DATA_FILES:
         with resources.as_file(data / name) as src:  # identity data (synthetic): 0600 like real files
@@ -145,22 +145,26 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     finally:
         running.stop(grace=1.0)
     say(f"[agency B] {run.loaded.summary()}")
+    for d in run.loaded.dropped_fields:
+        say(f"[agency B]   line {d.line}: {d.field} dropped: {d.reason}")
     for r in run.loaded.rejected:
         say(f"[agency B]   rejected line {r.line}: {r.reason}")
     hits = run.result.hits
-    say(f"[agency B] {len(hits)} hit(s) among {run.loaded.rows_read - len(run.loaded.rejected)} records:")
+    say(f"[agency B] {run.result.hit_count} hit(s) among {len(run.loaded.records)} records:")
     say("")
     say(f"  {'record_id':<10} {'strength':<10} {'keys':>4} {'case reference':<20} why it is a hit")
     say(f"  {'-' * 10} {'-' * 10} {'-' * 4} {'-' * 20} {'-' * 40}")
     for h in hits:
         say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
-    say("  (strength = strongest matching key; all matching keys are in the hits file)")
+    say("  (one row per record and case reference; strength = strongest key that linked that pair;")
+    say("   all of that pair's keys are in the hits file)")
     say("")
     say("Files:")
     say(f"  hits            {hits_csv}")
     say(f"  configs         {responder_toml}  {requester_toml}")
     say(f"  certificates    {workdir / 'certs'}")
-    say(f"  rejected rows   {workdir / 'agency_b_records.rejects.csv'}")
+    say(f"  rejects         {workdir / 'agency_b_records.rejects.csv'}")
     say("Agency A learned only that agency B asked with "
-        f"{run.result.elements_sent} tokens; agency B learned nothing about A's other records.")
-    return len(hits)
+        f"{run.result.elements_sent} elements (its tokens and 8 check elements); agency B learned nothing "
+        "about A's other records.")
+    return run.result.hit_count

@@ -28,9 +28,18 @@ class InputFileError(MatcherError):
 
 
 class RecordError(MatcherError):
-    """One record (row) that cannot be used; the loader writes it to the rejects file."""
+    """A record value that cannot be understood; the loader drops that field (or the row) and reports it.
+
+    ``field`` names the record field at fault (e.g. ``date_of_birth``), so the loader
+    can drop that field alone and keep the rest of the record; None when the problem
+    is the row as a whole.
+    """
 
     status = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidElement(MatcherError):
@@ -91,3 +100,14 @@ class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
     status = "DEADLINE_EXCEEDED"
+
+
+class ResponderMisbehaved(MatcherError):
+    """The responder's replies are not what the protocol makes it compute for this session.
+
+    Raised on the requester's side, e.g. an ecdh reply whose setup label was sealed for
+    another token (permuted, repeated, substituted or replayed replies) or a Summary that
+    contradicts what the requester reported. The session fails with no hit written.
+    """
+
+    status = "DATA_LOSS"

@@ -46,9 +46,11 @@ class NetworkRun:
 
 
 def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
-    """``responder,record_id,match_keys,strength,case_ref``: one row per (responder, hit record).
+    """``responder,record_id,match_keys,strength,case_ref``: one row per (responder, hit record, case reference).
 
-    Rows are ordered by responder (in the order asked), then as each session reports its hits.
+    Each row has the keys that linked that record to that case reference and that pair's
+    strength (as in the one-responder hits file, docs/hits-file.md). Rows are ordered by
+    responder (in the order asked), then as each session reports its hits.
     The file is created 0600 whatever the umask (it names the agency's own persons).
     Returns the number of rows written.
     """
@@ -60,8 +62,7 @@ def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
             if outcome.result is None:
                 continue
             for h in outcome.result.hits:
-                strength = h.match_keys[0] if h.match_keys else ""
-                w.writerow([name, h.record_id, ";".join(h.match_keys), strength, h.case_ref])
+                w.writerow([name, h.record_id, ";".join(h.match_keys), h.strength, h.case_ref])
                 rows += 1
     return rows
 

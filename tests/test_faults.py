@@ -69,7 +69,7 @@ def test_requester_killed_mid_session_frees_the_server_session(agencies, start):
                                  options=[('grpc.ssl_target_name_override', 'agency-a')])
         def reqs():
             yield pb.MatchRequest(hello=pb.Hello(protocol='ecdh', request_size=5, reveal='requester',
-                                  key_spec_fingerprint={cfg.key_spec().fingerprint()!r}))
+                                  key_spec_fingerprint={cfg.key_spec().fingerprint()!r}, wire_version=2))
             yield pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(ecdh.new_key(), [b'x'])))
             time.sleep(600)
         call = pb_grpc.ResponderStub(ch).Match(reqs(), timeout=600)

@@ -72,7 +72,8 @@ _REVEAL_WORDS = {
     "and the responder's case reference for each; it also learns how many entries the responder's watchlist "
     "has. The responder learns only how many tokens were asked, not which.",
     "cardinality": "The requester learns only how many of its tokens the responder also holds (no list, no case "
-    "references). The responder learns only how many tokens were asked.",
+    "references); with ecdh the responder does the counting, so this holds whatever the requester sends. The "
+    "responder learns how many tokens were asked and (ecdh) the count.",
     "both": "The requester learns its hits with case references; the responder ALSO learns which of its own "
     "records were hit (written to its hits file). The responder trusts the requester to report all its hits "
     "(it can withhold some); it cannot be told about a record the requester did not actually ask about.",
@@ -264,6 +265,7 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
     if role == "responder":
         _audit_peers(rep, raw)
         _audit_rotation(rep, raw, settings)
+        _audit_metrics(rep, raw)
     _audit_session_log(rep, role, settings)
     _audit_keyed_hash(rep, raw, role, settings, base)
     _audit_hashes(rep, raw)
@@ -318,11 +320,44 @@ def _audit_protocols(rep: AuditReport, raw: dict, role: str, settings: dict) -> 
                 "own persons the requester holds; make sure the agreement between the agencies allows that",
                 "use reveal = \"requester\" unless both agencies have agreed that the responder learns its hits",
                 subject="reveal")
-    rep.add("security-model", "info", "Security model: semi-honest. Each agency is assumed to run the protocol "
-            "as written. A dishonest peer could try to enumerate guessed persons through the service, send "
-            "malformed elements, or (reveal = \"both\") withhold hits it should report. Limits: mTLS and the peer "
+    for p in protocols:
+        for mode_id, words_semi in _semi_honest(p, str(reveal)):
+            rep.add(mode_id, "warning", words_semi, "see docs/security.md; prefer protocol ecdh with reveal "
+                    "\"requester\" where the agencies do not trust each other", subject=p)
+    rep.add("security-model", "info", "Security model (docs/security.md): ecdh holds against a peer that "
+            "deviates from the protocol: a dishonest responder cannot make the requester report a false hit (labels "
+            "bound to tokens, check elements; the session fails and the log says so), a dishonest requester learns "
+            "at most its intersection (cardinality: a count) for the elements it paid for. The modes reported as "
+            "semi-honest hold only while the peer runs the protocol as written. Limits: mTLS and the peer "
             "allowlist decide who may ask, the per-session size and daily budget cap how many guesses a peer can "
-            "test, every received element is checked, and every session is in the hash-chained session log.")
+            "test and the work it causes, every received element is checked, and every session is in the "
+            "hash-chained session log.")
+
+
+def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
+    """(finding id, words) for each property of ``protocol`` in ``reveal`` mode that holds only
+    against a peer that follows the protocol (semi-honest); docs/security.md has the full model."""
+    out: list[tuple[str, str]] = []
+    if protocol == "keyed-hash":
+        out.append(("semi-honest-keyed-hash", ("keyed-hash is semi-honest (and weaker): either agency, holding "
+                    "the shared secret, can test any guessed person against the other's tags offline, and the "
+                    "responder sees which of its records hit in every reveal mode")))
+    if protocol == "paillier":
+        out.append(("semi-honest-paillier", ("paillier is semi-honest against the requester: an unbalanced key "
+                    "(see paillier-unproven-key) can leak bits of case references it does not hold; the replies "
+                    "are not proven, so the requester relies on the responder evaluating its own watchlist (it "
+                    "cannot forge a hit for a token it does not know: every bin has degree 2 or more). Each "
+                    "coefficient can test two guesses (one per prime of the requester's key): it is charged 2")))
+    if protocol == "ecdh" and reveal == "cardinality":
+        out.append(("semi-honest-ecdh-cardinality", ("ecdh cardinality is semi-honest against the responder: "
+                    "the requester cannot check the count it is sent, and a responder that deviates (a different "
+                    "key per entry, one scalar multiplication per request element and entry) can learn which of "
+                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)")))
+    if reveal == "both":
+        out.append(("semi-honest-reveal-both", ("reveal = \"both\" is semi-honest against the requester: it can "
+                    "withhold hits it should report (what it reports is checked: only its own points, evaluated "
+                    "in the same session)")))
+    return out
 
 
 def _audit_tls(rep: AuditReport, raw: dict, base: Path) -> None:
@@ -370,6 +405,21 @@ def _audit_rotation(rep: AuditReport, raw: dict, settings: dict) -> None:
         rep.add("key-rotation-too-long", "warning", f"key_rotation_days = {days} is longer than the bound of "
                 f"{bound} days ([audit] max_key_rotation_days)", f"set key_rotation_days to {bound} or less",
                 subject="key_rotation_days")
+
+
+def _audit_metrics(rep: AuditReport, raw: dict) -> None:
+    table = raw.get("metrics")
+    if not isinstance(table, dict):
+        return
+    listen = str(table.get("listen", "127.0.0.1:9464"))
+    host = listen.rpartition(":")[0].strip("[]")
+    rep.add("metrics-endpoint", "info", f"monitoring figures (session counts, sizes, budgets left, durations; no "
+            f"identity data) are served over plain HTTP at {listen}", subject="metrics")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        rep.add("metrics-exposed", "warning", f"the monitoring endpoint listens on {host or 'every interface'}: "
+                "anyone who can reach it sees which agencies ask how often and how much",
+                'listen on loopback ("127.0.0.1:9464") or only on the monitoring network, behind a firewall',
+                subject="metrics")
 
 
 def _audit_session_log(rep: AuditReport, role: str, settings: dict) -> None:
@@ -495,8 +545,10 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     """Share of records yielding each key, and share of those whose token another record shares."""
     from matcher.identity.records import load_records
 
-    loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
+    fmt = cfg.records.csv_format()
+    loaded = load_records(records, fmt, cfg.key_spec())
     total = loaded.rows_read
+    _check_date_order(rep, cfg, records, loaded)
     for key in cfg.key_spec().names:
         # A record may yield several tokens per key (alternative spellings): a record
         # "shares" the key when any of its tokens for it is also another record's.
@@ -523,3 +575,32 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
         if not tokens:
             rep.add("match-key-unused", "warning", "none of your records yields this key", "map the columns it "
                     "needs under [records.columns] or drop the key", subject=key)
+
+
+def _date_failures(loaded: Any) -> int:
+    return sum(1 for d in loaded.dropped_fields if d.field == "date_of_birth")
+
+
+def _check_date_order(rep: AuditReport, cfg: Any, records: Path, loaded: Any) -> None:
+    """Warn when many dates fail in the configured order but parse in another (the order is never guessed)."""
+    from dataclasses import replace
+
+    from matcher.identity.records import load_records
+
+    configured = cfg.records.date_order
+    failing = _date_failures(loaded)
+    if failing == 0 or failing < 0.01 * max(1, loaded.rows_read):
+        return
+    fmt = cfg.records.csv_format()
+    others = {}
+    for order in ("DMY", "MDY", "YMD"):
+        if order != configured:
+            others[order] = _date_failures(load_records(records, replace(fmt, date_order=order), cfg.key_spec()))
+    best = min(others, key=others.__getitem__)
+    if others[best] * 2 <= failing:
+        rep.add("date-order-suspect", "warning",
+                f"{failing} dates of birth in your records are not valid dates in the configured order "
+                f"{configured}, but only {others[best]} fail when read as {best}: those fields are dropped and "
+                "their records can only be found by keys without the date",
+                f'check how your export writes dates and set [records] date_order = "{best}" if that is how '
+                "they are written", subject="records.date_order")

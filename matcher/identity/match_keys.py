@@ -253,7 +253,7 @@ class KeySpec:
 #: Normalisation version of new configs.
 DEFAULT_NORM_VERSION = "n2"
 
-#: The default key set, strongest first (measured in README "Match quality").
+#: The default key set, strongest first (measured in docs/match-quality.md).
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "names_dob": ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"],

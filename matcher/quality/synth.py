@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gettext
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ class Corruption:
     dob_year_only: float = 0.02
     dob_day_month_swapped: float = 0.01
     dob_day_typo: float = 0.01
+    #: a date that is no calendar date (compact YYYYMMDD with a day of 32..91, like 19450493):
+    #: the loader drops the date and keeps the rest of the record
+    dob_invalid: float = 0.01
     doc_missing: float = 0.15  # of persons who have a document
     doc_spaced: float = 0.3
     doc_check_digit: float = 0.1
@@ -310,6 +314,8 @@ def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: floa
     else:
         local = "%d.%m.%Y" if date_order == "DMY" else "%m/%d/%Y"
         dob = d.strftime(rng.choices([local, "%Y-%m-%d"], [0.7, 0.3])[0])
+        if r < c.dob_missing + c.dob_year_only + c.dob_invalid:  # no extra draw: other rows stay as they were
+            dob = f"{d.year}{d.month:02d}{32 + d.day % 60:02d}"
 
     sex = "" if rng.random() < c.sex_missing else p.sex
     r = rng.random()
@@ -343,7 +349,7 @@ class SynthResult:
     shared: int
 
 
-def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
+def generate(size: int, overlap: float, seed: int, out: str | os.PathLike[str], corruption: Corruption | None = None,
              responder_size: int | None = None, closed_pools: bool = False) -> SynthResult:
     """Write ``requester.csv``, ``responder.csv``, ``links.csv`` and both configs to ``out``.
 

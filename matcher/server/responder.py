@@ -10,11 +10,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.config import RequesterConfig, ResponderConfig
+from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
+from matcher.logs import log_fields
+from matcher.server.metrics import ResponderMetrics
 from matcher.server.service import ResponderServicer, TlsMaterial, build_server
 
 log = logging.getLogger("matcher.server.responder")
@@ -30,15 +32,6 @@ def load_watchlist(
         s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
-
-
-def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
-    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
-    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
-        raise ConfigError(
-            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
-            "it is offered only with [keyed_hash] allow_keyed_hash = true"
-        )
 
 
 def read_tls(config: ResponderConfig) -> TlsMaterial:
@@ -63,6 +56,8 @@ class RunningResponder:
     health: health.HealthServicer
     watchlist_summary: str  # rows read, used and rejected (the records themselves are not kept)
     servicer: ResponderServicer | None = None
+    metrics: ResponderMetrics | None = None  # with [metrics]: the Prometheus endpoint
+    metrics_port: int | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -70,6 +65,8 @@ class RunningResponder:
         The session log is closed only once every cancelled session has written its end row.
         """
         self.health.enter_graceful_shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
         self.server.stop(grace).wait()
         if self.servicer is not None and not self.servicer.wait_idle(10.0):
             log.warning("sessions still running 10 s after shutdown; closing the state anyway")
@@ -82,8 +79,13 @@ def start_responder(
     insecure: bool = False,
     listen: str | None = None,
     progress: Callable[[str], None] | None = None,
+    metrics_listen: str | None = None,
 ) -> RunningResponder:
-    """Load, set up and start serving; returns once the port is bound."""
+    """Load, set up and start serving; returns once the port is bound.
+
+    With a ``[metrics]`` table the Prometheus endpoint is started too (``metrics_listen``
+    overrides its address, e.g. port 0 in tests).
+    """
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     tls = None if insecure else read_tls(config)
@@ -94,8 +96,29 @@ def start_responder(
     if "keyed-hash" in config.responder.protocols:
         require_keyed_hash_opt_in(config)
         state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
-    servicer = ResponderServicer(state, insecure=insecure)
-    server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    metrics = None
+    if config.metrics is not None:
+        metrics = ResponderMetrics(state)
+    servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
+    try:
+        server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    except BaseException:
+        state.close()
+        raise
+    metrics_port = None
+    if metrics is not None:
+        metrics.active_sessions = lambda: servicer._active
+        try:
+            metrics_port = metrics.serve(metrics_listen or config.metrics.listen)
+        except OSError as exc:
+            state.close()
+            raise ConfigError(f"[metrics] listen {metrics_listen or config.metrics.listen}: cannot listen ({exc})") from None
+        log.info("metrics on http://%s/metrics", _with_port(metrics_listen or config.metrics.listen, metrics_port),
+                 extra=log_fields(event="metrics_listening", port=metrics_port))
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer)
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port)
+
+
+def _with_port(listen: str, port: int) -> str:
+    return f"{listen.rpartition(':')[0]}:{port}"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
@@ -25,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
+    ConfigError,
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
@@ -35,10 +37,14 @@ from matcher.errors import (
 )
 from matcher.grpc_status import status_code
 from matcher.server.state import ResponderState
+from matcher.logs import log_fields
 from matcher.sessions import RESPONDER_SESSIONS
-from matcher.sessions.limits import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from matcher.server.metrics import ResponderMetrics
 
 log = logging.getLogger("matcher.server.responder")
 
@@ -62,9 +68,10 @@ def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None
 class ResponderServicer(pb_grpc.ResponderServicer):
     """Serves the policy and matching sessions over one watchlist."""
 
-    def __init__(self, state: ResponderState, insecure: bool = False) -> None:
+    def __init__(self, state: ResponderState, insecure: bool = False, metrics: ResponderMetrics | None = None) -> None:
         self.state = state
         self.insecure = insecure
+        self.metrics = metrics  # optional Prometheus hooks (matcher.server.metrics)
         s = state.settings
         self.max_request = s.max_request_size
         self.max_chunk = s.max_chunk_elements
@@ -111,6 +118,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
+            wire_version=WIRE_VERSION,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
@@ -120,6 +128,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
+            if self.metrics is not None:
+                self.metrics.refused(None, exc)
             context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
@@ -128,8 +138,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if self.state.session_log is not None:
             self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
 
-    def _charge(self, peer: str, hello: pb.Hello) -> None:
-        """Per-peer limits: the session size cap, then the daily budget (reserved atomically)."""
+    def _charge(self, peer: str, hello: pb.Hello, cost: int | None = None) -> None:
+        """Per-peer limits: the session size cap, then the daily budget (reserved atomically).
+
+        ``cost`` is what the session is charged (the protocol's ``budget_cost``: the
+        responder's work, see docs/security.md); the request size by default.
+        """
         cfg = self._peers.get(peer)
         if cfg is None:  # --insecure development mode: no peer, no budget
             return
@@ -139,7 +153,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"per session for peer {peer}"
             )
         if cfg.daily_budget is not None:
-            self.state.budgets.reserve(peer, hello.request_size, cfg.daily_budget)
+            self.state.budgets.reserve(peer, hello.request_size if cost is None else cost, cfg.daily_budget)
 
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
@@ -163,12 +177,17 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             raise LimitExceeded(
                 f"request of {hello.request_size} elements exceeds this responder's limit of {self.max_request}"
             )
+        if hello.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the requester speaks wire version {hello.wire_version}, this responder {WIRE_VERSION}; "
+                "upgrade matcher on the requester's side"
+            )
 
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
         session_id = secrets.token_hex(8)
         started = time.monotonic()
         peer, protocol, reveal, size, received = "?", "?", "", None, 0
-        session = None
+        session, refusal = None, None
         outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the requester cancelled the session or disconnected"
         # Server-side cap, whatever deadline the requester set (or none): see _Inbox and _Watchdog.
         cap = self.session_timeout
@@ -197,7 +216,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
             self._check_hello(hello)
-            self._charge(peer, hello)
+            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(self.state, hello))
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
             session.session_id, session.peer = session_id, peer
             # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.
@@ -229,11 +248,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
                     yield from session.on_finish()
-                    if session.expects_report:
-                        report = inbox.next()
-                        if report is None or report.WhichOneof("kind") != "hit_report":
-                            raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
-                        yield from session.on_report(report.hit_report)
+                    while session.expects_more:  # a hit report, the re-blinded setup (bounded by the session)
+                        tail = inbox.next()
+                        if tail is None:
+                            raise ProtocolViolation(f"{session.tail_name} must follow Finish in this reveal mode")
+                        yield from session.on_tail(tail)
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
@@ -243,6 +262,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
+                        extra=log_fields(event="session_end", session_id=session_id, peer=peer, protocol=protocol,
+                                         elements=received, outcome="OK",
+                                         seconds=round(time.monotonic() - started, 3)),
                     )
                     return
                 else:
@@ -251,10 +273,13 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
-            outcome, code, detail = status_code(exc), status_code(exc).value[0], str(exc)
+            outcome, code, detail, refusal = status_code(exc), status_code(exc).value[0], str(exc), exc
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
                 session_id, peer, protocol, received, exc.status, exc,
+                extra=log_fields(event="session_end", session_id=session_id, peer=peer, protocol=protocol,
+                                 elements=received, outcome=exc.status,
+                                 seconds=round(time.monotonic() - started, 3), reason=type(exc).__name__),
             )
             context.abort(status_code(exc), str(exc))
         except Exception:
@@ -281,6 +306,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 log.error("session %s: its end row could not be written to the session log (%s)",
                           session_id, type(exc).__name__)
             finally:
+                if self.metrics is not None:
+                    self.metrics.session_ended(peer, protocol, outcome.name, received,
+                                               time.monotonic() - started, refusal)
                 with self._idle:
                     self._active -= 1
                     self._idle.notify_all()
@@ -460,9 +488,12 @@ def _add_responder_service(servicer: ResponderServicer, server: grpc.Server) -> 
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-@dataclass
+@dataclass(repr=False)
 class TlsMaterial:
     """PEM bytes of the own certificate, its key, and the CA(s) trusted for the other side."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsMaterial(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes
@@ -529,13 +560,20 @@ def build_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
-        )
-        port = server.add_secure_port(listen, creds)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            )
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise ConfigError(
+            f"cannot listen on {listen}: the port is in use (another responder or program listens there) or the "
+            "address is not one of this machine's; stop the other program, or choose another address with "
+            "[responder] listen or --listen"
+        )
     return server, port, health_servicer

@@ -57,6 +57,8 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
+        #: distinct watchlist tokens: what a paillier session makes the responder evaluate
+        self.distinct_tokens = len({token for token, _ in self._entries})
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":
@@ -64,6 +66,8 @@ class ResponderState:
                 for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
         self._tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
+        if self.settings.reveal == "cardinality":  # the setup is the points b·H(y) themselves (the responder counts)
+            self._tag_len = ecdh.POINT_BYTES
         #: what the key epoch is bound to: the watchlist's tokens and case references, key spec,
         #: reveal mode and tag length (a change to any of them starts a new epoch)
         self._watchlist_digest = entries_digest(
@@ -115,6 +119,12 @@ class ResponderState:
     def entries(self) -> list[tuple[bytes, bytes]]:
         """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
         return self._entries
+
+    @property
+    def in_force(self) -> Epoch | None:
+        """The epoch serving now, without starting a rotation (for monitoring; None before the first)."""
+        with self._lock:
+            return self._epoch
 
     def current(self) -> Epoch:
         """The epoch in force now, starting a new one (new key, new setup) when due.
@@ -195,7 +205,8 @@ class ResponderState:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(
             key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
-            keep_points=keep_points, progress=self._setup_progress() if self._progress else None
+            keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
+            points_only=self.settings.reveal == "cardinality",
         )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
