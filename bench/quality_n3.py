@@ -92,13 +92,14 @@ def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, mis
     }
 
 
-def compare(paths: list[Path]) -> None:
+def compare(paths: list[Path], labels: list[str] | None = None) -> None:
     """One table per script and scheme from several --json outputs (e.g. n3 and n2 on the same seeds)."""
     runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    names = labels or [p.stem for p in paths]
     groups = sorted({g for run in runs for r in run for g in r["groups"] if not g.startswith("requester")},
                     key=lambda g: (g.split()[1], not g.startswith("script"), g))
-    print("| script / scheme (responder copy) | true links | " + " | ".join(f"recall {p.stem}" for p in paths)
-          + " | " + " | ".join(f"precision {p.stem}" for p in paths) + " |")
+    print("| script / scheme (responder copy) | true links | " + " | ".join(f"recall {n}" for n in names)
+          + " | " + " | ".join(f"precision {n}" for n in names) + " |")
     print("|---|---:|" + "---:|" * (2 * len(paths)))
     for g in groups:
         sums = [[sum(r["groups"].get(g, [0, 0, 0, 0])[i] for r in run) for i in range(4)] for run in runs]
@@ -150,7 +151,7 @@ def doc_figures(folder: Path) -> None:
           "responder copy's, \"native\" = left in its script; precision per script counts predicted links by "
           "the requester record's script):\n")
     paths = [folder / "ind_n3.json", folder / "ind_n2.json"]
-    compare(paths)
+    compare(paths, ["n3", "n2"])
     for name, label in (("ind_n3", "Third-party romanisers, n3"),
                         ("own_n3", "Own generator, realistic surname frequencies (`matcher/quality/synth_surnames.py`), n3"),
                         ("closed_n3", ("Own generator, closed pools (surnames drawn evenly from the short head lists: "
