@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -32,7 +33,17 @@ import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
-from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
+from matcher import peer_auth
+from matcher.identity.conformance import check_peer, conformance
+from matcher.errors import (
+    KeySpecMismatch,
+    LimitExceeded,
+    MatcherError,
+    PinMismatch,
+    NormalisationMismatch,
+    ProtocolViolation,
+    UnsupportedProtocol,
+)
 from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.storage.setup_cache import RequesterSetupCache
@@ -145,14 +156,26 @@ class MatchClient:
         chunk_elements: int = 4096,
         workers: Workers | int = 0,
         setup_cache: str | os.PathLike[str] | None = None,
+        responder_spki_sha256: str | None = None,
+        responder_cert_sha256: str | None = None,
     ) -> None:
         """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none).
 
         ``setup_cache``: a folder where responders' ecdh setups are kept per epoch, so a
         repeated query against an unchanged watchlist does not download it again.
+
+        ``responder_spki_sha256`` / ``responder_cert_sha256``: pin the responder's key or
+        certificate (hex SHA-256). Every call then asks the responder to prove, with that
+        key, that it is the end of this connection; nothing is sent before the proof
+        verifies, and a mismatch raises PinMismatch.
         """
         if tls is None and not insecure:
             raise ValueError("a TlsFiles is required (insecure=True only for development)")
+        if (responder_spki_sha256 or responder_cert_sha256) and tls is None:
+            raise ValueError("a responder pin needs mutual TLS (it cannot be checked with insecure=True)")
+        self._pins = (responder_spki_sha256, responder_cert_sha256)
+        self._pinned = bool(responder_spki_sha256 or responder_cert_sha256)
+        self._own_cert = tls.cert if tls is not None else b""
         options = [
             ("grpc.max_receive_message_length", message_limit(65536)),
             ("grpc.max_send_message_length", message_limit(chunk_elements)),
@@ -249,10 +272,28 @@ class MatchClient:
     def get_policy(self) -> pb.Policy:
         """The responder's policy (protocols, limits, key spec and fingerprint, epoch)."""
         try:
-            return self._stub.GetPolicy(pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0))
+            if not self._pinned:
+                return self._stub.GetPolicy(pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0))
+            nonce = secrets.token_bytes(32)
+            policy, call = self._stub.GetPolicy.with_call(
+                pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0), metadata=((peer_auth.NONCE_HEADER, nonce),)
+            )
+            self._check_pin(call.initial_metadata(), nonce)
+            return policy
         except grpc.RpcError as exc:
             failed = connection_failure(self.target, self.server_name, exc.code(), exc.details() or "")
             raise failed or MatchFailed(exc.code(), exc.details() or "") from None
+
+    def _check_pin(self, metadata, nonce: bytes) -> None:
+        """PinMismatch unless the responder proved it holds the pinned key (see matcher.peer_auth)."""
+        got = dict(metadata or ())
+        cert, proof = got.get(peer_auth.CERT_HEADER), got.get(peer_auth.PROOF_HEADER)
+        if not isinstance(cert, bytes) or not isinstance(proof, bytes):
+            raise PinMismatch(
+                "the responder sent no proof of its pinned key (responder_spki_sha256 / responder_cert_sha256 is "
+                "set, but the responder does not answer the pin check); no data was sent"
+            )
+        peer_auth.check_server_proof(cert, proof, nonce, self._own_cert, *self._pins)
 
     def match(
         self,
@@ -284,6 +325,11 @@ class MatchClient:
                 f"the responder speaks wire version {policy.wire_version}, this client {WIRE_VERSION}: "
                 "both agencies must run a matcher with the same wire version"
             )
+        # Tokenisation: this installation must reproduce its own vectors, and the responder's.
+        norm = conformance(keyspec.norm_version)
+        check_peer(norm, policy.norm_conformance_digest, policy.norm_libraries, "responder")
+        if not norm.ok:
+            raise NormalisationMismatch(norm.problem())
         if protocol not in REQUESTER_SESSIONS:
             raise UnsupportedProtocol(f"protocol {protocol!r} is not known to this client")
         if protocol not in policy.protocols:
@@ -303,11 +349,19 @@ class MatchClient:
         sent = [0]
         tails: queue.Queue[list[pb.MatchRequest] | None] = queue.Queue(maxsize=1)
 
+        pin_checked = threading.Event()
+        nonce = secrets.token_bytes(32)
+
         def requests() -> Iterator[pb.MatchRequest]:
             try:
+                if self._pinned:  # nothing is sent before the responder proved its pinned key
+                    while not pin_checked.wait(0.05):
+                        if ended.is_set():
+                            return
                 hello = pb.Hello(
                     protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
                     wire_version=WIRE_VERSION,
+                    norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
                 )
                 session.fill_hello(hello)
                 msg = pb.MatchRequest(hello=hello)
@@ -332,8 +386,12 @@ class MatchClient:
                 raise
 
         ended = threading.Event()
-        call = self._stub.Match(requests(), timeout=self.timeout)
+        pin = {"metadata": ((peer_auth.NONCE_HEADER, nonce),)} if self._pinned else {}
+        call = self._stub.Match(requests(), timeout=self.timeout, **pin)
         try:
+            if self._pinned:
+                self._check_pin(call.initial_metadata(), nonce)
+                pin_checked.set()
             result = self._run(call, session, progress, tails, chunk)
             result.bytes_sent = sent[0]
             return result

@@ -37,8 +37,13 @@ def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fi
         print(message, file=sys.stderr)
 
 
-def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
-    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+def _progress_printer(stream=None, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise).
+
+    ``stream`` defaults to the ``sys.stderr`` of the call, not of the import (tests and
+    embedding programs replace it).
+    """
+    stream = stream if stream is not None else sys.stderr
     if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
@@ -68,7 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication, loopback only, throw-away key "
+             "epoch. Development only.", logging.WARNING)
     # The handlers are in place before anyone can learn that the server is up: a SIGTERM
     # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
     stop = threading.Event()
@@ -170,6 +176,18 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     return run.exit_status
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from matcher.config import load_requester_config
+    from matcher.requester import write_tokens
+
+    cfg = load_requester_config(args.config)
+    loaded = write_tokens(cfg, args.records, args.out, args.rejects)
+    print(loaded.summary(), file=sys.stderr)
+    tokens = sum(len(r.tokens) for r in loaded.records)
+    print(f"{tokens} tokens of {len(loaded.records)} records written to {args.out} (mode 0600: they identify persons)")
+    return 0
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config
     from matcher.requester import client_for
@@ -187,6 +205,14 @@ def cmd_policy(args: argparse.Namespace) -> int:
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
     print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    from matcher.identity.conformance import conformance
+
+    norm = conformance(cfg.key_spec().norm_version)
+    same = norm.digest == p.norm_conformance_digest
+    print(f"conformance digest:   {p.norm_conformance_digest or '(none)'} "
+          f"({'same as ours' if same else 'DIFFERS from ours: ' + norm.digest + ' — no session would be allowed'})")
+    print(f"token libraries:      {p.norm_libraries or '(not announced)'}"
+          + ("" if p.norm_libraries == norm.libraries else f" (ours: {norm.libraries})"))
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
@@ -256,14 +282,19 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
         rep = session_log.verify(args.db, anchor, args.key)
+        insecure = _insecure_rows(args.db)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id,
+                              "insecure_rows": insecure}, indent=2))
         elif rep.ok:
             print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
                   f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
+        if insecure and not args.json:
+            print(f"WARNING: {insecure} row(s) come from `serve --insecure` (development mode: plaintext, no peer "
+                  "authentication); see `audit-log show`")
         return 0 if rep.ok else 1
     if args.action == "head":
         rep = session_log.verify(args.db, None, args.key)
@@ -297,6 +328,17 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
               f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
               f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
     return 0
+
+
+def _insecure_rows(db: Path) -> int:
+    """Rows written by a responder running ``--insecure`` (its start-up row and its sessions)."""
+    from matcher.storage import session_log
+    from matcher.peer_auth import INSECURE_PEER
+
+    try:
+        return sum(1 for r in session_log.rows(db) if r.get("peer") == INSECURE_PEER)
+    except Exception:  # an unreadable log is reported by verify itself
+        return 0
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -413,11 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
                        description="Serve the watchlist named in the responder config. Requesters must present a "
-                       "client certificate whose CN is in [[peers]].")
+                       "client certificate that matches a [[peers]] entry (its SAN or CN, bound to its issuing CA "
+                       "or a key pin); see docs/operations.md.")
     s.add_argument("--config", type=Path, required=True, help="responder TOML config")
     s.add_argument("--listen", help="override [responder] listen, e.g. 0.0.0.0:50051")
     s.add_argument("--grace", type=float, default=10.0, help="seconds running sessions get at shutdown (default 10)")
-    s.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no peer authentication")
+    s.add_argument("--insecure", action="store_true",
+                   help="DEVELOPMENT ONLY: plaintext, no peer authentication; binds only to loopback, keeps every "
+                   "limit and budget, uses a throw-away key epoch, and is logged")
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
@@ -435,6 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
+
+    t = sub.add_parser("tokens", help="write a record file's tokens (JSON, mode 0600) for a client in another language",
+                       description="Normalise and tokenise RECORDS with the requester config (as `match` does) and "
+                       "write them with the key-spec fingerprint and conformance digest to OUT, for a requester "
+                       "client written in another language (docs/PROTOCOL.md section 8). The file identifies persons: "
+                       "it is created readable by its owner only.")
+    t.add_argument("--config", type=Path, required=True, help="requester TOML config")
+    t.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    t.add_argument("--out", type=Path, default=Path("tokens.json"), help="tokens file to write (default tokens.json)")
+    t.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    t.set_defaults(func=cmd_tokens)
 
     q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree",
                        description="Show the responder's protocols, limits, key spec and key epoch. Exit 0 when "

@@ -19,88 +19,8 @@ from matcher.certs import write_agency_certs
 from matcher.config import load_requester_config, load_responder_config
 from matcher.requester import run_match
 from matcher.server.responder import start_responder
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.files import private_dir, write_private
-
-RESPONDER_TOML = """\
-# Agency A: the responder. It serves its watchlist; requesters learn only their own hits.
-norm_version = "n2"                # normalisation rules (part of every token): n2 = transliteration
-                                   # schemes, particles, nicknames, partial dates, alternatives
-[responder]
-listen = "127.0.0.1:0"             # 0 = any free port (the demo); e.g. "0.0.0.0:50051" in production
-watchlist = "agency_a_watchlist.csv"
-state_dir = "agency_a_state"       # epoch key (0600)
-session_log = "agency_a_state/sessions.db"  # hash-chained log of every session
-session_log_retention_days = 365
-protocols = ["ecdh"]
-reveal = "requester"               # the requester learns its hits and their case references
-key_rotation_days = 30
-max_request_size = 1000000
-max_chunk_elements = 4096
-
-[tls]
-cert = "certs/agency-a.pem"
-key = "certs/agency-a.key"
-ca = "certs/ca.pem"                # CA that signs the requester agencies' certificates
-
-[[peers]]
-name = "agency-b"
-common_name = "agency-b"           # subject CN of agency B's client certificate
-daily_budget = 100000              # most tokens agency B may send per UTC day
-max_set_size = 50000               # most tokens in one session
-
-[records]
-date_order = "DMY"                 # 12.03.1979 is 12 March 1979
-[records.columns]                  # record field = column in the CSV
-record_id = "id"
-given_names = "first_name"
-family_name = "last_name"
-date_of_birth = "dob"
-sex = "sex"
-nationality = "nationality"
-document_number = "doc_no"
-document_country = "doc_country"
-case_ref = "case_id"
-
-[match_keys]                       # strongest first; must be identical at both agencies
-document = ["document_number", "document_country"]
-names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]
-phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
-given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
-names_year = ["metaphone(name_tokens)", "year_of_birth", "nationality"]
-"""
-
-REQUESTER_TOML = """\
-# Agency B: the requester.
-norm_version = "n2"
-[requester]
-protocol = "ecdh"
-reveal = "requester"
-server_name = "agency-a"           # name in the responder's certificate
-
-[tls]
-cert = "certs/agency-b.pem"
-key = "certs/agency-b.key"
-ca = "certs/ca.pem"                # CA that signs the responder's certificate
-
-[records]
-date_order = "MDY"                 # 03/12/1979 is 12 March 1979
-[records.columns]
-record_id = "person_id"
-given_names = "given"
-family_name = "surname"
-date_of_birth = "birth_date"
-sex = "gender"
-nationality = "citizenship"
-document_number = "passport"
-document_country = "passport_country"
-
-[match_keys]                       # strongest first; must be identical at both agencies
-document = ["document_number", "document_country"]
-names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]
-phonetic_dob = ["metaphone(family_name)", "initial(given_names)", "date_of_birth"]
-given_dob_nationality = ["metaphone(first(given_names))", "date_of_birth", "nationality"]
-names_year = ["metaphone(name_tokens)", "year_of_birth", "nationality"]
-"""
 
 #: Why each expected hit is one (the demo prints this beside the hits; no identity data).
 WHY = {

@@ -61,9 +61,19 @@ class KeySpecMismatch(MatcherError):
 
 
 class PeerNotAllowed(MatcherError):
-    """The peer's certificate is not in the responder's allowlist."""
+    """The peer's certificate is not in the responder's allowlist; ``subject`` is its subject, for the log."""
 
     status = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, subject: str | None = None) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+class PinMismatch(MatcherError):
+    """The responder is not the one the requester pinned (``responder_spki_sha256`` / ``responder_cert_sha256``)."""
+
+    status = "UNAUTHENTICATED"
 
 
 class LimitExceeded(MatcherError):
@@ -100,6 +110,12 @@ class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
     status = "DEADLINE_EXCEEDED"
+
+
+class NormalisationMismatch(MatcherError):
+    """Two installations (or one installation and its own conformance vectors) tokenise differently."""
+
+    status = "FAILED_PRECONDITION"
 
 
 class ResponderMisbehaved(MatcherError):

@@ -43,6 +43,8 @@ FIELDS: frozenset[str] = frozenset({
     "key_epoch",  # the public epoch identifier
     "command",  # the CLI command (match, serve, ...)
     "exit_status",
+    "method",  # the gRPC method a refused call asked for
+    "subject",  # a refused client certificate's subject (RFC 4514, printable ASCII, bounded)
 })
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

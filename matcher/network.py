@@ -82,7 +82,7 @@ def run_match_many(
     loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
     s = config.requester
     log = SessionLog(s.session_log) if s.session_log else None
-    workers = Workers(s.workers, s.dask_scheduler)
+    workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)
     clients: dict[str, MatchClient] = {}
     options: dict[str, dict[str, object]] = {}
     try:
@@ -93,7 +93,8 @@ def run_match_many(
             )
             options[peer.name] = {"protocol": protocol, "reveal": reveal, **session_options(peer_config)}
             clients[peer.name] = client_for(
-                config, peer.address, insecure=insecure, server_name=peer.server_name, workers=workers
+                config, peer.address, insecure=insecure, server_name=peer.server_name, workers=workers,
+                pins=(peer.spki_sha256, peer.cert_sha256),
             )
         common = {p.name: dict(role="requester", peer=p.address, protocol=str(options[p.name]["protocol"]),
                                reveal=str(options[p.name]["reveal"]), config_fingerprint=config.fingerprint())

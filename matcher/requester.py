@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
+from matcher.identity.conformance import require_conformant
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
 from matcher.grpc_status import status_code
@@ -52,16 +54,23 @@ def client_for(
     insecure: bool = False,
     server_name: str | None = None,
     workers: Workers | None = None,
+    pins: tuple[str | None, str | None] | None = None,
 ) -> MatchClient:
     """A MatchClient set up from the requester config's [tls] and [requester] tables.
 
     ``server_name`` overrides ``[requester] server_name`` (a [[responders]] entry's own);
-    ``workers``: a pool to share between several clients (one per responder).
+    ``workers``: a pool to share between several clients (one per responder);
+    ``pins``: (spki_sha256, cert_sha256) of this responder, instead of [requester]'s
+    ``responder_spki_sha256`` / ``responder_cert_sha256``.
     """
     s = config.requester
+    spki_pin, cert_pin = pins if pins is not None else (s.responder_spki_sha256, s.responder_cert_sha256)
     if workers is None:
-        workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+        workers = Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
     if insecure:
+        if spki_pin or cert_pin:
+            raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "
+                              "which cannot be checked with --insecure; drop --insecure or the pin")
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
             setup_cache=s.setup_cache,
@@ -76,6 +85,7 @@ def client_for(
     return MatchClient(
         peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
         chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
+        responder_spki_sha256=spki_pin, responder_cert_sha256=cert_pin,
     )
 
 
@@ -101,6 +111,41 @@ def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+TOKENS_FORMAT = "matcher-tokens/1"
+
+
+def tokens_document(config: RequesterConfig, loaded: LoadResult) -> dict[str, object]:
+    """The tokens of a loaded record file, for a requester client in another language (PROTOCOL §8).
+
+    Carries what that client must check against the responder's policy: the key-spec
+    fingerprint and the conformance digest of the installation that computed the tokens.
+    """
+    keyspec = config.key_spec()
+    norm = require_conformant(keyspec.norm_version)
+    return {
+        "format": TOKENS_FORMAT,
+        "norm_version": keyspec.norm_version,
+        "key_spec_fingerprint": keyspec.fingerprint(),
+        "norm_conformance_digest": norm.digest,
+        "norm_libraries": norm.libraries,
+        "match_keys": [[k.name, list(k.fields)] for k in keyspec.keys],
+        "records": [
+            {"record_id": r.record_id, "tokens": [[name, t.decode("utf-8")] for name, t in r.tokens]}
+            for r in loaded.records
+        ],
+    }
+
+
+def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None) -> LoadResult:
+    """Load ``records_path`` and write its tokens as JSON to ``out`` (mode 0600: tokens identify persons)."""
+    require_conformant(config.key_spec().norm_version)  # before reading a single record
+    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    with open_private(out, "w", encoding="utf-8") as fh:  # tokens identify persons: 0600
+        json.dump(tokens_document(config, loaded), fh, ensure_ascii=False, separators=(",", ":"))
+    return loaded
 
 
 def run_match(

@@ -15,6 +15,7 @@ import rbcl
 import pytest
 
 from clients import TlsFiles
+from tests.conftest import norm_digest
 from matcher.errors import InvalidElement
 from matcher.identity.records import load_records
 from matcher.protocols import ecdh
@@ -48,7 +49,8 @@ def _attack(agencies, running, tokens: list[bytes]) -> tuple[set[bytes], int | N
     blinded = [ecdh.blind_tokens(k, [t])[0] for k, t in zip(keys, tokens)]
     setup_ready: queue.Queue = queue.Queue()
     fp = agencies.requester_config().key_spec().fingerprint()
-    hello = pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=len(tokens), reveal="cardinality")
+    hello = pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=len(tokens), reveal="cardinality",
+                     norm_conformance_digest=norm_digest())
     if NEW_WIRE:
         hello.wire_version = 2
 
@@ -125,7 +127,7 @@ def test_the_session_needs_the_whole_reblinded_setup(agencies, start):
     fp = agencies.requester_config().key_spec().fingerprint()
     a = ecdh.new_key()
     msgs = [
-        pb.MatchRequest(hello=pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=3,
+        pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=3,
                                        reveal="cardinality", wire_version=2)),
         pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(a, tokens))),
         pb.MatchRequest(finish=pb.Finish(elements_sent=3)),

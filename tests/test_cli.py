@@ -81,6 +81,7 @@ def test_policy_and_fingerprint_commands(agencies, served, capsys):
     assert main(["policy", "--config", str(agencies.requester_toml), "--peer", peer]) == 0
     out = capsys.readouterr().out
     assert "same as ours" in out and "document = [document_number, document_country]" in out
+    assert "DIFFERS" not in out and re.search(r"conformance digest: +[0-9a-f]{64} \(same as ours\)", out)
     assert main(["fingerprint", "--config", str(agencies.responder_toml)]) == 0
     assert capsys.readouterr().out.strip() == agencies.responder_config().key_spec().fingerprint()
 

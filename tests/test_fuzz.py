@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import norm_digest
 from matcher.errors import InputFileError, InvalidElement, MatcherError, ResponderMisbehaved
 from matcher.protocols import ecdh, keyed_hash
 from matcher.identity.records import CsvFormat, load_records
@@ -203,7 +204,7 @@ def servicer(tmp_path_factory):
 
 def _request_messages(fingerprint: str):
     hello = st.builds(
-        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(
+        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
             protocol=proto, request_size=size, reveal=reveal, key_spec_fingerprint=fp, cached_setup_id=cached,
             wire_version=2)),
         st.sampled_from(["ecdh", "keyed-hash", "paillier", ""]), st.integers(0, 6),

@@ -147,7 +147,7 @@ from matcher.cli import main as cli_main  # noqa: E402
 from matcher.requester import run_match  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
-from tests.conftest import demo_token_overlap
+from tests.conftest import norm_digest, demo_token_overlap
 from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
 
 
@@ -216,7 +216,7 @@ def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
     fp = agencies.requester_config().key_spec().fingerprint()
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
                                bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
-    return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
+    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
                                           request_size=bins * degree if size is None else size, paillier=params,
                                           wire_version=2))
 

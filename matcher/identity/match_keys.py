@@ -273,3 +273,12 @@ N3_MATCH_KEYS: dict[str, list[str]] = {
     "initials_dob": ["name_initials", "date_of_birth"],
     "names_year": ["name_keys_fine", "year_of_birth", "nationality"],
 }
+
+
+def match_keys_toml(keys: Mapping[str, Sequence[str]] | None = None) -> str:
+    """``keys`` (default: :data:`DEFAULT_MATCH_KEYS`) as the lines of a TOML ``[match_keys]`` table.
+
+    The one rendering of the default keys that config templates and docs are made from.
+    """
+    keys = DEFAULT_MATCH_KEYS if keys is None else keys
+    return "".join(f"{name} = {json.dumps(list(fields), ensure_ascii=False)}\n" for name, fields in keys.items())

@@ -40,7 +40,7 @@ from pathlib import Path
 import pycountry
 from anyascii import anyascii
 
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.identity.normalise_n2 import icao_check_digit
 from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
 from matcher.quality.synth_surnames import draw_family

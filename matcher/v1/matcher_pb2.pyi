@@ -19,7 +19,7 @@ class MatchKeyDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id", "wire_version")
+    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id", "wire_version", "norm_conformance_digest", "norm_libraries")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     MATCH_KEYS_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,8 @@ class Policy(_message.Message):
     SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     SETUP_ID_FIELD_NUMBER: _ClassVar[int]
     WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NORM_CONFORMANCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NORM_LIBRARIES_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     match_keys: _containers.RepeatedCompositeFieldContainer[MatchKeyDef]
     key_spec_fingerprint: str
@@ -42,10 +44,12 @@ class Policy(_message.Message):
     setup_size: int
     setup_id: str
     wire_version: int
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ..., wire_version: _Optional[int] = ...) -> None: ...
+    norm_conformance_digest: str
+    norm_libraries: str
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier", "wire_version")
+    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier", "wire_version", "norm_conformance_digest", "norm_libraries")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +57,8 @@ class Hello(_message.Message):
     CACHED_SETUP_ID_FIELD_NUMBER: _ClassVar[int]
     PAILLIER_FIELD_NUMBER: _ClassVar[int]
     WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NORM_CONFORMANCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NORM_LIBRARIES_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     key_spec_fingerprint: str
     request_size: int
@@ -60,7 +66,9 @@ class Hello(_message.Message):
     cached_setup_id: str
     paillier: PaillierParams
     wire_version: int
-    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ..., wire_version: _Optional[int] = ...) -> None: ...
+    norm_conformance_digest: str
+    norm_libraries: str
+    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class PaillierParams(_message.Message):
     __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof")
