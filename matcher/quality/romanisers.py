@@ -37,7 +37,7 @@ from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.errors import ConfigError
 from matcher.files import open_private, private_dir
 from matcher.quality.synth import (
