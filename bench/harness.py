@@ -22,10 +22,10 @@ from clients import MatchClient, TlsFiles
 from matcher.certs import TestCA
 from matcher.config import ResponderConfig
 from matcher.identity.match_keys import KeySpec
-from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, TokenisedRecord
-from matcher.server.state import ResponderState
+from matcher.parallel import Workers
 from matcher.server.service import ResponderServicer, TlsMaterial, build_server
+from matcher.server.state import ResponderState
 
 KEYSPEC = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
 
