@@ -109,6 +109,10 @@ def compare(paths: list[Path], labels: list[str] | None = None) -> None:
         print(f"| {name} | {sums[0][0]} | {recalls} | {precs} |")
 
 
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
 def _overall(run: list[dict]) -> str:
     rec = [r["overall"]["recall"] for r in run]
     pre = [r["overall"]["precision"] for r in run]
@@ -119,7 +123,6 @@ def _overall(run: list[dict]) -> str:
 def _keys_table(run: list[dict]) -> str:
     lines = ["| key (alone) | precision | recall | tokens/record | keys up to here: precision | recall |",
              "|---|---:|---:|---:|---:|---:|"]
-    mean = lambda xs: sum(xs) / len(xs)
     for i, k in enumerate(run[0]["keys"]):
         lines.append(f"| {k['key']} | {mean([r['keys'][i]['precision'] for r in run]):.4f} | "
                      f"{mean([r['keys'][i]['recall'] for r in run]):.4f} | "
@@ -153,7 +156,8 @@ def doc_figures(folder: Path) -> None:
     paths = [folder / "ind_n3.json", folder / "ind_n2.json"]
     compare(paths, ["n3", "n2"])
     for name, label in (("ind_n3", "Third-party romanisers, n3"),
-                        ("own_n3", "Own generator, realistic surname frequencies (`matcher/quality/synth_surnames.py`), n3"),
+                        ("own_n3", ("Own generator, realistic surname frequencies "
+                                    "(`matcher/quality/synth_surnames.py`), n3")),
                         ("closed_n3", ("Own generator, closed pools (surnames drawn evenly from the short head lists: "
                                        "two Poles share one 1 time in 68 instead of about 1 in 6,000), n3")),
                         ("own_n2", "For comparison, own generator, realistic frequencies, n2")):
@@ -213,7 +217,6 @@ def _show(folder: Path, missed: list) -> None:
 
 def _report(results: list[dict], args: argparse.Namespace) -> None:
     n = len(results)
-    mean = lambda xs: sum(xs) / len(xs)
     src = "own generator" + (" (closed pools)" if args.closed_pools else "") if args.own else "third-party romanisers"
     print(f"### {args.norm}, {src}, {args.size} x {args.size}, seeds {args.seeds}\n")
     o = [r["overall"] for r in results]

@@ -257,7 +257,8 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
 
     Writes ``requester.csv``, ``responder.csv``, ``links.csv``, ``link_schemes.csv``
     (requester_id, responder_id, locale, script, requester_scheme, responder_scheme) and both
-    configs, and ``record_schemes.csv`` (record_id, locale, script, scheme of every record). The requester keeps non-Latin names in their own script 60 % of the time, the
+    configs, and ``record_schemes.csv`` (record_id, locale, script, scheme of every record). The
+    requester keeps non-Latin names in their own script 60 % of the time, the
     responder 5 %; otherwise each copy picks one scheme of its locale evenly. Deterministic in
     ``seed`` for pinned library versions.
     """

@@ -46,7 +46,8 @@ DIACRITICS: dict[str, str] = {
 #: Multi-letter spellings of one sound → one spelling (applied in this order, on lower-case ASCII).
 FOLDS: tuple[tuple[str, str, str], ...] = (
     # (pattern, replacement, schemes that write the pattern)
-    (r"schtsch|szcz|shch|shh|sch", "s", "щ: German (schtsch), Polish (szcz), BGN/ICAO (shch), GOST 7034 (shh); ш German (sch)"),
+    (r"schtsch|szcz|shch|shh|sch", "s",
+     "щ: German (schtsch), Polish (szcz), BGN/ICAO (shch), GOST 7034 (shh); ш German (sch)"),
     (r"tsch|tch|ch|cz", "c", "ч: German, French/English, Polish, BGN/ICAO; Greek χ ELOT 743 (ch)"),
     (r"kh|gh", "k", "х: BGN/PCGN, ICAO, MVD (kh); Greek χ BGN (kh); Arabic غ (gh)"),
     (r"zh|sh|sz", "s", "ж/ш: BGN/ICAO (zh, sh), Polish (sz)"),
@@ -56,14 +57,17 @@ FOLDS: tuple[tuple[str, str, str], ...] = (
     (r"ck", "k", "German ck"),
     (r"gg", "ng", "Greek γγ letter for letter (gg) against ELOT 743 (ng)"),
     (r"^(?:'|a|'a)bd[aeiou']{0,2}l(?=[^aeiou'])", "abd", "Arabic ʿAbd al- glued: Abdelrahman, Abdulrahman, ʿbdʾlrḥmn"),
-    (r"(?<=[a-z])mp|^mp|^mb", "b", "Greek μπ: ELOT 743 (b initially, mp inside) against transliteration (b) and UNGEGN (mb)"),
+    (r"(?<=[a-z])mp|^mp|^mb", "b",
+     "Greek μπ: ELOT 743 (b initially, mp inside) against transliteration (b) and UNGEGN (mb)"),
     (r"^(?:nt|nd)", "d", "Greek initial ντ: ELOT 743 (d) against letter-for-letter (nt) and UNGEGN (nd)"),
     (r"^nk", "g", "Greek initial γκ: UNGEGN/BGN (g) against letter-for-letter (nk); ELOT's gk folds by class"),
     (r"([ae])u", r"\1v", "Greek αυ/ευ: transliteration (au, eu) against ELOT 743 (av, ev)"),
-    (r"^(?:'?[ae]|')l'?(?=[^aeiouyj'][a-z']{2}|j[^aeiou'])", "", "Arabic article glued to the name: al-/el-/ʾl- (also Al'bina = Albina)"),
+    (r"^(?:'?[ae]|')l'?(?=[^aeiouyj'][a-z']{2}|j[^aeiou'])", "",
+     "Arabic article glued to the name: al-/el-/ʾl- (also Al'bina = Albina)"),
     (r"^l'?(?=[^aeiouylh'][a-z']{2})", "", "Arabic article with its alif dropped (unidecode, everyday: lHsn, l-Shami)"),
     (r"(?<=[aeiou])h$", "", "Arabic ta marbuta and final -ah (Fatimah/Fatima)"),
-    (r"(?<=[lmnrvb])h(?=s?$)", "", "final η letter for letter (Frynh, Christofilh, -hs) and Arabic final ه after l (ʾllh)"),
+    (r"(?<=[lmnrvb])h(?=s?$)", "",
+     "final η letter for letter (Frynh, Christofilh, -hs) and Arabic final ه after l (ʾllh)"),
     (r"(?<=[^aeiou'])w(?=[^aeiouy']|$)", "", "Arabic و as a long vowel after a consonant (ywsf, mḥmwd)"),
 )
 _FOLDS = tuple((re.compile(p), r) for p, r, _ in FOLDS)
@@ -73,8 +77,9 @@ _INITIAL_FOLDS = tuple((re.compile(p), r) for p, r, about in FOLDS if "article" 
 #: A second reading of a Latin word, for spellings that write Greek letter for letter (Greeklish:
 #: η → h, ω → w, υ → y, so Γεώργιου → Gewrgioy, Ευάγγελος → Eyaggelos, Δημήτρης → Dhmhtrhs). Applied
 #: to every word that contains one of the patterns, whatever its origin, as an *alternative* (never
-#: instead of the word): ay/ey → av/ev, oy → ou, w before a consonant or at the end → o, h after a consonant that forms no digraph
-#: with it, after a vowel or at the start before a consonant, or in a final -khs/-ths → i.
+#: instead of the word): ay/ey → av/ev, oy → ou, w before a consonant or at the end → o, h after a
+#: consonant that forms no digraph with it, after a vowel or at the start before a consonant, or in
+#: a final -khs/-ths → i.
 LETTER_FOR_LETTER_GREEK: tuple[tuple[str, str], ...] = (
     (r"(?<=[ae])y", "v"),
     (r"(?<=o)y", "u"),
