@@ -4,24 +4,36 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# portable backend everywhere: make test MATCHER_GROUP_BACKEND=portable
 .PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ifma]' || $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## two agencies on loopback, bundled synthetic data, hits printed
+# The optional AVX-512 IFMA ristretto255 backend (docs/performance.md): built where a C
+# compiler and the ipp-crypto wheel are present, otherwise the portable backend is used.
+# Never fails the build; `matcher policy` and `serve` say which backend runs.
+IFMA_DIR := matcher/protocols/_ifma
+IFMA     := $(IFMA_DIR)/build/.stamp
+$(IFMA): $(STAMP) $(IFMA_DIR)/ristretto255_ifma.c $(IFMA_DIR)/constants.h $(IFMA_DIR)/build.py
+	$(PY) -m matcher.protocols._ifma.build
+	mkdir -p $(IFMA_DIR)/build && touch $@
+
+READY := $(STAMP) $(IFMA)
+
+demo: $(READY)  ## two agencies on loopback, bundled synthetic data, hits printed
 	$(VENV)/bin/matcher demo
 
-test: $(STAMP)  ## the whole test suite
+test: $(READY)  ## the whole test suite
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## pytest-benchmark suites of the matching core
+bench: $(READY)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider
 
-bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
+bench-paillier: $(READY)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
 	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
 	$(PY) bench/compare_paillier.py --size 10000
 
@@ -29,24 +41,24 @@ proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the resu
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build $(IFMA_DIR)/build *.egg-info .pytest_cache .hypothesis
 
 SIZES ?= 10000,100000
-bench-compare: $(STAMP)  ## matcher vs OpenMined PSI on the same sets (own throw-away venv for openmined-psi)
+bench-compare: $(READY)  ## matcher vs OpenMined PSI on the same sets (own throw-away venv for openmined-psi)
 	$(PY) bench/compare_openmined.py --sizes $(SIZES)
 
-bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
+bench-ci: $(READY)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
 	$(PY) bench/ci_quick.py
 
 N ?= 1000000
-bench-1m: $(STAMP)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
+bench-1m: $(READY)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
 	$(PY) bench/run_1m.py --n $(N)
 
 FUZZ_EXAMPLES ?= 20000
-fuzz: $(STAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)
+fuzz: $(READY)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)
 	MATCHER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py -p no:cacheprovider --timeout 0
 
 SESSIONS ?= 32
 RECORDS ?= 10000
-load: $(STAMP)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
+load: $(READY)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
 	$(PY) bench/load.py --sessions $(SESSIONS) --records $(RECORDS)

@@ -77,7 +77,9 @@ def session(ops: dict[str, float]) -> list[str]:
 
 def main() -> int:
     ops = group_op_costs()
-    print(f"ristretto255 here, now: scalar mult {ops['smul'] * 1e6:.1f} µs, hash to group {ops['h2g'] * 1e6:.1f} µs")
+    print(f"ristretto255 backend: {ops['backend']}")
+    print(f"ristretto255 here, now: scalar mult {ops['smul'] * 1e6:.1f} µs, hash to group {ops['h2g'] * 1e6:.1f} µs "
+          f"(portable: {ops['smul_portable'] * 1e6:.1f} µs, {ops['h2g_portable'] * 1e6:.1f} µs)")
     failures = kernels(ops) + session(ops)
     for f in failures:
         print(f"FAIL {f}")

@@ -51,6 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_responder_config(args.config)
     if args.insecure:
         print("WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", file=sys.stderr)
+    from matcher.protocols import group_backend
+
+    logging.info("ristretto255 backend: %s", group_backend.describe())
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     logging.info(
         "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops",
@@ -119,6 +122,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
+    from matcher.protocols import group_backend
+
+    print(f"ristretto255 here:    {group_backend.describe()}")
     return 0
 
 

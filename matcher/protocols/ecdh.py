@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement
+from matcher.protocols import group_backend as _backend
 
 POINT_BYTES = 32
 SCALAR_BYTES = 32
@@ -85,6 +86,10 @@ def check_point(point: bytes, index: int = 0) -> None:
 
 def blind_tokens(key: bytes, tokens: Sequence[bytes]) -> list[bytes]:
     """``key·H(t)`` for each token, in order: the requester's message (or Y for setup)."""
+    if _backend.FAST is not None:
+        out = _backend.FAST.blind(key, _H2G_DOMAIN, tokens)
+        if isinstance(out, list):  # else an identity result: the portable path raises as before
+            return out
     return [_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t in tokens]
 
 
@@ -94,8 +99,13 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
     libsodium's scalar multiplication decodes P (rejecting non-canonical
     encodings) and fails when the result is the identity, which for a non-zero
     key happens only when P is the identity; so one call both checks and
-    multiplies. Lengths are checked first: the binding does not.
+    multiplies. Lengths are checked first: the binding does not. The IFMA backend
+    refuses the same encodings; on a refusal the portable loop names the element.
     """
+    if _backend.FAST is not None:
+        fast = _backend.FAST.multiply(key, points)
+        if isinstance(fast, list):
+            return fast
     out = []
     append = out.append
     for i, p in enumerate(points):
@@ -128,6 +138,10 @@ def unblind_outputs(inverse_key: bytes, points: Sequence[bytes], offset: int = 0
 
     The requester's whole per-element work after the reply, as one batch kernel.
     """
+    if _backend.FAST is not None:
+        fast = _backend.FAST.multiply_outputs(inverse_key, _OUT_DOMAIN, points)
+        if isinstance(fast, list):
+            return fast
     return [_derive(q) for q in _multiply_checked(inverse_key, points, offset)]
 
 
@@ -221,9 +235,7 @@ def setup_rows(
     ``keep_points`` each row also carries b·H(y) (reveal = "both").
     """
     rows = []
-    for token, ref in pairs:
-        y = _smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + token).digest()))
-        d = _derive(y)
+    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs)):
         if size:
             plain = len(ref).to_bytes(2, "big") + ref
             label = _seal(d[32:], plain + bytes(size - len(plain)))
@@ -231,6 +243,16 @@ def setup_rows(
             label = b""
         rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
     return rows
+
+
+def _setup_points(key: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
+    """(b·H(y), its output hash) of each pair's token."""
+    if _backend.FAST is not None:
+        fast = _backend.FAST.blind_outputs(key, _H2G_DOMAIN, _OUT_DOMAIN, [t for t, _ in pairs])
+        if isinstance(fast, tuple):
+            return zip(fast[1], fast[0])
+    ys = (_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t, _ in pairs)
+    return ((y, _derive(y)) for y in ys)
 
 
 def responder_setup(
