@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # portable backend everywhere: make test MATCHER_GROUP_BACKEND=portable
-.PHONY: demo test bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
+.PHONY: demo test test-stress lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ demo: $(READY)  ## two agencies on loopback, bundled synthetic data, hits printe
 
 test: $(READY)  ## the whole test suite
 	$(PY) -m pytest -q
+
+STRESS_REPEAT ?= 5
+STRESS_TESTS  ?= tests/test_e2e.py tests/test_faults.py tests/test_hostile.py tests/test_cli.py tests/test_network.py tests/test_reveal_both.py
+test-stress: $(READY)  ## the end-to-end tests STRESS_REPEAT times each, stopping at the first failure, while a second full suite runs beside them as load
+	@$(PY) -m pytest -q -p no:cacheprovider tests >/dev/null 2>&1 & load=$$!; \
+	$(PY) -m pytest -q -x -p no:cacheprovider --count $(STRESS_REPEAT) $(STRESS_TESTS); status=$$?; \
+	kill $$load 2>/dev/null; wait $$load 2>/dev/null; exit $$status
+
+lint: $(STAMP)  ## quality gates: layer rules (import-linter)
+	$(VENV)/bin/lint-imports
 
 bench: $(READY)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider

@@ -67,7 +67,7 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
     from matcher.demo import write_demo_files
     from matcher.config import load_requester_config, load_responder_config
     from matcher.requester import run_match
-    from matcher.responder import start_responder
+    from matcher.server.responder import start_responder
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -30,13 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from matcher.config import load_requester_config  # noqa: E402
 from matcher.protocols import ecdh, group_backend  # noqa: E402
-from matcher.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
+from matcher.identity.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 
 
 def _cold() -> None:
     """Empty the token builder's memo caches, so every repeat starts as a fresh process does."""
-    from matcher import match_keys
+    from matcher.identity import match_keys
 
     for fn in getattr(match_keys, "_CACHED_WORD_TRANSFORMS", {}).values():
         fn.cache_clear()
@@ -53,13 +53,13 @@ def _best(fn, repeats: int = 3) -> float:
 
 
 def per_record(n: int, tmp: Path) -> dict[str, float]:
-    from matcher.synth import generate
+    from matcher.quality.synth import generate
 
     res = generate(n, 0.1, 7, tmp)
     cfg = load_requester_config(res.requester_config)
     fmt, spec = cfg.records.csv_format(), cfg.key_spec()
-    from matcher.normalize import normalise_record
-    from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
+    from matcher.identity.normalise_n1 import normalise_record
+    from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
 
     normalise = normalise_record_n2 if spec.norm_version == NORM_VERSION_N2 else normalise_record
     with res.requester.open(encoding="utf-8", newline="") as fh:

@@ -21,12 +21,12 @@ import rbcl
 from clients import MatchClient, TlsFiles
 from matcher.certs import TestCA
 from matcher.config import ResponderConfig
-from matcher.match_keys import KeySpec
+from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.protocols import group_backend
-from matcher.records import LoadResult, TokenisedRecord
-from matcher.responder_state import ResponderState
-from matcher.service import ResponderServicer, TlsMaterial, build_server
+from matcher.identity.records import LoadResult, TokenisedRecord
+from matcher.server.state import ResponderState
+from matcher.server.service import ResponderServicer, TlsMaterial, build_server
 
 KEYSPEC = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
 

@@ -1,6 +1,6 @@
 """Bounded load test on loopback mTLS (``make load``): many concurrent requester sessions.
 
-The responder runs in its own process (``matcher.service`` with a real mTLS gRPC
+The responder runs in its own process (``matcher.server.service`` with a real mTLS gRPC
 server) over a synthetic watchlist of ``--records`` documents, with a daily budget of
 exactly ``sessions x records`` for the requester agency. ``--sessions`` requesters run
 at once, each in a thread with its own channel and no worker pool (workers=1), each
@@ -32,7 +32,7 @@ import grpc  # noqa: E402
 from bench.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402
-from matcher.records import LoadResult, TokenisedRecord  # noqa: E402
+from matcher.identity.records import LoadResult, TokenisedRecord  # noqa: E402
 
 PEER = "agency-b"
 
@@ -46,8 +46,8 @@ def _peak_rss_kib(pid: int | str = "self") -> int:
 
 def _serve(tmp: str, n: int, budget: int, pem: tuple[bytes, bytes, bytes], ports, stop, out) -> None:
     from matcher.config import ResponderConfig
-    from matcher.responder_state import ResponderState
-    from matcher.service import ResponderServicer, TlsMaterial, build_server
+    from matcher.server.state import ResponderState
+    from matcher.server.service import ResponderServicer, TlsMaterial, build_server
 
     cfg = ResponderConfig.model_validate({
         "responder": {"listen": "127.0.0.1:0", "watchlist": f"{tmp}/unused.csv", "state_dir": f"{tmp}/state",
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         server.join(60)
         peak_kib = out.get(timeout=10)
 
-        from matcher import session_log
-        from matcher.budgets import BudgetLedger
+        from matcher.storage import session_log
+        from matcher.server.budgets import BudgetLedger
 
         spent = BudgetLedger(Path(tmp) / "state" / "budgets.db").spent(PEER)
         if spent != sessions * n:

@@ -1,5 +1,6 @@
-"""Requester-side client library: how an agency system asks a responder for hits."""
+"""Requester-side client library: how an agency system asks one or many responders for hits."""
 
 from clients.match_client import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
+from clients.match_many import PeerOutcome, match_many
 
-__all__ = ["Hit", "MatchClient", "MatchFailed", "MatchResult", "TlsFiles"]
+__all__ = ["Hit", "MatchClient", "MatchFailed", "MatchResult", "PeerOutcome", "TlsFiles", "match_many"]

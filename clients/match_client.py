@@ -25,11 +25,11 @@ import grpc
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
-from matcher.match_keys import KeySpec
+from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
-from matcher.setup_cache import RequesterSetupCache
-from matcher.records import TokenisedRecord
-from matcher.service import message_limit
+from matcher.storage.setup_cache import RequesterSetupCache
+from matcher.identity.records import TokenisedRecord
+from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from matcher.secrets_store import write_private
+from matcher.storage.secrets_store import write_private
 
 
 @dataclass(frozen=True)

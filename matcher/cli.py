@@ -15,7 +15,8 @@ from matcher.config import PROTOCOLS
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used.
+2 a config, records file or command line that cannot be used;
+3 (match --peers) some responders answered and some failed (each is listed).
 See README.md for how two agencies set up their configs and certificates."""
 
 
@@ -46,7 +47,7 @@ def _progress_printer(stream=sys.stderr):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from matcher.config import load_responder_config
-    from matcher.responder import start_responder
+    from matcher.server.responder import start_responder
 
     cfg = load_responder_config(args.config)
     if args.insecure:
@@ -76,11 +77,17 @@ def cmd_match(args: argparse.Namespace) -> int:
     cfg = load_requester_config(args.config)
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
+    if args.insecure:
+        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+    if args.peers:
+        if args.peer:
+            from matcher.errors import ConfigError
+
+            raise ConfigError("give either --peer HOST:PORT or --peers NAMES, not both")
+        return _match_many(args, cfg)
     peer = args.peer or cfg.requester.peer
     if not peer:
         raise SystemExit("matcher match: no responder given: pass --peer HOST:PORT or set [requester] peer")
-    if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
@@ -100,6 +107,32 @@ def cmd_match(args: argparse.Namespace) -> int:
         print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
+
+
+def _match_many(args: argparse.Namespace, cfg) -> int:
+    """``match --peers``: one session per selected [[responders]] entry; exit 0 / 3 partial / 1 none."""
+    from matcher.network import run_match_many
+
+    responders = cfg.select_responders(args.peers)
+    printer = _progress_printer()
+    started = time.monotonic()
+    run = run_match_many(
+        cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
+        progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
+    )
+    print(run.loaded.summary(), file=sys.stderr)
+    for name, o in run.outcomes.items():
+        if o.ok and o.result is not None:
+            r = o.result
+            told = (f"{r.hit_count} of {r.elements_sent} tokens hit (cardinality)" if r.reveal == "cardinality"
+                    else f"{len(r.hits)} hit record(s)")
+            print(f"{name}: OK, {told}, session {r.session_id}")
+        else:
+            print(f"{name}: FAILED {o.status}: {o.detail}")
+    ok = sum(o.ok for o in run.outcomes.values())
+    print(f"{ok} of {len(run.outcomes)} responder(s) answered in {time.monotonic() - started:.1f} s; "
+          f"hits written to {args.out}")
+    return run.exit_status
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -165,7 +198,7 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
     """``audit-config CONFIG``: findings in plain words; exit 0 clean, 1 errors, 2 unreadable."""
     import json
 
-    from matcher.audit import FORMAT, audit_config
+    from matcher.audit.config_audit import FORMAT, audit_config
     from matcher.errors import ConfigError, InputFileError
 
     try:
@@ -183,7 +216,7 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
     import json
 
-    from matcher import session_log
+    from matcher.storage import session_log
 
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
@@ -238,7 +271,7 @@ def _parse_since(text: str) -> str:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from matcher.synth import generate
+    from matcher.quality.synth import generate
 
     res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size,
                    closed_pools=args.closed_name_pools)
@@ -250,8 +283,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config, load_responder_config
     from matcher.errors import ConfigError
-    from matcher.evaluate import evaluate, read_links
-    from matcher.records import load_records
+    from matcher.quality.evaluate import evaluate, read_links
+    from matcher.identity.records import load_records
 
     req_cfg = load_requester_config(args.config)
     spec = req_cfg.key_spec()
@@ -297,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
+    m.add_argument("--peers", metavar="all|NAME,...",
+                   help="ask several [[responders]] of the config at once (one session each, records tokenised "
+                   "once); the hits file then has a responder column. Exit 0 all answered, 3 some failed, 1 none")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
     m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
@@ -395,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
         return 1
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status.name}: {exc}", file=sys.stderr)
+        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"matcher {args.command}: interrupted", file=sys.stderr)

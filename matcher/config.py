@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from matcher.errors import ConfigError
-from matcher.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
-from matcher.records import CsvFormat
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
+from matcher.identity.records import CsvFormat
 
 # "both": the responder also learns which of its own records hit (see README, reveal modes).
 Reveal = Literal["requester", "cardinality", "both"]
@@ -133,6 +133,16 @@ class RequesterSettings(_Strict):
     session_log: Path | None = Field(default=None, description="optional hash-chained SQLite log of own sessions")
 
 
+class ResponderPeer(_Strict):
+    """One responder agency a requester may ask (``[[responders]]``; ``matcher match --peers``)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    address: str = Field(description="HOST:PORT of the responder's gRPC service")
+    server_name: str | None = Field(default=None, description="TLS name to expect in its certificate")
+    protocol: Protocol | None = Field(default=None, description="default: [requester] protocol")
+    reveal: Reveal | None = Field(default=None, description="default: [requester] reveal")
+
+
 class _AgencyConfig(_Strict):
     norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
@@ -163,6 +173,31 @@ class ResponderConfig(_AgencyConfig):
 
 class RequesterConfig(_AgencyConfig):
     requester: RequesterSettings = RequesterSettings()
+    responders: list[ResponderPeer] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_responders(self) -> RequesterConfig:
+        names = [r.name for r in self.responders]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"[[responders]] names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def select_responders(self, spec: str) -> list[ResponderPeer]:
+        """``all`` or a comma-separated list of [[responders]] names; ConfigError names unknown ones."""
+        if not self.responders:
+            raise ConfigError("--peers needs [[responders]] tables in the requester config (name, address, ...)")
+        if spec.strip() == "all":
+            return list(self.responders)
+        wanted = [n.strip() for n in spec.split(",") if n.strip()]
+        known = {r.name: r for r in self.responders}
+        unknown = [n for n in wanted if n not in known]
+        if unknown or not wanted:
+            raise ConfigError(
+                f"--peers: unknown responder(s) {', '.join(unknown) or '(none given)'}; "
+                f"the config lists: {', '.join(known)} (or pass --peers all)"
+            )
+        return [known[n] for n in dict.fromkeys(wanted)]
 
 
 def _resolve(base: Path, data: dict) -> None:

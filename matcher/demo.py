@@ -19,7 +19,7 @@ from typing import TextIO
 from matcher.certs import write_agency_certs
 from matcher.config import load_requester_config, load_responder_config
 from matcher.requester import run_match
-from matcher.responder import start_responder
+from matcher.server.responder import start_responder
 
 RESPONDER_TOML = """\
 # Agency A: the responder. It serves its watchlist; requesters learn only their own hits.

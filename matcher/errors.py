@@ -1,4 +1,4 @@
-"""Exception types of matcher, each mapped to one gRPC status code.
+"""Exception types of matcher, each naming one canonical gRPC status code.
 
 Messages are written for the person who has to act on them and never carry
 identity data, tokens, tags, keys or case references.
@@ -6,67 +6,67 @@ identity data, tokens, tags, keys or case references.
 
 from __future__ import annotations
 
-import grpc
-
 
 class MatcherError(Exception):
     """Base of every error matcher raises on purpose."""
 
-    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    #: Name of the canonical gRPC status code the edge maps this error to
+    #: (``matcher.grpc_status``); kept as a name so the core never imports grpc.
+    status: str = "INTERNAL"
 
 
 class ConfigError(MatcherError):
     """A config file that cannot be read or does not make sense."""
 
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"
 
 
 class InputFileError(MatcherError):
     """A records file that cannot be used at all (unreadable, missing columns)."""
 
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class RecordError(MatcherError):
     """One record (row) that cannot be used; the loader writes it to the rejects file."""
 
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class InvalidElement(MatcherError):
     """A point (or ciphertext) received from the wire that is not acceptable."""
 
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class ProtocolViolation(MatcherError):
     """A peer sent messages out of order, of the wrong kind, or lying about sizes."""
 
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class KeySpecMismatch(MatcherError):
     """The two agencies' match-key definitions differ: no data may move."""
 
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"
 
 
 class PeerNotAllowed(MatcherError):
     """The peer's certificate is not in the responder's allowlist."""
 
-    status = grpc.StatusCode.PERMISSION_DENIED
+    status = "PERMISSION_DENIED"
 
 
 class LimitExceeded(MatcherError):
     """A request larger than the responder allows, or a spent budget."""
 
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = "RESOURCE_EXHAUSTED"
 
 
 class UnsupportedProtocol(MatcherError):
     """The requester asked for a protocol or reveal mode the responder does not offer."""
 
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"
 
 
 class BudgetExhausted(LimitExceeded):
@@ -80,7 +80,7 @@ class BudgetExhausted(LimitExceeded):
 class LogTampered(MatcherError):
     """The session log's hash chain does not verify: a row was edited, deleted or reordered."""
 
-    status = grpc.StatusCode.DATA_LOSS
+    status = "DATA_LOSS"
 
 
 class SecretError(ConfigError):
@@ -90,4 +90,4 @@ class SecretError(ConfigError):
 class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
-    status = grpc.StatusCode.DEADLINE_EXCEEDED
+    status = "DEADLINE_EXCEEDED"

@@ -11,17 +11,18 @@ from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError
+from matcher.grpc_status import status_code
 from matcher.parallel import Workers
-from matcher.records import LoadResult, load_records
-from matcher.secrets_store import check_private
-from matcher.session_log import SessionLog
+from matcher.identity.records import LoadResult, load_records
+from matcher.storage.secrets_store import check_private
+from matcher.storage.session_log import SessionLog
 
 
 def session_options(config: RequesterConfig) -> dict[str, object]:
     """Protocol-specific arguments for the requester half: keyed-hash needs the opt-in and the secret."""
     if config.requester.protocol == "keyed-hash":
-        from matcher.responder import require_keyed_hash_opt_in
-        from matcher.secrets_store import load_shared_secret
+        from matcher.server.responder import require_keyed_hash_opt_in
+        from matcher.storage.secrets_store import load_shared_secret
 
         require_keyed_hash_opt_in(config)
         return {"secret": load_shared_secret(config.keyed_hash)}
@@ -39,10 +40,22 @@ class RequesterRun:
     result: MatchResult
 
 
-def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) -> MatchClient:
-    """A MatchClient set up from the requester config's [tls] and [requester] tables."""
+def client_for(
+    config: RequesterConfig,
+    peer: str,
+    *,
+    insecure: bool = False,
+    server_name: str | None = None,
+    workers: Workers | None = None,
+) -> MatchClient:
+    """A MatchClient set up from the requester config's [tls] and [requester] tables.
+
+    ``server_name`` overrides ``[requester] server_name`` (a [[responders]] entry's own);
+    ``workers``: a pool to share between several clients (one per responder).
+    """
     s = config.requester
-    workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+    if workers is None:
+        workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
     if insecure:
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
@@ -56,8 +69,8 @@ def client_for(config: RequesterConfig, peer: str, *, insecure: bool = False) ->
     except OSError as exc:
         raise ConfigError(f"cannot read TLS file: {exc}") from None
     return MatchClient(
-        peer, tls=tls, server_name=s.server_name, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements,
-        workers=workers, setup_cache=s.setup_cache,
+        peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
+        chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
     )
 
 
@@ -114,7 +127,7 @@ def run_match(
         outcome, code, detail = exc.code.name, exc.code.value[0], exc.details
         raise
     except MatcherError as exc:
-        outcome, code, detail = exc.status.name, exc.status.value[0], str(exc)
+        outcome, code, detail = exc.status, status_code(exc).value[0], str(exc)
         raise
     finally:
         if log is not None:

@@ -16,8 +16,8 @@ import pytest
 from matcher.certs import TestCA
 from matcher.config import RequesterConfig, ResponderConfig, load_requester_config, load_responder_config
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML, write_demo_files
-from matcher.responder import RunningResponder, start_responder
-from matcher.secrets_store import write_private
+from matcher.server.responder import RunningResponder, start_responder
+from matcher.storage.secrets_store import write_private
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Agencies:
 
 def demo_token_overlap(agencies: Agencies) -> tuple[int, int]:
     """(distinct requester tokens that the responder also holds, distinct requester tokens) of the demo files."""
-    from matcher.records import load_records
+    from matcher.identity.records import load_records
 
     req, resp = agencies.requester_config(), agencies.responder_config()
     mine = {t for r in load_records(agencies.workdir / "agency_b_records.csv", req.records.csv_format(),

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from matcher.audit import audit_config, key_strength
+from matcher.audit.config_audit import audit_config, key_strength
 from matcher.cli import main
 
 WEAK_RESPONDER = """\

@@ -144,13 +144,13 @@ def test_progress_is_shown_on_a_terminal_only():
 
 
 def test_loader_reports_progress(tmp_path, monkeypatch):
-    import matcher.records as records
+    import matcher.identity.records as records
 
     monkeypatch.setattr(records, "PROGRESS_EVERY", 2)
     path = tmp_path / "r.csv"
     path.write_text("record_id,document_number,document_country\n" + "".join(f"{i},X{i},DEU\n" for i in range(5)))
     seen = []
-    from matcher.match_keys import KeySpec
+    from matcher.identity.match_keys import KeySpec
 
     spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
     records.load_records(path, records.CsvFormat(), spec, progress=seen.append)

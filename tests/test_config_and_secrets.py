@@ -9,7 +9,7 @@ import pytest
 
 from matcher.config import load_requester_config, load_responder_config
 from matcher.errors import ConfigError
-from matcher.secrets_store import KEY_FILE, load_or_rotate
+from matcher.storage.secrets_store import KEY_FILE, load_or_rotate
 
 
 def test_demo_configs_load_with_paths_relative_to_the_file(agencies):

@@ -14,9 +14,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from clients import MatchClient, MatchFailed, TlsFiles
 from matcher.certs import TestCA
 from matcher.errors import KeySpecMismatch
-from matcher.match_keys import DEFAULT_MATCH_KEYS
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS
 from matcher.protocols import ecdh
-from matcher.records import load_records
+from matcher.identity.records import load_records
 from matcher.requester import client_for, run_match
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc

@@ -161,7 +161,7 @@ def test_setup_out_of_tag_order_is_refused():
 
 
 def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):
-    from matcher.setup_cache import load_setup, save_setup, setup_id
+    from matcher.storage.setup_cache import load_setup, save_setup, setup_id
 
     setup = ecdh.responder_setup(ecdh.new_key(), [(b"a", b"1"), (b"b", b"2")], 8, with_labels=False)
     save_setup(tmp_path / "s.bin", setup, {})
@@ -194,7 +194,7 @@ def test_requester_checks_what_the_responder_announces(accepted, chunk, words):
     """Review finding: a responder could announce empty tags (every element a hit) or any setup size."""
     from clients.sessions.ecdh import EcdhRequesterSession
     from matcher.errors import ProtocolViolation
-    from matcher.match_keys import KeySpec
+    from matcher.identity.match_keys import KeySpec
     from matcher.v1 import matcher_pb2 as pb
 
     spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})

@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from matcher import session_log
-from matcher.budgets import BudgetLedger
+from matcher.storage import session_log
+from matcher.server.budgets import BudgetLedger
 from matcher.requester import run_match
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from tests.test_cli import served  # noqa: F401  (fixture)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from matcher.errors import InputFileError, InvalidElement, MatcherError
 from matcher.protocols import ecdh, keyed_hash
-from matcher.records import CsvFormat, load_records
-from matcher.setup_cache import MAGIC, load_setup, save_setup
+from matcher.identity.records import CsvFormat, load_records
+from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
 from matcher.v1 import matcher_pb2 as pb
 
 EXAMPLES = int(os.environ.get("MATCHER_FUZZ_EXAMPLES", "150"))
@@ -175,12 +175,12 @@ class _Context:
 @pytest.fixture(scope="module")
 def servicer(tmp_path_factory):
     from matcher.config import ResponderConfig
-    from matcher.records import LoadResult
-    from matcher.responder_state import ResponderState
-    from matcher.service import ResponderServicer
+    from matcher.identity.records import LoadResult
+    from matcher.server.state import ResponderState
+    from matcher.server.service import ResponderServicer
     from tests.conftest import write_demo_files
     from matcher.config import load_responder_config
-    from matcher.responder import load_watchlist
+    from matcher.server.responder import load_watchlist
 
     work = tmp_path_factory.mktemp("fuzz-responder")
     responder_toml, _ = write_demo_files(work)
@@ -189,11 +189,11 @@ def servicer(tmp_path_factory):
         cfg.model_dump() | {"responder": cfg.responder.model_dump() | {"workers": 1, "session_log": None,
                                                                         "max_chunk_elements": 4}})
     state = ResponderState(cfg, load_watchlist(cfg))
-    import matcher.service
+    import matcher.server.service
 
-    settle, matcher.service.CANCEL_SETTLE_SECONDS = matcher.service.CANCEL_SETTLE_SECONDS, 0.0  # nothing to cancel here
+    settle, matcher.server.service.CANCEL_SETTLE_SECONDS = matcher.server.service.CANCEL_SETTLE_SECONDS, 0.0  # nothing to cancel here
     yield ResponderServicer(state, insecure=True)
-    matcher.service.CANCEL_SETTLE_SECONDS = settle
+    matcher.server.service.CANCEL_SETTLE_SECONDS = settle
     state.close()
     del LoadResult
 
@@ -220,7 +220,7 @@ FINGERPRINT = None
 @FUZZ
 @given(st.data())
 def test_responder_session_over_fuzzed_message_sequences(servicer, data):
-    from matcher.service import _lenient
+    from matcher.server.service import _lenient
 
     fp = servicer.state.keyspec.fingerprint()
     msgs = data.draw(_request_messages(fp))
@@ -241,7 +241,7 @@ SPEC = None
 
 
 def _spec():
-    from matcher.match_keys import DEFAULT_MATCH_KEYS, KeySpec
+    from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, KeySpec
 
     global SPEC
     if SPEC is None:

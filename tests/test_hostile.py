@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from clients import TlsFiles
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.protocols import ecdh
 from matcher.requester import run_match
 from matcher.v1 import matcher_pb2 as pb

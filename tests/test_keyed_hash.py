@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import demo_token_overlap
 
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.cli import main
 from matcher.errors import ConfigError, InvalidElement, SecretError
 from matcher.protocols import keyed_hash

@@ -1,4 +1,4 @@
-"""Tests of matcher.normalize (normalisation v1)."""
+"""Tests of matcher.identity.normalise_n1 (normalisation v1)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matcher.errors import RecordError
-from matcher.match_keys import KEY_FIELDS
-from matcher.normalize import (
+from matcher.identity.match_keys import KEY_FIELDS
+from matcher.identity.normalise_n1 import (
     NORM_VERSION,
     given_initial,
     name_tokens,

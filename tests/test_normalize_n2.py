@@ -1,12 +1,12 @@
-"""Tests of normalisation v2 (matcher.normalize_n2, matcher.transliterate) and key transforms."""
+"""Tests of normalisation v2 (matcher.identity.normalise_n2, matcher.identity.transliterate) and key transforms."""
 
 from __future__ import annotations
 
 import pytest
 
 from matcher.errors import ConfigError, RecordError
-from matcher.match_keys import KeySpec
-from matcher.normalize_n2 import (
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.normalise_n2 import (
     document_forms,
     family_forms,
     given_forms,
@@ -180,7 +180,7 @@ def test_unknown_norm_version() -> None:
 
 
 def test_date_or_swapped_gives_the_day_month_swapped_date_only_when_it_is_a_date() -> None:
-    from matcher.normalize_n2 import dob_or_swapped
+    from matcher.identity.normalise_n2 import dob_or_swapped
 
     assert dob_or_swapped("1979-03-12") == ("1979-03-12", "1979-12-03")
     assert dob_or_swapped("1979-03-13") == ("1979-03-13",) and dob_or_swapped("1979-03-03") == ("1979-03-03",)
@@ -190,7 +190,7 @@ def test_date_or_swapped_gives_the_day_month_swapped_date_only_when_it_is_a_date
 
 
 def test_folded_soundex_meets_romanisation_variants_plain_soundex_misses() -> None:
-    from matcher.match_keys import WORD_TRANSFORMS
+    from matcher.identity.match_keys import WORD_TRANSFORMS
 
     folded, plain = WORD_TRANSFORMS["folded_soundex"], WORD_TRANSFORMS["soundex"]
     for a, b in [("kseniya", "ksenija"), ("hryhorii", "grigoriy"), ("wiktor", "viktor")]:

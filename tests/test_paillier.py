@@ -7,7 +7,7 @@ import random
 import gmpy2
 import pytest
 
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.parallel import Workers
 
 from matcher.errors import InvalidElement

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from clients import MatchFailed
-from matcher import session_log
-from matcher.budgets import BudgetLedger, next_reset
+from matcher.storage import session_log
+from matcher.server.budgets import BudgetLedger, next_reset
 from matcher.cli import main
 from matcher.errors import BudgetExhausted
 from matcher.requester import run_match
@@ -124,7 +124,7 @@ def test_requester_may_keep_its_own_session_log(agencies, start):
 
 def test_the_output_scan_finds_identity_values_tokens_and_keys(agencies):
     """The scan every end-to-end test goes through (tests/conftest.py) does catch what it should."""
-    from matcher.secrets_store import load_or_rotate
+    from matcher.storage.secrets_store import load_or_rotate
 
     key, _ = load_or_rotate(agencies.workdir / "agency_a_state", 30)
     assert leaks_in("session 3001abcdef0123456789 ok", agencies.workdir) == []

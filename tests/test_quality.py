@@ -1,14 +1,14 @@
-"""Synthetic data (matcher.synth) and match-quality evaluation (matcher.evaluate)."""
+"""Synthetic data (matcher.quality.synth) and match-quality evaluation (matcher.quality.evaluate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from matcher.config import load_requester_config, load_responder_config
-from matcher.evaluate import evaluate, read_links
-from matcher.match_keys import KeySpec
-from matcher.records import TokenisedRecord, load_records
-from matcher.synth import generate
+from matcher.quality.evaluate import evaluate, read_links
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import TokenisedRecord, load_records
+from matcher.quality.synth import generate
 
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:
@@ -70,8 +70,8 @@ def test_default_keys_on_a_generated_pair(tmp_path: Path) -> None:
 
 
 def test_generator_romanises_by_its_own_rules_not_the_normalisers() -> None:
-    from matcher.synth import _cyrillic, _greek
-    from matcher.transliterate import latin_forms
+    from matcher.quality.synth import _cyrillic, _greek
+    from matcher.identity.transliterate import latin_forms
 
     # context rules of the published schemes that the normaliser's per-letter tables lack
     assert _cyrillic("Алексеев", "bgn") == "Alekseyev" and _cyrillic("Сергей", "polish") == "Siergiej"
@@ -83,8 +83,8 @@ def test_family_names_have_a_realistic_head_and_a_long_tail() -> None:
     import random
     from collections import Counter
 
-    from matcher.synth_names import FAMILY
-    from matcher.synth_surnames import HEAD_SHARE, draw_family, same_name_probability, tail
+    from matcher.quality.synth_names import FAMILY
+    from matcher.quality.synth_surnames import HEAD_SHARE, draw_family, same_name_probability, tail
 
     for locale in HEAD_SHARE:
         head = set(FAMILY[locale].split())

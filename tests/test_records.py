@@ -1,4 +1,4 @@
-"""Tests of matcher.records (CSV loading, rejects)."""
+"""Tests of matcher.identity.records (CSV loading, rejects)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from matcher.errors import ConfigError, InputFileError
-from matcher.match_keys import KeySpec
-from matcher.normalize import NORM_VERSION
-from matcher.records import CsvFormat, LoadResult, RejectedRow, load_records
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.normalise_n1 import NORM_VERSION
+from matcher.identity.records import CsvFormat, LoadResult, RejectedRow, load_records
 
 # These tests are about loading; they use the v1 rules and the two v1 keys.
 SPEC = KeySpec.from_mapping(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from matcher.errors import InputFileError
-from matcher.records import CsvFormat, load_records
+from matcher.identity.records import CsvFormat, load_records
 from tests.test_records import SPEC, check_invariant, name_dob_token, write
 
 HEAD = "record_id,family_name,date_of_birth"

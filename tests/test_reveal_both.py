@@ -8,7 +8,7 @@ import stat
 import grpc
 import pytest
 
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.errors import InvalidElement
 from matcher.protocols import ecdh
 from matcher.requester import run_match

@@ -11,7 +11,7 @@ from bench.harness import KEYSPEC, loopback_responder, synthetic_sets
 from matcher.errors import ConfigError
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
-from matcher.setup_cache import RequesterSetupCache, load_setup, setup_id
+from matcher.storage.setup_cache import RequesterSetupCache, load_setup, setup_id
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_requester_cache_skips_the_setup_download(tmp_path):
 
 def test_cache_files_refused_when_readable_by_others(tmp_path):
     setup = ecdh.responder_setup(ecdh.new_key(), _pairs(10), 8)
-    from matcher.setup_cache import save_setup
+    from matcher.storage.setup_cache import save_setup
 
     path = tmp_path / "s.bin"
     save_setup(path, setup, {"x": 1})
@@ -145,7 +145,7 @@ def test_sessions_keep_the_old_epoch_while_a_new_setup_is_built(tmp_path, monkey
     import threading
     import time as _time
 
-    from matcher import responder_state
+    from matcher.server import state as responder_state
 
     _, resp = synthetic_sets(10, 300, 5, seed=8)
     with loopback_responder(resp, workers=1, state_dir=tmp_path / "s") as lb:

@@ -16,9 +16,9 @@ from matcher.config import KeyedHashConfig
 from matcher.errors import ConfigError
 from matcher.protocols import ecdh
 from matcher.requester import client_for
-from matcher.responder import read_tls
-from matcher.secrets_store import load_shared_secret, write_private
-from matcher.setup_cache import RequesterSetupCache, load_setup, save_setup, setup_id
+from matcher.server.responder import read_tls
+from matcher.storage.secrets_store import load_shared_secret, write_private
+from matcher.storage.setup_cache import RequesterSetupCache, load_setup, save_setup, setup_id
 
 
 def _loose(path):

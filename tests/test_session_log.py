@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from matcher import session_log
+from matcher.storage import session_log
 from matcher.cli import main
-from matcher.session_log import SessionLog, verify
+from matcher.storage.session_log import SessionLog, verify
 
 
 def _log_with(path: Path, n: int = 5) -> None:

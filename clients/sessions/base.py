@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from matcher.errors import ProtocolViolation
-from matcher.match_keys import KeySpec
-from matcher.records import TokenisedRecord
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import TokenisedRecord
 from matcher.v1 import matcher_pb2 as pb
 
 

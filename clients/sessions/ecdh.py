@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
-from matcher.setup_cache import setup_id
+from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
 

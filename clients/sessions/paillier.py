@@ -11,7 +11,7 @@ from matcher.protocols import paillier_proof
 from matcher.v1 import matcher_pb2 as pb
 from clients.sessions.base import RequesterSession
 
-#: bytes one gRPC message may carry (the smallest limit either side sets; see matcher.service.message_limit)
+#: bytes one gRPC message may carry (the smallest limit either side sets; see matcher.sessions.limits.message_limit)
 MESSAGE_BYTES = (2 << 20) - 8192
 
 

@@ -16,7 +16,7 @@ Case references are returned in the clear (inside mutual TLS), not sealed: a sea
 keyed from the token would add nothing, since whoever can present a token's tag
 holds the secret and the token and could derive the sealing key as well.
 
-Pure computation: no I/O, no gRPC (the secret is loaded by matcher.secrets_store).
+Pure computation: no I/O, no gRPC (the secret is loaded by matcher.storage.secrets_store).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Responder halves of the protocols, one module each, behind one interface.
 
-The service (matcher.service) owns everything common to a session: who the
+The service (matcher.server.service) owns everything common to a session: who the
 peer is, the Hello checks, chunk order and bounds, logging, status codes. A
 protocol module only turns received elements into replies.
 """

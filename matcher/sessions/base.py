@@ -14,7 +14,7 @@ from matcher.errors import ProtocolViolation
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
-    from matcher.responder_state import ResponderState
+    from matcher.server.state import ResponderState
 
 RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matcher.errors import InputFileError
-from matcher.match_keys import KeySpec
-from matcher.records import TokenisedRecord
+from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import TokenisedRecord
 
 Link = tuple[str, str]
 

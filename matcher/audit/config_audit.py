@@ -31,7 +31,7 @@ Severity = Literal["error", "warning", "info"]
 FORMAT = "matcher-audit/1"
 
 #: Fields that on their own point at one person (a document) or nearly (a name).
-from matcher.match_keys import parse_field  # noqa: E402
+from matcher.identity.match_keys import parse_field  # noqa: E402
 
 DOCUMENT_FIELDS = {"document_number"}
 NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
@@ -453,7 +453,7 @@ def _audit_paillier(rep: AuditReport, raw: dict) -> None:
 
 
 def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
-    from matcher.match_keys import DEFAULT_MATCH_KEYS
+    from matcher.identity.match_keys import DEFAULT_MATCH_KEYS
 
     keys = raw.get("match_keys") if isinstance(raw.get("match_keys"), dict) else DEFAULT_MATCH_KEYS
     for name, fields in keys.items():
@@ -485,7 +485,7 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
 
 def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     """Share of records yielding each key, and share of those whose token another record shares."""
-    from matcher.records import load_records
+    from matcher.identity.records import load_records
 
     loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
     total = loaded.rows_read

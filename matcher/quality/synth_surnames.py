@@ -1,9 +1,9 @@
-"""How often each family name occurs in the synthetic population (matcher.synth).
+"""How often each family name occurs in the synthetic population (matcher.quality.synth).
 
 Real surname frequencies have a short head of common names and a very long tail of
 rare ones; how often two different persons share a name decides the precision of
 every key that does not carry a full date of birth. The hand-written lists in
-``matcher.synth_names`` are the head, in rank order. Per locale:
+``matcher.quality.synth_names`` are the head, in rank order. Per locale:
 
 * the head covers ``HEAD_SHARE`` of the persons, name k with weight ∝ k^-0.5, so the
   most common name's share is about the published one (Nowak ≈ 0.5 % of Poles,
@@ -30,7 +30,7 @@ import itertools
 import random
 from functools import cache
 
-from matcher.synth_names import FAMILY
+from matcher.quality.synth_names import FAMILY
 
 HEAD_EXPONENT = 0.5
 #: Share of each locale's persons whose family name is one of the hand-listed head names.

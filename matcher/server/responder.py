@@ -12,12 +12,12 @@ from grpc_health.v1 import health, health_pb2
 
 from matcher.config import RequesterConfig, ResponderConfig
 from matcher.errors import ConfigError
-from matcher.records import LoadResult, load_records
-from matcher.secrets_store import check_private
-from matcher.responder_state import ResponderState
-from matcher.service import ResponderServicer, TlsMaterial, build_server
+from matcher.identity.records import LoadResult, load_records
+from matcher.storage.secrets_store import check_private
+from matcher.server.state import ResponderState
+from matcher.server.service import ResponderServicer, TlsMaterial, build_server
 
-log = logging.getLogger("matcher.responder")
+log = logging.getLogger("matcher.server.responder")
 
 
 def load_watchlist(

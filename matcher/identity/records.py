@@ -1,7 +1,7 @@
 """Loading records from a CSV file into tokens (DESIGN §2.1).
 
-The loader is the I/O shell around :mod:`matcher.normalize` and
-:meth:`matcher.match_keys.KeySpec.tokens`. Its contract is that nothing is
+The loader is the I/O shell around :mod:`matcher.identity.normalise_n1` and
+:meth:`matcher.identity.match_keys.KeySpec.tokens`. Its contract is that nothing is
 silently dropped: every data row either becomes a :class:`TokenisedRecord` or
 a :class:`RejectedRow` with its physical line number and a reason, and the
 rejected rows are written (with their original values) to a rejects file next
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matcher.errors import ConfigError, InputFileError, RecordError
-from matcher.match_keys import KeySpec, parse_field
-from matcher.normalize import DATE_ORDERS, RAW_FIELDS, normalise_record
-from matcher.normalize_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.identity.match_keys import KeySpec, parse_field
+from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
+from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 

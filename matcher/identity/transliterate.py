@@ -17,7 +17,7 @@ agencies write:
   (Müller → muller and mueller).
 
 All functions are pure and return lower-case text that still needs the common
-folding (anyascii, punctuation) of :mod:`matcher.normalize_n2`.
+folding (anyascii, punctuation) of :mod:`matcher.identity.normalise_n2`.
 """
 
 from __future__ import annotations

@@ -33,20 +33,16 @@ from matcher.errors import (
     SessionTimeout,
     UnsupportedProtocol,
 )
-from matcher.protocols import ecdh
-from matcher.responder_state import ResponderState
+from matcher.grpc_status import status_code
+from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
+from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
-log = logging.getLogger("matcher.responder")
+log = logging.getLogger("matcher.server.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
-
-
-def message_limit(max_chunk_elements: int) -> int:
-    """Largest gRPC message either side accepts: one full chunk of points plus framing."""
-    return max(2 << 20, max_chunk_elements * (ecdh.POINT_BYTES + 8) + 4096)
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
@@ -124,7 +120,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
     def _log(self, **fields: object) -> None:
@@ -255,12 +251,12 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
-            outcome, code, detail = exc.status, exc.status.value[0], str(exc)
+            outcome, code, detail = status_code(exc), status_code(exc).value[0], str(exc)
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
-                session_id, peer, protocol, received, exc.status.name, exc,
+                session_id, peer, protocol, received, exc.status, exc,
             )
-            context.abort(exc.status, str(exc))
+            context.abort(status_code(exc), str(exc))
         except Exception:
             outcome, code, detail = grpc.StatusCode.INTERNAL, 13, "internal error (see the service's log)"
             log.exception("session %s peer=%s: internal error", session_id, peer)

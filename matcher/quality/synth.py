@@ -19,7 +19,7 @@ and then corrupts each copy independently (typos, swapped name columns, first
 given name only or an initial, partial or wrong dates, date formats, umlaut and
 diacritic spellings, missing fields, document numbers with spacing or a check
 digit, nationality as a name in another language) and duplicates some responder
-records. Family names have realistic frequencies (:mod:`matcher.synth_surnames`).
+records. Family names have realistic frequencies (:mod:`matcher.quality.synth_surnames`).
 ``links.csv`` lists every (requester record_id, responder record_id)
 pair that is the same person. Same seed → byte-identical files.
 
@@ -39,9 +39,9 @@ import pycountry
 from anyascii import anyascii
 
 from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
-from matcher.normalize_n2 import icao_check_digit
-from matcher.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
-from matcher.synth_surnames import draw_family
+from matcher.identity.normalise_n2 import icao_check_digit
+from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
+from matcher.quality.synth_surnames import draw_family
 
 REQUESTER_COLUMNS = ("person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport",
                      "passport_country")
@@ -91,7 +91,7 @@ class Person:
 
 # Romanisation schemes the responder uses for Cyrillic, with weights; "informal" is
 # English-style usage no normaliser rule produces (Дмитрий → Dmitry, Юрий → Yuri). The rules
-# themselves are below, deliberately not the normaliser's tables (matcher.transliterate).
+# themselves are below, deliberately not the normaliser's tables (matcher.identity.transliterate).
 _CYRILLIC_USE = {"ru": {"bgn": 0.35, "icao": 0.2, "german": 0.2, "polish": 0.1, "informal": 0.15},
                  "uk": {"ukrainian": 0.35, "bgn": 0.2, "icao": 0.15, "german": 0.15, "informal": 0.15}}
 _COUNTRY_LANGS = ("de", "fr", "es", "it", "pl", "ru", "el", "ar", "tr")
@@ -101,7 +101,7 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), list(weights.values()))[0]
 
 
-# --- The generator's own romanisation rules. Written independently of matcher.transliterate (whose
+# --- The generator's own romanisation rules. Written independently of matcher.identity.transliterate (whose
 # per-letter tables the normaliser uses), with the context rules the published schemes have and
 # per-letter tables lack: word-initial е/ё/ю/я, -ий/-ый endings, Polish "ie"/"ł", German "ss", Greek
 # αυ/ευ → af/ef before voiceless consonants. Where a scheme is a plain letter table (ICAO 9303),
@@ -342,7 +342,7 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
     ``size`` requester records, ``responder_size`` (default ``size``) responder
     records; ``round(size * overlap)`` persons are in both. Deterministic in
     ``seed`` (dates are counted back from a fixed day, not from today).
-    Family names follow :mod:`matcher.synth_surnames` (a common head and a long
+    Family names follow :mod:`matcher.quality.synth_surnames` (a common head and a long
     tail of rare names); ``closed_pools`` draws them from the short hand lists
     only, evenly, so that different persons share names far more often than in a
     real population: a stress test of precision.

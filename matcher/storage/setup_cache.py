@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from matcher.protocols.ecdh import ResponderSetup
-from matcher.secrets_store import check_private, write_private
+from matcher.storage.secrets_store import check_private, write_private
 
 MAGIC = b"MSETUP1\n"
 _READ_CHUNK = 1 << 20

@@ -1,4 +1,4 @@
-"""Name pools for the synthetic data generator (matcher.synth), by locale.
+"""Name pools for the synthetic data generator (matcher.quality.synth), by locale.
 
 Family and given names as written in their own script. Arabic names come with
 the Latin spellings agencies actually use, since Arabic script has no short

@@ -29,7 +29,7 @@ from matcher.errors import ConfigError
 TOKEN_PREFIX = "matcher/v1/"
 FIELD_SEPARATOR = "\x1f"
 
-#: Fields a normalised record offers to match keys (see matcher.normalize).
+#: Fields a normalised record offers to match keys (see matcher.identity.normalise_n1).
 KEY_FIELDS: frozenset[str] = frozenset(
     {
         "given_names",
@@ -50,7 +50,7 @@ KEY_FIELDS: frozenset[str] = frozenset(
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
 
-#: Normalisation versions a key spec may name (matcher.normalize, matcher.normalize_n2).
+#: Normalisation versions a key spec may name (matcher.identity.normalise_n1, matcher.identity.normalise_n2).
 NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
 
 #: Most tokens one key yields for one record: the first alternatives (primary first) win.

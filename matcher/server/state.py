@@ -2,7 +2,7 @@
 
 One ResponderState serves every session of a running responder. The epoch key and
 its setup are rotated when ``key_rotation_days`` have passed; the setup is kept on
-disk per epoch (matcher.setup_cache) so a restart within the epoch reuses it.
+disk per epoch (matcher.storage.setup_cache) so a restart within the epoch reuses it.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.budgets import BUDGET_FILE, BudgetLedger
+from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.config import ResponderConfig
-from matcher.match_keys import KeySpec
+from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
-from matcher.records import LoadResult
-from matcher.secrets_store import EpochKey, load_or_rotate
-from matcher.session_log import SessionLog
-from matcher.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
+from matcher.identity.records import LoadResult
+from matcher.storage.secrets_store import EpochKey, load_or_rotate
+from matcher.storage.session_log import SessionLog
+from matcher.storage.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
 
-log = logging.getLogger("matcher.responder")
+log = logging.getLogger("matcher.server.responder")
 
 
 @dataclass
@@ -82,7 +82,7 @@ class ResponderState:
         with self._lock:
             if self._keyed_hash_index is None:
                 from matcher.protocols import keyed_hash
-                from matcher.secrets_store import load_shared_secret
+                from matcher.storage.secrets_store import load_shared_secret
 
                 secret = load_shared_secret(self.config.keyed_hash)
                 self._keyed_hash_index = keyed_hash.responder_index(secret, self._entries)

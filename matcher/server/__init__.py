@@ -1,0 +1,6 @@
+"""Server: the responder's edge — gRPC servicer, responder state, budgets, `serve` wiring.
+
+Thin adapters around the transport-free session halves in ``matcher.sessions``:
+authorisation, streaming, deadlines and status codes live here. It may import
+identity, protocols, sessions and storage; it never imports ``clients``.
+"""
