@@ -72,6 +72,14 @@ def test_every_kernel_gives_libsodiums_bytes_for_batch_sizes_1_to_17(seed, monke
 
 
 @needs_fast
+def test_bytes_like_tokens_hash_as_bytes_do(monkeypatch):
+    tokens = [bytearray(b"x" * 300), memoryview(b"token"), b""]
+    key = ecdh.new_key()
+    fast, slow = _both(lambda: ecdh.blind_tokens(key, tokens), monkeypatch)
+    assert fast == slow == ecdh.blind_tokens(key, [bytes(t) for t in tokens])
+
+
+@needs_fast
 def test_random_points_and_scalars_including_high_scalars(monkeypatch):
     points = [rbcl.crypto_core_ristretto255_from_hash(os.urandom(64)) for _ in range(17)]
     l = 2**252 + 27742317777372353535851937790883648493

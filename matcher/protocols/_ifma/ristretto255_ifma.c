@@ -61,6 +61,14 @@ static void limbs_to_bytes(uint8_t out[32], const uint64_t l[5])
         for (int j = 0; j < 8; j++) out[8 * i + j] = (uint8_t)(w[i] >> (8 * j));
 }
 
+/* 1 if all 32 bytes are zero, in time independent of the bytes (results may be secret). */
+static int is_zero32(const uint8_t b[32])
+{
+    unsigned acc = 0;
+    for (int i = 0; i < 32; i++) acc |= b[i];
+    return (int)(((acc - 1) >> 8) & 1);
+}
+
 /* 1 if the 32-byte little-endian value is < p = 2^255 - 19 and even (RFC 9496 4.3.1). */
 static int canonical_nonnegative(const uint8_t s[32])
 {
@@ -390,7 +398,7 @@ static void run_batch(batch *b, int ops)
         }
         encode8(enc, &q);
         for (int j = 0; j < m; j++) {
-            if (!((ok >> j) & 1) || memcmp(enc[j], zero, 32) == 0) {
+            if (!((ok >> j) & 1) || is_zero32(enc[j])) {  /* identity result: libsodium fails too */
                 b->bad = base + j;
                 return;
             }
@@ -431,23 +439,20 @@ static int get_key(PyObject *obj, Py_buffer *view)
     return 0;
 }
 
+static void wipe(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+    while (n--) *v++ = 0;
+}
+
 /* Hash each token: SHA-512(domain || token) into n * 64 bytes. */
 static uint8_t *hash_tokens(PyObject *tokens, const uint8_t *dom, Py_ssize_t dom_len, Py_ssize_t *n_out)
 {
     PyObject *tup = PySequence_Tuple(tokens);
     if (!tup) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(tup), longest = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tup, i);
-        if (!PyBytes_Check(t)) {
-            Py_DECREF(tup);
-            PyErr_Format(PyExc_TypeError, "token %zd is not bytes", i);
-            return NULL;
-        }
-        if (PyBytes_GET_SIZE(t) > longest) longest = PyBytes_GET_SIZE(t);
-    }
+    Py_ssize_t n = PyTuple_GET_SIZE(tup), cap = 256;
     uint8_t *out = PyMem_RawMalloc((size_t)(n ? n : 1) * 64);
-    uint8_t *buf = PyMem_RawMalloc((size_t)(dom_len + longest + 1));
+    uint8_t *buf = PyMem_RawMalloc((size_t)(dom_len + cap));
     if (!out || !buf) {
         PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
         PyErr_NoMemory();
@@ -455,11 +460,26 @@ static uint8_t *hash_tokens(PyObject *tokens, const uint8_t *dom, Py_ssize_t dom
     }
     memcpy(buf, dom, (size_t)dom_len);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tup, i);
-        Py_ssize_t len = PyBytes_GET_SIZE(t);
-        memcpy(buf + dom_len, PyBytes_AS_STRING(t), (size_t)len);
-        SHA512(buf, (size_t)(dom_len + len), out + 64 * i);
+        Py_buffer view;  /* bytes, or any bytes-like object, as hashlib takes */
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(tup, i), &view, PyBUF_SIMPLE) < 0) {
+            PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
+            return NULL;
+        }
+        if (view.len > cap) {
+            uint8_t *bigger = PyMem_RawRealloc(buf, (size_t)(dom_len + view.len));
+            if (!bigger) {
+                PyBuffer_Release(&view); PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
+                PyErr_NoMemory();
+                return NULL;
+            }
+            buf = bigger;
+            cap = view.len;
+        }
+        memcpy(buf + dom_len, view.buf, (size_t)view.len);
+        SHA512(buf, (size_t)(dom_len + view.len), out + 64 * i);
+        PyBuffer_Release(&view);
     }
+    wipe(buf, (size_t)(dom_len + cap));
     PyMem_RawFree(buf);
     Py_DECREF(tup);
     *n_out = n;
@@ -496,12 +516,6 @@ static PyObject *bytes_list(const uint8_t *data, Py_ssize_t n, Py_ssize_t width,
         PyList_SET_ITEM(list, i, b);
     }
     return list;
-}
-
-static void wipe(void *p, size_t n)
-{
-    volatile uint8_t *v = p;
-    while (n--) *v++ = 0;
 }
 
 /* Common driver.  mode: "h2g" (tokens -> H), "blind" (tokens -> k*H),
