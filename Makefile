@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # portable backend everywhere: make test MATCHER_GROUP_BACKEND=portable
-.PHONY: demo test test-stress lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load
+.PHONY: demo test test-stress lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load audit-report-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,3 +72,6 @@ SESSIONS ?= 32
 RECORDS ?= 10000
 load: $(READY)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
 	$(PY) bench/load.py --sessions $(SESSIONS) --records $(RECORDS)
+
+audit-report-sample: $(STAMP)  ## docs/audit-report.png: `matcher audit-report` on four weeks of demo-like sessions, shot by headless chromium
+	$(PY) docs/make_audit_report_sample.py --out docs/audit-report.png

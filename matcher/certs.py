@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from matcher.storage.secrets_store import write_private
+from matcher.files import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class TestCA:
 def write_agency_certs(out_dir: Path, names: list[str], ca: TestCA | None = None) -> dict[str, tuple[Path, Path]]:
     """Write ``ca.pem`` and ``<name>.pem``/``<name>.key`` (0600) for each agency name."""
     ca = ca or TestCA()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     (out_dir / "ca.pem").write_bytes(ca.cert_pem)
     paths = {}
     for name in names:

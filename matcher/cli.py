@@ -1,4 +1,4 @@
-"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, synth, evaluate."""
+"""The ``matcher`` command line: serve, match, policy, fingerprint, demo, dev-certs, audit, synth, evaluate."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 
 from matcher import __version__
 from matcher.config import PROTOCOLS
+from matcher.logs import LOG_FORMATS, default_format, log_fields, setup_logging
+
+log = logging.getLogger("matcher.cli")
 
 EPILOG = """\
 Exit status: 0 success; 1 the session failed or was refused (the message says why);
@@ -20,9 +23,21 @@ Exit status: 0 success; 1 the session failed or was refused (the message says wh
 See README.md for how two agencies set up their configs and certificates."""
 
 
-def _progress_printer(stream=sys.stderr):
-    """Progress on a terminal only (a CI log or a pipe gets no carriage-return noise)."""
-    if not stream.isatty():
+def _json_logs(args: argparse.Namespace) -> bool:
+    return getattr(args, "log_format", None) == "json"
+
+
+def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fields) -> None:
+    """A line for the operator on stderr: printed as is in text mode, a log record with ``--log-format json``."""
+    if _json_logs(args):
+        log.log(level, "%s", message, extra=log_fields(command=args.command, **fields))
+    else:
+        print(message, file=sys.stderr)
+
+
+def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+    if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
 
@@ -51,22 +66,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", file=sys.stderr)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
     from matcher.protocols import group_backend
 
-    logging.info("ristretto255 backend: %s", group_backend.describe())
+    logging.info("ristretto255 backend: %s", group_backend.describe(),
+                 extra=log_fields(event="group_backend", backend=group_backend.NAME))
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
+    tls = "PLAINTEXT" if args.insecure else "mTLS"
+    epoch = running.state.current().key.epoch
     logging.info(
-        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops",
-        running.port, "PLAINTEXT" if args.insecure else "mTLS", running.state.current().key.epoch,
+        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops", running.port, tls, epoch,
+        extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1.0):
         running.state.current()  # rotates the key epoch when it is due
-    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace)
+    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
+                 extra=log_fields(event="shutting_down"))
     running.stop(args.grace)
+    logging.info("stopped", extra=log_fields(event="stopped"))
     return 0
 
 
@@ -78,7 +98,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.protocol:
         cfg = cfg.model_copy(update={"requester": cfg.requester.model_copy(update={"protocol": args.protocol})})
     if args.insecure:
-        print("WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", file=sys.stderr)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no server authentication. Development only.", logging.WARNING)
     if args.peers:
         if args.peer:
             from matcher.errors import ConfigError
@@ -91,15 +111,20 @@ def cmd_match(args: argparse.Namespace) -> int:
     started = time.monotonic()
     run = run_match(
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
-        progress=_progress_printer(),
+        progress=_progress_printer(args=args),
     )
-    print(run.loaded.summary(), file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
     for r in run.loaded.rejected[:20]:
-        print(f"  rejected line {r.line}: {r.reason}", file=sys.stderr)
+        _say(args, f"  rejected line {r.line}: {r.reason}", logging.WARNING, event="record_rejected")
     if len(run.loaded.rejected) > 20:
-        print(f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", file=sys.stderr)
+        _say(args, f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", logging.WARNING)
     res = run.result
     elapsed = time.monotonic() - started
+    if _json_logs(args):  # the SIEM's record of the session (the result lines below go to stdout)
+        _say(args, f"session {res.session_id} done", event="session_end", session_id=res.session_id, peer=peer,
+             protocol=cfg.requester.protocol, elements=res.elements_sent,
+             hit_count=res.hit_count if res.reveal == "cardinality" else len(res.hits),
+             outcome="OK", seconds=round(elapsed, 3))
     if res.reveal == "cardinality":
         print(f"{res.hit_count} of {res.elements_sent} tokens hit (cardinality mode: no hit list) "
               f"in {elapsed:.1f} s, session {res.session_id}")
@@ -114,13 +139,13 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     from matcher.network import run_match_many
 
     responders = cfg.select_responders(args.peers)
-    printer = _progress_printer()
+    printer = _progress_printer(args=args)
     started = time.monotonic()
     run = run_match_many(
         cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
         progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
     )
-    print(run.loaded.summary(), file=sys.stderr)
+    _say(args, run.loaded.summary(), event="records_loaded")
     for name, o in run.outcomes.items():
         if o.ok and o.result is not None:
             r = o.result
@@ -213,28 +238,41 @@ def cmd_audit_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_log(args: argparse.Namespace) -> int:
-    """``audit-log verify|show|head DB``: check the hash chain, list sessions, print the head to write down."""
+    """``audit-log verify|show|head|prune DB``: check the log, list sessions, print the head, apply retention."""
     import json
 
     from matcher.storage import session_log
 
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
-        rep = session_log.verify(args.db, anchor)
+        rep = session_log.verify(args.db, anchor, args.key)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
         elif rep.ok:
-            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash})")
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
+                  f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
         return 0 if rep.ok else 1
     if args.action == "head":
-        rep = session_log.verify(args.db)
+        rep = session_log.verify(args.db, None, args.key)
         print(f"{rep.head_seq}:{rep.head_hash}")
         if not rep.ok:
             print(f"warning: the log does not verify (row {rep.bad_seq}: {rep.reason})", file=sys.stderr)
         return 0 if rep.ok else 1
+    if args.action == "prune":
+        if args.older_than is None:
+            raise session_log.ConfigError("prune needs --older-than DAYS (e.g. --older-than 365)")
+        key = args.key or args.db.parent / session_log.KEY_FILE
+        log = session_log.SessionLog(args.db, key_path=key)
+        try:
+            removed = log.purge(args.older_than)
+        finally:
+            log.close()
+        print(f"removed {removed} row(s) older than {args.older_than:g} days; the log starts at a signed checkpoint"
+              if removed else f"no row older than {args.older_than:g} days (the newest row is always kept)")
+        return 0
     since = _parse_since(args.since) if args.since else None
     found = list(session_log.rows(args.db, since))
     if args.json:
@@ -249,6 +287,21 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
               f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
               f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
     return 0
+
+
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    from matcher.storage import session_log
+    from matcher.audit.report import write_report
+
+    anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
+    since = _parse_since(args.since) if args.since else None
+    data = write_report(args.config, args.out, anchor=anchor, since=since)
+    v = data.verified
+    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
+          f"{data.audit.count('warning')} warning(s); {state}")
+    return 1 if v is not None and not v.ok else 0
 
 
 def _parse_since(text: str) -> str:
@@ -303,6 +356,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--log-format``, accepted before or after the command (SUPPRESS: the later one wins, none keeps the default)."""
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+        help="log lines on stderr: text (default; or MATCHER_LOG_FORMAT) or json (one object per line for a "
+        "SIEM; fields in docs/operations.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="matcher",
@@ -313,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"matcher {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_format_option(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
@@ -366,16 +429,49 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--records", type=Path, help="also measure each match key on this CSV of your own records")
     ac.set_defaults(func=cmd_audit_config)
 
-    al = sub.add_parser("audit-log", help="verify or list the hash-chained session log (privacy officer)",
-                        description="verify: check that no row of the session log was edited, deleted or reordered "
-                        "(exit 1 naming the first bad row). show: list the sessions. head: print SEQ:HASH of the "
-                        "newest row, to write down outside the machine and pass later as --anchor.")
-    al.add_argument("action", choices=["verify", "show", "head"])
+    al = sub.add_parser(
+        "audit-log", help="verify, list or prune the signed, hash-chained session log (privacy officer)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+verify  check that no row of the session log was edited, deleted or reordered and that
+        the head record is signed by the log's key (exit 1 naming the first bad row).
+        The first row must be the genesis row or a signed retention checkpoint, so
+        deleting the oldest rows fails too.
+show    list the sessions.
+head    print SEQ:HASH of the newest row, to write down outside the machine and pass
+        later as --anchor (a row that is no longer in the log then fails verify).
+prune   apply retention now: delete the rows older than --older-than DAYS; the newest
+        of them becomes a checkpoint, signed, that commits to what was removed (the
+        responder does the same on start with session_log_retention_days).
+
+The signing key is Ed25519, kept in the state folder: session_log.key (0600, the
+service's secret) and session_log.pub (its public half). verify and head need only
+the public half; by default they use session_log.pub (or .key) next to the log;
+pass --key when the log lives elsewhere than the state folder. Whoever can read
+session_log.key can still rewrite the log and sign a new head: write the head down
+elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
+    al.add_argument("action", choices=["verify", "show", "head", "prune"])
     al.add_argument("db", type=Path, help="the session log, [responder] session_log")
     al.add_argument("--since", help="show: only rows from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
     al.add_argument("--anchor", help="verify: SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    al.add_argument("--key", type=Path, help="verify, head: session_log.pub (or .key) of the state folder; "
+                    "prune: session_log.key (default: next to the log)")
+    al.add_argument("--older-than", type=float, metavar="DAYS", help="prune: remove rows older than DAYS days")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_audit_log)
+
+    ar = sub.add_parser("audit-report", help="one HTML page for the privacy officer: findings, log check, charts",
+                        description="Write one self-contained HTML file (opens offline; nothing is fetched) with the "
+                        "session log's verification result and head, the config audit's findings in plain words, and "
+                        "charts of sessions per agency per day, tokens asked against each agency's daily budget, how "
+                        "sessions ended, and hits per session where known. The file is written with mode 0600. "
+                        "Exit 0: written; 1: written, but the session log does not verify; 2: the config cannot be "
+                        "read.")
+    ar.add_argument("--config", type=Path, required=True, help="responder (or requester) TOML config")
+    ar.add_argument("--out", type=Path, required=True, help="HTML file to write, e.g. report.html")
+    ar.add_argument("--since", help="only sessions from this time on (YYYY-MM-DD, ISO time, or 7d / 12h ago)")
+    ar.add_argument("--anchor", help="SEQ:HASH printed earlier by `audit-log head`; that row must be intact")
+    ar.set_defaults(func=cmd_audit_report)
 
     y = sub.add_parser("synth", help="generate two agencies' synthetic record files with true links",
                        description="Writes requester.csv and responder.csv (the demo's two layouts), links.csv "
@@ -409,33 +505,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")
     c.add_argument("names", nargs="+", help="agency names (become the certificates' CN)")
     c.set_defaults(func=cmd_dev_certs)
+    for command in sub.choices.values():
+        _log_format_option(command)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.log_format = getattr(args, "log_format", None) or default_format()
+    setup_logging(args.log_format, args.verbose)
     from clients import MatchFailed
     from matcher.errors import ConfigError, InputFileError, MatcherError
+
+    def fail(message: str, status: int, reason: str) -> int:
+        _say(args, f"matcher {args.command}: {message}", logging.ERROR, event="command_failed", reason=reason,
+             exit_status=status)
+        return status
 
     try:
         return args.func(args)
     except (ConfigError, InputFileError) as exc:
-        print(f"matcher {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2, type(exc).__name__)
     except MatchFailed as exc:
-        print(f"matcher {args.command}: the responder ended the session: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"the responder ended the session: {exc}", 1, type(exc).__name__)
     except MatcherError as exc:
-        print(f"matcher {args.command}: {exc.status}: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"{exc.status}: {exc}", 1, type(exc).__name__)
     except KeyboardInterrupt:
-        print(f"matcher {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130, "KeyboardInterrupt")
 
 
 if __name__ == "__main__":

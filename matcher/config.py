@@ -113,6 +113,23 @@ class KeyedHashConfig(_Strict):
     secret_env: str | None = None
 
 
+class MetricsConfig(_Strict):
+    """Optional Prometheus endpoint (``[metrics]``): counts and sizes only, never identity data.
+
+    Plain HTTP without authentication: keep ``listen`` on loopback or the monitoring network.
+    """
+
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError('must be HOST:PORT, e.g. "127.0.0.1:9464"')
+        return v
+
+
 class AuditSettings(_Strict):
     """Bounds ``matcher audit-config`` checks against."""
 
@@ -162,6 +179,7 @@ class _AgencyConfig(_Strict):
 class ResponderConfig(_AgencyConfig):
     responder: ResponderSettings
     peers: list[PeerConfig] = Field(default_factory=list)
+    metrics: MetricsConfig | None = None  # no [metrics] table: no metrics endpoint
 
     @model_validator(mode="after")
     def _reveal_fits_protocols(self) -> ResponderConfig:

@@ -9,7 +9,6 @@ a throw-away CA made for this run.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from importlib import resources
@@ -20,6 +19,7 @@ from matcher.certs import write_agency_certs
 from matcher.config import load_requester_config, load_responder_config
 from matcher.requester import run_match
 from matcher.server.responder import start_responder
+from matcher.files import private_dir, write_private
 
 RESPONDER_TOML = """\
 # Agency A: the responder. It serves its watchlist; requesters learn only their own hits.
@@ -119,8 +119,8 @@ def write_demo_files(workdir: Path) -> tuple[Path, Path]:
     write_agency_certs(workdir / "certs", ["agency-a", "agency-b"])
     data = resources.files("matcher") / "demo_data"
     for name in DATA_FILES:
-        with resources.as_file(data / name) as src:
-            shutil.copyfile(src, workdir / name)
+        with resources.as_file(data / name) as src:  # identity data (synthetic): 0600 like real files
+            write_private(workdir / name, src.read_bytes())
     (workdir / "responder.toml").write_text(RESPONDER_TOML, encoding="utf-8")
     (workdir / "requester.toml").write_text(REQUESTER_TOML, encoding="utf-8")
     return workdir / "responder.toml", workdir / "requester.toml"
@@ -130,7 +130,7 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     """Run both agencies once and print the hits; returns the number of hits."""
     out = out or sys.stdout
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="matcher-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir, fix_existing=False)
     responder_toml, requester_toml = write_demo_files(workdir)
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     say(f"matcher demo in {workdir}")

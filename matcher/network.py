@@ -18,6 +18,7 @@ from pathlib import Path
 from clients import PeerOutcome, match_many
 from clients.match_client import MatchClient, Progress
 from matcher.config import RequesterConfig, ResponderPeer
+from matcher.files import open_private
 from matcher.identity.records import LoadResult, load_records
 from matcher.parallel import Workers
 from matcher.requester import client_for, session_options
@@ -51,13 +52,8 @@ def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
     The file is created 0600 whatever the umask (it names the agency's own persons).
     Returns the number of rows written.
     """
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
     rows = 0
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(MULTI_HITS_COLUMNS)
         for name, outcome in outcomes.items():

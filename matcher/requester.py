@@ -14,6 +14,7 @@ from matcher.errors import ConfigError, MatcherError
 from matcher.grpc_status import status_code
 from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, load_records
+from matcher.files import open_private
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
 
@@ -80,8 +81,7 @@ def write_hits(path: Path, hits: list[Hit]) -> None:
     ``match_keys`` are all keys that matched, joined by ';' strongest first;
     ``strength`` is the strongest of them (key order in the config is strength order).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
         w = csv.writer(fh)
         w.writerow(HITS_COLUMNS)
         for h in hits:

@@ -148,3 +148,14 @@ def test_paillier_and_cardinality_say_what_they_do_not_protect(agencies, capsys)
     ids = {f["id"]: f["severity"] for f in report["findings"]}
     assert ids["paillier-unproven-key"] == "warning" and ids["cardinality-split-requests"] == "info"
     assert status == 0
+
+
+def test_metrics_on_every_interface_is_a_warning(agencies, capsys):
+    text = agencies.responder_toml.read_text()
+    agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "127.0.0.1:9464"\n')
+    status, report = _audit_json(agencies.responder_toml, capsys)
+    ids = {f["id"]: f["severity"] for f in report["findings"]}
+    assert status == 0 and ids["metrics-endpoint"] == "info" and "metrics-exposed" not in ids
+    agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "0.0.0.0:9464"\n')
+    status, report = _audit_json(agencies.responder_toml, capsys)
+    assert status == 0 and {f["id"]: f["severity"] for f in report["findings"]}["metrics-exposed"] == "warning"

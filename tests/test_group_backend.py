@@ -243,3 +243,4 @@ def test_ifma_backend_is_selected_where_the_cpu_and_the_build_allow_it():
     if os.environ.get(group_backend.ENV, "auto") == "portable":
         pytest.skip("portable backend forced by the environment")
     assert group_backend.describe().startswith("ifma ("), group_backend.describe()
+    assert ecdh.GROUP_BACKEND == "ifma-libcrypto_mb"  # the metrics' build info

@@ -162,7 +162,7 @@ def test_sessions_keep_the_old_epoch_while_a_new_setup_is_built(tmp_path, monkey
         monkeypatch.setattr(state, "_setup_for", slow_setup_for)
         monkeypatch.setattr(state, "_due", lambda epoch: epoch is old)  # the old epoch has expired
         real_rotate = responder_state.load_or_rotate
-        monkeypatch.setattr(responder_state, "load_or_rotate", lambda d, days: real_rotate(d, days, force=True))
+        monkeypatch.setattr(responder_state, "load_or_rotate", lambda d, days, **kw: real_rotate(d, days, force=True, **kw))
         rotation = threading.Thread(target=state.current)
         rotation.start()
         assert started.wait(10)

@@ -258,6 +258,7 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
     if role == "responder":
         _audit_peers(rep, raw)
         _audit_rotation(rep, raw, settings)
+        _audit_metrics(rep, raw)
     _audit_session_log(rep, role, settings)
     _audit_keyed_hash(rep, raw, role, settings, base)
     _audit_hashes(rep, raw)
@@ -364,6 +365,21 @@ def _audit_rotation(rep: AuditReport, raw: dict, settings: dict) -> None:
         rep.add("key-rotation-too-long", "warning", f"key_rotation_days = {days} is longer than the bound of "
                 f"{bound} days ([audit] max_key_rotation_days)", f"set key_rotation_days to {bound} or less",
                 subject="key_rotation_days")
+
+
+def _audit_metrics(rep: AuditReport, raw: dict) -> None:
+    table = raw.get("metrics")
+    if not isinstance(table, dict):
+        return
+    listen = str(table.get("listen", "127.0.0.1:9464"))
+    host = listen.rpartition(":")[0].strip("[]")
+    rep.add("metrics-endpoint", "info", f"monitoring figures (session counts, sizes, budgets left, durations; no "
+            f"identity data) are served over plain HTTP at {listen}", subject="metrics")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        rep.add("metrics-exposed", "warning", f"the monitoring endpoint listens on {host or 'every interface'}: "
+                "anyone who can reach it sees which agencies ask how often and how much",
+                'listen on loopback ("127.0.0.1:9464") or only on the monitoring network, behind a firewall',
+                subject="metrics")
 
 
 def _audit_session_log(rep: AuditReport, role: str, settings: dict) -> None:

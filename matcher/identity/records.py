@@ -23,6 +23,7 @@ from matcher.errors import ConfigError, InputFileError, RecordError
 from matcher.identity.match_keys import KeySpec, parse_field
 from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.files import open_private
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 
@@ -352,7 +353,7 @@ def _write_rejects(
     encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
+        with open_private(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
             writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
             writer.writerow(["line", "reason", *header])
             for rej, row in zip(rejected, rows, strict=True):

@@ -38,6 +38,11 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from matcher.errors import InvalidElement
 from matcher.protocols import group_backend as _backend
 
+#: The ristretto255 implementation the batch kernels run on (shown in the metrics' build
+#: info): libsodium through rbcl, or the AVX-512 IFMA backend when
+#: :mod:`matcher.protocols.group_backend` selected it at start-up.
+GROUP_BACKEND = "ifma-libcrypto_mb" if _backend.NAME == "ifma" else "libsodium-portable"
+
 POINT_BYTES = 32
 SCALAR_BYTES = 32
 IDENTITY = bytes(POINT_BYTES)

@@ -42,6 +42,7 @@ from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
 from matcher.identity.normalise_n2 import icao_check_digit
 from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
 from matcher.quality.synth_surnames import draw_family
+from matcher.files import open_private, private_dir
 
 REQUESTER_COLUMNS = ("person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport",
                      "passport_country")
@@ -367,15 +368,15 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
     rng.shuffle(resp_rows)
     req_ids = {}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "requester.csv").open("w", newline="", encoding="utf-8") as fh:
+    private_dir(out, fix_existing=False)
+    with open_private(out / "requester.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(REQUESTER_COLUMNS)
         for n, (i, row) in enumerate(req_rows):
             req_ids[i] = f"R-{n + 1:06d}"
             w.writerow([req_ids[i], *row])
     links = []
-    with (out / "responder.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "responder.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(RESPONDER_COLUMNS)
         for n, (i, row) in enumerate(resp_rows):
@@ -383,7 +384,7 @@ def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corrup
             w.writerow([rid, *row, f"CASE-{n + 1:06d}"])
             if i < shared:
                 links.append((req_ids[i], rid))
-    with (out / "links.csv").open("w", newline="", encoding="utf-8") as fh:
+    with open_private(out / "links.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(("requester_id", "responder_id"))
         w.writerows(sorted(links))

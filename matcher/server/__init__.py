@@ -1,4 +1,4 @@
-"""Server: the responder's edge — gRPC servicer, responder state, budgets, `serve` wiring.
+"""Server: the responder's edge — gRPC servicer, responder state, budgets, metrics, `serve` wiring.
 
 Thin adapters around the transport-free session halves in ``matcher.sessions``:
 authorisation, streaming, deadlines and status codes live here. It may import

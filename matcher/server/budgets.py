@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from matcher.errors import BudgetExhausted, ConfigError
+from matcher.files import ensure_parent, private_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -53,11 +54,12 @@ class BudgetLedger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_parent(self.path)
+            private_sqlite(self.path)  # 0600 before SQLite creates it (and its -wal/-shm) with the umask
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"budget ledger {self.path} cannot be opened: {exc}") from None
 
     def _connect(self) -> sqlite3.Connection:

@@ -15,6 +15,8 @@ from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
+from matcher.logs import log_fields
+from matcher.server.metrics import ResponderMetrics
 from matcher.server.service import ResponderServicer, TlsMaterial, build_server
 
 log = logging.getLogger("matcher.server.responder")
@@ -63,6 +65,8 @@ class RunningResponder:
     health: health.HealthServicer
     watchlist_summary: str  # rows read, used and rejected (the records themselves are not kept)
     servicer: ResponderServicer | None = None
+    metrics: ResponderMetrics | None = None  # with [metrics]: the Prometheus endpoint
+    metrics_port: int | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -70,6 +74,8 @@ class RunningResponder:
         The session log is closed only once every cancelled session has written its end row.
         """
         self.health.enter_graceful_shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
         self.server.stop(grace).wait()
         if self.servicer is not None and not self.servicer.wait_idle(10.0):
             log.warning("sessions still running 10 s after shutdown; closing the state anyway")
@@ -82,8 +88,13 @@ def start_responder(
     insecure: bool = False,
     listen: str | None = None,
     progress: Callable[[str], None] | None = None,
+    metrics_listen: str | None = None,
 ) -> RunningResponder:
-    """Load, set up and start serving; returns once the port is bound."""
+    """Load, set up and start serving; returns once the port is bound.
+
+    With a ``[metrics]`` table the Prometheus endpoint is started too (``metrics_listen``
+    overrides its address, e.g. port 0 in tests).
+    """
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
     tls = None if insecure else read_tls(config)
@@ -94,8 +105,25 @@ def start_responder(
     if "keyed-hash" in config.responder.protocols:
         require_keyed_hash_opt_in(config)
         state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
-    servicer = ResponderServicer(state, insecure=insecure)
+    metrics = None
+    if config.metrics is not None:
+        metrics = ResponderMetrics(state)
+    servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
     server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
+    metrics_port = None
+    if metrics is not None:
+        metrics.active_sessions = lambda: servicer._active
+        try:
+            metrics_port = metrics.serve(metrics_listen or config.metrics.listen)
+        except OSError as exc:
+            state.close()
+            raise ConfigError(f"[metrics] listen {metrics_listen or config.metrics.listen}: cannot listen ({exc})") from None
+        log.info("metrics on http://%s/metrics", _with_port(metrics_listen or config.metrics.listen, metrics_port),
+                 extra=log_fields(event="metrics_listening", port=metrics_port))
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer)
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port)
+
+
+def _with_port(listen: str, port: int) -> str:
+    return f"{listen.rpartition(':')[0]}:{port}"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
@@ -35,10 +36,14 @@ from matcher.errors import (
 )
 from matcher.grpc_status import status_code
 from matcher.server.state import ResponderState
+from matcher.logs import log_fields
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.sessions.limits import message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from matcher.server.metrics import ResponderMetrics
 
 log = logging.getLogger("matcher.server.responder")
 
@@ -62,9 +67,10 @@ def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None
 class ResponderServicer(pb_grpc.ResponderServicer):
     """Serves the policy and matching sessions over one watchlist."""
 
-    def __init__(self, state: ResponderState, insecure: bool = False) -> None:
+    def __init__(self, state: ResponderState, insecure: bool = False, metrics: ResponderMetrics | None = None) -> None:
         self.state = state
         self.insecure = insecure
+        self.metrics = metrics  # optional Prometheus hooks (matcher.server.metrics)
         s = state.settings
         self.max_request = s.max_request_size
         self.max_chunk = s.max_chunk_elements
@@ -120,6 +126,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
         except MatcherError as exc:
+            if self.metrics is not None:
+                self.metrics.refused(None, exc)
             context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
@@ -168,7 +176,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         session_id = secrets.token_hex(8)
         started = time.monotonic()
         peer, protocol, reveal, size, received = "?", "?", "", None, 0
-        session = None
+        session, refusal = None, None
         outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the requester cancelled the session or disconnected"
         # Server-side cap, whatever deadline the requester set (or none): see _Inbox and _Watchdog.
         cap = self.session_timeout
@@ -243,6 +251,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
+                        extra=log_fields(event="session_end", session_id=session_id, peer=peer, protocol=protocol,
+                                         elements=received, outcome="OK",
+                                         seconds=round(time.monotonic() - started, 3)),
                     )
                     return
                 else:
@@ -251,10 +262,13 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 return  # cancelled or disconnected (not a half-close): logged as CANCELLED below
             raise ProtocolViolation("the stream ended before Finish")
         except MatcherError as exc:
-            outcome, code, detail = status_code(exc), status_code(exc).value[0], str(exc)
+            outcome, code, detail, refusal = status_code(exc), status_code(exc).value[0], str(exc), exc
             log.warning(
                 "session %s peer=%s protocol=%s size=%d outcome=%s: %s",
                 session_id, peer, protocol, received, exc.status, exc,
+                extra=log_fields(event="session_end", session_id=session_id, peer=peer, protocol=protocol,
+                                 elements=received, outcome=exc.status,
+                                 seconds=round(time.monotonic() - started, 3), reason=type(exc).__name__),
             )
             context.abort(status_code(exc), str(exc))
         except Exception:
@@ -281,6 +295,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 log.error("session %s: its end row could not be written to the session log (%s)",
                           session_id, type(exc).__name__)
             finally:
+                if self.metrics is not None:
+                    self.metrics.session_ended(peer, protocol, outcome.name, received,
+                                               time.monotonic() - started, refusal)
                 with self._idle:
                     self._active -= 1
                     self._idle.notify_all()

@@ -13,15 +13,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.config import ResponderConfig
+from matcher.files import private_dir
 from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import LoadResult
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
-from matcher.identity.records import LoadResult
+from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.storage.secrets_store import EpochKey, load_or_rotate
+from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY
 from matcher.storage.session_log import SessionLog
-from matcher.storage.setup_cache import entries_digest, load_setup, remove_other_setups, save_setup, setup_id
+from matcher.storage.setup_cache import (
+    SetupCacheTampered,
+    entries_digest,
+    load_setup,
+    remove_other_setups,
+    save_setup,
+    setup_id,
+)
 
 log = logging.getLogger("matcher.server.responder")
 
@@ -44,6 +53,7 @@ class ResponderState:
         self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
         self.keyspec: KeySpec = config.key_spec()
         self.settings = config.responder
+        private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
@@ -53,6 +63,12 @@ class ResponderState:
             for r in watchlist.records:
                 for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
+        self._tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
+        #: what the key epoch is bound to: the watchlist's tokens and case references, key spec,
+        #: reveal mode and tag length (a change to any of them starts a new epoch)
+        self._watchlist_digest = entries_digest(
+            self._entries, self.keyspec.fingerprint(), self.settings.reveal, str(self._tag_len)
+        )
         self.hits_lock = threading.Lock()
         self._keyed_hash_index = None
         self._progress = progress
@@ -63,7 +79,8 @@ class ResponderState:
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
         self.session_log: SessionLog | None = (
-            SessionLog(self.settings.session_log, self.settings.session_log_retention_days)
+            SessionLog(self.settings.session_log, self.settings.session_log_retention_days,
+                       key_path=self.settings.state_dir / SESSION_LOG_KEY)
             if self.settings.session_log
             else None
         )
@@ -99,6 +116,12 @@ class ResponderState:
         """(token, case reference) of every watchlist record's tokens (protocols without a setup)."""
         return self._entries
 
+    @property
+    def in_force(self) -> Epoch | None:
+        """The epoch serving now, without starting a rotation (for monitoring; None before the first)."""
+        with self._lock:
+            return self._epoch
+
     def current(self) -> Epoch:
         """The epoch in force now, starting a new one (new key, new setup) when due.
 
@@ -117,7 +140,8 @@ class ResponderState:
                 with self._lock:  # a waiter at start-up: the first thread may have finished
                     if self._epoch is not None and not self._due(self._epoch):
                         return self._epoch
-                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days)
+                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days,
+                                            watchlist_digest=self._watchlist_digest)
                 new = self._setup_for(key)
                 log.info(
                     "key epoch %s in force (%s key, %s setup of %d entries)", new.key.epoch,
@@ -146,35 +170,39 @@ class ResponderState:
         return report
 
     def _setup_for(self, key: EpochKey) -> Epoch:
-        """The epoch's setup from the state folder's cache if it still fits the watchlist, else computed."""
+        """The epoch's setup from the state folder's cache if it is authentic and fits the watchlist, else computed.
+
+        The key epoch is bound to the watchlist (load_or_rotate), so a changed watchlist
+        already has a new key here. The cache is authenticated under a key derived from
+        the epoch key: a cache that fails the check is logged (also in the session log)
+        and rebuilt, never served.
+        """
         with_labels = self.settings.reveal in ("requester", "both")
         # reveal = "both" keeps b·H(y) -> y in memory to check hit reports; those points
         # are never written to disk, so that mode always computes its setup.
         keep_points = self.settings.reveal == "both"
-        tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
-
-        def digest_for(epoch: str) -> str:
-            return entries_digest(self._entries, epoch, self.keyspec.fingerprint(), self.settings.reveal, str(tag_len))
-
-        digest = digest_for(key.epoch)
+        digest = entries_digest(self._entries, key.epoch, self._watchlist_digest)
         path = self.settings.state_dir / f"setup-{key.epoch}.bin"
-        cached = load_setup(path)
+        mac_key = key.subkey("setup-cache")
+        try:
+            cached = load_setup(path, mac_key=mac_key)
+        except SetupCacheTampered:
+            cached = None
+            log.warning("the cached setup %s fails its authentication check (edited or damaged): rebuilding it",
+                        path.name)
+            if self.session_log is not None:
+                self.session_log.append(event="integrity", role="responder", outcome="REBUILT",
+                                        detail=f"cached setup {path.name} failed its authentication check; rebuilt",
+                                        config_fingerprint=self.config_fingerprint)
         if cached is not None and cached[0].get("digest") == digest and not keep_points:
             setup = cached[1]
             return Epoch(key, setup, setup_id(setup), from_cache=True)
-        if cached is not None and cached[0].get("digest") != digest:
-            # The watchlist (or key spec, reveal mode) changed within the epoch: start a new
-            # epoch, so a requester holding both setups cannot link entries by their tags.
-            key, _ = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days, force=True)
-            log.info("the watchlist changed since the cached setup: new key epoch %s", key.epoch)
-            digest = digest_for(key.epoch)
-            path = self.settings.state_dir / f"setup-{key.epoch}.bin"
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(
-            key.key, self._entries, tag_len, with_labels=with_labels, workers=self.workers, keep_points=keep_points,
-            progress=self._setup_progress() if self._progress else None
+            key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
+            keep_points=keep_points, progress=self._setup_progress() if self._progress else None
         )
-        save_setup(path, setup, {"digest": digest, "epoch": key.epoch})
+        save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
         return Epoch(key, setup, setup_id(setup))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from matcher.errors import ProtocolViolation
+from matcher.files import open_private
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
@@ -70,10 +70,8 @@ class ResponderSession(ABC):
         path: Path = self.state.hits_file
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self.state.hits_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
             new = not path.exists()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", newline="", encoding="utf-8") as fh:
+            with open_private(path, "a", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
                 if new:
                     w.writerow(RESPONDER_HITS_COLUMNS)

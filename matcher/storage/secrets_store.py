@@ -6,6 +6,8 @@ read it. The key itself never appears in a log line or an error message.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -15,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matcher.errors import ConfigError
+from matcher.files import private_dir, write_private
 from matcher.protocols import ecdh
+
+__all__ = ["EpochKey", "check_private", "load_or_rotate", "load_shared_secret", "new_epoch_key", "write_private"]
 
 KEY_FILE = "epoch_key.json"
 
@@ -27,28 +32,26 @@ class EpochKey:
     epoch: str
     created: float
     key: bytes
+    #: HMAC of the watchlist digest the epoch was started for (see :func:`load_or_rotate`)
+    binding: str = ""
 
     def expired(self, rotation_days: float, now: float) -> bool:
         return now - self.created >= rotation_days * 86400
+
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` derived from the epoch key (HMAC-SHA-256); the key itself stays here."""
+        return hmac.new(self.key, b"matcher/v1/epoch-subkey\x00" + purpose.encode("ascii"), hashlib.sha256).digest()
+
+    def bound_to(self, watchlist_digest: str) -> bool:
+        """Whether this epoch was started for the watchlist with ``watchlist_digest`` (constant time)."""
+        return hmac.compare_digest(self.binding, _binding(self.key, watchlist_digest))
 
     def __repr__(self) -> str:  # never show the key
         return f"EpochKey(epoch={self.epoch!r}, created={self.created})"
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _binding(key: bytes, watchlist_digest: str) -> str:
+    return hmac.new(key, b"matcher/v1/epoch-binding\x00" + watchlist_digest.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def check_private(path: Path) -> None:
@@ -97,26 +100,40 @@ def new_epoch_key(now: float | None = None) -> EpochKey:
 
 
 def load_or_rotate(
-    state_dir: Path, rotation_days: float, now: float | None = None, force: bool = False
+    state_dir: Path, rotation_days: float, now: float | None = None, force: bool = False,
+    watchlist_digest: str | None = None,
 ) -> tuple[EpochKey, bool]:
     """The current epoch key, starting a new epoch when none exists, the old one expired, or ``force``.
+
+    With ``watchlist_digest`` (a digest of the watchlist's tokens, case references,
+    key spec and reveal mode) the epoch is bound to that watchlist: the key file keeps
+    an HMAC of the digest under the epoch key, and a key whose binding does not match
+    (the watchlist changed, or a key file from before bindings) starts a new epoch. So
+    a changed watchlist never reuses a key, whether or not the setup cache survived:
+    otherwise a requester holding setups of both could link entries across them and
+    re-test earlier evaluations offline.
 
     Returns the key and whether a new epoch was started.
     """
     now = time.time() if now is None else now
+    private_dir(state_dir)
     path = state_dir / KEY_FILE
     if path.exists():
         check_private(path)
         try:
             raw = json.loads(path.read_text(encoding="ascii"))
-            current = EpochKey(str(raw["epoch"]), float(raw["created"]), bytes.fromhex(raw["key"]))
+            current = EpochKey(str(raw["epoch"]), float(raw["created"]), bytes.fromhex(raw["key"]),
+                               str(raw.get("binding", "")))
             if len(current.key) != ecdh.SCALAR_BYTES:
                 raise ValueError("wrong key length")
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path} is damaged; move it away to start a new key epoch") from None
-        if not force and not current.expired(rotation_days, now):
+        bound = watchlist_digest is None or current.bound_to(watchlist_digest)
+        if not force and bound and not current.expired(rotation_days, now):
             return current, False
     fresh = new_epoch_key(now)
-    body = {"epoch": fresh.epoch, "created": fresh.created, "key": fresh.key.hex()}
+    if watchlist_digest is not None:
+        fresh = EpochKey(fresh.epoch, fresh.created, fresh.key, _binding(fresh.key, watchlist_digest))
+    body = {"epoch": fresh.epoch, "created": fresh.created, "key": fresh.key.hex(), "binding": fresh.binding}
     write_private(path, json.dumps(body).encode("ascii"))
     return fresh, True

@@ -7,24 +7,41 @@ changed key spec or reveal mode, or a new epoch rebuilds it. A requester may kee
 the setup it received, so a repeated query against a stable watchlist sends only
 its own blinded elements.
 
-File format: ``MSETUP1\\n``, a 4-byte big-endian header length, a JSON header
-(count, tag_length, label_length, and the writer's metadata), then ``count`` rows
-of ``tag ‖ label`` of fixed length. Files are written atomically with mode 0600.
+File format: ``MSETUP2\\n``, a 4-byte big-endian header length, a JSON header
+(count, tag_length, label_length, mac, and the writer's metadata), then ``count``
+rows of ``tag ‖ label`` of fixed length, then, when ``mac`` is ``hmac-sha256``, a
+32-byte HMAC-SHA-256 over everything before it. Files are written atomically with
+mode 0600.
+
+The responder's cache is authenticated: the HMAC key is derived from the epoch key
+(:meth:`EpochKey.subkey`), so whoever can write the state folder but not read the
+epoch key cannot make the responder serve edited rows (all hits vanish, or a hit
+carries another case reference); a file that fails the check raises
+:class:`SetupCacheTampered`, and the responder logs it and rebuilds the setup. The
+requester's copy needs no key: it must hash to the setup id the responder announced.
+Files of an older format are rebuilt quietly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import operator
 from collections.abc import Iterable
 from pathlib import Path
 
+from matcher.files import private_dir, write_private
 from matcher.protocols.ecdh import ResponderSetup
-from matcher.storage.secrets_store import check_private, write_private
+from matcher.storage.secrets_store import check_private
 
-MAGIC = b"MSETUP1\n"
-_READ_CHUNK = 1 << 20
+MAGIC = b"MSETUP2\n"
+_MAC_LEN = 32
+_MAC_CONTEXT = b"matcher/v1/setup-cache\x00"
+
+
+class SetupCacheTampered(Exception):
+    """A cached setup that should be authenticated is not (edited, truncated, or written without the key)."""
 
 
 def setup_id(setup: ResponderSetup) -> str:
@@ -48,36 +65,65 @@ def entries_digest(entries: Iterable[tuple[bytes, bytes]], *context: str) -> str
     return h.hexdigest()
 
 
-def save_setup(path: Path, setup: ResponderSetup, meta: dict) -> None:
-    """Write ``setup`` and ``meta`` atomically to ``path`` (mode 0600)."""
+def _mac(key: bytes, body: bytes | memoryview) -> bytes:
+    m = hmac.new(key, _MAC_CONTEXT, hashlib.sha256)
+    m.update(body)
+    return m.digest()
+
+
+def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | None = None) -> None:
+    """Write ``setup`` and ``meta`` atomically to ``path`` (mode 0600), authenticated under ``mac_key`` if given."""
     label_len = len(setup.labels[0]) if setup.labels else 0
     if any(len(t) != setup.tag_length for t in setup.tags) or any(len(x) != label_len for x in setup.labels):
         raise ValueError("setup rows are not of one fixed length")
     header = json.dumps(
-        {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len, "meta": meta}
+        {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len,
+         "mac": "hmac-sha256" if mac_key is not None else "none", "meta": meta}
     ).encode("utf-8")
     rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup)))
-    write_private(path, MAGIC + len(header).to_bytes(4, "big") + header + rows)
+    body = MAGIC + len(header).to_bytes(4, "big") + header + rows
+    write_private(path, body + (_mac(mac_key, body) if mac_key is not None else b""))
 
 
-def load_setup(path: Path, expected_id: str | None = None) -> tuple[dict, ResponderSetup] | None:
-    """The metadata and setup stored at ``path``, or None if it is missing or damaged.
+def load_setup(
+    path: Path, expected_id: str | None = None, mac_key: bytes | None = None
+) -> tuple[dict, ResponderSetup] | None:
+    """The metadata and setup stored at ``path``, or None if it is missing, damaged or of an older format.
 
-    With ``expected_id`` the content must also have that setup id. A file that other
-    users may read or write is refused (ConfigError), like a key file.
+    With ``mac_key`` the file must carry a valid HMAC under that key, else
+    :class:`SetupCacheTampered` is raised (checked in constant time, before anything
+    in the file is parsed). With ``expected_id`` the content must also have that
+    setup id. A file that other users may read or write is refused (ConfigError),
+    like a key file.
     """
     if path.exists():
         check_private(path)
     try:
-        with path.open("rb") as fh:
-            if fh.read(len(MAGIC)) != MAGIC:
-                return None
-            header = json.loads(fh.read(int.from_bytes(fh.read(4), "big")))
-            count, tag_len, label_len = int(header["count"]), int(header["tag_length"]), int(header["label_length"])
-            row = tag_len + label_len
-            data = fh.read()
-    except (OSError, ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(Infinity)
+        blob = path.read_bytes()
+    except OSError:
         return None
+    if blob.startswith(b"MSETUP") and not blob.startswith(MAGIC):
+        return None  # an older format: rebuilt (its rows were never authenticated)
+    view = memoryview(blob)
+    if mac_key is not None and (
+        len(blob) < len(MAGIC) + 4 + _MAC_LEN
+        or not hmac.compare_digest(_mac(mac_key, view[:-_MAC_LEN]), bytes(view[-_MAC_LEN:]))
+    ):
+        raise SetupCacheTampered(f"{path.name} fails its authentication check")
+    if not blob.startswith(MAGIC):
+        return None
+    try:
+        hlen = int.from_bytes(view[len(MAGIC) : len(MAGIC) + 4], "big")
+        start = len(MAGIC) + 4 + hlen
+        header = json.loads(bytes(view[len(MAGIC) + 4 : start]))
+        count, tag_len, label_len = int(header["count"]), int(header["tag_length"]), int(header["label_length"])
+        authenticated = header.get("mac") == "hmac-sha256"
+    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(Infinity)
+        return None
+    if mac_key is not None and not authenticated:
+        raise SetupCacheTampered(f"{path.name} is not marked as authenticated")
+    data = bytes(view[start : len(blob) - (_MAC_LEN if authenticated else 0)])
+    row = tag_len + label_len
     if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
         return None
     if expected_id is not None and _rows_id(tag_len, data) != expected_id:
@@ -111,6 +157,7 @@ class RequesterSetupCache:
         return None if found is None else found[1]
 
     def save(self, responder: str, sid: str, setup: ResponderSetup) -> None:
+        private_dir(self.folder)
         path = self._path(responder, sid)
         save_setup(path, setup, {"setup_id": sid})
         who = path.name.split("-")[1]
