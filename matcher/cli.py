@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from matcher.protocols import group_backend
 
     logging.info("ristretto255 backend: %s", group_backend.describe(),
-                 extra=log_fields(event="group_backend", backend=group_backend.NAME))
+                 extra=log_fields(event="group_backend", group_backend=group_backend.NAME))
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     tls = "PLAINTEXT" if args.insecure else "mTLS"
     epoch = running.state.current().key.epoch

@@ -43,6 +43,7 @@ FIELDS: frozenset[str] = frozenset({
     "key_epoch",  # the public epoch identifier
     "command",  # the CLI command (match, serve, ...)
     "exit_status",
+    "group_backend",  # the ristretto255 implementation in use: "ifma" or "portable"
 })
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

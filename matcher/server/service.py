@@ -245,15 +245,17 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
-                    yield pb.MatchResponse(
-                        summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
-                    )
+                    # logged before the Summary is yielded: once the requester has it, it may close
+                    # the call, and gRPC then never resumes this generator past the yield
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
                         extra=log_fields(event="session_end", session_id=session_id, peer=peer, protocol=protocol,
                                          elements=received, outcome="OK",
                                          seconds=round(time.monotonic() - started, 3)),
+                    )
+                    yield pb.MatchResponse(
+                        summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
                     )
                     return
                 else:
