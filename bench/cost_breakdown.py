@@ -127,7 +127,7 @@ def per_element(tokens: list[bytes]) -> dict[str, float]:
     us = 1e6 / n
     return {
         "elements": n,
-        "group_ops_us (blind + evaluate + unblind)": (t_blind + t_eval + t_unblind) * us,
+        "group ops (blind + evaluate + unblind)_us": (t_blind + t_eval + t_unblind) * us,
         "setup labels beyond group ops_us": (t_setup_rows - t_setup_nolabel) * us,
         "setup tags + rows beyond blind_us": (t_setup_nolabel - t_blind) * us,
         "lookup + label open (all hits)_us": t_lookup * us,
