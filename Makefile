@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # portable backend everywhere: make test MATCHER_GROUP_BACKEND=portable
-.PHONY: demo test test-stress lint bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load audit-report-sample
+.PHONY: demo test test-stress lint node-client bench-node bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load bench-binding audit-report-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,22 @@ READY := $(STAMP) $(IFMA)
 demo: $(READY)  ## two agencies on loopback, bundled synthetic data, hits printed
 	$(VENV)/bin/matcher demo
 
-test: $(READY)  ## the whole test suite
+NODE_CLIENT := clients/node
+
+test: $(READY) node-client  ## the whole test suite (the Node client's too when node is installed)
+	@if command -v node >/dev/null 2>&1; then cd $(NODE_CLIENT) && node --test test/; \
+	else echo "node not found: the Node client's tests (clients/node) are SKIPPED"; fi
 	$(PY) -m pytest -q
+
+node-client:  ## install the Node client's locked dependencies (npm ci) when npm is installed
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f $(NODE_CLIENT)/node_modules/.package-lock.json ] || \
+		   [ $(NODE_CLIENT)/package-lock.json -nt $(NODE_CLIENT)/node_modules/.package-lock.json ]; then \
+			cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; fi; \
+	else echo "npm not found: the Node client (clients/node) is not installed and its tests are SKIPPED"; fi
+
+bench-node: $(READY) node-client  ## Node vs Python requester client, same records, same responder (ecdh)
+	$(PY) bench/node_vs_python.py --size $(or $(BENCH_SIZE),2000)
 
 STRESS_REPEAT ?= 5
 STRESS_TESTS  ?= tests/test_e2e.py tests/test_faults.py tests/test_hostile.py tests/test_cli.py tests/test_network.py tests/test_reveal_both.py
@@ -46,6 +60,9 @@ bench: $(READY)  ## pytest-benchmark suites of the matching core
 bench-paillier: $(READY)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
 	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
 	$(PY) bench/compare_paillier.py --size 10000
+
+bench-binding: $(READY)  ## ecdh session with vs without the checks against a dishonest responder (µs per element, ratio)
+	$(PY) bench/label_binding.py --size 20000 --rounds 5
 
 proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto

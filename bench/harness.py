@@ -126,6 +126,7 @@ def _responder_config(tmp: str, state_dir: Path | None, workers: int, max_reques
                 "max_request_size": max_request_size,
             },
             "peers": [{"name": "agency-b", "common_name": "agency-b"}],
+            "records": {"date_order": "DMY"},
             "norm_version": KEYSPEC.norm_version,
             "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
         }

@@ -2,11 +2,12 @@
 
 The responder runs in its own process (``matcher.server.service`` with a real mTLS gRPC
 server) over a synthetic watchlist of ``--records`` documents, with a daily budget of
-exactly ``sessions x records`` for the requester agency. ``--sessions`` requesters run
+exactly ``sessions x (records + CANARIES)`` for the requester agency (each ecdh session
+sends ``CANARIES`` check elements besides its tokens). ``--sessions`` requesters run
 at once, each in a thread with its own channel and no worker pool (workers=1), each
 with ``--records`` records of which a known, session-specific tenth is in the
 watchlist. Checks: every session gets exactly its expected hits with the right case
-references; the budget ledger is charged exactly ``sessions x records``; one more
+references; the budget ledger is charged exactly that; one more
 element is then refused with RESOURCE_EXHAUSTED; the session log verifies with one OK
 row per session. Prints sessions per second, p50/p99 session time and the server's
 peak RSS. Stops by itself; exit status 1 if any check fails.
@@ -31,6 +32,7 @@ import grpc  # noqa: E402
 
 from bench.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
+from clients.sessions.ecdh import CANARIES  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402
 from matcher.identity.records import LoadResult, TokenisedRecord  # noqa: E402
 
@@ -53,6 +55,7 @@ def _serve(tmp: str, n: int, budget: int, pem: tuple[bytes, bytes, bytes], ports
         "responder": {"listen": "127.0.0.1:0", "watchlist": f"{tmp}/unused.csv", "state_dir": f"{tmp}/state",
                       "session_log": f"{tmp}/state/sessions.db", "workers": 0, "max_sessions": 64},
         "peers": [{"name": PEER, "common_name": PEER, "daily_budget": budget}],
+        "records": {"date_order": "DMY"},
         "norm_version": KEYSPEC.norm_version,
         "match_keys": {k.name: list(k.fields) for k in KEYSPEC.keys},
     })
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         ports, stop, out = ctx.Queue(), ctx.Event(), ctx.Queue()
-        server = ctx.Process(target=_serve, args=(tmp, n, sessions * n,
+        server = ctx.Process(target=_serve, args=(tmp, n, sessions * (n + CANARIES),
                                                   (server_cert.cert_pem, server_cert.key_pem, ca.cert_pem),
                                                   ports, stop, out))
         t_setup = time.perf_counter()
@@ -157,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         from matcher.server.budgets import BudgetLedger
 
         spent = BudgetLedger(Path(tmp) / "state" / "budgets.db").spent(PEER)
-        if spent != sessions * n:
-            problems.append(f"budget ledger says {spent} elements spent, expected exactly {sessions * n}")
+        if spent != sessions * (n + CANARIES):
+            problems.append(f"budget ledger says {spent} elements spent, expected exactly {sessions * (n + CANARIES)}")
         db = Path(tmp) / "state" / "sessions.db"
         if not session_log.verify(db).ok:
             problems.append("the session log does not verify")
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
               f"session time p50 {q[49]:.1f} s, p99 {q[98]:.1f} s, max {done[-1]:.1f} s")
         print(f"responder peak RSS {peak_kib / 1024:.0f} MiB (sampled during the run: "
               f"{max(rss_samples, default=0) / 1024:.0f} MiB)")
-    print(f"budget: {sessions * n} elements charged exactly, the next element refused; session log verifies")
+    print(f"budget: {sessions * (n + CANARIES)} elements ({CANARIES} check elements a session) charged exactly, the next element refused; session log verifies")
     for prob in problems:
         print("FAIL:", prob)
     return 1 if problems else 0

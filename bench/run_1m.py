@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import shared_documents  # noqa: E402
 from matcher.certs import write_agency_certs  # noqa: E402
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
 
 A_COLS = ["id", "first_name", "last_name", "dob", "sex", "nationality", "doc_no", "doc_country", "case_id"]
 B_COLS = ["person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport", "passport_country"]
@@ -71,7 +71,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     n = args.n
     print(f"writing {n:,} + {n:,} records to {folder} ...", flush=True)
-    write_agency_certs(folder / "certs", ["agency-a", "agency-b"])
+    write_agency_certs(folder / "certs", ["agency-a", "agency-b"], force=True)
     write_sets(folder, n, n // 10)
     # n2 documents yield alternative tokens (with and without a check digit): allow 3 per record.
     limit = 3 * max(n, 10000)

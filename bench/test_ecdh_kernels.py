@@ -48,7 +48,7 @@ def test_unblind_and_derive(benchmark, data):
 
 
 def test_lookup_all_hits(benchmark, data):
-    found = benchmark(data["index"].lookup_outputs, data["outputs"])
+    found = benchmark(data["index"].lookup_outputs, data["outputs"], data["tokens"])
     assert all(f is not None for f in found)
 
 

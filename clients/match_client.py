@@ -1,12 +1,18 @@
 """``MatchClient``: the requester half of a session over gRPC.
 
-An agency system calls it from Python::
+An agency system calls it from Python, in one call from a requester config::
+
+    from clients import MatchClient
+    with MatchClient.from_config("requester.toml") as client:
+        run = client.match_csv("persons.csv", out="hits.csv")
+
+or with its own records and TLS files::
 
     from clients import MatchClient, TlsFiles
     with MatchClient("responder.example:50051", tls=TlsFiles.load(cert, key, ca)) as client:
         result = client.match(records, keyspec)
-    for hit in result.hits:
-        print(hit.record_id, hit.match_keys, hit.case_ref)
+    for hit in result.hits:  # one per (record, case reference)
+        print(hit.record_id, hit.strength, hit.case_ref)
 
 Tokens never leave this process in the clear: the client sends ``a·H(t)`` under a
 fresh session key and turns the responder's reply into hits locally.
@@ -14,9 +20,12 @@ fresh session key and turns the responder's reply into hits locally.
 
 from __future__ import annotations
 
+import os
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +33,28 @@ import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
-from matcher.errors import KeySpecMismatch, LimitExceeded, MatcherError, ProtocolViolation, UnsupportedProtocol
+from matcher import peer_auth
+from matcher.identity.conformance import check_peer, conformance
+from matcher.errors import (
+    KeySpecMismatch,
+    LimitExceeded,
+    MatcherError,
+    PinMismatch,
+    NormalisationMismatch,
+    ProtocolViolation,
+    UnsupportedProtocol,
+)
 from matcher.identity.match_keys import KeySpec
 from matcher.parallel import Workers
 from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
-from matcher.sessions.limits import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from matcher.config import RequesterConfig
+    from matcher.requester import RequesterRun
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,16 +68,77 @@ class MatchFailed(Exception):
         self.details = details
 
 
-@dataclass(frozen=True)
+class ConnectionFailed(MatchFailed):
+    """No session could start: the responder was not reachable or the TLS handshake failed.
+
+    ``problem`` says which: "unreachable", "server-untrusted" (the responder's
+    certificate does not chain to our CA), "server-name" (it is not issued for the
+    name we expect) or "handshake-closed" (the responder hung up during the
+    handshake, usually because it does not accept our client certificate). The
+    message names the setting to check instead of the TLS library's words.
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str, problem: str, message: str) -> None:
+        super().__init__(code, details)
+        self.problem = problem
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_UNREACHABLE = ("connection refused", "failed to connect to remote host", "dns resolution failed",
+                "name or service not known", "no address", "connection timed out", "network is unreachable")
+_UNTRUSTED = ("certificate_verify_failed", "bad_signature", "unable to get local issuer", "certificate verify failed",
+              "self signed certificate", "self-signed certificate", "unknown ca", "certificate has expired")
+_NAME = ("hostname verification", "peer name", "not in peer certificate", "hostname mismatch")
+_CLOSED = ("socket closed", "connection reset", "tlsv1_alert", "sslv3_alert", "handshake failed", "end of file",
+           "wrong_version_number", "http2")
+
+
+def connection_failure(target: str, server_name: str | None, code: grpc.StatusCode, details: str) -> ConnectionFailed | None:
+    """Turn gRPC's UNAVAILABLE before any session into a ConnectionFailed naming cause and fix (None: not one)."""
+    if code != grpc.StatusCode.UNAVAILABLE:
+        return None
+    low = details.lower()
+    if any(w in low for w in _NAME):
+        name = server_name or target.rsplit(":", 1)[0]
+        return ConnectionFailed(code, details, "server-name", (
+            f"connected to {target}, but the responder's certificate is not issued for the name {name!r}: "
+            "set [requester] server_name (server_name= in MatchClient) to the name in the responder's certificate"))
+    if any(w in low for w in _UNTRUSTED):
+        return ConnectionFailed(code, details, "server-untrusted", (
+            f"connected to {target}, but the responder's certificate is not signed by the CA we trust: check "
+            "[tls] ca (TlsFiles ca), which must be the CA that issued the responder's certificate (if a CA was "
+            "made anew, every agency needs its new ca.pem)"))
+    if any(w in low for w in _UNREACHABLE):
+        return ConnectionFailed(code, details, "unreachable", (
+            f"could not connect to {target}: nothing accepts connections there; check the host and port "
+            "(--peer or [requester] peer) and that the responder is running"))
+    if any(w in low for w in _CLOSED):
+        return ConnectionFailed(code, details, "handshake-closed", (
+            f"{target} closed the connection during the TLS handshake: it most likely does not accept our client "
+            "certificate; check [tls] cert and key (TlsFiles cert, key): a certificate issued by a CA the responder "
+            "trusts, whose name is in the responder's [[peers]] (or the responder runs without TLS)"))
+    return ConnectionFailed(code, details, "unreachable", (
+        f"could not connect to {target} ({details or 'no reason given'}); check the host and port "
+        "(--peer or [requester] peer) and that the responder is running"))
+
+
+@dataclass(frozen=True, repr=False)
 class TlsFiles:
     """PEM bytes: this agency's client certificate and key, and the CA of the responder."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsFiles(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes
     ca: bytes
 
     @classmethod
-    def load(cls, cert: Path, key: Path, ca: Path) -> TlsFiles:
+    def load(cls, cert: str | os.PathLike[str], key: str | os.PathLike[str], ca: str | os.PathLike[str]) -> TlsFiles:
+        """Read the three PEM files."""
         return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
 
 
@@ -71,15 +155,27 @@ class MatchClient:
         timeout: float = 3600.0,
         chunk_elements: int = 4096,
         workers: Workers | int = 0,
-        setup_cache: Path | None = None,
+        setup_cache: str | os.PathLike[str] | None = None,
+        responder_spki_sha256: str | None = None,
+        responder_cert_sha256: str | None = None,
     ) -> None:
         """``workers``: a Workers to share, or a process count (0 = all cores, 1 = none).
 
         ``setup_cache``: a folder where responders' ecdh setups are kept per epoch, so a
         repeated query against an unchanged watchlist does not download it again.
+
+        ``responder_spki_sha256`` / ``responder_cert_sha256``: pin the responder's key or
+        certificate (hex SHA-256). Every call then asks the responder to prove, with that
+        key, that it is the end of this connection; nothing is sent before the proof
+        verifies, and a mismatch raises PinMismatch.
         """
         if tls is None and not insecure:
             raise ValueError("a TlsFiles is required (insecure=True only for development)")
+        if (responder_spki_sha256 or responder_cert_sha256) and tls is None:
+            raise ValueError("a responder pin needs mutual TLS (it cannot be checked with insecure=True)")
+        self._pins = (responder_spki_sha256, responder_cert_sha256)
+        self._pinned = bool(responder_spki_sha256 or responder_cert_sha256)
+        self._own_cert = tls.cert if tls is not None else b""
         options = [
             ("grpc.max_receive_message_length", message_limit(65536)),
             ("grpc.max_send_message_length", message_limit(chunk_elements)),
@@ -95,10 +191,64 @@ class MatchClient:
         self.timeout = timeout
         self.chunk_elements = chunk_elements
         self.target = target
-        self.setup_cache = RequesterSetupCache(setup_cache) if setup_cache else None
+        self.server_name = server_name
+        self.config: RequesterConfig | None = None  # set by from_config
+        self.insecure = insecure
+        self.setup_cache = RequesterSetupCache(Path(setup_cache)) if setup_cache else None
         self._own_workers = not isinstance(workers, Workers)
         self._workers_spec = workers
         self._workers: Workers | None = workers if isinstance(workers, Workers) else None
+
+    @classmethod
+    def from_config(
+        cls, config: str | os.PathLike[str] | RequesterConfig, peer: str | None = None, *, insecure: bool = False
+    ) -> MatchClient:
+        """A client for the responder of a requester config: the recipe for agency systems.
+
+        ``config`` is a requester TOML file (or a loaded RequesterConfig): its ``[tls]``
+        files, ``[requester] server_name``, timeouts and workers are used, and ``peer``
+        defaults to ``[requester] peer``. Use :meth:`match_csv` to match a records file::
+
+            with MatchClient.from_config("requester.toml") as client:
+                run = client.match_csv("persons.csv", out="hits.csv")
+
+        Raises ConfigError naming the setting when something is missing or unreadable.
+        """
+        from matcher.config import RequesterConfig, load_requester_config
+        from matcher.errors import ConfigError
+        from matcher.requester import client_for
+
+        cfg = config if isinstance(config, RequesterConfig) else load_requester_config(config)
+        target = peer or cfg.requester.peer
+        if not target:
+            raise ConfigError("no responder given: pass peer='HOST:PORT' or set [requester] peer in the config")
+        client = client_for(cfg, target, insecure=insecure)
+        client.config = cfg
+        client.insecure = insecure
+        return client
+
+    def match_csv(
+        self,
+        records: str | os.PathLike[str],
+        *,
+        out: str | os.PathLike[str] | None = None,
+        rejects: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> RequesterRun:
+        """Load ``records`` with the config's column mapping, run one session, write ``out`` (the hits file).
+
+        Only on a client made by :meth:`from_config`. Dropped fields and rejected rows
+        go to ``rejects`` (default ``RECORDS.rejects.csv``); the session is recorded in
+        ``[requester] session_log`` when one is set. Returns ``.loaded`` (LoadResult,
+        with ``summary()``) and ``.result`` (MatchResult, one Hit per record and case
+        reference). The format of ``out`` is in docs/hits-file.md.
+        """
+        from matcher.requester import run_match
+
+        if self.config is None:
+            raise ValueError("match_csv needs a client made by MatchClient.from_config (it uses the config)")
+        return run_match(self.config, records, self.target, out=out, rejects_path=rejects, insecure=self.insecure,
+                         progress=progress, client=self)
 
     @property
     def workers(self) -> Workers:
@@ -122,9 +272,28 @@ class MatchClient:
     def get_policy(self) -> pb.Policy:
         """The responder's policy (protocols, limits, key spec and fingerprint, epoch)."""
         try:
-            return self._stub.GetPolicy(pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0))
+            if not self._pinned:
+                return self._stub.GetPolicy(pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0))
+            nonce = secrets.token_bytes(32)
+            policy, call = self._stub.GetPolicy.with_call(
+                pb.GetPolicyRequest(), timeout=min(self.timeout, 30.0), metadata=((peer_auth.NONCE_HEADER, nonce),)
+            )
+            self._check_pin(call.initial_metadata(), nonce)
+            return policy
         except grpc.RpcError as exc:
-            raise MatchFailed(exc.code(), exc.details() or "") from None
+            failed = connection_failure(self.target, self.server_name, exc.code(), exc.details() or "")
+            raise failed or MatchFailed(exc.code(), exc.details() or "") from None
+
+    def _check_pin(self, metadata, nonce: bytes) -> None:
+        """PinMismatch unless the responder proved it holds the pinned key (see matcher.peer_auth)."""
+        got = dict(metadata or ())
+        cert, proof = got.get(peer_auth.CERT_HEADER), got.get(peer_auth.PROOF_HEADER)
+        if not isinstance(cert, bytes) or not isinstance(proof, bytes):
+            raise PinMismatch(
+                "the responder sent no proof of its pinned key (responder_spki_sha256 / responder_cert_sha256 is "
+                "set, but the responder does not answer the pin check); no data was sent"
+            )
+        peer_auth.check_server_proof(cert, proof, nonce, self._own_cert, *self._pins)
 
     def match(
         self,
@@ -151,6 +320,16 @@ class MatchClient:
                 + ", ".join(f"{k.name}=[{', '.join(k.fields)}]" for k in policy.match_keys)
                 + f" under normalisation {policy.norm_version}"
             )
+        if policy.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the responder speaks wire version {policy.wire_version}, this client {WIRE_VERSION}: "
+                "both agencies must run a matcher with the same wire version"
+            )
+        # Tokenisation: this installation must reproduce its own vectors, and the responder's.
+        norm = conformance(keyspec.norm_version)
+        check_peer(norm, policy.norm_conformance_digest, policy.norm_libraries, "responder")
+        if not norm.ok:
+            raise NormalisationMismatch(norm.problem())
         if protocol not in REQUESTER_SESSIONS:
             raise UnsupportedProtocol(f"protocol {protocol!r} is not known to this client")
         if protocol not in policy.protocols:
@@ -168,12 +347,21 @@ class MatchClient:
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
         failure: list[BaseException] = []
         sent = [0]
-        reports: queue.Queue[pb.HitReport | None] = queue.Queue(maxsize=1)
+        tails: queue.Queue[list[pb.MatchRequest] | None] = queue.Queue(maxsize=1)
+
+        pin_checked = threading.Event()
+        nonce = secrets.token_bytes(32)
 
         def requests() -> Iterator[pb.MatchRequest]:
             try:
+                if self._pinned:  # nothing is sent before the responder proved its pinned key
+                    while not pin_checked.wait(0.05):
+                        if ended.is_set():
+                            return
                 hello = pb.Hello(
-                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal
+                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
+                    wire_version=WIRE_VERSION,
+                    norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
                 )
                 session.fill_hello(hello)
                 msg = pb.MatchRequest(hello=hello)
@@ -186,10 +374,11 @@ class MatchClient:
                     yield msg
                     offset += len(elements)
                 yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
-                if session.wants_report:  # reveal = "both": once every reply is in (see _run)
-                    report = reports.get()
-                    if report is not None:
-                        yield pb.MatchRequest(hit_report=report)
+                if session.wants_tail:  # a hit report, the re-blinded setup: once its inputs are in (see _run)
+                    tail = tails.get()
+                    for msg in tail or ():
+                        sent[0] += msg.ByteSize()
+                        yield msg
             except Exception as exc:  # surfaced by the reading side (not GeneratorExit)
                 if ended.is_set():
                     return  # the session is over (refused or failed): stop sending, quietly
@@ -197,9 +386,13 @@ class MatchClient:
                 raise
 
         ended = threading.Event()
-        call = self._stub.Match(requests(), timeout=self.timeout)
+        pin = {"metadata": ((peer_auth.NONCE_HEADER, nonce),)} if self._pinned else {}
+        call = self._stub.Match(requests(), timeout=self.timeout, **pin)
         try:
-            result = self._run(call, session, progress, reports)
+            if self._pinned:
+                self._check_pin(call.initial_metadata(), nonce)
+                pin_checked.set()
+            result = self._run(call, session, progress, tails, chunk)
             result.bytes_sent = sent[0]
             return result
         except grpc.RpcError as exc:
@@ -212,12 +405,13 @@ class MatchClient:
         finally:
             ended.set()
             call.cancel()  # no-op after a clean end; stops the sending side after a refusal
-            if session.wants_report and reports.empty():
-                reports.put_nowait(None)  # never leave the sending side waiting
+            if session.wants_tail and tails.empty():
+                tails.put_nowait(None)  # never leave the sending side waiting
 
     @staticmethod
     def _run(
-        call, session: RequesterSession, progress: Progress | None, reports: queue.Queue | None = None
+        call, session: RequesterSession, progress: Progress | None, tails: queue.Queue | None = None,
+        chunk: int = 4096,
     ) -> MatchResult:
         responses = iter(call)
         first = next(responses, None)
@@ -229,10 +423,10 @@ class MatchClient:
         reported = False
 
         def maybe_report() -> None:
-            # reveal = "both": hand the report to the sending side once every reply is in.
+            # Hand the messages after Finish to the sending side once their inputs are in.
             nonlocal reported
-            if session.wants_report and not reported and session.evaluation_complete and reports is not None:
-                reports.put_nowait(session.hit_report())
+            if session.wants_tail and not reported and session.tail_ready and tails is not None:
+                tails.put_nowait(session.tail(chunk))
                 reported = True
 
         maybe_report()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from clients.match_client import MatchClient, MatchFailed, Progress
+from clients.match_client import ConnectionFailed, MatchClient, MatchFailed, Progress
 from clients.sessions.base import MatchResult
 from matcher.errors import MatcherError
 from matcher.identity.match_keys import KeySpec
@@ -68,6 +68,8 @@ def match_many(
             result = clients[name].match(
                 records, keyspec, progress=progress(name) if progress else None, **kwargs
             )
+        except ConnectionFailed as exc:  # the message names the setting to check
+            return PeerOutcome(name, exc.code.name, str(exc))
         except MatchFailed as exc:
             return PeerOutcome(name, exc.code.name, exc.details)
         except MatcherError as exc:

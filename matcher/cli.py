@@ -17,8 +17,10 @@ from matcher.logs import LOG_FORMATS, default_format, log_fields, setup_logging
 log = logging.getLogger("matcher.cli")
 
 EPILOG = """\
-Exit status: 0 success; 1 the session failed or was refused (the message says why);
-2 a config, records file or command line that cannot be used;
+Exit status: 0 success; 1 the session failed or was refused, the responder could not be
+reached or the TLS handshake failed (the message names the setting to check), or
+(policy) the two agencies' match keys differ; 2 a config, records file, other file,
+listen address (port in use) or command line that cannot be used;
 3 (match --peers) some responders answered and some failed (each is listed).
 See README.md for how two agencies set up their configs and certificates."""
 
@@ -35,8 +37,13 @@ def _say(args: argparse.Namespace, message: str, level: int = logging.INFO, **fi
         print(message, file=sys.stderr)
 
 
-def _progress_printer(stream=sys.stderr, args: argparse.Namespace | None = None):
-    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise)."""
+def _progress_printer(stream=None, args: argparse.Namespace | None = None):
+    """Progress on a terminal only (a CI log, a pipe or JSON logs get no carriage-return noise).
+
+    ``stream`` defaults to the ``sys.stderr`` of the call, not of the import (tests and
+    embedding programs replace it).
+    """
+    stream = stream if stream is not None else sys.stderr
     if not stream.isatty() or (args is not None and _json_logs(args)):
         return None
     last = [0.0]
@@ -66,7 +73,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     cfg = load_responder_config(args.config)
     if args.insecure:
-        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication. Development only.", logging.WARNING)
+        _say(args, "WARNING: --insecure: plaintext gRPC, no peer authentication, loopback only, throw-away key "
+             "epoch. Development only.", logging.WARNING)
+    # The handlers are in place before anyone can learn that the server is up: a SIGTERM
+    # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from matcher.protocols import group_backend
 
     logging.info("ristretto255 backend: %s", group_backend.describe(),
@@ -78,16 +91,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops", running.port, tls, epoch,
         extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
+    while not stop.is_set() and not stop.wait(1.0):
         running.state.current()  # rotates the key epoch when it is due
     logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
                  extra=log_fields(event="shutting_down"))
     running.stop(args.grace)
     logging.info("stopped", extra=log_fields(event="stopped"))
     return 0
+
+
+def _print_problems(args: argparse.Namespace, loaded, limit: int = 20) -> None:
+    """The first ``limit`` dropped fields and rejected rows of a load, in line order (no values)."""
+    problems = sorted(
+        [(d.line, 0, f"  line {d.line}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
+        + [(r.line, 1, f"  rejected line {r.line}: {r.reason}", "record_rejected") for r in loaded.rejected]
+    )
+    for _line, _kind, text, event in problems[:limit]:
+        _say(args, text, logging.WARNING, event=event)
+    if len(problems) > limit:
+        _say(args, f"  ... and {len(problems) - limit} more in the rejects file", logging.WARNING)
 
 
 def cmd_match(args: argparse.Namespace) -> int:
@@ -114,22 +136,20 @@ def cmd_match(args: argparse.Namespace) -> int:
         progress=_progress_printer(args=args),
     )
     _say(args, run.loaded.summary(), event="records_loaded")
-    for r in run.loaded.rejected[:20]:
-        _say(args, f"  rejected line {r.line}: {r.reason}", logging.WARNING, event="record_rejected")
-    if len(run.loaded.rejected) > 20:
-        _say(args, f"  ... and {len(run.loaded.rejected) - 20} more in the rejects file", logging.WARNING)
+    _print_problems(args, run.loaded)
     res = run.result
     elapsed = time.monotonic() - started
     if _json_logs(args):  # the SIEM's record of the session (the result lines below go to stdout)
         _say(args, f"session {res.session_id} done", event="session_end", session_id=res.session_id, peer=peer,
              protocol=cfg.requester.protocol, elements=res.elements_sent,
-             hit_count=res.hit_count if res.reveal == "cardinality" else len(res.hits),
+             hit_count=res.hit_count,
              outcome="OK", seconds=round(elapsed, 3))
     if res.reveal == "cardinality":
         print(f"{res.hit_count} of {res.elements_sent} tokens hit (cardinality mode: no hit list) "
               f"in {elapsed:.1f} s, session {res.session_id}")
     else:
-        print(f"{len(res.hits)} hit record(s) of {res.records}, written to {args.out} "
+        print(f"{res.hit_count} hit record(s) of {res.records} ({len(res.hits)} row(s): one per record and "
+              f"case reference), written to {args.out} "
               f"in {elapsed:.1f} s, session {res.session_id}, key epoch {res.key_epoch}")
     return 0
 
@@ -150,7 +170,7 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
         if o.ok and o.result is not None:
             r = o.result
             told = (f"{r.hit_count} of {r.elements_sent} tokens hit (cardinality)" if r.reveal == "cardinality"
-                    else f"{len(r.hits)} hit record(s)")
+                    else f"{r.hit_count} hit record(s)")
             print(f"{name}: OK, {told}, session {r.session_id}")
         else:
             print(f"{name}: FAILED {o.status}: {o.detail}")
@@ -158,6 +178,18 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     print(f"{ok} of {len(run.outcomes)} responder(s) answered in {time.monotonic() - started:.1f} s; "
           f"hits written to {args.out}")
     return run.exit_status
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from matcher.config import load_requester_config
+    from matcher.requester import write_tokens
+
+    cfg = load_requester_config(args.config)
+    loaded = write_tokens(cfg, args.records, args.out, args.rejects)
+    print(loaded.summary(), file=sys.stderr)
+    tokens = sum(len(r.tokens) for r in loaded.records)
+    print(f"{tokens} tokens of {len(loaded.records)} records written to {args.out} (mode 0600: they identify persons)")
+    return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -177,24 +209,32 @@ def cmd_policy(args: argparse.Namespace) -> int:
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
     print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    from matcher.identity.conformance import conformance
+
+    norm = conformance(cfg.key_spec().norm_version)
+    same = norm.digest == p.norm_conformance_digest
+    print(f"conformance digest:   {p.norm_conformance_digest or '(none)'} "
+          f"({'same as ours' if same else 'DIFFERS from ours: ' + norm.digest + ' — no session would be allowed'})")
+    print(f"token libraries:      {p.norm_libraries or '(not announced)'}"
+          + ("" if p.norm_libraries == norm.libraries else f" (ours: {norm.libraries})"))
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
     from matcher.protocols import group_backend
 
     print(f"ristretto255 here:    {group_backend.describe()}")
+    if mine != p.key_spec_fingerprint:
+        print("matcher policy: our match keys differ from the responder's, so it would refuse a session; make "
+              "norm_version and [match_keys] (names, fields and order) identical to the keys listed above "
+              "(compare with `matcher fingerprint --verbose --config CONFIG` at both agencies)", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    import tomllib
+    from matcher.config import load_config
 
-    from matcher.config import load_requester_config, load_responder_config
-
-    with open(args.config, "rb") as fh:
-        is_responder = "responder" in tomllib.load(fh)
-    cfg = (load_responder_config if is_responder else load_requester_config)(args.config)
-    spec = cfg.key_spec()
+    spec = load_config(args.config).key_spec()
     print(spec.fingerprint())
     if args.verbose:
         print(spec.canonical_json())
@@ -211,10 +251,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dev_certs(args: argparse.Namespace) -> int:
     from matcher.certs import write_agency_certs
 
-    paths = write_agency_certs(args.out, args.names)
-    print(f"CA: {args.out / 'ca.pem'}")
-    for name, (cert, key) in paths.items():
-        print(f"{name}: {cert} {key}")
+    made = write_agency_certs(args.out, args.names, force=args.force, days=args.days)
+    print(f"CA: {made.ca_cert} ({'kept' if made.ca_kept else 'new'}; key {made.ca_key}, 0600, keep it to add "
+          f"agencies later), valid until {made.ca_valid_until:%Y-%m-%d}")
+    for name, (cert, key) in made.certs.items():
+        print(f"{name}: {cert} {key} (valid until {made.valid_until:%Y-%m-%d %H:%M} UTC)")
+    print(f"Agency certificates are issued for {args.days} days (never beyond the CA's end); run dev-certs again "
+          "with --force and the names to renew them.")
     print("These are for trials only; in production use your agencies' own PKI.")
     return 0
 
@@ -246,14 +289,19 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
     if args.action == "verify":
         anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
         rep = session_log.verify(args.db, anchor, args.key)
+        insecure = _insecure_rows(args.db)
         if args.json:
             print(json.dumps({"ok": rep.ok, "rows": rep.rows, "head_seq": rep.head_seq, "head_hash": rep.head_hash,
-                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id}, indent=2))
+                              "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id,
+                              "insecure_rows": insecure}, indent=2))
         elif rep.ok:
             print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
                   f"head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
+        if insecure and not args.json:
+            print(f"WARNING: {insecure} row(s) come from `serve --insecure` (development mode: plaintext, no peer "
+                  "authentication); see `audit-log show`")
         return 0 if rep.ok else 1
     if args.action == "head":
         rep = session_log.verify(args.db, None, args.key)
@@ -287,6 +335,17 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
               f"{r['peer'] or '':<14} {r['protocol'] or '':<10} {r['reveal'] or '':<11} {size:>8} {hits:>6} "
               f"{r['outcome'] or ''}{' - ' + str(r['detail']) if r['detail'] else ''}")
     return 0
+
+
+def _insecure_rows(db: Path) -> int:
+    """Rows written by a responder running ``--insecure`` (its start-up row and its sessions)."""
+    from matcher.storage import session_log
+    from matcher.peer_auth import INSECURE_PEER
+
+    try:
+        return sum(1 for r in session_log.rows(db) if r.get("peer") == INSECURE_PEER)
+    except Exception:  # an unreadable log is reported by verify itself
+        return 0
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -349,10 +408,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         resp_format = resp_cfg.records.csv_format()
     req = load_records(args.requester, req_cfg.records.csv_format(), spec)
     resp = load_records(args.responder, resp_format, spec)
-    print(f"requester: {req.summary()}; responder: {resp.summary()}", file=sys.stderr)
     result = evaluate(req.records, resp.records, read_links(args.links), spec)
     print(f"key spec {spec.fingerprint()[:16]}... (normalisation {spec.norm_version})\n")
     print(result.table())
+    print()
+    for side, loaded in (("requester", req), ("responder", resp)):
+        print(f"{side}: {loaded.summary()}")
+        for reason, count in loaded.reasons():
+            print(f"{count:>6}  {reason}")
+    warnings = [f"warning: key {u.split(' needs ')[0]} cannot be computed from the {side} file (it {u.split(' ', 1)[1]}"
+                f"; map the column under [records.columns] or drop the key): its precision 1.0 and recall 0 mean "
+                "nothing" for side, loaded in (("requester", req), ("responder", resp)) for u in loaded.unusable_keys]
+    for q in result.keys:
+        if q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0:
+            if not any(f"key {q.name} " in w for w in warnings):
+                warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
+                                "say nothing about it")
+    if warnings:
+        print()
+        for w in warnings:
+            print(w)
     return 0
 
 
@@ -380,16 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a responder over its watchlist (gRPC, mTLS)",
                        description="Serve the watchlist named in the responder config. Requesters must present a "
-                       "client certificate whose CN is in [[peers]].")
+                       "client certificate that matches a [[peers]] entry (its SAN or CN, bound to its issuing CA "
+                       "or a key pin); see docs/operations.md.")
     s.add_argument("--config", type=Path, required=True, help="responder TOML config")
     s.add_argument("--listen", help="override [responder] listen, e.g. 0.0.0.0:50051")
     s.add_argument("--grace", type=float, default=10.0, help="seconds running sessions get at shutdown (default 10)")
-    s.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no peer authentication")
+    s.add_argument("--insecure", action="store_true",
+                   help="DEVELOPMENT ONLY: plaintext, no peer authentication; binds only to loopback, keeps every "
+                   "limit and budget, uses a throw-away key epoch, and is logged")
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per hit record: record_id,match_keys,strength,case_ref.")
+                       "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
+                       "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
@@ -402,7 +481,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)
 
-    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree")
+    t = sub.add_parser("tokens", help="write a record file's tokens (JSON, mode 0600) for a client in another language",
+                       description="Normalise and tokenise RECORDS with the requester config (as `match` does) and "
+                       "write them with the key-spec fingerprint and conformance digest to OUT, for a requester "
+                       "client written in another language (docs/PROTOCOL.md section 8). The file identifies persons: "
+                       "it is created readable by its owner only.")
+    t.add_argument("--config", type=Path, required=True, help="requester TOML config")
+    t.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    t.add_argument("--out", type=Path, default=Path("tokens.json"), help="tokens file to write (default tokens.json)")
+    t.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    t.set_defaults(func=cmd_tokens)
+
+    q = sub.add_parser("policy", help="show a responder's policy and whether our match keys agree",
+                       description="Show the responder's protocols, limits, key spec and key epoch. Exit 0 when "
+                       "our match keys are the same as the responder's; 1 when they differ (a session would be "
+                       "refused) or the responder cannot be reached; 2 for an unusable config.")
     q.add_argument("--config", type=Path, required=True, help="requester TOML config")
     q.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     q.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext")
@@ -491,8 +584,10 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",
                        description="FOR TEST DATA ONLY: compares the two files' tokens in plaintext, in this process "
                        "(no privacy protection), to tune normalisation and match keys on synthetic or shareable "
-                       "data. Prints precision, recall and F1 per key and for the whole key set, and tokens per "
-                       "record (the cost of a session and of the responder's setup).")
+                       "data. Prints precision, recall and F1 per key and for the whole key set, tokens per "
+                       "record (the cost of a session and of the responder's setup), precision and recall at each "
+                       "strength cut-off (strongest key only, down to all keys), each reason for dropped fields and "
+                       "rejected rows with its count, and a warning for each key a file cannot produce.")
     e.add_argument("--config", type=Path, required=True, help="requester TOML config (its keys and CSV layout)")
     e.add_argument("--requester", type=Path, required=True, help="requester records CSV")
     e.add_argument("--responder", type=Path, required=True, help="responder records CSV")
@@ -501,8 +596,14 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
                    help="responder TOML config for the responder file's layout (default: --config's layout)")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("dev-certs", help="make a throw-away CA and agency certificates for trials")
-    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, NAME.pem, NAME.key")
+    c = sub.add_parser("dev-certs", help="make a CA and agency certificates for trials (the CA is kept and reused)",
+                       description="Issue NAME.pem and NAME.key (0600) for each agency under the CA in --out "
+                       "(ca.pem, ca.key 0600). The CA is made on the first run and reused afterwards, so "
+                       "certificates issued earlier stay valid and agencies can be added. Existing certificates "
+                       "are replaced only with --force.")
+    c.add_argument("--out", type=Path, required=True, help="folder for ca.pem, ca.key, NAME.pem, NAME.key")
+    c.add_argument("--force", action="store_true", help="replace existing certificates of the NAMEs (the CA is kept)")
+    c.add_argument("--days", type=int, default=30, help="validity of the agency certificates in days (default 30)")
     c.add_argument("names", nargs="+", help="agency names (become the certificates' CN)")
     c.set_defaults(func=cmd_dev_certs)
     for command in sub.choices.values():
@@ -514,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.log_format = getattr(args, "log_format", None) or default_format()
     setup_logging(args.log_format, args.verbose)
-    from clients import MatchFailed
+    from clients import ConnectionFailed, MatchFailed
     from matcher.errors import ConfigError, InputFileError, MatcherError
 
     def fail(message: str, status: int, reason: str) -> int:
@@ -526,6 +627,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, InputFileError) as exc:
         return fail(str(exc), 2, type(exc).__name__)
+    except ConnectionFailed as exc:  # the message names the setting to check
+        return fail(str(exc), 1, exc.problem)
+    except OSError as exc:  # a file named on the command line or in the config
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}; check the path and its permissions", 2, type(exc).__name__)
     except MatchFailed as exc:
         return fail(f"the responder ended the session: {exc}", 1, type(exc).__name__)
     except MatcherError as exc:

@@ -9,6 +9,7 @@ settings are refused (a typo must not silently turn a protection off).
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -37,11 +38,29 @@ class TlsConfig(_Strict):
     ca: Path
 
 
+def _hex_digest(v: str | None, what: str) -> str | None:
+    if v is None:
+        return v
+    v = v.replace(":", "").lower()
+    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        raise ValueError(f"must be 64 hex digits (SHA-256 of {what})")
+    return v
+
+
 class PeerConfig(_Strict):
-    """One requester agency the responder accepts, identified by its certificate."""
+    """One requester agency the responder accepts, identified by its certificate.
+
+    A name (``san``, preferred, or ``common_name``) says which certificate; a binding
+    (``ca_sha256`` / ``ca``: the issuing CA, or ``spki_sha256`` / ``cert_sha256``: a pin)
+    says who may have issued it. See matcher.peer_auth and docs/operations.md.
+    """
 
     name: str
-    common_name: str = Field(description="subject CN of the peer's client certificate")
+    common_name: str | None = Field(default=None, description="subject CN of the peer's client certificate")
+    san: str | None = Field(default=None, description="a DNS name or URI in the certificate's subjectAltName")
+    ca: Path | None = Field(default=None, description="PEM file of the CA that issues this peer's certificate")
+    ca_sha256: str | None = Field(default=None, description="SHA-256 (hex) of the issuing CA certificate (DER)")
+    spki_sha256: str | None = Field(default=None, description="pin: SHA-256 of the peer's SubjectPublicKeyInfo")
     cert_sha256: str | None = Field(default=None, description="optional pin: SHA-256 of the DER certificate, hex")
     daily_budget: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="most elements (tokens) this peer may send per UTC day, over all sessions"
@@ -49,22 +68,37 @@ class PeerConfig(_Strict):
     max_set_size: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="most elements this peer may send in one session (below max_request_size)"
     )
+    max_sessions: Annotated[int, Field(gt=0, le=1024)] | None = Field(
+        default=None, description="most concurrent sessions of this peer (default [responder] max_sessions_per_peer)"
+    )
 
     @field_validator("cert_sha256")
     @classmethod
     def _hex(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        v = v.replace(":", "").lower()
-        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
-            raise ValueError("must be 64 hex digits (SHA-256 of the DER certificate)")
-        return v
+        return _hex_digest(v, "the DER certificate")
+
+    @field_validator("ca_sha256")
+    @classmethod
+    def _hex_ca(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the issuing CA's DER certificate")
+
+    @field_validator("spki_sha256")
+    @classmethod
+    def _hex_spki(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the peer's DER SubjectPublicKeyInfo")
+
+    @model_validator(mode="after")
+    def _named(self) -> PeerConfig:
+        if self.common_name is None and self.san is None and self.spki_sha256 is None and self.cert_sha256 is None:
+            raise ValueError(f"peer {self.name}: say which certificate is this peer: san, common_name or a pin "
+                             "(spki_sha256 / cert_sha256)")
+        return self
 
 
 class RecordsConfig(_Strict):
     """How this agency's CSV files are laid out."""
 
-    date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
+    date_order: Literal["DMY", "MDY", "YMD"]  # required: never guessed (see _require_date_order)
     encoding: str = "utf-8"
     delimiter: str = ","
     columns: dict[str, str] = Field(default_factory=dict)
@@ -85,7 +119,10 @@ class ResponderSettings(_Strict):
     max_request_size: Annotated[int, Field(gt=0, le=100_000_000)] = 1_000_000
     max_chunk_elements: Annotated[int, Field(gt=0, le=65_536)] = 4096
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
-    dask_scheduler: str | None = None  # e.g. "tcp://scheduler:8786": run the kernels on a Dask cluster
+    # e.g. "tls://scheduler:8786": run the kernels on a Dask cluster. The tasks carry the epoch
+    # key, so any address other than loopback must be tls:// with dask_tls certificates.
+    dask_scheduler: str | None = None
+    dask_tls: TlsConfig | None = None
     session_log: Path | None = Field(default=None, description="hash-chained SQLite session log")
     session_log_retention_days: Annotated[float, Field(gt=0)] = 365
     hits_file: Path | None = Field(default=None, description='reveal = "both": where the responder\'s own hits go')
@@ -94,6 +131,11 @@ class ResponderSettings(_Strict):
     # max_sessions are refused with RESOURCE_EXHAUSTED.
     session_timeout_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
     max_sessions: Annotated[int, Field(gt=0, le=1024)] = 64
+    # One peer must not hold every slot: at most this many concurrent sessions per peer
+    # (a [[peers]] entry may set its own max_sessions), and a stream that has not sent
+    # its Hello within hello_timeout_seconds is ended (DEADLINE_EXCEEDED, logged).
+    max_sessions_per_peer: Annotated[int, Field(gt=0, le=1024)] = 8
+    hello_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10
     # paillier: the requester picks key size and degree, the responder pays for them (one
     # exponentiation mod n² per degree step per watchlist token): bound both.
     paillier_max_key_bits: Annotated[int, Field(ge=2048, le=8192)] = 4096
@@ -145,9 +187,24 @@ class RequesterSettings(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0)] = 3600
     paillier_key_bits: Annotated[int, Field(ge=2048, le=8192)] = 3072  # protocol paillier only
     workers: Annotated[int, Field(ge=0, le=256)] = 0  # worker processes; 0 = all cores, 1 = none
-    dask_scheduler: str | None = None
+    dask_scheduler: str | None = None  # as [responder]: tls:// with dask_tls unless on loopback
+    dask_tls: TlsConfig | None = None
+    # Pin the responder: its key (SHA-256 of the SubjectPublicKeyInfo) and/or its certificate.
+    # The responder proves it holds that key before any data is sent (matcher.peer_auth).
+    responder_spki_sha256: str | None = None
+    responder_cert_sha256: str | None = None
     setup_cache: Path | None = None  # folder for responders' setups (ecdh), reused within their epoch
     session_log: Path | None = Field(default=None, description="optional hash-chained SQLite log of own sessions")
+
+    @field_validator("responder_spki_sha256")
+    @classmethod
+    def _hex_spki(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER SubjectPublicKeyInfo")
+
+    @field_validator("responder_cert_sha256")
+    @classmethod
+    def _hex_cert(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER certificate")
 
 
 class ResponderPeer(_Strict):
@@ -158,12 +215,24 @@ class ResponderPeer(_Strict):
     server_name: str | None = Field(default=None, description="TLS name to expect in its certificate")
     protocol: Protocol | None = Field(default=None, description="default: [requester] protocol")
     reveal: Reveal | None = Field(default=None, description="default: [requester] reveal")
+    spki_sha256: str | None = Field(default=None, description="pin: SHA-256 of this responder's SubjectPublicKeyInfo")
+    cert_sha256: str | None = Field(default=None, description="pin: SHA-256 of this responder's DER certificate")
+
+    @field_validator("spki_sha256")
+    @classmethod
+    def _hex_spki(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER SubjectPublicKeyInfo")
+
+    @field_validator("cert_sha256")
+    @classmethod
+    def _hex_cert(cls, v: str | None) -> str | None:
+        return _hex_digest(v, "the responder's DER certificate")
 
 
 class _AgencyConfig(_Strict):
     norm_version: str = DEFAULT_NORM_VERSION
     tls: TlsConfig | None = None
-    records: RecordsConfig = RecordsConfig()
+    records: RecordsConfig
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
     keyed_hash: KeyedHashConfig | None = None
     audit: AuditSettings = AuditSettings()
@@ -245,6 +314,14 @@ def _read(path: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _resolve(path.parent, data)
+    peers = data.get("peers")
+    for peer in peers if isinstance(peers, list) else []:
+        if isinstance(peer, dict) and isinstance(peer.get("ca"), str) and not Path(peer["ca"]).is_absolute():
+            peer["ca"] = str((path.parent / peer["ca"]).resolve())
+    for section in ("responder", "requester"):
+        dask_tls = data.get(section, {}).get("dask_tls") if isinstance(data.get(section), dict) else None
+        if isinstance(dask_tls, dict):
+            _resolve(path.parent, {"tls": dask_tls})
     return data
 
 
@@ -253,6 +330,13 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
         raise ConfigError(f"{path}: this is not a responder config (no [responder] table)")
     if model is RequesterConfig and "responder" in data:
         raise ConfigError(f"{path}: this is a responder config; `matcher match` needs a requester config")
+    records = data.get("records")
+    if not isinstance(records, dict) or "date_order" not in records:
+        raise ConfigError(
+            f"{path}: [records] date_order is required: say how dates in your records file are written, "
+            'DMY, MDY or YMD (e.g. date_order = "DMY" when 03/04/1980 is 3 April 1980, "MDY" when it is '
+            "4 March 1980); it is never guessed"
+        )
     try:
         cfg = model.model_validate(data)
         cfg.key_spec()
@@ -266,11 +350,29 @@ def _validate(model: type[_AgencyConfig], path: Path, data: dict):
     return cfg
 
 
-def load_responder_config(path: Path) -> ResponderConfig:
+def load_responder_config(path: str | os.PathLike[str]) -> ResponderConfig:
     """Read and validate a responder config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(ResponderConfig, path, _read(path))
 
 
-def load_requester_config(path: Path) -> RequesterConfig:
+def load_requester_config(path: str | os.PathLike[str]) -> RequesterConfig:
     """Read and validate a requester config; ConfigError says what to fix."""
+    path = Path(path)
     return _validate(RequesterConfig, path, _read(path))
+
+
+def load_config(path: str | os.PathLike[str]) -> ResponderConfig | RequesterConfig:
+    """Read and validate a responder config (it has a ``[responder]`` table) or a requester config."""
+    path = Path(path)
+    data = _read(path)
+    return _validate(ResponderConfig if "responder" in data else RequesterConfig, path, data)
+
+
+def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
+    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
+    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
+        raise ConfigError(
+            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
+            "it is offered only with [keyed_hash] allow_keyed_hash = true"
+        )

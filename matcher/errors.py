@@ -28,9 +28,18 @@ class InputFileError(MatcherError):
 
 
 class RecordError(MatcherError):
-    """One record (row) that cannot be used; the loader writes it to the rejects file."""
+    """A record value that cannot be understood; the loader drops that field (or the row) and reports it.
+
+    ``field`` names the record field at fault (e.g. ``date_of_birth``), so the loader
+    can drop that field alone and keep the rest of the record; None when the problem
+    is the row as a whole.
+    """
 
     status = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidElement(MatcherError):
@@ -52,9 +61,19 @@ class KeySpecMismatch(MatcherError):
 
 
 class PeerNotAllowed(MatcherError):
-    """The peer's certificate is not in the responder's allowlist."""
+    """The peer's certificate is not in the responder's allowlist; ``subject`` is its subject, for the log."""
 
     status = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, subject: str | None = None) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+class PinMismatch(MatcherError):
+    """The responder is not the one the requester pinned (``responder_spki_sha256`` / ``responder_cert_sha256``)."""
+
+    status = "UNAUTHENTICATED"
 
 
 class LimitExceeded(MatcherError):
@@ -91,3 +110,20 @@ class SessionTimeout(MatcherError):
     """A session ran past the responder's ``session_timeout_seconds`` (or the requester's own deadline)."""
 
     status = "DEADLINE_EXCEEDED"
+
+
+class NormalisationMismatch(MatcherError):
+    """Two installations (or one installation and its own conformance vectors) tokenise differently."""
+
+    status = "FAILED_PRECONDITION"
+
+
+class ResponderMisbehaved(MatcherError):
+    """The responder's replies are not what the protocol makes it compute for this session.
+
+    Raised on the requester's side, e.g. an ecdh reply whose setup label was sealed for
+    another token (permuted, repeated, substituted or replayed replies) or a Summary that
+    contradicts what the requester reported. The session fails with no hit written.
+    """
+
+    status = "DATA_LOSS"

@@ -43,6 +43,8 @@ FIELDS: frozenset[str] = frozenset({
     "key_epoch",  # the public epoch identifier
     "command",  # the CLI command (match, serve, ...)
     "exit_status",
+    "method",  # the gRPC method a refused call asked for
+    "subject",  # a refused client certificate's subject (RFC 4514, printable ASCII, bounded)
     "group_backend",  # the ristretto255 implementation in use: "ifma" or "portable"
 })
 

@@ -46,9 +46,11 @@ class NetworkRun:
 
 
 def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
-    """``responder,record_id,match_keys,strength,case_ref``: one row per (responder, hit record).
+    """``responder,record_id,match_keys,strength,case_ref``: one row per (responder, hit record, case reference).
 
-    Rows are ordered by responder (in the order asked), then as each session reports its hits.
+    Each row has the keys that linked that record to that case reference and that pair's
+    strength (as in the one-responder hits file, docs/hits-file.md). Rows are ordered by
+    responder (in the order asked), then as each session reports its hits.
     The file is created 0600 whatever the umask (it names the agency's own persons).
     Returns the number of rows written.
     """
@@ -60,8 +62,7 @@ def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
             if outcome.result is None:
                 continue
             for h in outcome.result.hits:
-                strength = h.match_keys[0] if h.match_keys else ""
-                w.writerow([name, h.record_id, ";".join(h.match_keys), strength, h.case_ref])
+                w.writerow([name, h.record_id, ";".join(h.match_keys), h.strength, h.case_ref])
                 rows += 1
     return rows
 
@@ -81,7 +82,7 @@ def run_match_many(
     loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
     s = config.requester
     log = SessionLog(s.session_log) if s.session_log else None
-    workers = Workers(s.workers, s.dask_scheduler)
+    workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)
     clients: dict[str, MatchClient] = {}
     options: dict[str, dict[str, object]] = {}
     try:
@@ -92,7 +93,8 @@ def run_match_many(
             )
             options[peer.name] = {"protocol": protocol, "reveal": reveal, **session_options(peer_config)}
             clients[peer.name] = client_for(
-                config, peer.address, insecure=insecure, server_name=peer.server_name, workers=workers
+                config, peer.address, insecure=insecure, server_name=peer.server_name, workers=workers,
+                pins=(peer.spki_sha256, peer.cert_sha256),
             )
         common = {p.name: dict(role="requester", peer=p.address, protocol=str(options[p.name]["protocol"]),
                                reveal=str(options[p.name]["reveal"]), config_fingerprint=config.fingerprint())

@@ -31,28 +31,84 @@ def default_processes() -> int:
         return os.cpu_count() or 1
 
 
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def dask_address_problem(address: str, tls: object | None) -> str | None:
+    """Why a Dask scheduler address may not carry matcher's tasks, or None when it may.
+
+    The tasks carry the epoch key and session keys. A scheduler on loopback (or in this
+    process, ``inproc://``) is fine with any transport; any other address must be
+    ``tls://`` and come with certificates (``dask_tls``: ca, cert, key), because Dask's
+    ``tcp://`` is plaintext.
+    """
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = address.partition("://")
+    if not rest:
+        scheme, rest = "tcp", address  # Dask's default transport
+    scheme = scheme.lower()
+    if scheme == "inproc":
+        return None
+    try:
+        host = urlsplit(f"//{rest}").hostname or ""
+    except ValueError:
+        host = ""
+    if _is_loopback_host(host):
+        return None
+    if scheme != "tls":
+        return (f"the Dask scheduler {address} is not on loopback and not tls://: its tasks carry the epoch key and "
+                "session keys, which would cross the network in plaintext")
+    if tls is None:
+        return (f"the Dask scheduler {address} is tls:// but no certificates are configured (dask_tls: ca, cert, "
+                "key): the client would not authenticate the cluster")
+    return None
+
+
 class Workers:
     """A pool of workers for batch kernels.
 
     ``processes=1`` runs everything inline (no pool); ``processes=0`` means all
-    cores. ``dask_scheduler`` (e.g. ``"tcp://scheduler:8786"``) sends the same
-    kernels to a Dask distributed cluster instead (``pip install matcher[dask]``).
+    cores. ``dask_scheduler`` (e.g. ``"tls://scheduler:8786"``) sends the same
+    kernels to a Dask distributed cluster instead (``pip install matcher[dask]``);
+    any address but loopback must be ``tls://`` with ``dask_tls`` certificates
+    (see :func:`dask_address_problem`).
     """
 
-    def __init__(self, processes: int = 0, dask_scheduler: str | None = None) -> None:
+    def __init__(self, processes: int = 0, dask_scheduler: str | None = None, dask_tls: Any = None) -> None:
         self.dask_scheduler = dask_scheduler
         self._dask = None
         self._pool: ProcessPoolExecutor | None = None
         if dask_scheduler:
+            from matcher.errors import ConfigError
+
+            if isinstance(dask_scheduler, str):
+                problem = dask_address_problem(dask_scheduler, dask_tls)
+                if problem:
+                    raise ConfigError(problem + "; use a tls:// scheduler address and set dask_tls (ca, cert, key), "
+                                      "see docs/operations.md")
             try:
                 from distributed import Client
             except ImportError:
-                from matcher.errors import ConfigError
-
                 raise ConfigError(
                     "the Dask backend needs the 'dask' extra: pip install 'matcher[dask]'"
                 ) from None
-            self._dask = Client(dask_scheduler) if isinstance(dask_scheduler, str) else Client(dask_scheduler)
+            if isinstance(dask_scheduler, str) and dask_tls is not None:
+                from distributed.security import Security
+
+                security = Security(tls_ca_file=str(dask_tls.ca), tls_client_cert=str(dask_tls.cert),
+                                    tls_client_key=str(dask_tls.key), require_encryption=True)
+                self._dask = Client(dask_scheduler, security=security)
+            else:
+                self._dask = Client(dask_scheduler)
             self.size = max(1, sum(self._dask.nthreads().values()))
         else:
             self.size = processes or default_processes()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
+from matcher.identity.conformance import require_conformant
 from matcher.config import RequesterConfig
-from matcher.errors import ConfigError, MatcherError
+from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
 from matcher.grpc_status import status_code
 from matcher.parallel import Workers
 from matcher.identity.records import LoadResult, load_records
@@ -22,7 +26,7 @@ from matcher.storage.session_log import SessionLog
 def session_options(config: RequesterConfig) -> dict[str, object]:
     """Protocol-specific arguments for the requester half: keyed-hash needs the opt-in and the secret."""
     if config.requester.protocol == "keyed-hash":
-        from matcher.server.responder import require_keyed_hash_opt_in
+        from matcher.config import require_keyed_hash_opt_in
         from matcher.storage.secrets_store import load_shared_secret
 
         require_keyed_hash_opt_in(config)
@@ -37,6 +41,8 @@ HITS_COLUMNS = ("record_id", "match_keys", "strength", "case_ref")
 
 @dataclass
 class RequesterRun:
+    """One session from a records file: what was loaded (with its problems) and what the session found."""
+
     loaded: LoadResult
     result: MatchResult
 
@@ -48,16 +54,23 @@ def client_for(
     insecure: bool = False,
     server_name: str | None = None,
     workers: Workers | None = None,
+    pins: tuple[str | None, str | None] | None = None,
 ) -> MatchClient:
     """A MatchClient set up from the requester config's [tls] and [requester] tables.
 
     ``server_name`` overrides ``[requester] server_name`` (a [[responders]] entry's own);
-    ``workers``: a pool to share between several clients (one per responder).
+    ``workers``: a pool to share between several clients (one per responder);
+    ``pins``: (spki_sha256, cert_sha256) of this responder, instead of [requester]'s
+    ``responder_spki_sha256`` / ``responder_cert_sha256``.
     """
     s = config.requester
+    spki_pin, cert_pin = pins if pins is not None else (s.responder_spki_sha256, s.responder_cert_sha256)
     if workers is None:
-        workers = Workers(s.workers, s.dask_scheduler) if s.dask_scheduler else s.workers
+        workers = Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
     if insecure:
+        if spki_pin or cert_pin:
+            raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "
+                              "which cannot be checked with --insecure; drop --insecure or the pin")
         return MatchClient(
             peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
             setup_cache=s.setup_cache,
@@ -72,34 +85,88 @@ def client_for(
     return MatchClient(
         peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
         chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
+        responder_spki_sha256=spki_pin, responder_cert_sha256=cert_pin,
     )
 
 
-def write_hits(path: Path, hits: list[Hit]) -> None:
-    """``record_id,match_keys,strength,case_ref``, one row per hit record.
+def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
+    """Write the hits file: ``record_id,match_keys,strength,case_ref``, one row per (record, case reference).
 
-    ``match_keys`` are all keys that matched, joined by ';' strongest first;
-    ``strength`` is the strongest of them (key order in the config is strength order).
+    ``match_keys`` are the keys that linked that record to that case reference,
+    joined by ';' strongest first; ``strength`` is the strongest of them (key order
+    in the config is strength order). UTF-8 without byte-order mark, CRLF line ends,
+    fields quoted only when they hold a comma, a quote or a line break. The exact
+    format is in docs/hits-file.md. The file names persons of interest, so it is
+    created 0600 (written to a private temporary file, then renamed).
     """
-    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
-        w = csv.writer(fh)
-        w.writerow(HITS_COLUMNS)
-        for h in hits:
-            w.writerow([h.record_id, ";".join(h.match_keys), h.match_keys[0] if h.match_keys else "", h.case_ref])
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open_private(tmp, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
+            w = csv.writer(fh, lineterminator="\r\n")
+            w.writerow(HITS_COLUMNS)
+            for h in hits:
+                w.writerow([h.record_id, ";".join(h.match_keys), h.strength, h.case_ref])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+TOKENS_FORMAT = "matcher-tokens/1"
+
+
+def tokens_document(config: RequesterConfig, loaded: LoadResult) -> dict[str, object]:
+    """The tokens of a loaded record file, for a requester client in another language (PROTOCOL §8).
+
+    Carries what that client must check against the responder's policy: the key-spec
+    fingerprint and the conformance digest of the installation that computed the tokens.
+    """
+    keyspec = config.key_spec()
+    norm = require_conformant(keyspec.norm_version)
+    return {
+        "format": TOKENS_FORMAT,
+        "norm_version": keyspec.norm_version,
+        "key_spec_fingerprint": keyspec.fingerprint(),
+        "norm_conformance_digest": norm.digest,
+        "norm_libraries": norm.libraries,
+        "match_keys": [[k.name, list(k.fields)] for k in keyspec.keys],
+        "records": [
+            {"record_id": r.record_id, "tokens": [[name, t.decode("utf-8")] for name, t in r.tokens]}
+            for r in loaded.records
+        ],
+    }
+
+
+def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None) -> LoadResult:
+    """Load ``records_path`` and write its tokens as JSON to ``out`` (mode 0600: tokens identify persons)."""
+    require_conformant(config.key_spec().norm_version)  # before reading a single record
+    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    with open_private(out, "w", encoding="utf-8") as fh:  # tokens identify persons: 0600
+        json.dump(tokens_document(config, loaded), fh, ensure_ascii=False, separators=(",", ":"))
+    return loaded
 
 
 def run_match(
     config: RequesterConfig,
-    records_path: Path,
+    records_path: str | os.PathLike[str],
     peer: str,
     *,
-    out: Path | None,
-    rejects_path: Path | None = None,
+    out: str | os.PathLike[str] | None,
+    rejects_path: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     progress: Progress | None = None,
+    client: MatchClient | None = None,
 ) -> RequesterRun:
-    """Load ``records_path``, run one session against ``peer``, write the hits file."""
-    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
+    """Load ``records_path``, run one session against ``peer``, write the hits file.
+
+    Dropped fields and rejected rows go to ``rejects_path`` (default
+    ``RECORDS.rejects.csv`` beside the records). ``client``: an open MatchClient to
+    use (it stays open); by default one is made from the config and closed after.
+    """
+    records_path = Path(records_path)
+    rejects = Path(rejects_path) if rejects_path else records_path.with_name(records_path.stem + ".rejects.csv")
     loaded = load_records(
         records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
         progress=(lambda n: progress("records read", n, 0)) if progress else None,
@@ -113,8 +180,8 @@ def run_match(
         log.append(event="start", **common)
     outcome, code, detail, result = "CANCELLED", 1, "interrupted", None
     try:
-        with client_for(config, peer, insecure=insecure) as client:
-            result = client.match(
+        with contextlib.nullcontext(client) if client is not None else client_for(config, peer, insecure=insecure) as c:
+            result = c.match(
                 loaded.records,
                 config.key_spec(),
                 protocol=s.protocol,
@@ -125,6 +192,11 @@ def run_match(
         outcome, code, detail = "OK", 0, None
     except MatchFailed as exc:
         outcome, code, detail = exc.code.name, exc.code.value[0], exc.details
+        raise
+    except ResponderMisbehaved as exc:
+        # The responder's replies failed the protocol's checks: no hit is written, and
+        # the log names the responder as the cause, not a local or network failure.
+        outcome, code, detail = "RESPONDER_MISBEHAVED", status_code(exc).value[0], str(exc)
         raise
     except MatcherError as exc:
         outcome, code, detail = exc.status, status_code(exc).value[0], str(exc)
@@ -139,5 +211,5 @@ def run_match(
             )
             log.close()
     if out is not None and config.requester.reveal in ("requester", "both"):
-        write_hits(out, result.hits)
+        write_hits(Path(out), result.hits)
     return RequesterRun(loaded, result)

@@ -15,7 +15,8 @@ import pytest
 
 from matcher.certs import TestCA
 from matcher.config import RequesterConfig, ResponderConfig, load_requester_config, load_responder_config
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML, write_demo_files
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
+from matcher.demo import write_demo_files
 from matcher.server.responder import RunningResponder, start_responder
 from matcher.storage.secrets_store import write_private
 
@@ -132,11 +133,19 @@ def secrets_of(workdir: Path) -> list[tuple[str, str]]:
     return found
 
 
+@functools.cache
+def _standalone(value: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![^\W_])" + re.escape(value) + r"(?![^\W_])")
+
+
 def leaks_in(text: str, workdir: Path | None = None) -> list[str]:
     """What of the above occurs in ``text`` (descriptions only: the values are not repeated)."""
     problems = [what for what, value in (secrets_of(workdir) if workdir else []) if value in text]
     folded = _HEX_RUN.sub(" ", text.casefold())  # session ids, hashes: random hex may contain "3001"
-    problems += [f"identity value of {len(v)} characters" for v in identity_values() if v.casefold() in folded]
+    # A value counts where it stands alone (not inside a longer word or number): a random
+    # port such as 40555 or a timestamp must not read as the document fragment "0555".
+    problems += [f"identity value of {len(v)} characters" for v in identity_values()
+                 if v.casefold() in folded and _standalone(v.casefold()).search(folded)]
     if "matcher/v1/n1/" in folded or "matcher/v1/n2/" in folded:
         problems.append("a token (matcher/v1/<norm>/...)")
     return problems
@@ -202,3 +211,10 @@ def pytest_runtest_makereport(item, call):
 
 
 __all__ = ["Agencies", "REQUESTER_TOML", "RESPONDER_TOML", "write_cert"]
+
+
+def norm_digest(norm_version: str = "n2") -> str:
+    """This installation's normalisation conformance digest (what a Hello must announce)."""
+    from matcher.identity.conformance import conformance
+
+    return conformance(norm_version).digest

@@ -19,6 +19,9 @@ key_rotation_days = 365
 token_hash = "xxhash64"
 paillier_key_bits = 1024
 
+[records]
+date_order = "DMY"
+
 [match_keys]
 dob = ["date_of_birth"]
 demographic = ["sex", "nationality"]
@@ -73,8 +76,10 @@ def test_warnings_alone_exit_zero(agencies, capsys):
     status, report = _audit_json(agencies.responder_toml, capsys)
     warnings = {f["id"] for f in report["findings"] if f["severity"] == "warning"}
     # the default key set's names_year (names, year of birth, nationality) is flagged as weaker than a full date
+    # the demo's peer is bound to its CA only implicitly (the bundle holds one CA): peer-not-bound
     assert status == 0 and warnings == {"no-peer-budget", "key-rotation-too-long", "reveal-both",
-                                        "match-key-year-of-birth"}
+                                        "match-key-year-of-birth", "semi-honest-reveal-both",
+                                        "peer-not-bound"}
     year_keys = {f["subject"] for f in report["findings"] if f["id"] == "match-key-year-of-birth"}
     assert year_keys == {"names_year"}
     agencies.edit("responder", "[match_keys]", "[audit]\nmax_key_rotation_days = 180\n\n[match_keys]")
@@ -84,8 +89,9 @@ def test_warnings_alone_exit_zero(agencies, capsys):
 @pytest.mark.parametrize("bits, finding", [(1024, "paillier-key-too-small"), (2048, "paillier-key-below-recommended"),
                                            (3072, "paillier-key")])
 def test_paillier_key_size_is_checked_wherever_it_is_set(tmp_path, bits, finding):
-    for text in (f"[requester]\nprotocol = \"paillier\"\npaillier_key_bits = {bits}\n",
-                 f"[requester]\nprotocol = \"paillier\"\n[paillier]\nkey_bits = {bits}\nbin_hash = \"xxhash\"\n"):
+    records = '[records]\ndate_order = "DMY"\n'
+    for text in (f"[requester]\nprotocol = \"paillier\"\npaillier_key_bits = {bits}\n{records}",
+                 f"[requester]\nprotocol = \"paillier\"\n{records}[paillier]\nkey_bits = {bits}\nbin_hash = \"xxhash\"\n"):
         path = tmp_path / "r.toml"
         path.write_text(text)
         rep = audit_config(path)
@@ -159,3 +165,20 @@ def test_metrics_on_every_interface_is_a_warning(agencies, capsys):
     agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "0.0.0.0:9464"\n')
     status, report = _audit_json(agencies.responder_toml, capsys)
     assert status == 0 and {f["id"]: f["severity"] for f in report["findings"]}["metrics-exposed"] == "warning"
+
+
+@pytest.mark.parametrize("protocols, reveal, semi_honest", [
+    ('["ecdh"]', "requester", set()),
+    ('["ecdh"]', "cardinality", {"semi-honest-ecdh-cardinality"}),
+    ('["ecdh"]', "both", {"semi-honest-reveal-both"}),
+    ('["ecdh", "paillier"]', "requester", {"semi-honest-paillier"}),
+])
+def test_audit_reports_the_modes_that_are_only_semi_honest(agencies, capsys, protocols, reveal, semi_honest):
+    agencies.edit("responder", 'protocols = ["ecdh"]', f"protocols = {protocols}")
+    agencies.edit("responder", 'reveal = "requester"', f'reveal = "{reveal}"')
+    _, report = _audit_json(agencies.responder_toml, capsys)
+    found = {f["id"]: f for f in report["findings"] if f["id"].startswith("semi-honest")}
+    assert set(found) == semi_honest
+    assert all(f["severity"] == "warning" and "semi-honest" in f["message"] for f in found.values())
+    model = next(f for f in report["findings"] if f["id"] == "security-model")
+    assert "docs/security.md" in model["message"] and "false hit" in model["message"]

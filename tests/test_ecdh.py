@@ -10,7 +10,7 @@ import rbcl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matcher.errors import InvalidElement
+from matcher.errors import InvalidElement, ResponderMisbehaved
 from matcher.protocols import ecdh
 
 
@@ -28,7 +28,7 @@ def run_psi(requester_tokens: list[bytes], responder: list[tuple[bytes, bytes]],
     for i in range(0, len(requester_tokens), chunk):
         batch = requester_tokens[i : i + chunk]
         reply = ecdh.evaluate(b, ecdh.blind_tokens(a, batch), offset=i)
-        for token, ref in zip(batch, index.lookup(ecdh.unblind(a_inv, reply, offset=i))):
+        for token, ref in zip(batch, index.lookup(ecdh.unblind(a_inv, reply, offset=i), batch, i)):
             if ref is not None:
                 found[token] = ref
     return found
@@ -123,11 +123,13 @@ def test_tag_length_bound():
 def test_labels_hide_length_and_reject_wrong_key():
     p, q = ecdh.blind_tokens(ecdh.new_key(), [b"p", b"q"])
     size = ecdh.label_size([b"short", b"a much longer case reference"])
-    l1 = ecdh.seal_label(p, b"short", size)
-    l2 = ecdh.seal_label(q, b"a much longer case reference", size)
+    l1 = ecdh.seal_label(p, b"short", size, b"p")
+    l2 = ecdh.seal_label(q, b"a much longer case reference", size, b"q")
     assert len(l1) == len(l2)
-    assert ecdh.open_label(p, l1) == b"short"
-    assert ecdh.open_label(q, l1) is None
+    assert ecdh.open_label(p, l1, b"p") == b"short"
+    assert ecdh.open_label(q, l1, b"p") is None
+    # the label is bound to its token: the right key with another token's associated data fails
+    assert ecdh.open_label(p, l1, b"q") is None
 
 
 def test_tag_collision_cannot_make_a_false_hit():
@@ -138,10 +140,23 @@ def test_tag_collision_cannot_make_a_false_hit():
     index = ecdh.SetupIndex(8)
     # Forge a collision: the other element's tag mapped to y's label.
     index.add([hashlib.sha512(b"matcher/v1/out\x00" + other).digest()[:8]], setup.labels)
-    assert index.lookup([other]) == [None]
+    with pytest.raises(ResponderMisbehaved, match="reply 0 matches a setup entry"):
+        index.lookup([other], [b"x"])
     index2 = ecdh.SetupIndex(8)
     index2.add(setup.tags, setup.labels)
-    assert index2.lookup([y_point]) == [b"CASE"]
+    assert index2.lookup([y_point], [b"y"]) == [b"CASE"]
+
+
+def test_every_entry_with_the_tag_is_tried_before_blaming_the_responder():
+    b = ecdh.new_key()
+    both = ecdh.responder_setup(b, [(b"x", b"CASE-X"), (b"y", b"CASE-Y")], tag_len=8)
+    x_point, y_point = ecdh.blind_tokens(b, [b"x", b"y"])
+    x_tag = ecdh.derive_tags([x_point], 8)[0]
+    x_label = both.labels[both.tags.index(x_tag)]
+    y_label = both.labels[both.tags.index(ecdh.derive_tags([y_point], 8)[0])]
+    index = ecdh.SetupIndex(8)
+    index.add([x_tag, x_tag], [y_label, x_label])  # an honest collision: y's entry shares x's tag
+    assert index.lookup([x_point], [b"x"]) == [b"CASE-X"]
 
 
 def test_hash_to_group_is_rbcl_from_hash_of_domain_separated_sha512():
@@ -202,3 +217,17 @@ def test_requester_checks_what_the_responder_announces(accepted, chunk, words):
     with pytest.raises(ProtocolViolation, match=words):
         session.on_accepted(pb.Accepted(**accepted))
         session.on_setup(pb.SetupChunk(**chunk))
+
+
+def test_a_setup_cache_of_the_format_before_the_label_binding_is_not_read(tmp_path):
+    """Labels sealed without the token's associated data must not be used: such a cache is rebuilt."""
+    from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
+
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"t", b"CASE")], 8)
+    path = tmp_path / "setup.bin"
+    save_setup(path, setup, {"digest": "d"})
+    assert load_setup(path) is not None and MAGIC == b"MSETUP3\n"
+    blob = path.read_bytes()
+    for older in (b"MSETUP1\n", b"MSETUP2\n"):
+        path.write_bytes(older + blob[len(MAGIC):])
+        assert load_setup(path) is None

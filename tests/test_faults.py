@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.conftest import norm_digest  # noqa: F401
 from matcher.storage import session_log
 from matcher.server.budgets import BudgetLedger
 from matcher.requester import run_match
@@ -68,8 +69,8 @@ def test_requester_killed_mid_session_frees_the_server_session(agencies, start):
         ch = grpc.secure_channel('127.0.0.1:{running.port}', grpc.ssl_channel_credentials(ca, key, cert),
                                  options=[('grpc.ssl_target_name_override', 'agency-a')])
         def reqs():
-            yield pb.MatchRequest(hello=pb.Hello(protocol='ecdh', request_size=5, reveal='requester',
-                                  key_spec_fingerprint={cfg.key_spec().fingerprint()!r}))
+            yield pb.MatchRequest(hello=pb.Hello(norm_conformance_digest={norm_digest()!r}, protocol='ecdh', request_size=5, reveal='requester',
+                                  key_spec_fingerprint={cfg.key_spec().fingerprint()!r}, wire_version=2))
             yield pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(ecdh.new_key(), [b'x'])))
             time.sleep(600)
         call = pb_grpc.ResponderStub(ch).Match(reqs(), timeout=600)

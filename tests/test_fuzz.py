@@ -21,7 +21,8 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from matcher.errors import InputFileError, InvalidElement, MatcherError
+from tests.conftest import norm_digest
+from matcher.errors import InputFileError, InvalidElement, MatcherError, ResponderMisbehaved
 from matcher.protocols import ecdh, keyed_hash
 from matcher.identity.records import CsvFormat, load_records
 from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
@@ -68,7 +69,10 @@ def test_setup_index_add_and_lookup(tag_len, rows, with_labels, outputs):
         index.add(tags, labels)
     except InvalidElement:
         return
-    assert len(index.lookup_outputs(outputs)) == len(outputs)
+    try:
+        assert len(index.lookup_outputs(outputs, [b"t%d" % i for i in range(len(outputs))])) == len(outputs)
+    except ResponderMisbehaved:  # a tag found whose labels do not open for the element's token
+        pass
 
 
 @FUZZ
@@ -111,7 +115,7 @@ setup_headers = st.fixed_dictionaries(
 @FUZZ
 @example(_header({"count": 0, "tag_length": 5, "label_length": -5}))  # row length 0: range() step 0
 @example(_header({"count": 1, "tag_length": 5, "label_length": -10}))
-@example(b"MSETUP1\n\x00\x00\x00\x37" + b'{"count": Infinity, "tag_length": 1, "label_length": 0}')
+@example(b"MSETUP3\n\x00\x00\x00\x37" + b'{"count": Infinity, "tag_length": 1, "label_length": 0}')
 @given(st.one_of(
     st.binary(max_size=200),
     st.tuples(setup_headers, st.binary(max_size=120)).map(lambda t: _header(t[0]) + t[1]),
@@ -200,8 +204,9 @@ def servicer(tmp_path_factory):
 
 def _request_messages(fingerprint: str):
     hello = st.builds(
-        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(
-            protocol=proto, request_size=size, reveal=reveal, key_spec_fingerprint=fp, cached_setup_id=cached)),
+        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+            protocol=proto, request_size=size, reveal=reveal, key_spec_fingerprint=fp, cached_setup_id=cached,
+            wire_version=2)),
         st.sampled_from(["ecdh", "keyed-hash", "paillier", ""]), st.integers(0, 6),
         st.sampled_from(["requester", "cardinality", "both"]), st.sampled_from([fingerprint, "", "00" * 32]),
         st.sampled_from(["", "abc"]),
@@ -267,7 +272,7 @@ def test_load_records_of_arbitrary_bytes(tmp_dir, data, encoding, delimiter):
     path = tmp_dir / "records.csv"
     path.write_bytes(data)
     try:
-        result = load_records(path, CsvFormat(encoding=encoding, delimiter=delimiter), _spec(),
+        result = load_records(path, CsvFormat(date_order="DMY", encoding=encoding, delimiter=delimiter), _spec(),
                               rejects_path=tmp_dir / "rejects.csv")
     except InputFileError:
         return

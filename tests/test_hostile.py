@@ -16,6 +16,7 @@ import grpc
 import pytest
 
 from clients import TlsFiles
+from tests.conftest import norm_digest
 from matcher.storage import session_log
 from matcher.protocols import ecdh
 from matcher.requester import run_match
@@ -90,10 +91,10 @@ CASES = {
         lambda a, g: [_hello(a, 1), _chunk(g[:1]), pb.MatchRequest(hit_report=pb.HitReport())],
         grpc.StatusCode.INVALID_ARGUMENT, "unexpected hit_report"),
     "unknown protocol": (
-        lambda a, g: [pb.MatchRequest(hello=pb.Hello(protocol="rot13", request_size=1, reveal="requester"))],
+        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="rot13", request_size=1, reveal="requester"))],
         grpc.StatusCode.FAILED_PRECONDITION, "'rot13' is not offered"),
     "other reveal mode": (
-        lambda a, g: [pb.MatchRequest(hello=pb.Hello(
+        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
             protocol="ecdh", request_size=1, reveal="cardinality",
             key_spec_fingerprint=a.requester_config().key_spec().fingerprint()))],
         grpc.StatusCode.FAILED_PRECONDITION, "reveal mode"),
@@ -114,6 +115,9 @@ CASES = {
                        grpc.StatusCode.INVALID_ARGUMENT, "element 1"),
     "non-canonical encoding": (lambda a, g: [_hello(a, 1), _chunk([_valid_noncanonical()]), _finish(1)],
                                grpc.StatusCode.INVALID_ARGUMENT, "element 0 is not a valid ristretto255"),
+    "encoding with bit 255 set": (lambda a, g: [_hello(a, 1), _chunk([g[0][:31] + bytes([g[0][31] | 0x80])]),
+                                               _finish(1)],
+                                  grpc.StatusCode.INVALID_ARGUMENT, "element 0 is not a valid ristretto255"),
     "same point twice in a chunk": (lambda a, g: [_hello(a, 2), _chunk([g[0], g[0]]), _finish(2)],
                                     grpc.StatusCode.INVALID_ARGUMENT, "element 1 repeats an earlier element"),
     "same point in two chunks": (lambda a, g: [_hello(a, 3), _chunk(g[:2]), _chunk([g[1]], 2), _finish(3)],
@@ -304,15 +308,15 @@ def test_hello_values_are_bounded_before_they_reach_the_log(agencies, start):
     """Review finding: a 2^63 request size crashed the log write; peer strings went to the log verbatim."""
     running = start()
     fp = agencies.requester_config().key_spec().fingerprint()
-    huge = pb.MatchRequest(hello=pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=2**63,
+    huge = pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=2**63,
                                           reveal="requester"))
     err = _refused(agencies, running, [huge])
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     injected = "x\n2099-01-01 INFO session 00 outcome=OK"
-    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
         protocol="p" * 100000, key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "p" * 100 not in err.details()
-    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
         protocol="ecdh", key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "\n" not in err.details()
     rows = list(session_log.rows(agencies.workdir / "agency_a_state" / "sessions.db"))

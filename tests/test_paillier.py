@@ -141,13 +141,13 @@ def test_good_modulus_accepted():
 # -- end to end over mTLS gRPC ------------------------------------------------------------------
 import grpc  # noqa: E402
 
-from clients import TlsFiles  # noqa: E402
+from clients import MatchFailed, TlsFiles  # noqa: E402
 from clients.sessions.paillier import PaillierRequesterSession  # noqa: E402
 from matcher.cli import main as cli_main  # noqa: E402
 from matcher.requester import run_match  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
-from tests.conftest import demo_token_overlap
+from tests.conftest import norm_digest, demo_token_overlap
 from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
 
 
@@ -216,8 +216,9 @@ def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
     fp = agencies.requester_config().key_spec().fingerprint()
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
                                bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
-    return pb.MatchRequest(hello=pb.Hello(protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
-                                          request_size=bins * degree if size is None else size, paillier=params))
+    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
+                                          request_size=bins * degree if size is None else size, paillier=params,
+                                          wire_version=2))
 
 
 @pytest.mark.parametrize("bad", ["zero", "multiple_of_q", "too_big"])
@@ -309,3 +310,81 @@ def test_a_modulus_of_three_primes_cannot_be_proven():
         if not any(all(gmpy2.legendre(v % p, p) == 1 for p in primes) for v in forms):
             stuck += 1
     assert stuck > 10  # expected M/2 = 40: an honest-looking proof cannot be built
+
+
+def test_a_paillier_session_is_charged_its_guesses_and_the_responders_work(agencies, start, small_keys, monkeypatch):
+    """Item: a session of few coefficients made the responder evaluate its whole watchlist for 1 unit."""
+    from matcher.identity.records import load_records
+    from matcher.server.budgets import BudgetLedger
+
+    hellos = []
+    fill = PaillierRequesterSession.fill_hello
+    monkeypatch.setattr(PaillierRequesterSession, "fill_hello", lambda self, h: (fill(self, h), hellos.append(h)))
+    _paillier_agencies(agencies)
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    cfg = agencies.responder_config()
+    own = {t for r in load_records(cfg.responder.watchlist, cfg.records.csv_format(), cfg.key_spec(),
+                                   require_case_ref=True).records for _, t in r.tokens}
+    # The charge is known from the Hello and reserved before any work: a budget of 1 refuses
+    # the session at once, and the refusal names what the session would cost.
+    agencies.edit("responder", "daily_budget = 100000", "daily_budget = 1")
+    running = start()
+    with pytest.raises(MatchFailed) as err:
+        run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                  f"127.0.0.1:{running.port}", out=None)
+    (hello,) = hellos
+    expected = 2 * hello.request_size + len(own) * (hello.paillier.degree + 1)
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"this request needs {expected}" in err.value.details
+    assert BudgetLedger(agencies.workdir / "agency_a_state" / "budgets.db").spent("agency-b") == 0
+
+
+def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
+    """A polynomial with one root mod p and another mod q tests two tokens with one coefficient:
+    the reason each paillier coefficient costs 2 budget units."""
+    from matcher.sessions.paillier import PaillierResponderSession
+
+    t1, t2 = b"guess-one", b"guess-two"
+    e1, e2 = pl.encode_token(t1), pl.encode_token(t2)
+    p, q = int(KEY.p), int(KEY.q)
+    root = (e1 * q * pow(q, -1, p) + e2 * p * pow(p, -1, q)) % int(KEY.n)  # ≡ e1 mod p, ≡ e2 mod q
+    query = pl.build_query([t1], KEY, _bins=1, _degree=1)
+    query.root_lists = [[root]]
+    store = pl.CoefficientStore(KEY.n, 1, 1)
+    off = 0
+    for part in pl.encrypt_query(query, bins_per_task=1):
+        store.add(part, off)
+        off += len(part)
+    items = pl.responder_items([(t1, b"CASE-1"), (t2, b"CASE-2"), (b"other", b"CASE-3")], KEY.bits, True)
+    replies = [c for part in pl.evaluate_all(store, items, query.seed, pl.Rerandomiser.new(KEY.n), batch=4)
+               for c in part]
+    residues = pl.decrypt_replies(KEY, replies)
+    bound = 1 << (KEY.bits // 2 - 8)  # a payload is far shorter than p or q; noise is uniform mod p
+    by_p = [r % p for r in residues if r % p < bound]
+    by_q = [r % q for r in residues if r % q < bound]
+    assert len(by_p) == 1 and len(by_q) == 1  # both guesses answered, with their payloads
+    hello = pb.Hello(request_size=1, paillier=pb.PaillierParams(bins=1, degree=1))
+
+    class _State:
+        distinct_tokens = 3
+
+        class settings:  # noqa: N801 - stands for the responder settings
+            paillier_max_degree = 32
+
+    assert PaillierResponderSession.budget_cost(_State, hello) == 2 * 1 + 3 * (1 + 1)
+
+
+def test_a_responder_cannot_forge_a_hit_from_a_one_token_query():
+    """With one root per bin, E(a_0) = E(−e) gives a dishonest responder E(e + payload): a false hit
+    with a case reference of its choosing. Every bin is padded to degree 2 or more."""
+    token = b"matcher/v1/n2/document/ONLY-ONE"
+    query = pl.build_query([token], KEY)
+    assert query.degree >= 2
+    coefficients = [c for part in pl.encrypt_query(query, bins_per_task=1) for c in part]
+    n, n2 = int(KEY.n), int(KEY.n) ** 2
+    forged = []
+    for c in coefficients:  # the forgery for each coefficient a_i: E(−a_i + payload with a chosen reference)
+        minus = pow(int.from_bytes(c, "big"), -1, n2)
+        body = pl.encode_payload(0, b"FORGED-REF", KEY.bits)
+        forged.append(pl.to_wire(minus * (1 + body * n) % n2, pl.ciphertext_bytes(n)))
+    assert list(pl.find_hits(query, pl.decrypt_replies(KEY, forged))) == []

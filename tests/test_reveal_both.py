@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import queue
 import stat
 
 import grpc
 import pytest
 
+from clients import TlsFiles
 from matcher.storage import session_log
+from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from matcher.errors import InvalidElement
 from matcher.protocols import ecdh
 from matcher.requester import run_match
@@ -71,7 +74,7 @@ def test_a_report_of_a_point_the_responder_does_not_hold_is_refused(agencies, st
             _both_hello(agencies, 1),
             pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=[x])),
             pb.MatchRequest(finish=pb.Finish(elements_sent=1)),
-            pb.MatchRequest(hit_report=pb.HitReport(elements=[forged])),
+            pb.MatchRequest(hit_report=pb.HitReport(elements=[forged], indices=[0])),
         ])
     assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not one of this responder's entries" in rpc.value.details()
@@ -86,16 +89,105 @@ def test_a_report_of_a_point_the_responder_does_not_hold_is_refused(agencies, st
     assert not (agencies.workdir / "agency_a_state" / "responder_hits.csv").exists()
 
 
-def test_check_hit_report_accepts_only_own_evaluated_points():
-    b = ecdh.new_key()
+def _evaluated_in_a_session(b, a, tokens):
+    """(P = b·H(t), Z = b·a·H(t)) of each token, as one session gives them to a requester with key a."""
+    return [(ecdh.blind_tokens(b, [t])[0], z) for t, z in zip(tokens, ecdh.evaluate(b, ecdh.blind_tokens(a, tokens)))]
+
+
+def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
+    b, a = ecdh.new_key(), ecdh.new_key()
     setup = ecdh.responder_setup(b, [(b"t1", b"R1"), (b"t2", b"R2")], 8, keep_points=True)
-    own = ecdh.blind_tokens(b, [b"t2"])
-    assert ecdh.check_hit_report(setup, own, limit=1) == [b"t2"]
+    pairs = _evaluated_in_a_session(b, a, [b"t2", b"t3"])
+    replies = [z for _, z in pairs]
+    ctx = b"session-1"
+
+    def check(points, indices, key=a, context=ctx, limit=2, reps=replies):
+        proof = ecdh.prove_hits(key, [(p, reps[i]) for p, i in zip(points, indices)], context)
+        return ecdh.check_hit_report(setup, points, limit, indices, proof, reps, ctx)
+
+    own = pairs[0][0]
+    assert check([own], [0]) == [b"t2"]
+    assert check([], []) == []
     with pytest.raises(InvalidElement, match="not one of"):
-        ecdh.check_hit_report(setup, ecdh.blind_tokens(b, [b"t3"]), limit=5)  # evaluated, but not held
+        check([pairs[1][0]], [1])  # evaluated, but not held
     with pytest.raises(InvalidElement, match="repeated"):
-        ecdh.check_hit_report(setup, own + own, limit=5)
+        check([own, own], [0, 1])
     with pytest.raises(InvalidElement, match="more than"):
-        ecdh.check_hit_report(setup, ecdh.blind_tokens(b, [b"t1", b"t2"]), limit=1)
+        check([own, pairs[1][0]], [0, 1], limit=1)
     with pytest.raises(InvalidElement, match="identity"):
-        ecdh.check_hit_report(setup, [bytes(32)], limit=1)
+        ecdh.check_hit_report(setup, [bytes(32)], 2, [0], b"", replies, ctx)
+    with pytest.raises(InvalidElement, match="did not send"):
+        ecdh.check_hit_report(setup, [own], 2, [2], b"", replies, ctx)
+    # bound to the session: another context, another key, another element's reply
+    for bad in (dict(context=b"session-2"), dict(key=ecdh.new_key())):
+        with pytest.raises(InvalidElement, match="not evaluated in this session"):
+            check([own], [0], **bad)
+    with pytest.raises(InvalidElement, match="not evaluated in this session"):
+        check([own], [1])
+    # a point learnt in an earlier session (other key a'), reported against this session's reply
+    earlier = _evaluated_in_a_session(b, ecdh.new_key(), [b"t2"])[0][0]
+    assert earlier == own  # b·H(t2) is the same in every session: only the proof tells them apart
+    proof = ecdh.prove_hits(a, [(own, replies[1])], ctx)
+    with pytest.raises(InvalidElement, match="not evaluated in this session"):
+        ecdh.check_hit_report(setup, [own], 2, [1], proof, replies, ctx)
+    with pytest.raises(InvalidElement, match="not evaluated in this session"):
+        ecdh.check_hit_report(setup, [own], 2, [0], b"", replies, ctx)
+
+
+def test_a_hit_report_of_points_from_another_session_is_refused(agencies, start):
+    """A requester that learnt b·H(y) in one session cannot report it in a later one."""
+    _both(agencies)
+    running = start()
+    cfg = agencies.responder_config()
+    from matcher.identity.records import load_records
+
+    held = load_records(cfg.responder.watchlist, cfg.records.csv_format(), cfg.key_spec(),
+                        require_case_ref=True).records[0].tokens[0][1]
+    a1, a2 = ecdh.new_key(), ecdh.new_key()
+
+    def session(a, token, report):
+        replies: queue.Queue = queue.Queue()
+
+        def requests():
+            yield _both_hello(agencies, 1)
+            yield pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(a, [token])))
+            yield pb.MatchRequest(finish=pb.Finish(elements_sent=1))
+            yield pb.MatchRequest(hit_report=report(*replies.get(timeout=10)))
+
+        cfg_r = agencies.requester_config()
+        tls = TlsFiles.load(cfg_r.tls.cert, cfg_r.tls.key, cfg_r.tls.ca)
+        creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+        with grpc.secure_channel(f"127.0.0.1:{running.port}", creds,
+                                 options=[("grpc.ssl_target_name_override", "agency-a")]) as ch:
+            sid = None
+            out = []
+            for resp in pb_grpc.ResponderStub(ch).Match(requests(), timeout=10):
+                kind = resp.WhichOneof("kind")
+                if kind == "accepted":
+                    sid = resp.accepted.session_id
+                elif kind == "evaluated":
+                    replies.put((sid, resp.evaluated.elements[0]))
+                out.append(resp)
+            return out
+
+    learnt = []
+
+    def honest(sid, z):
+        p = ecdh.unblind(ecdh.invert_key(a1), [z])[0]
+        learnt.append(p)
+        return pb.HitReport(elements=[p], indices=[0], proof=ecdh.prove_hits(
+            a1, [(p, z)], ecdh.hit_proof_context(sid)))
+
+    assert session(a1, held, honest)[-1].summary.hit_count == 1
+
+    def replayed(sid, z):  # session 2 asks about someone else, then reports the earlier hit
+        return pb.HitReport(elements=learnt, indices=[0], proof=ecdh.prove_hits(
+            a2, [(learnt[0], z)], ecdh.hit_proof_context(sid)))
+
+    with pytest.raises(grpc.RpcError) as rpc:
+        session(a2, b"matcher/v1/n1/document/NOBODY", replayed)
+    assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not evaluated in this session" in rpc.value.details()
+    running.stop(grace=0)
+    rows = list(csv.DictReader((agencies.workdir / "agency_a_state" / "responder_hits.csv").open(encoding="utf-8")))
+    assert len({r["session_id"] for r in rows}) == 1  # only the first session's hit is on file

@@ -31,10 +31,11 @@ def test_setup_is_identical_inline_and_on_a_pool(pool):
     pooled = ecdh.responder_setup(key, pairs, 10, workers=pool)
     assert inline.tags == pooled.tags
     # labels carry random nonces: compare what they open to
-    points = dict(zip(ecdh.derive_tags(ecdh.blind_tokens(key, [t for t, _ in pairs]), 10),
-                      ecdh.blind_tokens(key, [t for t, _ in pairs])))
+    tokens = [t for t, _ in pairs]
+    points = dict(zip(ecdh.derive_tags(ecdh.blind_tokens(key, tokens), 10), zip(ecdh.blind_tokens(key, tokens), tokens)))
     for tag, a, b in zip(inline.tags[:200], inline.labels, pooled.labels):
-        assert ecdh.open_label(points[tag], a) == ecdh.open_label(points[tag], b) is not None
+        point, token = points[tag]
+        assert ecdh.open_label(point, a, token) == ecdh.open_label(point, b, token) is not None
 
 
 def test_kernels_are_identical_inline_and_on_a_pool(pool):

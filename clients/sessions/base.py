@@ -15,11 +15,21 @@ from matcher.v1 import matcher_pb2 as pb
 
 @dataclass(frozen=True)
 class Hit:
-    """One of the requester's records that the responder also holds."""
+    """One (own record, responder case reference) pair that matched, and the keys that linked that pair.
+
+    A record that matches two of the responder's records with different case
+    references gives two Hits, each with its own keys and strength: a namesake's
+    case reference found by a weak key is never shown under a strong key.
+    """
 
     record_id: str
-    match_keys: tuple[str, ...]  # strongest first
-    case_ref: str
+    match_keys: tuple[str, ...]  # the keys that linked this pair, strongest first
+    case_ref: str  # one case reference ("" when the responder sends none)
+
+    @property
+    def strength(self) -> str:
+        """The strongest key that linked this pair (key order in the spec is strength order)."""
+        return self.match_keys[0]
 
 
 @dataclass
@@ -31,8 +41,9 @@ class MatchResult:
     reveal: str
     records: int
     elements_sent: int
+    #: one per (own record, case reference), in record order, then strongest first, then case reference
     hits: list[Hit] = field(default_factory=list)
-    hit_count: int = 0  # hit records (requester mode) or hit tokens (cardinality mode)
+    hit_count: int = 0  # distinct hit records (requester mode) or hit tokens (cardinality mode)
     bytes_sent: int = 0  # protobuf payload bytes, both ways (without gRPC/TLS framing)
     bytes_received: int = 0
 
@@ -60,8 +71,8 @@ class RequesterSession(ABC):
         self.tokens: list[bytes] = list(self.owners)
         self.accepted: pb.Accepted | None = None
         self.hit_tokens = 0
-        self._keys_by_record: dict[int, set[str]] = {}
-        self._refs_by_record: dict[int, set[str]] = {}
+        #: (record index, case reference) -> the keys that linked that pair
+        self._keys_by_pair: dict[tuple[int, str], set[str]] = {}
 
     # -- what goes out ----------------------------------------------------------------
     @property
@@ -83,20 +94,20 @@ class RequesterSession(ABC):
     def on_accepted(self, accepted: pb.Accepted) -> None:
         self.accepted = accepted
 
-    # -- reveal = "both": a report after matching -------------------------------------
+    # -- messages after Finish (a hit report, the re-blinded setup) ----------------------
     @property
-    def wants_report(self) -> bool:
-        """Whether this session sends a HitReport after Finish (reveal = "both" where the protocol needs it)."""
+    def wants_tail(self) -> bool:
+        """Whether this session sends messages after Finish (:meth:`tail`)."""
         return False
 
     @property
-    def evaluation_complete(self) -> bool:
-        """All replies are in, so :meth:`hit_report` can be built."""
+    def tail_ready(self) -> bool:
+        """Everything :meth:`tail` needs has arrived (e.g. every reply, the whole setup)."""
         return False
 
-    def hit_report(self) -> pb.HitReport:
-        """What the responder is told about the hits (reveal = "both")."""
-        raise ProtocolViolation(f"{self.protocol} sends no hit report")
+    def tail(self, chunk_elements: int) -> list[pb.MatchRequest]:
+        """The messages sent after Finish, in order."""
+        raise ProtocolViolation(f"{self.protocol} sends nothing after Finish")
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         raise ProtocolViolation(f"the responder sent a setup, which {self.protocol} does not use")
@@ -118,10 +129,11 @@ class RequesterSession(ABC):
     def add_hit(self, token_index: int, case_ref: bytes) -> None:
         """Token ``token_index`` is held by the responder, with this case reference (or b"")."""
         self.hit_tokens += 1
-        refs = [r for r in case_ref.decode("utf-8", "replace").split(";") if r]
+        # The responder joins the distinct case references of one token by ";".
+        refs = [r for r in case_ref.decode("utf-8", "replace").split(";") if r] or [""]
         for rec_idx, key_name in self.owners[self.tokens[token_index]]:
-            self._keys_by_record.setdefault(rec_idx, set()).add(key_name)
-            self._refs_by_record.setdefault(rec_idx, set()).update(refs)
+            for ref in refs:
+                self._keys_by_pair.setdefault((rec_idx, ref), set()).add(key_name)
 
     def result(self) -> MatchResult:
         acc = self.accepted or pb.Accepted()
@@ -130,13 +142,12 @@ class RequesterSession(ABC):
             res.hit_count = self.hit_tokens
             return res
         order = {name: i for i, name in enumerate(self.keyspec.names)}
-        for rec_idx in sorted(self._keys_by_record):
-            res.hits.append(
-                Hit(
-                    record_id=self.records[rec_idx].record_id,
-                    match_keys=tuple(sorted(self._keys_by_record[rec_idx], key=order.__getitem__)),
-                    case_ref=";".join(sorted(self._refs_by_record[rec_idx])),
-                )
-            )
-        res.hit_count = len(res.hits)
+        pairs = [
+            (rec_idx, tuple(sorted(keys, key=order.__getitem__)), ref)
+            for (rec_idx, ref), keys in self._keys_by_pair.items()
+        ]
+        # record order, then strongest pair first, then case reference (code-point order = UTF-8 byte order)
+        pairs.sort(key=lambda p: (p[0], order[p[1][0]], p[2]))
+        res.hits = [Hit(self.records[i].record_id, keys, ref) for i, keys, ref in pairs]
+        res.hit_count = len({i for i, _, _ in pairs})
         return res

@@ -1,10 +1,28 @@
-"""Requester half of ``ecdh``: send a·H(x), index the setup, unblind replies, open labels."""
+"""Requester half of ``ecdh``: send a·H(x), index the setup, unblind replies, open labels.
+
+What this side checks of the responder (a dishonest responder must not make a false hit):
+
+* every label opens only under its token's associated data (matcher.protocols.ecdh):
+  a permuted, repeated or substituted reply whose tag is in the setup does not open
+  for the element it was returned for, and ends the session (ResponderMisbehaved);
+* two elements never receive the same reply;
+* ``CANARIES`` extra elements, at secret random positions, are blindings of one of the
+  session's own tokens under another scalar ``r·a``: their replies must unblind to the
+  same point as that token's reply. A responder that replays replies of another
+  session, or replaces replies, fails these checks; one that changes a single reply
+  is caught with a chance of about ``2·CANARIES / request size``, and such a change
+  can only lose a hit, never make one (the labels above).
+
+Nothing is written as a hit before every reply is in and every check has passed.
+"""
 
 from __future__ import annotations
 
+import bisect
+import random
 from collections.abc import Iterator
 
-from matcher.errors import ProtocolViolation
+from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
 from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
 from matcher.storage.setup_cache import setup_id
@@ -15,6 +33,9 @@ from clients.sessions.base import RequesterSession
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
 MAX_SETUP_ENTRIES = 100_000_000
 
+#: Check elements added to a session (requester and both modes); charged like any element.
+CANARIES = 8
+
 
 class EcdhRequesterSession(RequesterSession):
     """Diffie-Hellman PSI, requester side, under a fresh session key ``a``."""
@@ -24,6 +45,7 @@ class EcdhRequesterSession(RequesterSession):
     def __init__(self, records, keyspec, reveal, workers: Workers | None = None) -> None:
         super().__init__(records, keyspec, reveal)
         self._workers = workers if workers is not None and len(self.tokens) >= 2 * SMALL_BATCH else inline()
+        self._pool = workers if workers is not None else inline()
         self._key = ecdh.new_key()
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh.SetupIndex | None = None
@@ -33,6 +55,28 @@ class EcdhRequesterSession(RequesterSession):
         self._cached: ecdh.ResponderSetup | None = None
         self._received = False
         self._label_length = 0
+        self._replies: set[bytes] = set()  # every reply seen: two elements never get the same point
+        self._hits: list[tuple[int, bytes, bytes]] = []  # (position, b·H(x), reply b·a·H(x)) of each hit
+        rng = random.SystemRandom()
+        self.cardinality = reveal == "cardinality"
+        if self.cardinality:
+            # The responder learns which positions matched: a random order makes that meaningless.
+            rng.shuffle(self.tokens)
+        canaries = 0 if self.cardinality or not self.tokens else CANARIES
+        total = len(self.tokens) + canaries
+        self._canary_at = sorted(rng.sample(range(total), canaries))
+        # canary c: (position, base token index, its key r·a, that key's inverse)
+        self._canaries: dict[int, tuple[int, bytes, bytes]] = {}
+        for pos in self._canary_at:
+            r_a = ecdh.multiply_keys(ecdh.new_key(), self._key)
+            self._canaries[pos] = (rng.randrange(len(self.tokens)), r_a, ecdh.invert_key(r_a))
+        self._canary_out: dict[int, bytes] = {}  # position -> output hash of its unblinded reply
+        self._base_out: dict[int, bytes] = {}  # base token index -> output hash of its reply
+        self._bases = {base for base, _, _ in self._canaries.values()}
+
+    @property
+    def request_size(self) -> int:
+        return len(self.tokens) + len(self._canary_at)
 
     def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
         self._cache, self._responder = setup_cache, responder
@@ -42,22 +86,41 @@ class EcdhRequesterSession(RequesterSession):
     def fill_hello(self, hello: pb.Hello) -> None:
         if self._cached is not None:
             hello.cached_setup_id = setup_id(self._cached)
-        self._hit_points: list[bytes] = []  # b·H(x) of each hit token (reveal = "both")
 
     @property
     def progress_total(self) -> int:
-        return len(self.tokens)
+        return self.request_size
 
     def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:
         # Blinding runs ahead on the workers while earlier chunks are on the wire.
-        batches = ((self._key, self.tokens[off : off + chunk_elements]) for off in range(0, len(self.tokens), chunk_elements))
-        yield from self._workers.map_ordered(ecdh.blind_tokens, batches)
+        bounds = []
+        for off in range(0, self.request_size, chunk_elements):
+            end = min(off + chunk_elements, self.request_size)
+            bounds.append((off, end, self._first_token(off), self._first_token(end)))
+        batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
+        for (off, end, _, _), blinded in zip(bounds, self._workers.map_ordered(ecdh.blind_tokens, batches)):
+            real = iter(blinded)
+            out = []
+            for pos in range(off, end):
+                canary = self._canaries.get(pos)
+                if canary is None:
+                    out.append(next(real))
+                else:
+                    base, r_a, _ = canary
+                    out.append(ecdh.blind_tokens(r_a, [self.tokens[base]])[0])
+            yield out
+
+    def _first_token(self, position: int) -> int:
+        """Index of the first token sent at or after ``position``."""
+        return position - bisect.bisect_left(self._canary_at, position)
 
     def on_accepted(self, accepted: pb.Accepted) -> None:
         super().on_accepted(accepted)
         # What the responder announces bounds what this side will hold: check it first.
         if not ecdh.MIN_TAG_BYTES <= accepted.tag_length <= ecdh.MAX_TAG_BYTES:
             raise ProtocolViolation(f"the responder announced tags of {accepted.tag_length} bytes")
+        if self.cardinality and accepted.tag_length != ecdh.POINT_BYTES:
+            raise ProtocolViolation("in cardinality mode the setup is points of 32 bytes")
         if accepted.setup_size > MAX_SETUP_ENTRIES:
             raise ProtocolViolation(f"the responder announced a setup of {accepted.setup_size} entries")
         self._index = ecdh.SetupIndex(accepted.tag_length)
@@ -72,7 +135,7 @@ class EcdhRequesterSession(RequesterSession):
         assert self._index is not None and self.accepted is not None
         if self._done:
             raise ProtocolViolation("setup after evaluated elements")
-        if self.reveal == "requester" and len(chunk.labels) != len(chunk.tags):
+        if self.reveal != "cardinality" and len(chunk.labels) != len(chunk.tags):
             raise ProtocolViolation("setup chunk with tags and labels of different counts")
         if self.reveal == "cardinality" and chunk.labels:
             raise ProtocolViolation("setup chunk with labels in cardinality mode")
@@ -91,44 +154,108 @@ class EcdhRequesterSession(RequesterSession):
 
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         assert self._index is not None
-        if chunk.offset != self._done or self._done + len(chunk.elements) > len(self.tokens):
+        if self.cardinality:
+            raise ProtocolViolation("the responder sent evaluated elements in cardinality mode (it counts itself)")
+        off, elements = self._done, list(chunk.elements)
+        if chunk.offset != off or off + len(elements) > self.request_size:
             raise ProtocolViolation("evaluated elements out of order or too many")
-        elements = list(chunk.elements)
-        if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
-            points = self._workers.map_split(ecdh.unblind, (self._inverse,), elements, offset=self._done)
-            outputs = ecdh.output_hashes(points)
-        else:
-            outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), elements, offset=self._done)
-        found = self._index.lookup_outputs(outputs)
+        self._check_distinct(elements)
+        real = [(pos, e) for pos, e in enumerate(elements, off) if pos not in self._canaries]
+        t0 = self._first_token(off)
+        tokens = self.tokens[t0 : t0 + len(real)]
+        replies = [e for _, e in real]
+        try:
+            if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
+                points = self._workers.map_split(ecdh.unblind, (self._inverse,), replies, offset=off)
+                outputs = ecdh.output_hashes(points)
+            else:
+                outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), replies, offset=off)
+            for pos, e in enumerate(elements, off):
+                if pos in self._canaries:
+                    self._canary_out[pos] = ecdh.unblind_outputs(self._canaries[pos][2], [e], pos)[0]
+        except InvalidElement as exc:
+            raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
+        for j, t in enumerate(range(t0, t0 + len(real))):
+            if t in self._bases:
+                self._base_out[t] = outputs[j]
+        found = self._index.lookup_outputs(outputs, tokens, off)
         for j, ref in enumerate(found):
             if ref is not None:
-                # In cardinality mode the replies are shuffled: only the count means anything.
-                self.add_hit(self._done + j, ref)
+                self.add_hit(t0 + j, ref)
                 if self.reveal == "both":
-                    self._hit_points.append(points[j])
-        self._done += len(chunk.elements)
-        return len(chunk.elements)
+                    self._hits.append((real[j][0], points[j], real[j][1]))
+        self._done += len(elements)
+        if self._done == self.request_size:
+            self._check_canaries()
+        return len(elements)
+
+    def _check_distinct(self, elements: list[bytes]) -> None:
+        """Distinct elements give distinct b·X: a repeated reply is the responder's doing."""
+        for j, e in enumerate(elements):
+            if e in self._replies:
+                raise ResponderMisbehaved(
+                    f"the responder's reply {self._done + j} repeats an earlier reply: distinct elements "
+                    "cannot have the same evaluation"
+                )
+            self._replies.add(e)
+
+    def _check_canaries(self) -> None:
+        """Each check element must unblind to its base token's point (see the module docstring)."""
+        for pos, (base, _, _) in self._canaries.items():
+            if self._canary_out.get(pos) != self._base_out.get(base):
+                raise ResponderMisbehaved(
+                    "the responder's replies are not this session's evaluations of the elements sent "
+                    "(a check element does not agree): replies replaced or replayed from another session"
+                )
 
     @property
-    def wants_report(self) -> bool:
-        return self.reveal == "both"
+    def wants_tail(self) -> bool:
+        return self.reveal in ("both", "cardinality")
 
     @property
-    def evaluation_complete(self) -> bool:
-        return self.accepted is not None and self._done == len(self.tokens)
+    def tail_ready(self) -> bool:
+        if self.accepted is None:
+            return False
+        if self.cardinality:
+            return self._index is not None and len(self._index) == self.accepted.setup_size
+        return self._done == self.request_size
 
-    def hit_report(self) -> pb.HitReport:
-        """b·H(x) of each hit: lets the responder check each reported hit is one of its own entries."""
-        return pb.HitReport(elements=self._hit_points)
+    def tail(self, chunk_elements: int) -> list[pb.MatchRequest]:
+        """both: the hit report with its proof; cardinality: every setup point re-blinded, a·b·H(y)."""
+        assert self.accepted is not None and self._index is not None
+        if self.cardinality:
+            try:
+                pool = self._pool if len(self._index) >= 2 * SMALL_BATCH else inline()
+                points = pool.map_split(ecdh.evaluate, (self._key,), self._index.tags, offset=0)
+            except InvalidElement as exc:
+                raise ResponderMisbehaved(f"the responder's setup holds an invalid point ({exc})") from None
+            points.sort()  # an order set by a: the responder cannot tell which point came from which entry
+            return [
+                pb.MatchRequest(reblinded=pb.ElementChunk(offset=i, elements=points[i : i + chunk_elements]))
+                for i in range(0, len(points), chunk_elements)
+            ]
+        pairs = [(p, z) for _, p, z in self._hits]
+        proof = ecdh.prove_hits(self._key, pairs, ecdh.hit_proof_context(self.accepted.session_id))
+        return [pb.MatchRequest(hit_report=pb.HitReport(
+            elements=[p for _, p, _ in self._hits], indices=[pos for pos, _, _ in self._hits], proof=proof,
+        ))]
 
     def on_summary(self, summary: pb.Summary) -> None:
-        if self._done != len(self.tokens):
-            raise ProtocolViolation(f"session ended after {self._done} of {len(self.tokens)} elements")
-        if self.reveal == "both" and summary.hit_count != len(self._hit_points):
-            raise ProtocolViolation(
-                f"the responder confirmed {summary.hit_count} of the {len(self._hit_points)} reported hits"
+        if self.cardinality:
+            total = self.accepted.setup_size if self.accepted else 0
+            if summary.hit_count > min(len(self.tokens), total):
+                raise ResponderMisbehaved(
+                    f"the responder counted {summary.hit_count} hits for {len(self.tokens)} elements"
+                )
+            self.hit_tokens = summary.hit_count
+        elif self._done != self.request_size:
+            raise ProtocolViolation(f"session ended after {self._done} of {self.request_size} elements")
+        if self.reveal == "both" and summary.hit_count != len(self._hits):
+            raise ResponderMisbehaved(
+                f"the responder confirmed {summary.hit_count} of the {len(self._hits)} reported hits"
             )
         if self._cache is not None and self._received and self.accepted is not None:
             setup = ecdh.ResponderSetup(self.accepted.tag_length, self._index.tags, self._index.labels)
             if setup_id(setup) == self.accepted.setup_id and len(setup) == self.accepted.setup_size:
                 self._cache.save(self._responder, self.accepted.setup_id, setup)
+

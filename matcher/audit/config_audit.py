@@ -66,7 +66,8 @@ _REVEAL_WORDS = {
     "and the responder's case reference for each; it also learns how many entries the responder's watchlist "
     "has. The responder learns only how many tokens were asked, not which.",
     "cardinality": "The requester learns only how many of its tokens the responder also holds (no list, no case "
-    "references). The responder learns only how many tokens were asked.",
+    "references); with ecdh the responder does the counting, so this holds whatever the requester sends. The "
+    "responder learns how many tokens were asked and (ecdh) the count.",
     "both": "The requester learns its hits with case references; the responder ALSO learns which of its own "
     "records were hit (written to its hits file). The responder trusts the requester to report all its hits "
     "(it can withhold some); it cannot be told about a record the requester did not actually ask about.",
@@ -256,10 +257,14 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
     _audit_protocols(rep, raw, role, settings)
     _audit_tls(rep, raw, base)
     if role == "responder":
-        _audit_peers(rep, raw)
+        _audit_peers(rep, raw, base)
+        _audit_server_limits(rep, settings)
         _audit_rotation(rep, raw, settings)
         _audit_metrics(rep, raw)
+    _audit_responder_pin(rep, role, settings)
+    _audit_dask(rep, role, settings)
     _audit_session_log(rep, role, settings)
+    _audit_insecure_runs(rep, role, settings, base)
     _audit_keyed_hash(rep, raw, role, settings, base)
     _audit_hashes(rep, raw)
     _audit_paillier(rep, raw)
@@ -313,11 +318,44 @@ def _audit_protocols(rep: AuditReport, raw: dict, role: str, settings: dict) -> 
                 "own persons the requester holds; make sure the agreement between the agencies allows that",
                 "use reveal = \"requester\" unless both agencies have agreed that the responder learns its hits",
                 subject="reveal")
-    rep.add("security-model", "info", "Security model: semi-honest. Each agency is assumed to run the protocol "
-            "as written. A dishonest peer could try to enumerate guessed persons through the service, send "
-            "malformed elements, or (reveal = \"both\") withhold hits it should report. Limits: mTLS and the peer "
+    for p in protocols:
+        for mode_id, words_semi in _semi_honest(p, str(reveal)):
+            rep.add(mode_id, "warning", words_semi, "see docs/security.md; prefer protocol ecdh with reveal "
+                    "\"requester\" where the agencies do not trust each other", subject=p)
+    rep.add("security-model", "info", "Security model (docs/security.md): ecdh holds against a peer that "
+            "deviates from the protocol: a dishonest responder cannot make the requester report a false hit (labels "
+            "bound to tokens, check elements; the session fails and the log says so), a dishonest requester learns "
+            "at most its intersection (cardinality: a count) for the elements it paid for. The modes reported as "
+            "semi-honest hold only while the peer runs the protocol as written. Limits: mTLS and the peer "
             "allowlist decide who may ask, the per-session size and daily budget cap how many guesses a peer can "
-            "test, every received element is checked, and every session is in the hash-chained session log.")
+            "test and the work it causes, every received element is checked, and every session is in the "
+            "hash-chained session log.")
+
+
+def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
+    """(finding id, words) for each property of ``protocol`` in ``reveal`` mode that holds only
+    against a peer that follows the protocol (semi-honest); docs/security.md has the full model."""
+    out: list[tuple[str, str]] = []
+    if protocol == "keyed-hash":
+        out.append(("semi-honest-keyed-hash", ("keyed-hash is semi-honest (and weaker): either agency, holding "
+                    "the shared secret, can test any guessed person against the other's tags offline, and the "
+                    "responder sees which of its records hit in every reveal mode")))
+    if protocol == "paillier":
+        out.append(("semi-honest-paillier", ("paillier is semi-honest against the requester: an unbalanced key "
+                    "(see paillier-unproven-key) can leak bits of case references it does not hold; the replies "
+                    "are not proven, so the requester relies on the responder evaluating its own watchlist (it "
+                    "cannot forge a hit for a token it does not know: every bin has degree 2 or more). Each "
+                    "coefficient can test two guesses (one per prime of the requester's key): it is charged 2")))
+    if protocol == "ecdh" and reveal == "cardinality":
+        out.append(("semi-honest-ecdh-cardinality", ("ecdh cardinality is semi-honest against the responder: "
+                    "the requester cannot check the count it is sent, and a responder that deviates (a different "
+                    "key per entry, one scalar multiplication per request element and entry) can learn which of "
+                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)")))
+    if reveal == "both":
+        out.append(("semi-honest-reveal-both", ("reveal = \"both\" is semi-honest against the requester: it can "
+                    "withhold hits it should report (what it reports is checked: only its own points, evaluated "
+                    "in the same session)")))
+    return out
 
 
 def _audit_tls(rep: AuditReport, raw: dict, base: Path) -> None:
@@ -337,23 +375,120 @@ def _audit_tls(rep: AuditReport, raw: dict, base: Path) -> None:
                     f"chmod 600 {kp}", subject="tls.key")
 
 
-def _audit_peers(rep: AuditReport, raw: dict) -> None:
+def _bundle_size(raw: dict, base: Path) -> int | None:
+    """How many CA certificates the [tls] ca bundle holds (None when it cannot be read here)."""
+    tls = raw.get("tls")
+    ca = tls.get("ca") if isinstance(tls, dict) else None
+    if not isinstance(ca, str):
+        return None
+    path = Path(ca) if Path(ca).is_absolute() else base / ca
+    try:
+        return path.read_bytes().count(b"-----BEGIN CERTIFICATE-----")
+    except OSError:
+        return None
+
+
+def _audit_peers(rep: AuditReport, raw: dict, base: Path) -> None:
     peers = [p for p in raw.get("peers", []) if isinstance(p, dict)] if isinstance(raw.get("peers"), list) else []
     if not peers:
         rep.add("no-peer-allowlist", "error", "no [[peers]]: there is no allowlist of agencies that may ask",
-                "add one [[peers]] table per requester agency (name, common_name, daily_budget)", subject="peers")
+                "add one [[peers]] table per requester agency (name, san or common_name, ca_sha256, daily_budget)",
+                subject="peers")
         return
+    cas = _bundle_size(raw, base)
     for p in peers:
         name = str(p.get("name", "?"))
         budget, cap = p.get("daily_budget"), p.get("max_set_size")
-        pin = "pinned to one certificate" if p.get("cert_sha256") else "any certificate with that name from the CA"
-        rep.add("peer", "info", f"may ask as certificate CN {p.get('common_name')!r} ({pin}); daily budget "
-                f"{budget if budget else 'none'} tokens; per-session limit {cap if cap else 'max_request_size'}",
-                subject=name)
+        who = (f"subjectAltName {p.get('san')!r}" if p.get("san") else
+               f"certificate CN {p.get('common_name')!r}" if p.get("common_name") else "its key pin")
+        if p.get("cert_sha256"):
+            bound = "pinned to one certificate"
+        elif p.get("spki_sha256"):
+            bound = "pinned to one key"
+        elif p.get("ca_sha256") or p.get("ca"):
+            bound = "issued by the named CA"
+        else:
+            bound = "from the only CA of the bundle" if cas == 1 else "from ANY CA of the bundle"
+        rep.add("peer", "info", f"may ask as {who} ({bound}); daily budget "
+                f"{budget if budget else 'none'} tokens; per-session limit {cap if cap else 'max_request_size'}; "
+                f"at most {p.get('max_sessions') or 'max_sessions_per_peer'} concurrent sessions", subject=name)
+        if not (p.get("ca_sha256") or p.get("ca") or p.get("spki_sha256") or p.get("cert_sha256")):
+            rep.add("peer-not-bound", "error" if cas and cas > 1 else "warning",
+                    f"peer {name} is identified by its name alone: any CA of the [tls] ca bundle could issue a "
+                    f"certificate with that name and be served as {name}"
+                    + (" (today the bundle holds one CA, so the service accepts it)" if cas == 1 else
+                       " (the service refuses to start with several CAs and no binding)" if cas else ""),
+                    f"bind it: ca_sha256 = \"<SHA-256 of the issuing CA certificate>\" in its [[peers]] table, or "
+                    "pin its key with spki_sha256", subject=name)
+        if not p.get("san") and p.get("common_name") and not (p.get("spki_sha256") or p.get("cert_sha256")):
+            rep.add("peer-cn-only", "info", f"peer {name} is named by its subject CN; a subjectAltName (san) is "
+                    "the name TLS itself checks and is preferred", subject=name)
         if not budget:
             rep.add("no-peer-budget", "warning", f"peer {name} has no daily budget: it could test an unlimited "
                     "number of guessed persons per day", "set daily_budget (tokens per UTC day) in its [[peers]] "
                     "table", subject=name)
+
+
+def _audit_server_limits(rep: AuditReport, settings: dict) -> None:
+    total = settings.get("max_sessions", 64)
+    per_peer = settings.get("max_sessions_per_peer", 8)
+    hello = settings.get("hello_timeout_seconds", 10)
+    rep.add("session-limits", "info", f"at most {total} concurrent sessions, {per_peer} per peer; a session that "
+            f"sends no Hello within {hello} s is ended; only [[peers]] reach any service but health checks",
+            subject="max_sessions")
+    if isinstance(per_peer, int) and isinstance(total, int) and per_peer >= total:
+        rep.add("per-peer-cap-is-total", "warning", f"max_sessions_per_peer ({per_peer}) is not below max_sessions "
+                f"({total}): one peer can hold every session slot", "set max_sessions_per_peer below max_sessions",
+                subject="max_sessions_per_peer")
+
+
+def _audit_dask(rep: AuditReport, role: str, settings: dict) -> None:
+    from matcher.parallel import dask_address_problem
+
+    address = settings.get("dask_scheduler")
+    if not isinstance(address, str) or not address:
+        return
+    problem = dask_address_problem(address, settings.get("dask_tls") if isinstance(settings.get("dask_tls"), dict)
+                                   else None)
+    if problem:
+        rep.add("dask-plaintext", "error", problem, f"use a tls:// scheduler and set [{role}.dask_tls] ca, cert "
+                "and key", subject="dask_scheduler")
+    else:
+        rep.add("dask", "info", f"batch kernels (which carry key material) run on the Dask cluster at {address}",
+                subject="dask_scheduler")
+
+
+def _audit_responder_pin(rep: AuditReport, role: str, settings: dict) -> None:
+    if role != "requester":
+        return
+    if settings.get("responder_spki_sha256") or settings.get("responder_cert_sha256"):
+        rep.add("responder-pinned", "info", "the responder must prove it holds the pinned key before any data is "
+                "sent", subject="responder_spki_sha256")
+    else:
+        rep.add("responder-not-pinned", "info", "the responder is trusted by its certificate's CA and name only; "
+                "pinning its key (responder_spki_sha256) protects against another certificate of a trusted CA",
+                subject="responder_spki_sha256")
+
+
+def _audit_insecure_runs(rep: AuditReport, role: str, settings: dict, base: Path) -> None:
+    log = settings.get("session_log")
+    if role != "responder" or not isinstance(log, str):
+        return
+    path = Path(log) if Path(log).is_absolute() else base / log
+    if not path.exists():
+        return
+    from matcher.storage import session_log
+    from matcher.peer_auth import INSECURE_PEER
+
+    try:
+        n = sum(1 for r in session_log.rows(path) if r.get("peer") == INSECURE_PEER and r.get("event") == "insecure")
+    except Exception:
+        return
+    if n:
+        rep.add("insecure-runs", "warning", f"the session log records {n} start(s) of `matcher serve --insecure` "
+                "(plaintext, no peer authentication; loopback only, throw-away key epoch)",
+                "make sure those were development runs; production runs never use --insecure",
+                subject="session_log")
 
 
 def _audit_rotation(rep: AuditReport, raw: dict, settings: dict) -> None:
@@ -503,8 +638,10 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
     """Share of records yielding each key, and share of those whose token another record shares."""
     from matcher.identity.records import load_records
 
-    loaded = load_records(records, cfg.records.csv_format(), cfg.key_spec())
+    fmt = cfg.records.csv_format()
+    loaded = load_records(records, fmt, cfg.key_spec())
     total = loaded.rows_read
+    _check_date_order(rep, cfg, records, loaded)
     for key in cfg.key_spec().names:
         # A record may yield several tokens per key (alternative spellings): a record
         # "shares" the key when any of its tokens for it is also another record's.
@@ -531,3 +668,32 @@ def measure_keys(rep: AuditReport, cfg: Any, records: Path) -> None:
         if not tokens:
             rep.add("match-key-unused", "warning", "none of your records yields this key", "map the columns it "
                     "needs under [records.columns] or drop the key", subject=key)
+
+
+def _date_failures(loaded: Any) -> int:
+    return sum(1 for d in loaded.dropped_fields if d.field == "date_of_birth")
+
+
+def _check_date_order(rep: AuditReport, cfg: Any, records: Path, loaded: Any) -> None:
+    """Warn when many dates fail in the configured order but parse in another (the order is never guessed)."""
+    from dataclasses import replace
+
+    from matcher.identity.records import load_records
+
+    configured = cfg.records.date_order
+    failing = _date_failures(loaded)
+    if failing == 0 or failing < 0.01 * max(1, loaded.rows_read):
+        return
+    fmt = cfg.records.csv_format()
+    others = {}
+    for order in ("DMY", "MDY", "YMD"):
+        if order != configured:
+            others[order] = _date_failures(load_records(records, replace(fmt, date_order=order), cfg.key_spec()))
+    best = min(others, key=others.__getitem__)
+    if others[best] * 2 <= failing:
+        rep.add("date-order-suspect", "warning",
+                f"{failing} dates of birth in your records are not valid dates in the configured order "
+                f"{configured}, but only {others[best]} fail when read as {best}: those fields are dropped and "
+                "their records can only be found by keys without the date",
+                f'check how your export writes dates and set [records] date_order = "{best}" if that is how '
+                "they are written", subject="records.date_order")

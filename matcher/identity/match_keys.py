@@ -247,7 +247,7 @@ class KeySpec:
 #: Normalisation version of new configs.
 DEFAULT_NORM_VERSION = "n2"
 
-#: The default key set, strongest first (measured in README "Match quality").
+#: The default key set, strongest first (measured in docs/match-quality.md).
 DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "names_dob": ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"],
@@ -255,3 +255,12 @@ DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
     "names_year": ["metaphone(name_tokens)", "year_of_birth", "nationality"],
 }
+
+
+def match_keys_toml(keys: Mapping[str, Sequence[str]] | None = None) -> str:
+    """``keys`` (default: :data:`DEFAULT_MATCH_KEYS`) as the lines of a TOML ``[match_keys]`` table.
+
+    The one rendering of the default keys that config templates and docs are made from.
+    """
+    keys = DEFAULT_MATCH_KEYS if keys is None else keys
+    return "".join(f"{name} = {json.dumps(list(fields), ensure_ascii=False)}\n" for name, fields in keys.items())

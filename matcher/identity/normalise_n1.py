@@ -105,7 +105,7 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
     _check_order(order)
     s = text.strip()
     bad = RecordError(
-        f"{field} is not a valid date in {order} order (expected e.g. {_DATE_EXAMPLES[order]} or 1980-12-31)"
+        f"{field} is not a valid date in {order} order (expected e.g. {_DATE_EXAMPLES[order]} or 1980-12-31)", field
     )
     if _COMPACT_DATE.fullmatch(s):
         y, m, d = int(s[:4]), int(s[4:6]), int(s[6:])
@@ -122,7 +122,7 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
             if order == "YMD":
                 if len(a) == 2 and len(c) <= 2:
                     raise RecordError(
-                        f"{field} has a two-digit year: write the year with four digits (e.g. 1980-12-31)"
+                        f"{field} has a two-digit year: write the year with four digits (e.g. 1980-12-31)", field
                     )
                 raise bad
             if len(a) > 2:
@@ -131,7 +131,8 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
                 if len(c) == 2:
                     raise RecordError(
                         f"{field} has a two-digit year: write the year with four digits "
-                        f"(e.g. {_DATE_EXAMPLES[order]})"
+                        f"(e.g. {_DATE_EXAMPLES[order]})",
+                        field,
                     )
                 raise bad
             y = int(c)
@@ -139,11 +140,11 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
     try:
         value = date(y, m, d)
     except ValueError:
-        raise RecordError(f"{field} is not a calendar date (day or month out of range for {order} order)") from None
+        raise RecordError(f"{field} is not a calendar date (day or month out of range for {order} order)", field) from None
     if value.year < _MIN_YEAR:
-        raise RecordError(f"{field} is before {_MIN_YEAR}")
+        raise RecordError(f"{field} is before {_MIN_YEAR}", field)
     if value > date.today():
-        raise RecordError(f"{field} is in the future")
+        raise RecordError(f"{field} is in the future", field)
     return value.isoformat()
 
 
@@ -203,7 +204,7 @@ def normalise_country(text: str, field: str = "country") -> str:
     code = _country_code(text)
     if code is None:
         raise RecordError(
-            f"{field} is not a recognised country (use an ISO 3166 code such as DEU or DE, or an English name)"
+            f"{field} is not a recognised country (use an ISO 3166 code such as DEU or DE, or an English name)", field
         )
     return code
 
@@ -240,7 +241,7 @@ def normalise_sex(text: str) -> str:
     try:
         return _SEX[key]
     except KeyError:
-        raise RecordError("sex is not recognised (expected M, F or X, or male/female)") from None
+        raise RecordError("sex is not recognised (expected M, F or X, or male/female)", "sex") from None
 
 
 def normalise_record(raw: Mapping[str, str], date_order: str) -> dict[str, str]:

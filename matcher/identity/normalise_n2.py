@@ -141,9 +141,9 @@ def normalise_date_n2(text: str, order: str, field: str = "date_of_birth") -> tu
         year = m.group(1) if m else (mm.group(2) or mm.group(3))
         month = 1 if m else int(mm.group(1) or mm.group(4))
         if not 1 <= month <= 12:
-            raise RecordError(f"{field} has a month out of range")
+            raise RecordError(f"{field} has a month out of range", field)
         if not 1900 <= int(year) <= 2100:
-            raise RecordError(f"{field} has a year out of range")
+            raise RecordError(f"{field} has a year out of range", field)
         return "", year
     iso = normalise_date(s, order, field)
     return iso, iso[:4]
@@ -214,7 +214,7 @@ def normalise_country_n2(text: str, field: str = "country") -> str:
         code = _country_names().get(forms[0]) if forms else None
     if code is None:
         raise RecordError(
-            f"{field} is not a recognised country (use an ISO 3166 code such as DEU or DE, or a country name)"
+            f"{field} is not a recognised country (use an ISO 3166 code such as DEU or DE, or a country name)", field
         )
     return code
 

@@ -3,10 +3,13 @@
 The loader is the I/O shell around :mod:`matcher.identity.normalise_n1` and
 :meth:`matcher.identity.match_keys.KeySpec.tokens`. Its contract is that nothing is
 silently dropped: every data row either becomes a :class:`TokenisedRecord` or
-a :class:`RejectedRow` with its physical line number and a reason, and the
-rejected rows are written (with their original values) to a rejects file next
-to the agency's own input. Reasons and error messages name columns, fields and
-line numbers, never values.
+a :class:`RejectedRow` with its physical line number and a reason. A value
+that cannot be understood (a date that is not a calendar date, an unknown
+country) drops that field only, as a :class:`DroppedField`; the row is
+rejected only when no match key can be computed from what remains. Dropped
+fields and rejected rows are written (with the row's original values) to a
+rejects file next to the agency's own input, created 0600. Reasons and error
+messages name columns, fields and line numbers, never values.
 """
 
 from __future__ import annotations
@@ -56,10 +59,13 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
 class CsvFormat:
     """How to read an agency's CSV export (the config's ``[records]`` table)."""
 
-    #: record field -> CSV header name; an unmapped field uses its own name if that header exists.
+    #: record field -> CSV header name. Empty: every field is read from the column of its own name,
+    #: if there is one. Otherwise only the mapped fields are read (record_id and case_ref default
+    #: to columns of their own name): leaving a field out of the mapping switches it off.
     columns: Mapping[str, str] = field(default_factory=dict)
     #: order of day, month and year in dates that are not ISO: "DMY", "MDY" or "YMD".
-    date_order: str = "DMY"
+    #: Required: whether 03/04/1980 is March or April is a fact of the agency's data, never guessed.
+    date_order: str = field(kw_only=True)
     #: text encoding; "utf-8" also accepts a leading byte-order mark.
     encoding: str = "utf-8"
     delimiter: str = ","
@@ -111,6 +117,15 @@ class RejectedRow:
     reason: str  # never contains identity values
 
 
+@dataclass(frozen=True)
+class DroppedField:
+    """One field of a row that could not be understood and was left out (the rest of the row is kept)."""
+
+    line: int  # physical line where the row starts (header = line 1)
+    field: str  # record field, e.g. "date_of_birth"
+    reason: str  # never contains identity values
+
+
 @dataclass
 class LoadResult:
     """Everything ``load_records`` read: ``len(records) + len(rejected) == rows_read``."""
@@ -119,13 +134,35 @@ class LoadResult:
     rejected: list[RejectedRow]
     rows_read: int
     rejects_path: Path | None = None  # set when a rejects file was written
+    #: fields left out of rows (used or rejected), in file order
+    dropped_fields: list[DroppedField] = field(default_factory=list)
+    #: rows used although one or more of their fields were dropped
+    rows_with_dropped_fields: int = 0
+    #: keys the file's columns cannot give at all, each as "KEY needs FIELD, ..." (e.g. a column not mapped)
+    unusable_keys: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line for the operator, e.g. "1000 rows read: 996 used, 4 rejected (see rejects.csv)"."""
-        text = f"{self.rows_read} rows read: {len(self.records)} used, {len(self.rejected)} rejected"
-        if self.rejected and self.rejects_path is not None:
+        """One line for the operator, e.g.
+        "1000 rows read: 996 used (3 with dropped fields), 4 rejected (see rejects.csv)"."""
+        text = (
+            f"{self.rows_read} rows read: {len(self.records)} used "
+            f"({self.rows_with_dropped_fields} with dropped fields), {len(self.rejected)} rejected"
+        )
+        if (self.rejected or self.dropped_fields) and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """How often each kind of problem occurred, most frequent first: ("date_of_birth dropped: ...", n).
+
+        Reasons never carry values, so equal reasons group rows with the same problem.
+        """
+        counts: dict[str, int] = {}
+        for d in self.dropped_fields:
+            counts[f"field dropped: {d.reason}"] = counts.get(f"field dropped: {d.reason}", 0) + 1
+        for r in self.rejected:
+            counts[f"row rejected: {r.reason}"] = counts.get(f"row rejected: {r.reason}", 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 class _LineCounter:
@@ -167,6 +204,8 @@ def _resolve_columns(
     for f in RECORD_FIELDS:
         wanted = fmt.columns.get(f, f)
         explicit = f in fmt.columns
+        if fmt.columns and not explicit and f not in ("record_id", "case_ref"):
+            continue  # with a mapping, a field it leaves out is not read, whatever the column names
         if wanted in positions:
             if wanted in duplicates:
                 raise InputFileError(f"{path}: column {wanted!r} appears more than once in the header")
@@ -174,9 +213,18 @@ def _resolve_columns(
         elif explicit or f == "record_id" or (f == "case_ref" and require_case_ref):
             missing.append(f"{wanted!r}" + ("" if wanted == f else f" (for {f})"))
     if missing:
+        hint = ""
+        if len(header) == 1:
+            seps = [c for c in ";\t|," if c != fmt.delimiter and c in header[0]]
+            if seps:
+                shown = "\\t" if seps[0] == "\t" else seps[0]
+                hint = (
+                    f"; the header was read as one column, but it contains {shown!r}: if that separates the "
+                    f'columns, set delimiter = "{shown}" in the [records] table of the config'
+                )
         raise InputFileError(
             f"{path}: column(s) {', '.join(missing)} not found in the header; "
-            f"columns found: {found}; {how}"
+            f"columns found: {found}{hint}; {how}"
         )
     return resolved
 
@@ -206,23 +254,27 @@ def _has_surrogates(row: list[str]) -> bool:
 
 
 def load_records(
-    path: Path,
+    path: str | os.PathLike[str],
     fmt: CsvFormat,
     keyspec: KeySpec,
     *,
     require_case_ref: bool = False,
-    rejects_path: Path | None = None,
+    rejects_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Read, normalise and tokenise every row of a CSV records file.
 
     A header row is required; missing mapped columns (or ``record_id``, or
     ``case_ref`` when ``require_case_ref``) raise InputFileError before any row
-    is read. Rows that cannot be used are returned as RejectedRow (physical line
-    number + reason) and, if ``rejects_path`` is given, written there with their
-    original values (columns ``line``, ``reason``, then the input's columns, same
-    encoding and delimiter as the input). Without rejections a stale rejects file
-    is removed. Completely empty lines are skipped and not counted as rows.
+    is read. A value that cannot be understood drops that field only
+    (DroppedField: line, field, reason); rows that cannot be used at all (no
+    match key left, bad record_id, malformed CSV) are returned as RejectedRow
+    (physical line number + reason). If ``rejects_path`` is given, both are
+    written there, created 0600, one line per problem with the row's original
+    values (columns ``line``, ``action`` ("field dropped" or "row rejected"),
+    ``field``, ``reason``, then the input's columns; same encoding and delimiter
+    as the input). Without problems a stale rejects file is removed. Completely
+    empty lines are skipped and not counted as rows.
     """
     path = Path(path)
     try:
@@ -232,7 +284,10 @@ def load_records(
 
     records: list[TokenisedRecord] = []
     rejected: list[RejectedRow] = []
-    reject_rows: list[list[str]] = []
+    dropped: list[DroppedField] = []
+    rows_with_dropped = 0
+    #: rejects-file entries in file order: (line, action, field, reason, original row)
+    problems: list[tuple[int, str, str, str, list[str]]] = []
     rows_read = 0
     header: list[str] = []
 
@@ -273,7 +328,7 @@ def load_records(
 
         def reject(line: int, reason: str, row: list[str]) -> None:
             rejected.append(RejectedRow(line, reason))
-            reject_rows.append(row)
+            problems.append((line, "row rejected", "", reason, row))
 
         while True:
             start = lines.count + 1
@@ -318,46 +373,71 @@ def load_records(
             if require_case_ref and not case_ref:
                 reject(start, "case_ref is empty", row)
                 continue
+            if ";" in case_ref:  # the responder joins the case references of one token by ";"
+                reject(start, "case_ref contains ';' (it separates case references in a hit): use another character",
+                       row)
+                continue
             raw = {f: row[i] for f, i in raw_columns}
-            try:
-                normalised = normalise(raw, date_order)
-            except RecordError as exc:
-                reject(start, str(exc), row)
+            row_dropped: list[str] = []
+            normalised: dict | None = None
+            row_error: RecordError | None = None
+            while normalised is None:  # each pass drops one field that cannot be understood
+                try:
+                    normalised = normalise(raw, date_order)
+                except RecordError as exc:
+                    row_error, bad = exc, exc.field
+                    if bad is None or not (raw.get(bad) or "").strip():
+                        break  # not one field's fault: the row goes
+                    raw[bad] = ""
+                    row_dropped.append(bad)
+                    dropped.append(DroppedField(start, bad, str(exc)))
+                    problems.append((start, "field dropped", bad, str(exc), row))
+            if normalised is None:
+                reject(start, str(row_error), row)
                 continue
             tokens = keyspec.tokens(normalised)
             if not tokens:
-                present = {f for f, _ in raw_columns if normalised[f]}
-                needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
-                reject(start, f"no match key can be computed: {'; '.join(needs)}", row)
+                if row_dropped:
+                    reason = f"no match key can be computed after dropping {', '.join(row_dropped)}"
+                else:
+                    present = {f for f, _ in raw_columns if normalised[f]}
+                    needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
+                    reason = f"no match key can be computed: {'; '.join(needs)}"
+                reject(start, reason, row)
                 continue
+            if row_dropped:
+                rows_with_dropped += 1
             records.append(TokenisedRecord(record_id, case_ref, tokens))
 
     written: Path | None = None
     if rejects_path is not None:
         rejects_path = Path(rejects_path)
-        if rejected:
-            _write_rejects(rejects_path, fmt, header, rejected, reject_rows)
+        if problems:
+            _write_rejects(rejects_path, fmt, header, problems)
             written = rejects_path
         else:
             try:
                 rejects_path.unlink()
             except FileNotFoundError:
                 pass
-    return LoadResult(records, rejected, rows_read, written)
+    return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped, unusable)
+
+
+REJECTS_COLUMNS: tuple[str, ...] = ("line", "action", "field", "reason")
 
 
 def _write_rejects(
-    path: Path, fmt: CsvFormat, header: list[str], rejected: list[RejectedRow], rows: list[list[str]]
+    path: Path, fmt: CsvFormat, header: list[str], problems: list[tuple[int, str, str, str, list[str]]]
 ) -> None:
-    """Write the rejects file atomically (temporary file, then rename)."""
+    """Write the rejects file atomically (private temporary file, then rename): it holds identity data."""
     encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open_private(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
             writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
-            writer.writerow(["line", "reason", *header])
-            for rej, row in zip(rejected, rows, strict=True):
-                writer.writerow([rej.line, rej.reason, *row])
+            writer.writerow([*REJECTS_COLUMNS, *header])
+            for line, action, fld, reason, row in problems:
+                writer.writerow([line, action, fld, reason, *row])
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

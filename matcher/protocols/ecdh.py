@@ -9,11 +9,17 @@ scalars from libsodium's CSPRNG).
   the *tag* is the first ``L`` bytes of D and the *label key* the last 32 bytes. The
   label is the case reference, padded to a common length and sealed with
   ChaCha20-Poly1305 under the label key with a random nonce (the key is the same for
-  every setup of an epoch, so a fixed nonce would not be safe). Entries are sorted by tag, which reveals no order of the
-  watchlist.
+  every setup of an epoch, so a fixed nonce would not be safe) and the associated data
+  ``"matcher/v2/label" ‖ 0 ‖ SHA-256(y)``, which binds the label to its token. Entries
+  are sorted by tag, which reveals no order of the watchlist.
 * Session: the requester sends ``X = a·H(x)``; the responder returns ``b·X``; the
   requester computes ``a⁻¹·(b·a·H(x)) = b·H(x)``, derives its tag and label key, and
-  a hit is a tag found in the setup whose label opens under the key. Under the
+  a hit is a tag found in the setup whose label opens under the key *and* the
+  associated data of the requester's own token x. A responder that permutes,
+  repeats, substitutes or replays replies returns for element i a point whose tag
+  may be in the setup, but whose label was sealed for another token: it does not
+  open under x_i's associated data (forging one needs SHA-256(x_i), i.e. holding
+  x_i), so it is never a hit and is reported as :class:`ResponderMisbehaved`. Under the
   one-more-DH assumption the requester learns nothing about ``b·H(y)`` for y it does
   not hold, and the responder sees only uniformly random group elements.
 
@@ -28,6 +34,7 @@ import bisect
 import hashlib
 import math
 import os
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +42,7 @@ import rbcl
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from matcher.errors import InvalidElement
+from matcher.errors import InvalidElement, ResponderMisbehaved
 from matcher.protocols import group_backend as _backend
 
 #: The ristretto255 implementation the batch kernels run on (shown in the metrics' build
@@ -47,7 +54,9 @@ POINT_BYTES = 32
 SCALAR_BYTES = 32
 IDENTITY = bytes(POINT_BYTES)
 FALSE_HIT_BITS = 40
-LABEL_AAD = b"matcher/v1/label"
+#: version of the label format (associated data below); bumped when the setup's bytes change
+LABEL_VERSION = 2
+LABEL_AD_PREFIX = b"matcher/v2/label\x00"
 NONCE_BYTES = 12
 MIN_TAG_BYTES, MAX_TAG_BYTES = 8, 32
 #: nonce + a 2-byte length + at least 30 padded bytes + the Poly1305 tag
@@ -74,6 +83,11 @@ def invert_key(key: bytes) -> bytes:
     return rbcl.crypto_core_ristretto255_scalar_invert(key)
 
 
+def multiply_keys(x: bytes, y: bytes) -> bytes:
+    """``x·y`` mod the group order (a blinding key made of two)."""
+    return rbcl.crypto_core_ristretto255_scalar_mul(x, y)
+
+
 def hash_to_group(token: bytes) -> bytes:
     """H(token): a ristretto255 point whose discrete log nobody knows."""
     return _from_hash(hashlib.sha512(_H2G_DOMAIN + token).digest())
@@ -85,7 +99,9 @@ def check_point(point: bytes, index: int = 0) -> None:
         raise InvalidElement(f"element {index} is not a 32-byte ristretto255 point")
     if point == IDENTITY:
         raise InvalidElement(f"element {index} is the identity point")
-    if not _is_valid(bytes(point)):
+    # RFC 9496 §4.3.1: bit 255 of a canonical encoding is 0. libsodium 1.0.18 ignores
+    # it, which would give every element a second accepted encoding.
+    if point[31] & 0x80 or not _is_valid(bytes(point)):
         raise InvalidElement(f"element {index} is not a valid ristretto255 point encoding")
 
 
@@ -102,10 +118,11 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
     """``key·P`` for each P, refusing anything that is not a non-identity point.
 
     libsodium's scalar multiplication decodes P (rejecting non-canonical
-    encodings) and fails when the result is the identity, which for a non-zero
-    key happens only when P is the identity; so one call both checks and
-    multiplies. Lengths are checked first: the binding does not. The IFMA backend
-    refuses the same encodings; on a refusal the portable loop names the element.
+    encodings, except that libsodium 1.0.18 ignores bit 255) and fails when the
+    result is the identity, which for a non-zero key happens only when P is the
+    identity; so one call both checks and multiplies. Lengths and bit 255 are
+    checked first: the binding does not. The IFMA backend refuses the same
+    encodings (bit 255 included); on a refusal the portable loop names the element.
     """
     if _backend.FAST is not None:
         fast = _backend.FAST.multiply(key, points)
@@ -114,7 +131,7 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
     out = []
     append = out.append
     for i, p in enumerate(points):
-        if len(p) != POINT_BYTES:
+        if len(p) != POINT_BYTES or p[31] & 0x80:
             check_point(p, offset + i)
         try:
             append(_smul(key, p))
@@ -182,16 +199,25 @@ def label_size(case_refs: Iterable[bytes]) -> int:
     return _LABEL_BLOCK * (1 + (longest + 2) // _LABEL_BLOCK)
 
 
-def seal_label(point: bytes, case_ref: bytes, size: int) -> bytes:
-    """Encrypt a case reference under the label key derived from ``point`` = b·H(y)."""
+def label_ad(token: bytes) -> bytes:
+    """The AEAD associated data of token ``token``'s label: binds the label to the token.
+
+    ``"matcher/v2/label" ‖ 0 ‖ SHA-256(token)``. The requester knows the token of each
+    of its own elements, so a label sealed for another token does not open for it.
+    """
+    return LABEL_AD_PREFIX + hashlib.sha256(token).digest()
+
+
+def seal_label(point: bytes, case_ref: bytes, size: int, token: bytes) -> bytes:
+    """Encrypt a case reference under the label key derived from ``point`` = b·H(y), bound to ``token`` = y."""
     if len(case_ref) + 2 > size:
         raise ValueError("case reference longer than the label size")
     plain = len(case_ref).to_bytes(2, "big") + case_ref
     plain += bytes(size - len(plain))
-    return _seal(_derive(point)[32:], plain)
+    return _seal(_derive(point)[32:], plain, label_ad(token))
 
 
-def _seal(label_key: bytes, plain: bytes) -> bytes:
+def _seal(label_key: bytes, plain: bytes, ad: bytes) -> bytes:
     """nonce ‖ ChaCha20-Poly1305(plain) with a fresh random nonce.
 
     The label key depends only on b·H(y), so it is the same for every setup built in
@@ -199,26 +225,29 @@ def _seal(label_key: bytes, plain: bytes) -> bytes:
     stream and let a requester XOR two versions of a label it cannot open.
     """
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + ChaCha20Poly1305(label_key).encrypt(nonce, plain, LABEL_AAD)
+    return nonce + ChaCha20Poly1305(label_key).encrypt(nonce, plain, ad)
 
 
-def open_label(point: bytes, label: bytes) -> bytes | None:
-    """The case reference sealed under ``point``'s label key, or None if it does not open."""
-    return _open_with(_derive(point)[32:], label)
+def open_label(point: bytes, label: bytes, token: bytes) -> bytes | None:
+    """The case reference sealed under ``point``'s label key for ``token``, or None if it does not open."""
+    return _open_with(_derive(point)[32:], label, label_ad(token))
 
 
-def _open_with(label_key: bytes, label: bytes) -> bytes | None:
+def _open_with(label_key: bytes, label: bytes, ad: bytes) -> bytes | None:
     try:
-        plain = ChaCha20Poly1305(label_key).decrypt(label[:NONCE_BYTES], label[NONCE_BYTES:], LABEL_AAD)
+        plain = ChaCha20Poly1305(label_key).decrypt(label[:NONCE_BYTES], label[NONCE_BYTES:], ad)
     except InvalidTag:
         return None
     n = int.from_bytes(plain[:2], "big")
     return plain[2 : 2 + n] if n + 2 <= len(plain) else None
 
 
-@dataclass
+@dataclass(repr=False)
 class ResponderSetup:
     """The responder's per-epoch setup: sorted tags and their sealed labels (may be empty)."""
+
+    def __repr__(self) -> str:  # the points map to the watchlist's tokens
+        return f"ResponderSetup(<{len(self.tags)} entries, tags of {self.tag_length} bytes>)"
 
     tag_length: int
     tags: list[bytes]
@@ -236,28 +265,34 @@ def setup_rows(
 ) -> list[tuple[bytes, ...]]:
     """Batch kernel of the setup: (tag, sealed label) of each (token, case reference).
 
-    ``size`` is the common label size; 0 means no labels (cardinality mode). With
-    ``keep_points`` each row also carries b·H(y) (reveal = "both").
+    ``size`` is the common label size; 0 means no labels. With ``keep_points`` each
+    row also carries b·H(y) (reveal = "both"). ``tag_len`` = 0 stands for the
+    cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
     rows = []
-    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs)):
+    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len))):
+        if not tag_len:
+            rows.append((y, b""))
+            continue
         if size:
             plain = len(ref).to_bytes(2, "big") + ref
-            label = _seal(d[32:], plain + bytes(size - len(plain)))
+            label = _seal(d[32:], plain + bytes(size - len(plain)), label_ad(token))
         else:
             label = b""
         rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
     return rows
 
 
-def _setup_points(key: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> Iterable[tuple[bytes, bytes]]:
-    """(b·H(y), its output hash) of each pair's token."""
+def _setup_points(
+    key: bytes, pairs: Sequence[tuple[bytes, bytes]], derive: bool = True
+) -> Iterable[tuple[bytes, bytes]]:
+    """(b·H(y), its output hash, or b"" without ``derive``) of each pair's token."""
     if _backend.FAST is not None:
         fast = _backend.FAST.blind_outputs(key, _H2G_DOMAIN, _OUT_DOMAIN, [t for t, _ in pairs])
         if isinstance(fast, tuple):
             return zip(fast[1], fast[0])
     ys = (_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t, _ in pairs)
-    return ((y, _derive(y)) for y in ys)
+    return ((y, _derive(y) if derive else b"") for y in ys)
 
 
 def responder_setup(
@@ -268,8 +303,13 @@ def responder_setup(
     workers=None,
     keep_points: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    points_only: bool = False,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
+
+    ``points_only`` (reveal = "cardinality"): the setup is the points b·H(y)
+    themselves, sorted, as 32-byte "tags" without labels; the requester returns them
+    re-blinded and the responder counts (see :func:`count_matches`).
 
     Entries with the same token are merged, their distinct case references joined
     by ``;``, so a token appears once and its multiplicity is not disclosed.
@@ -291,47 +331,157 @@ def responder_setup(
             refs_by_token[token] = {seen, ref}
     pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
     del refs_by_token
-    size = label_size(r for _, r in pairs) if with_labels else 0
+    size = label_size(r for _, r in pairs) if with_labels and not points_only else 0
+    if points_only:
+        tag_len, keep_points = 0, False
     if workers is None or len(pairs) < 4096:
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
         rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
     kept = {row[2]: token for row, (token, _) in zip(rows, pairs)} if keep_points else None
     rows.sort(key=lambda r: r[0])
-    return ResponderSetup(tag_len, [r[0] for r in rows], [r[1] for r in rows], kept)
+    return ResponderSetup(tag_len or POINT_BYTES, [r[0] for r in rows], [r[1] for r in rows], kept)
 
 
-def check_hit_report(setup: ResponderSetup, reported: Sequence[bytes], limit: int) -> list[bytes]:
+_PROOF_SEED = b"matcher/v2/hit-proof/seed\x00"
+_PROOF_CHALLENGE = b"matcher/v2/hit-proof/challenge\x00"
+PROOF_BYTES = 2 * SCALAR_BYTES
+
+
+def _scalar(data: bytes) -> bytes:
+    return rbcl.crypto_core_ristretto255_scalar_reduce(hashlib.sha512(data).digest())
+
+
+def _combine(pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> tuple[bytes, bytes, bytes]:
+    """(seed, M, Z): M = Σ d_k·P_k and Z = Σ d_k·Z_k with coefficients d_k fixed by every pair."""
+    seed = hashlib.sha512(
+        _PROOF_SEED + len(context).to_bytes(2, "big") + context + b"".join(p + z for p, z in pairs)
+    ).digest()
+    m = z = IDENTITY
+    for k, (p, zk) in enumerate(pairs):
+        d = _scalar(seed + k.to_bytes(8, "big"))
+        m = rbcl.crypto_core_ristretto255_add(m, _smul0(d, p))
+        z = rbcl.crypto_core_ristretto255_add(z, _smul0(d, zk))
+    return seed, m, z
+
+
+_smul0 = rbcl.crypto_scalarmult_ristretto255_allow_scalar_zero
+
+
+def hit_proof_context(session_id: str) -> bytes:
+    """What a hit report's proof is bound to: the session (its id, as Accepted carries it)."""
+    return b"matcher/v2/session\x00" + session_id.encode("ascii", "replace")
+
+
+def prove_hits(key: bytes, pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> bytes:
+    """Requester, reveal = "both": proof that one scalar ``key`` = a gives ``Z_k = a·P_k`` for every pair.
+
+    ``P_k`` = b·H(x) is a hit's unblinded point and ``Z_k`` = b·a·H(x) the responder's
+    reply to that element *in this session*; ``context`` binds the proof to the
+    session (its id). A batched Schnorr proof of knowledge of ``log_M Z`` with
+    ``M = Σ d_k·P_k``, ``Z = Σ d_k·Z_k`` and coefficients d_k hashed from all pairs
+    (as the batched DLEQ of RFC 9497 §2.2): e ‖ s, 64 bytes. Empty without pairs.
+    """
+    if not pairs:
+        return b""
+    seed, m, z = _combine(pairs, context)
+    r = new_key()
+    t = _smul(r, m)
+    e = _scalar(_PROOF_CHALLENGE + seed + m + z + t)
+    s = rbcl.crypto_core_ristretto255_scalar_sub(r, rbcl.crypto_core_ristretto255_scalar_mul(e, key))
+    return e + s
+
+
+def verify_hits(pairs: Sequence[tuple[bytes, bytes]], proof: bytes, context: bytes) -> bool:
+    """Responder: whether ``proof`` shows one scalar a with ``Z_k = a·P_k`` for every pair (see :func:`prove_hits`)."""
+    if not pairs:
+        return proof == b""
+    if len(proof) != PROOF_BYTES:
+        return False
+    e, s = proof[:SCALAR_BYTES], proof[SCALAR_BYTES:]
+    # both scalars must be canonical (reduced) encodings: no second encoding of a proof
+    if rbcl.crypto_core_ristretto255_scalar_reduce(e + bytes(32)) != e:
+        return False
+    if rbcl.crypto_core_ristretto255_scalar_reduce(s + bytes(32)) != s:
+        return False
+    seed, m, z = _combine(pairs, context)
+    if m == IDENTITY or z == IDENTITY:
+        return False
+    t = rbcl.crypto_core_ristretto255_add(_smul0(s, m), _smul0(e, z))
+    return secrets.compare_digest(_scalar(_PROOF_CHALLENGE + seed + m + z + t), e)
+
+
+def check_hit_report(
+    setup: ResponderSetup,
+    reported: Sequence[bytes],
+    limit: int,
+    indices: Sequence[int] = (),
+    proof: bytes = b"",
+    replies: Sequence[bytes] = (),
+    context: bytes = b"",
+) -> list[bytes]:
     """Responder, reveal = "both": the own tokens a requester's hit report names, after checking it.
 
-    The requester reports b·H(x) for each of its hits. A point is accepted only if
-    it equals b·H(y) for one of the responder's own entries y. The requester can only
-    know b·H(y) by having asked the responder to evaluate H(y) (one-more-DH), i.e. by
-    holding or guessing y's token, so it cannot make the responder believe it holds a
-    person it never asked about. It can withhold hits: that is not detectable here.
+    The requester reports P_k = b·H(x) of each of its hits, the index i_k of that
+    element in this session, and a proof (:func:`prove_hits`) that one scalar a gives
+    ``replies[i_k] = a·P_k`` for every k, where ``replies`` are this session's own
+    replies b·X_i. So each reported point was evaluated in this same session
+    (X_{i_k} = a·H(x)): a point learnt in an earlier session cannot be reported
+    again. A point is accepted only if it equals b·H(y) for one of the responder's own
+    entries y; the requester can only know b·H(y) by having asked the responder to
+    evaluate H(y) (one-more-DH). It can withhold hits: that is not detectable here.
     At most ``limit`` (the session's request size) distinct points are accepted.
     """
     if setup.points is None:
         raise ValueError("this setup was built without keep_points")
     if len(reported) > limit:
         raise InvalidElement(f"hit report of {len(reported)} elements, more than the {limit} asked")
+    if len(indices) != len(reported):
+        raise InvalidElement(f"hit report of {len(reported)} points with {len(indices)} indices")
     seen: set[bytes] = set()
+    seen_index: set[int] = set()
     tokens: list[bytes] = []
-    for i, p in enumerate(reported):
+    for i, (p, at) in enumerate(zip(reported, indices)):
         check_point(p, i)
-        if p in seen:
+        if p in seen or at in seen_index:
             raise InvalidElement(f"reported hit {i} is repeated")
+        if at >= len(replies):
+            raise InvalidElement(f"reported hit {i} names an element this session did not send")
         seen.add(p)
+        seen_index.add(at)
         token = setup.points.get(bytes(p))
         if token is None:
             raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
         tokens.append(token)
+    if not verify_hits([(bytes(p), replies[at]) for p, at in zip(reported, indices)], bytes(proof), context):
+        raise InvalidElement(
+            "the hit report's proof does not verify: its points were not evaluated in this session"
+        )
     return tokens
+
+
+def count_matches(evaluated: set[bytes], returned: Sequence[bytes], offset: int = 0) -> int:
+    """Responder, reveal = "cardinality": how many of the returned points a·b·H(y) are in ``evaluated``.
+
+    ``evaluated`` holds this session's b·(a·H(x)); every match is removed from it, so a
+    repeated point is not counted twice and the total never exceeds the request size.
+    A returned point is only compared, never used in arithmetic, so a non-canonical or
+    invalid one simply does not match (only its length is checked).
+    """
+    count = 0
+    for j, p in enumerate(returned):
+        if len(p) != POINT_BYTES:
+            raise InvalidElement(f"returned element {offset + j} is not a 32-byte ristretto255 point")
+        if p in evaluated:
+            evaluated.discard(p)
+            count += 1
+    return count
 
 
 def _split_setup(
     workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool, progress=None
 ) -> list[tuple[bytes, ...]]:
+    """The setup's rows computed in batches on ``workers``, in order."""
     step = 2048
     out: list[tuple[bytes, ...]] = []
     batches = ((key, pairs[i : i + step], tag_len, size, keep) for i in range(0, len(pairs), step))
@@ -394,30 +544,46 @@ class SetupIndex:
             i += 1
         return out
 
-    def lookup(self, unblinded: Sequence[bytes]) -> list[bytes | None]:
-        """For each b·H(x): its case reference(s) if x is in the responder's set, else None."""
-        return self.lookup_outputs([_derive(p) for p in unblinded])
+    def lookup(self, unblinded: Sequence[bytes], tokens: Sequence[bytes], offset: int = 0) -> list[bytes | None]:
+        """For each b·H(x) of token x: its case reference(s) if x is in the responder's set, else None."""
+        return self.lookup_outputs([_derive(p) for p in unblinded], tokens, offset)
 
-    def lookup_outputs(self, outputs: Sequence[bytes]) -> list[bytes | None]:
+    def lookup_outputs(
+        self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int = 0
+    ) -> list[bytes | None]:
         """Like :meth:`lookup`, from the output hashes of :func:`unblind_outputs`.
 
-        With labels, a hit is confirmed by the label opening (a tag collision cannot
-        produce a false hit); without labels (cardinality mode) a tag match is a hit
-        and the value is ``b""``.
+        ``tokens[j]`` is the requester's own token behind ``outputs[j]`` (element
+        ``offset + j`` of the session). With labels, a hit is a setup entry with the
+        element's tag whose label opens under the element's label key and its token's
+        associated data; every entry with that tag is tried (an honest tag collision,
+        chance under 2^-40 a session, leaves another entry to try). A tag found whose
+        labels all fail to open is a reply the responder did not compute as b·X_i for
+        this element (permuted, repeated, substituted, replayed): ResponderMisbehaved.
+        Without labels (cardinality mode) ``tokens`` may be None and a tag match is a
+        hit with the value ``b""``.
         """
         out: list[bytes | None] = []
         n = self.tag_length
-        for d in outputs:
+        for j, d in enumerate(outputs):
             candidates = self._candidates(d[:n])
             found: bytes | None = None
             if candidates:
-                for label in candidates:
-                    if not label:
-                        found = b""
-                        break
-                    ref = _open_with(d[32:], label)
-                    if ref is not None:
-                        found = ref
-                        break
+                if not candidates[0]:
+                    found = b""
+                else:
+                    if tokens is None:
+                        raise ValueError("labels can only be opened with the elements' tokens")
+                    ad = label_ad(tokens[j])
+                    for label in candidates:
+                        found = _open_with(d[32:], label, ad)
+                        if found is not None:
+                            break
+                    if found is None:
+                        raise ResponderMisbehaved(
+                            f"the responder's reply {offset + j} matches a setup entry whose label was not "
+                            "sealed for this element: the reply was permuted, repeated, substituted or taken "
+                            "from another session (an honest collision has a chance under 2^-40)"
+                        )
             out.append(found)
         return out

@@ -45,9 +45,12 @@ def tags(secret: bytes, tokens: Iterable[bytes]) -> list[bytes]:
     return [tag(secret, t) for t in tokens]
 
 
-@dataclass
+@dataclass(repr=False)
 class ResponderIndex:
     """The responder's own tags: tag -> merged case references, and tag -> token (for its hits file)."""
+
+    def __repr__(self) -> str:  # tags, tokens and case references stay out of logs and tracebacks
+        return f"ResponderIndex(<{len(self.refs)} entries>)"
 
     refs: dict[bytes, bytes]
     tokens: dict[bytes, bytes]

@@ -60,6 +60,8 @@ ENCODING_BITS = 128
 ENCODING_BYTES = ENCODING_BITS // 8
 OVERFLOW_BITS = 40
 MAX_DEGREE = 128
+#: The requester pads every bin to at least this degree (see build_query).
+MIN_DEGREE = 2
 _ENC_DOMAIN = b"matcher/v1/paillier\x00"
 _ENC_MASK = (1 << ENCODING_BITS) - 1
 _N_X = 32  # full n-th residues in the re-randomiser's small-subgroup cover
@@ -235,7 +237,7 @@ class FixedBase:
 
 
 # -- requester key ----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RequesterSecret:
     """The requester's key as plain integers (what its own worker processes need)."""
 
@@ -247,6 +249,9 @@ class RequesterSecret:
     @property
     def bits(self) -> int:
         return int(self.n).bit_length()
+
+    def __repr__(self) -> str:  # never the primes (nor n, which names the session)
+        return f"RequesterSecret(<{self.bits}-bit Paillier key>)"
 
 
 def _blum_prime(bits: int) -> mpz:
@@ -387,9 +392,12 @@ def get_pool(workers: Workers | None) -> Workers:
 
 
 # -- requester half ----------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)
 class RequesterQuery:
     """What the requester sends: parameters and the bins' roots (encrypted lazily in chunks)."""
+
+    def __repr__(self) -> str:  # the roots are the requester's token encodings
+        return f"RequesterQuery(bins={self.bins}, degree={self.degree}, key={self.key!r})"
 
     key: RequesterSecret
     seed: int
@@ -423,7 +431,9 @@ def build_query(
     lists: list[list[int]] = [[] for _ in range(bins)]
     for e in encodings:
         lists[bin_of(e, seed, bins)].append(e)
-    degree = max(degree, max((len(x) for x in lists), default=0))
+    # Never degree 1: a bin's only coefficient would be E(−root), from which a dishonest
+    # responder computes E(root + payload) and forges a hit with a case reference of its choice.
+    degree = max(MIN_DEGREE, degree, max((len(x) for x in lists), default=0))
     span = key.n - (1 << ENCODING_BITS)
     for roots in lists:
         while len(roots) < degree:
@@ -469,9 +479,12 @@ def count_zeros(residues: Iterable[int]) -> int:
 
 
 # -- responder half --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Rerandomiser:
     """The responder's per-session re-randomisation bases for the requester's ``n``."""
+
+    def __repr__(self) -> str:  # the bases are the responder's secret randomness
+        return f"Rerandomiser(<{int(self.n).bit_length()}-bit modulus, {len(self.xs)} bases>)"
 
     n: int
     hs: int

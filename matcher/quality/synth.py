@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gettext
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -38,7 +39,7 @@ from pathlib import Path
 import pycountry
 from anyascii import anyascii
 
-from matcher.demo import REQUESTER_TOML, RESPONDER_TOML
+from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.identity.normalise_n2 import icao_check_digit
 from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
 from matcher.quality.synth_surnames import draw_family
@@ -66,6 +67,9 @@ class Corruption:
     dob_year_only: float = 0.02
     dob_day_month_swapped: float = 0.01
     dob_day_typo: float = 0.01
+    #: a date that is no calendar date (compact YYYYMMDD with a day of 32..91, like 19450493):
+    #: the loader drops the date and keeps the rest of the record
+    dob_invalid: float = 0.01
     doc_missing: float = 0.15  # of persons who have a document
     doc_spaced: float = 0.3
     doc_check_digit: float = 0.1
@@ -303,6 +307,8 @@ def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: floa
     else:
         local = "%d.%m.%Y" if date_order == "DMY" else "%m/%d/%Y"
         dob = d.strftime(rng.choices([local, "%Y-%m-%d"], [0.7, 0.3])[0])
+        if r < c.dob_missing + c.dob_year_only + c.dob_invalid:  # no extra draw: other rows stay as they were
+            dob = f"{d.year}{d.month:02d}{32 + d.day % 60:02d}"
 
     sex = "" if rng.random() < c.sex_missing else p.sex
     r = rng.random()
@@ -336,7 +342,7 @@ class SynthResult:
     shared: int
 
 
-def generate(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
+def generate(size: int, overlap: float, seed: int, out: str | os.PathLike[str], corruption: Corruption | None = None,
              responder_size: int | None = None, closed_pools: bool = False) -> SynthResult:
     """Write ``requester.csv``, ``responder.csv``, ``links.csv`` and both configs to ``out``.
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +13,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.config import RequesterConfig, ResponderConfig
+from matcher.identity.conformance import require_conformant
+from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
 from matcher.identity.records import LoadResult, load_records
 from matcher.storage.secrets_store import check_private
 from matcher.server.state import ResponderState
 from matcher.logs import log_fields
 from matcher.server.metrics import ResponderMetrics
-from matcher.server.service import ResponderServicer, TlsMaterial, build_server
+from matcher.peer_auth import PeerAllowlist
+from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
 
 log = logging.getLogger("matcher.server.responder")
 
@@ -32,15 +37,6 @@ def load_watchlist(
         s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
-
-
-def require_keyed_hash_opt_in(config: ResponderConfig | RequesterConfig) -> None:
-    """Refuse keyed-hash unless the config says ``[keyed_hash] allow_keyed_hash = true``."""
-    if config.keyed_hash is None or not config.keyed_hash.allow_keyed_hash:
-        raise ConfigError(
-            "keyed-hash protects against outsiders only (either agency can test guesses against the other's tags); "
-            "it is offered only with [keyed_hash] allow_keyed_hash = true"
-        )
 
 
 def read_tls(config: ResponderConfig) -> TlsMaterial:
@@ -67,6 +63,7 @@ class RunningResponder:
     servicer: ResponderServicer | None = None
     metrics: ResponderMetrics | None = None  # with [metrics]: the Prometheus endpoint
     metrics_port: int | None = None
+    scratch: Path | None = None  # --insecure: the throw-away state folder, removed at stop
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -80,6 +77,36 @@ class RunningResponder:
         if self.servicer is not None and not self.servicer.wait_idle(10.0):
             log.warning("sessions still running 10 s after shutdown; closing the state anyway")
         self.state.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a gRPC listen address (``host:port``, ``[v6]:port``) binds only to loopback."""
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_epoch_dir(listen: str) -> Path:
+    """``--insecure``: check that ``listen`` is loopback, and make the throw-away folder of its key epoch.
+
+    ConfigError when ``listen`` is not a loopback address. Only the epoch key and its
+    setup live in the throw-away folder (mode 0700, removed at stop); budgets, the
+    session log and its key stay in the real state folder, so the limits hold across
+    restarts and the runs are on the record.
+    """
+    if not is_loopback(listen):
+        raise ConfigError(
+            f"--insecure serves plaintext without peer authentication and binds only to loopback; "
+            f"{listen!r} is not a loopback address: use --listen 127.0.0.1:PORT, or drop --insecure and use mTLS"
+        )
+    return Path(tempfile.mkdtemp(prefix="matcher-insecure-"))  # mkdtemp: mode 0700
 
 
 def start_responder(
@@ -97,32 +124,62 @@ def start_responder(
     """
     if not config.peers and not insecure:
         raise ConfigError("no [[peers]] configured: nobody would be allowed to match; add the requester agencies")
+    listen = listen or config.responder.listen
     tls = None if insecure else read_tls(config)
-    watchlist = load_watchlist(config, progress=progress)
-    if progress:
-        progress(watchlist.summary())
-    state = ResponderState(config, watchlist, progress=progress)
-    if "keyed-hash" in config.responder.protocols:
-        require_keyed_hash_opt_in(config)
-        state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
+    if tls is not None:  # an ambiguous peer binding fails now, before the watchlist is loaded
+        PeerAllowlist(list(config.peers), tls.ca)
+    require_conformant(config.key_spec().norm_version)  # a broken installation never serves
+    scratch = insecure_epoch_dir(listen) if insecure else None
+    state = None
     metrics = None
-    if config.metrics is not None:
-        metrics = ResponderMetrics(state)
-    servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
-    server, port, health_servicer = build_server(servicer, listen or config.responder.listen, tls)
-    metrics_port = None
-    if metrics is not None:
-        metrics.active_sessions = lambda: servicer._active
-        try:
-            metrics_port = metrics.serve(metrics_listen or config.metrics.listen)
-        except OSError as exc:
+    try:
+        watchlist = load_watchlist(config, progress=progress)
+        if progress:
+            progress(watchlist.summary())
+        state = ResponderState(config, watchlist, progress=progress, epoch_dir=scratch)
+        if "keyed-hash" in config.responder.protocols:
+            require_keyed_hash_opt_in(config)
+            state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
+        if config.metrics is not None:
+            metrics = ResponderMetrics(state)
+        servicer = ResponderServicer(state, insecure=insecure, metrics=metrics)
+        server, port, health_servicer = build_server(servicer, listen, tls)
+        metrics_port = None
+        if metrics is not None:
+            metrics.active_sessions = lambda: servicer._active
+            try:
+                metrics_port = metrics.serve(metrics_listen or config.metrics.listen)
+            except OSError as exc:
+                raise ConfigError(
+                    f"[metrics] listen {metrics_listen or config.metrics.listen}: cannot listen ({exc})"
+                ) from None
+            log.info("metrics on http://%s/metrics", _with_port(metrics_listen or config.metrics.listen, metrics_port),
+                     extra=log_fields(event="metrics_listening", port=metrics_port))
+        server.start()
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        if state is not None:
             state.close()
-            raise ConfigError(f"[metrics] listen {metrics_listen or config.metrics.listen}: cannot listen ({exc})") from None
-        log.info("metrics on http://%s/metrics", _with_port(metrics_listen or config.metrics.listen, metrics_port),
-                 extra=log_fields(event="metrics_listening", port=metrics_port))
-    server.start()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if insecure:
+        epoch = state.current().key.epoch
+        log.warning(
+            "INSECURE development mode: plaintext gRPC without peer authentication on %s (port %d, loopback only); "
+            "throw-away key epoch %s in %s; every caller is the peer %s under the tightest [[peers]] limits",
+            listen, port, epoch, scratch, INSECURE_PEER,
+            extra=log_fields(event="insecure_mode", port=port, key_epoch=epoch),
+        )
+        if state.session_log is not None:
+            state.session_log.append(
+                event="insecure", role="responder", peer=INSECURE_PEER, config_fingerprint=state.config_fingerprint,
+                detail=f"serve --insecure on loopback port {port}, throw-away key epoch {epoch}",
+            )
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port)
+    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port,
+                            scratch)
 
 
 def _with_port(listen: str, port: int) -> str:

@@ -24,8 +24,11 @@ from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from matcher import peer_auth
+from matcher.identity.conformance import check_peer
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
+    ConfigError,
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
@@ -38,7 +41,7 @@ from matcher.grpc_status import status_code
 from matcher.server.state import ResponderState
 from matcher.logs import log_fields
 from matcher.sessions import RESPONDER_SESSIONS
-from matcher.sessions.limits import message_limit
+from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 
@@ -48,6 +51,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("matcher.server.responder")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
+
+#: The one name every caller has under ``--insecure`` (loopback only): budgets and limits apply to it.
+INSECURE_PEER = peer_auth.INSECURE_PEER
+#: Its daily budget when no [[peers]] entry sets one.
+INSECURE_DAILY_BUDGET = 1_000_000
 
 
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
@@ -75,11 +83,65 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         self.max_request = s.max_request_size
         self.max_chunk = s.max_chunk_elements
         self.session_timeout = s.session_timeout_seconds
+        self.hello_timeout = min(s.hello_timeout_seconds, s.session_timeout_seconds)
         self.max_sessions = s.max_sessions
         self._slots = threading.BoundedSemaphore(s.max_sessions)
         self._active = 0
         self._idle = threading.Condition()
         self._peers: dict[str, PeerConfig] = {p.name: p for p in state.config.peers}
+        #: concurrent Match streams per peer (item: one peer must not hold every slot)
+        self._per_peer: dict[str, int] = {}
+        self._per_peer_lock = threading.Lock()
+        #: set by :meth:`use_tls`; without it (and without --insecure) every peer is refused
+        self.allowlist: peer_auth.PeerAllowlist | None = None
+        self._tls: TlsMaterial | None = None
+
+    def use_tls(self, tls: TlsMaterial) -> None:
+        """Bind the allowlist to the trusted CA bundle (ConfigError for a peer whose binding is ambiguous)."""
+        self.allowlist = peer_auth.PeerAllowlist(list(self.state.config.peers), tls.ca)
+        self._tls = tls
+
+    def session_cap(self, peer: str) -> int:
+        """Most concurrent sessions ``peer`` may hold (its own max_sessions, else max_sessions_per_peer)."""
+        s = self.state.settings
+        cfg = self._peers.get(peer)
+        own = cfg.max_sessions if cfg is not None and cfg.max_sessions is not None else s.max_sessions_per_peer
+        if self.insecure:  # every caller is one pseudo-peer: the tightest configured cap
+            own = min([own, *(p.max_sessions for p in self._peers.values() if p.max_sessions)])
+        return min(own, s.max_sessions)
+
+    def _take_peer_slot(self, peer: str) -> bool:
+        with self._per_peer_lock:
+            n = self._per_peer.get(peer, 0)
+            if n >= self.session_cap(peer):
+                return False
+            self._per_peer[peer] = n + 1
+            return True
+
+    def _release_peer_slot(self, peer: str) -> None:
+        with self._per_peer_lock:
+            n = self._per_peer.get(peer, 0) - 1
+            if n > 0:
+                self._per_peer[peer] = n
+            else:
+                self._per_peer.pop(peer, None)
+
+    def prove_to(self, context: grpc.ServicerContext) -> None:
+        """Answer a requester that pins this responder: send our certificate and a proof in the initial metadata."""
+        if self._tls is None:
+            return
+        nonce = next((v for k, v in context.invocation_metadata() if k == peer_auth.NONCE_HEADER), None)
+        if not isinstance(nonce, bytes) or not 16 <= len(nonce) <= 64:
+            return
+        _cn, client_fp = peer_identity(context)
+        if client_fp is None:
+            return
+        leaf = peer_auth.load_pem_certs(self._tls.cert)[0]
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        proof = peer_auth.server_proof(self._tls.key, nonce, client_fp)
+        context.send_initial_metadata(((peer_auth.CERT_HEADER, leaf.public_bytes(Encoding.DER)),
+                                       (peer_auth.PROOF_HEADER, proof)))
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no Match handler runs any more (its end row written); False on timeout.
@@ -91,17 +153,15 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     # -- who is asking -------------------------------------------------------------
-    def _authorise(self, context: grpc.ServicerContext) -> str:
+    def authorise(self, context: grpc.ServicerContext) -> str:
+        """The ``[[peers]]`` name of the caller; PeerNotAllowed (carrying the certificate subject) otherwise."""
         if self.insecure:
-            return "insecure:" + context.peer()
-        cn, fingerprint = peer_identity(context)
-        for peer in self.state.config.peers:
-            if cn == peer.common_name and (peer.cert_sha256 is None or secrets.compare_digest(peer.cert_sha256, fingerprint or "")):
-                return peer.name
-        raise PeerNotAllowed(
-            "this client certificate is not in the responder's peer allowlist; "
-            "ask the responder agency to add it under [[peers]]"
-        )
+            return INSECURE_PEER
+        if self.allowlist is None:
+            raise PeerNotAllowed("this responder has no peer allowlist bound to its CA bundle (internal setup error)")
+        pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
+        name, _who = self.allowlist.identify(pem)
+        return name
 
     def _policy(self) -> pb.Policy:
         epoch = self.state.current()
@@ -117,11 +177,14 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             reveal=self.state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
+            wire_version=WIRE_VERSION,
+            norm_conformance_digest=self.state.conformance.digest,
+            norm_libraries=self.state.conformance.libraries,
         )
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
         try:
-            self._authorise(context)
+            self.authorise(context)  # the PeerGate has refused strangers already; kept as a second check
             if isinstance(request, Undecodable):
                 raise ProtocolViolation("the request is not a valid GetPolicyRequest (protobuf decoding failed)")
             return self._policy()
@@ -136,18 +199,30 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if self.state.session_log is not None:
             self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
 
-    def _charge(self, peer: str, hello: pb.Hello) -> None:
-        """Per-peer limits: the session size cap, then the daily budget (reserved atomically)."""
+    def _charge(self, peer: str, hello: pb.Hello, cost: int | None = None) -> None:
+        """Per-peer limits: the session size cap, then the daily budget (reserved atomically).
+
+        ``cost`` is what the session is charged (the protocol's ``budget_cost``: the
+        responder's work, see docs/security.md); the request size by default.
+        """
         cfg = self._peers.get(peer)
-        if cfg is None:  # --insecure development mode: no peer, no budget
-            return
-        if cfg.max_set_size is not None and hello.request_size > cfg.max_set_size:
+        if self.insecure:
+            # --insecure: every caller is one pseudo-peer under the tightest limits of [[peers]]
+            set_sizes = [p.max_set_size for p in self._peers.values() if p.max_set_size is not None]
+            budgets = [p.daily_budget for p in self._peers.values() if p.daily_budget is not None]
+            max_set = min(set_sizes) if set_sizes else None
+            budget = min(budgets) if budgets else INSECURE_DAILY_BUDGET
+        elif cfg is None:
+            raise PeerNotAllowed("this peer is not in the responder's allowlist")
+        else:
+            max_set, budget = cfg.max_set_size, cfg.daily_budget
+        if max_set is not None and hello.request_size > max_set:
             raise LimitExceeded(
-                f"request of {hello.request_size} elements exceeds the limit of {cfg.max_set_size} "
+                f"request of {hello.request_size} elements exceeds the limit of {max_set} "
                 f"per session for peer {peer}"
             )
-        if cfg.daily_budget is not None:
-            self.state.budgets.reserve(peer, hello.request_size, cfg.daily_budget)
+        if budget is not None:
+            self.state.budgets.reserve(peer, hello.request_size if cost is None else cost, budget)
 
     def _check_hello(self, hello: pb.Hello) -> None:
         s = self.state.settings
@@ -163,6 +238,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"match-key spec differs: requester fingerprint {theirs or '(none)'}, "
                 f"responder fingerprint {mine}; align [match_keys] and norm_version with the responder's policy"
             )
+        # Same key spec, different tokenisation (another library version, a changed table): refuse
+        # before any data moves, naming both digests, instead of matching to a silent zero.
+        check_peer(self.state.conformance, hello.norm_conformance_digest, hello.norm_libraries, "requester")
         if hello.reveal != s.reveal:
             raise UnsupportedProtocol(f"reveal mode {reveal} requested, this responder runs {s.reveal!r}")
         if hello.request_size == 0:
@@ -170,6 +248,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         if hello.request_size > self.max_request:
             raise LimitExceeded(
                 f"request of {hello.request_size} elements exceeds this responder's limit of {self.max_request}"
+            )
+        if hello.wire_version != WIRE_VERSION:
+            raise UnsupportedProtocol(
+                f"the requester speaks wire version {hello.wire_version}, this responder {WIRE_VERSION}; "
+                "upgrade matcher on the requester's side"
             )
 
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
@@ -189,15 +272,25 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         inbox = _Inbox(request_iterator, started + limit, why)
         watchdog = _Watchdog(context, limit + WATCHDOG_GRACE_SECONDS)
         slot = self._slots.acquire(blocking=False)
+        peer_slot = False
         with self._idle:
             self._active += 1
         try:
-            peer = self._authorise(context)
+            peer = self.authorise(context)
             if not slot:
                 raise LimitExceeded(
                     f"the responder is serving its maximum of {self.max_sessions} concurrent sessions; try again later"
                 )
-            first = inbox.next()
+            peer_slot = self._take_peer_slot(peer)
+            if not peer_slot:
+                raise LimitExceeded(
+                    f"peer {peer} already holds its maximum of {self.session_cap(peer)} concurrent sessions "
+                    "(max_sessions_per_peer); finish one first"
+                )
+            first = inbox.next(
+                deadline=started + self.hello_timeout,
+                why=f"the responder's limit of {self.hello_timeout:g} s for the Hello (hello_timeout_seconds)",
+            )
             if first is None or first.WhichOneof("kind") != "hello":
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
@@ -205,7 +298,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
             self._check_hello(hello)
-            self._charge(peer, hello)
+            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(self.state, hello))
             session = RESPONDER_SESSIONS[protocol](self.state, hello)
             session.session_id, session.peer = session_id, peer
             # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.
@@ -237,11 +330,11 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                             f"Finish after {received} elements, but {hello.request_size} were announced"
                         )
                     yield from session.on_finish()
-                    if session.expects_report:
-                        report = inbox.next()
-                        if report is None or report.WhichOneof("kind") != "hit_report":
-                            raise ProtocolViolation("a HitReport must follow Finish in this reveal mode")
-                        yield from session.on_report(report.hit_report)
+                    while session.expects_more:  # a hit report, the re-blinded setup (bounded by the session)
+                        tail = inbox.next()
+                        if tail is None:
+                            raise ProtocolViolation(f"{session.tail_name} must follow Finish in this reveal mode")
+                        yield from session.on_tail(tail)
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
@@ -282,9 +375,17 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             watchdog.close()
             if slot:
                 self._slots.release()
+            if peer_slot:
+                self._release_peer_slot(peer)
             if watchdog.fired and outcome is grpc.StatusCode.CANCELLED:
                 outcome, code = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
                 detail = f"cancelled by the responder: the requester did not read the replies within {why}"
+            if outcome is grpc.StatusCode.CANCELLED or watchdog.fired:
+                log.info("session %s peer=%s protocol=%s size=%d outcome=%s: %s",
+                         session_id, peer, protocol, received, outcome.name, detail,
+                         extra=log_fields(event="session_end", session_id=session_id, peer=peer,
+                                          protocol=protocol, elements=received, outcome=outcome.name,
+                                          seconds=round(time.monotonic() - started, 3)))
             try:
                 self._log(
                     event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
@@ -407,14 +508,19 @@ class _Inbox:
             end = ("gone", None)
         self._put(end)
 
-    def next(self) -> pb.MatchRequest | None:
-        remaining = self.deadline - time.monotonic()
+    def next(self, deadline: float | None = None, why: str | None = None) -> pb.MatchRequest | None:
+        """The next message; ``deadline``/``why`` set an earlier limit for this one (the Hello)."""
+        early = deadline is not None and deadline < self.deadline
+        if not early:
+            deadline, why = self.deadline, self.why
+        remaining = deadline - time.monotonic()
         try:
             if remaining <= 0:
                 raise queue.Empty
             kind, msg = self._queue.get(timeout=remaining)
         except queue.Empty:
-            raise SessionTimeout(f"the session did not complete within {self.why}") from None
+            what = "send its Hello" if early else "complete"
+            raise SessionTimeout(f"the session did not {what} within {why}") from None
         if kind == "gone":
             self.peer_gone = True
         if isinstance(msg, Undecodable):
@@ -479,9 +585,218 @@ def _add_responder_service(servicer: ResponderServicer, server: grpc.Server) -> 
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-@dataclass
+#: Methods a client whose certificate merely chains to a trusted CA may call: health
+#: checks for load balancers and probes. ``Health/Watch`` is a stream (it holds a
+#: server thread while open) and is for allowlisted peers only.
+OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check"})
+MATCH_METHOD = f"/{SERVICE_NAME}/Match"
+#: Concurrent streams per peer, and in all, of the other streaming methods (reflection,
+#: health Watch): each holds a thread, so they are capped inside the pool's headroom.
+OTHER_STREAMS_PER_PEER = 2
+OTHER_STREAMS_TOTAL = 4
+
+
+class PeerGate(grpc.ServerInterceptor):
+    """Refuses every call of a peer that is not in ``[[peers]]``, before the service's handler runs.
+
+    Only :data:`OPEN_METHODS` (health checks) are open to any certificate that chains to
+    the trusted CA. For every other method the handler is wrapped: the first thing that
+    runs on the call's thread is the allowlist check, and a stranger is aborted with
+    PERMISSION_DENIED at once (logged with its certificate subject), so it cannot hold a
+    thread, whatever it opens (reflection streams included). gRPC's Python server gives
+    the peer's certificate only to the handler's context, which is why the check is the
+    handler's first step rather than in ``intercept_service`` itself (that runs on the
+    server's polling thread and holds none of the pool's threads either way).
+    """
+
+    def __init__(self, servicer: ResponderServicer) -> None:
+        self.servicer = servicer
+        self._lock = threading.Lock()
+        self._streams: dict[str, int] = {}
+        self._streams_total = 0
+        self._log_budget = _LogBudget(REFUSAL_LOG_BURST, REFUSAL_LOG_PER_SECOND)
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method in OPEN_METHODS:
+            return handler
+        return _guarded(handler, method, self)
+
+    def admit(self, context: grpc.ServicerContext, method: str) -> str:
+        """The caller's peer name; aborts the call (PERMISSION_DENIED, logged) for anyone else."""
+        try:
+            peer = self.servicer.authorise(context)
+        except PeerNotAllowed as exc:
+            allowed, suppressed = self._log_budget.take()
+            if self.servicer.metrics is not None:
+                self.servicer.metrics.refused(None, exc)
+            if allowed:
+                more = f" ({suppressed} more refusals were not logged)" if suppressed else ""
+                log.warning("refused %s from %s (certificate subject %s): %s%s", _shown_method(method),
+                            context.peer(), exc.subject or "(none)", exc, more,
+                            extra=log_fields(event="peer_refused", method=_shown_method(method),
+                                             subject=exc.subject, outcome="PERMISSION_DENIED",
+                                             reason=type(exc).__name__))
+            context.abort(status_code(exc), str(exc))
+        self.servicer.prove_to(context)
+        return peer
+
+    def open_stream(self, context: grpc.ServicerContext, method: str, peer: str) -> None:
+        """Count one more non-Match stream of ``peer``; RESOURCE_EXHAUSTED (logged) over the caps."""
+        with self._lock:
+            mine = self._streams.get(peer, 0)
+            if mine < OTHER_STREAMS_PER_PEER and self._streams_total < OTHER_STREAMS_TOTAL:
+                self._streams[peer] = mine + 1
+                self._streams_total += 1
+                return
+        log.warning("refused %s from peer=%s: too many open streams (%d of this peer, %d in all)",
+                    _shown_method(method), peer, mine, OTHER_STREAMS_TOTAL,
+                    extra=log_fields(event="stream_refused", method=_shown_method(method), peer=peer,
+                                     outcome="RESOURCE_EXHAUSTED"))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"at most {OTHER_STREAMS_PER_PEER} open streams of this kind per peer; close one first")
+
+    def close_stream(self, peer: str) -> None:
+        with self._lock:
+            self._streams_total -= 1
+            n = self._streams.get(peer, 0) - 1
+            if n > 0:
+                self._streams[peer] = n
+            else:
+                self._streams.pop(peer, None)
+
+
+#: Refusal lines a burst of strangers may write at once, and per second after that (the
+#: lines not written are counted in the next one), so refusals cannot flood the log.
+REFUSAL_LOG_BURST = 200
+REFUSAL_LOG_PER_SECOND = 20.0
+
+
+class _LogBudget:
+    """A token bucket for log lines: ``take()`` -> (may log, lines suppressed since the last one logged)."""
+
+    def __init__(self, burst: int, per_second: float) -> None:
+        self._burst, self._rate = float(burst), per_second
+        self._tokens, self._last = float(burst), time.monotonic()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[bool, int]:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens < 1:
+                self._suppressed += 1
+                return False, 0
+            self._tokens -= 1
+            suppressed, self._suppressed = self._suppressed, 0
+            return True, suppressed
+
+
+def _shown_method(method: str) -> str:
+    return method if len(method) <= 100 and method.isascii() and method.isprintable() else "(a method)"
+
+
+def _guarded(handler: grpc.RpcMethodHandler, method: str, gate: PeerGate) -> grpc.RpcMethodHandler:
+    """``handler`` with the allowlist check (and, for streams other than Match, the stream caps) in front."""
+    des, ser = handler.request_deserializer, handler.response_serializer
+    counted = method != MATCH_METHOD and (handler.request_streaming or handler.response_streaming)
+
+    if handler.unary_unary is not None:
+        inner_uu = handler.unary_unary
+
+        def unary_unary(request, context):
+            gate.admit(context, method)
+            return inner_uu(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, des, ser)
+
+    def streamed(inner):
+        def behaviour(request, context):
+            peer = gate.admit(context, method)
+            if counted:
+                gate.open_stream(context, method, peer)
+            try:
+                result = inner(request, context)
+                if handler.response_streaming:
+                    yield from result
+                else:
+                    yield result
+            finally:
+                if counted:
+                    gate.close_stream(peer)
+
+        return behaviour
+
+    def single(inner):  # stream in, one message out
+        def behaviour(request_iterator, context):
+            peer = gate.admit(context, method)
+            if counted:
+                gate.open_stream(context, method, peer)
+            try:
+                return inner(request_iterator, context)
+            finally:
+                if counted:
+                    gate.close_stream(peer)
+
+        return behaviour
+
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streamed(handler.unary_stream), des, ser)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(single(handler.stream_unary), des, ser)
+    return grpc.stream_stream_rpc_method_handler(streamed(handler.stream_stream), des, ser)
+
+
+def _add_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
+    """Server reflection as ``grpc.reflection.v1`` (what stock tools ask for) and ``v1alpha``.
+
+    grpcio-reflection ships only v1alpha; v1 has the same messages under another package,
+    so the same servicer answers both, and the v1 file is added to the descriptor pool
+    (built from v1alpha's by renaming the package) so v1 clients can also describe it.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindServiceByName(REFLECTION_V1)
+    except KeyError:
+        fdp = descriptor_pb2.FileDescriptorProto()
+        reflection_pb2.DESCRIPTOR.CopyToProto(fdp)
+        fdp.name, fdp.package = "grpc/reflection/v1/reflection.proto", "grpc.reflection.v1"
+        for msg in fdp.message_type:
+            for f in (f for f in msg.field if f.HasField("type_name")):
+                f.type_name = f.type_name.replace(".grpc.reflection.v1alpha.", ".grpc.reflection.v1.")
+        for svc in fdp.service:
+            for m in svc.method:
+                m.input_type = m.input_type.replace(".grpc.reflection.v1alpha.", ".grpc.reflection.v1.")
+                m.output_type = m.output_type.replace(".grpc.reflection.v1alpha.", ".grpc.reflection.v1.")
+        fdp.options.Clear()
+        pool.Add(fdp)
+    names = (*services, REFLECTION_V1, reflection.SERVICE_NAME)
+    servicer = reflection.ReflectionServicer(names, pool=pool)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    for service in (REFLECTION_V1, reflection.SERVICE_NAME):
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, {"ServerReflectionInfo": handler}),))
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+@dataclass(repr=False)
 class TlsMaterial:
     """PEM bytes of the own certificate, its key, and the CA(s) trusted for the other side."""
+
+    def __repr__(self) -> str:  # never the private key
+        return "TlsMaterial(<certificate, private key, CA>)"
 
     cert: bytes
     key: bytes
@@ -535,26 +850,34 @@ def build_server(
     (``max_workers`` overrides it).
     """
     threads = max_workers or servicer.max_sessions + EXTRA_RPCS
+    if tls is not None:
+        servicer.use_tls(tls)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-session"),
         options=server_options(servicer),
         maximum_concurrent_rpcs=threads,
+        interceptors=(PeerGate(servicer),),
     )
     _add_responder_service(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
-        )
-        port = server.add_secure_port(listen, creds)
+    _add_reflection(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            )
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError:  # grpc's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise ConfigError(
+            f"cannot listen on {listen}: the port is in use (another responder or program listens there) or the "
+            "address is not one of this machine's; stop the other program, or choose another address with "
+            "[responder] listen or --listen"
+        )
     return server, port, health_servicer

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig
 from matcher.files import private_dir
 from matcher.identity.match_keys import KeySpec
@@ -48,15 +49,26 @@ class Epoch:
 class ResponderState:
     """The watchlist's tokens and the current epoch, rotated when the configured time has passed."""
 
-    def __init__(self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None) -> None:
+    def __init__(
+        self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None,
+        epoch_dir: Path | None = None,
+    ) -> None:
+        """``epoch_dir``: where the epoch key and its setup cache live (default ``state_dir``;
+        ``serve --insecure`` gives a throw-away folder so the production epoch is never used)."""
         self.config = config
-        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler)
+        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler,
+                                          config.responder.dask_tls)
         self.keyspec: KeySpec = config.key_spec()
+        #: what this installation's normaliser produced for its conformance vectors (refused if broken)
+        self.conformance = require_conformant(self.keyspec.norm_version)
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
+        self.epoch_dir = epoch_dir or self.settings.state_dir
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
+        #: distinct watchlist tokens: what a paillier session makes the responder evaluate
+        self.distinct_tokens = len({token for token, _ in self._entries})
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":
@@ -64,6 +76,8 @@ class ResponderState:
                 for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
         self._tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
+        if self.settings.reveal == "cardinality":  # the setup is the points b·H(y) themselves (the responder counts)
+            self._tag_len = ecdh.POINT_BYTES
         #: what the key epoch is bound to: the watchlist's tokens and case references, key spec,
         #: reveal mode and tag length (a change to any of them starts a new epoch)
         self._watchlist_digest = entries_digest(
@@ -140,7 +154,7 @@ class ResponderState:
                 with self._lock:  # a waiter at start-up: the first thread may have finished
                     if self._epoch is not None and not self._due(self._epoch):
                         return self._epoch
-                key, fresh = load_or_rotate(self.settings.state_dir, self.settings.key_rotation_days,
+                key, fresh = load_or_rotate(self.epoch_dir, self.settings.key_rotation_days,
                                             watchlist_digest=self._watchlist_digest)
                 new = self._setup_for(key)
                 log.info(
@@ -183,7 +197,7 @@ class ResponderState:
         keep_points = self.settings.reveal == "both"
         # the watchlist digest already covers every entry: hashing them again cost a tenth of a setup
         digest = entries_digest((), key.epoch, self._watchlist_digest)
-        path = self.settings.state_dir / f"setup-{key.epoch}.bin"
+        path = self.epoch_dir / f"setup-{key.epoch}.bin"
         mac_key = key.subkey("setup-cache")
         try:
             cached = load_setup(path, mac_key=mac_key)
@@ -202,8 +216,9 @@ class ResponderState:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         setup = ecdh.responder_setup(
             key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
-            keep_points=keep_points, progress=self._setup_progress() if self._progress else None
+            keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
+            points_only=self.settings.reveal == "cardinality",
         )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
-        remove_other_setups(self.settings.state_dir, path, "setup-*.bin")
+        remove_other_setups(self.epoch_dir, path, "setup-*.bin")
         return Epoch(key, setup, setup_id(setup))

@@ -42,14 +42,29 @@ class ResponderSession(ABC):
         self.session_id = ""
         self.peer = ""
 
+    @classmethod
+    def budget_cost(cls, state: ResponderState, hello: pb.Hello) -> int:
+        """What a session announced by ``hello`` is charged to the peer's daily budget.
+
+        Known from the Hello alone, so it is charged before the responder does any
+        work. By default one unit per element: the responder's work (one evaluation,
+        one lookup) and the guesses a requester can test both grow with it.
+        """
+        return hello.request_size
+
     @property
-    def expects_report(self) -> bool:
-        """Whether a HitReport must follow Finish (reveal = "both" in protocols that need one)."""
+    def expects_more(self) -> bool:
+        """Whether another requester message must come after Finish (and after the last
+        :meth:`on_tail`) before the Summary: a HitReport (reveal = "both"), the re-blinded
+        setup (ecdh, reveal = "cardinality")."""
         return False
 
-    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
-        """Check and record the requester's report of its hits (reveal = "both")."""
-        raise ProtocolViolation(f"{self.protocol} does not take a HitReport")
+    #: what :meth:`on_tail` takes, for error messages
+    tail_name: str = "no message"
+
+    def on_tail(self, request: pb.MatchRequest) -> Iterator[pb.MatchResponse]:
+        """One requester message after Finish (see :meth:`expects_more`)."""
+        raise ProtocolViolation(f"{self.protocol} takes no message after Finish")
 
     def summary_hit_count(self) -> int:
         """The hit count to put in the Summary: only where the requester is meant to learn it from us."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Iterator, Sequence
 
 from matcher.parallel import SMALL_BATCH, inline
 from matcher.protocols import ecdh
+from matcher.errors import ProtocolViolation
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
 
@@ -18,13 +18,21 @@ SETUP_CHUNK_BYTES = 1 << 20
 class EcdhResponderSession(ResponderSession):
     """Diffie-Hellman PSI, responder side (see matcher.protocols.ecdh for the math).
 
-    In ``cardinality`` mode the replies are held back, shuffled with a CSPRNG and
-    sent after the last chunk, and the setup carries no labels, so the requester
-    can count its hits but not tell which of its elements they are.
+    ``requester`` mode: the setup (tags, labels bound to their tokens) goes out, then
+    every chunk's replies b·X_i in order.
 
-    In ``both`` mode the requester, after matching, reports b·H(x) of each hit;
-    :func:`matcher.protocols.ecdh.check_hit_report` accepts only points equal to one
-    of the responder's own entries, and those records go to the responder's hits file.
+    ``cardinality`` mode: the responder does the counting, so a requester that
+    deviates learns a count and nothing else. The setup is the points b·H(y)
+    themselves (sorted); the replies b·X_i are kept here and never sent. After
+    Finish the requester returns every setup point re-blinded, a·b·H(y), in an order
+    only it knows; the responder counts how many of them are among its b·a·H(x) and
+    sends that count in the Summary. The requester never sees b·a·H(x), so it cannot
+    attribute anything to one of its elements whatever it blinds them with.
+
+    ``both`` mode: as ``requester``, then the requester reports P = b·H(x) of each hit
+    with the index of its element in this session and a proof that one scalar links
+    every reported P to this session's reply (:func:`matcher.protocols.ecdh.check_hit_report`);
+    the records behind accepted points go to the responder's hits file.
     """
 
     protocol = "ecdh"
@@ -32,11 +40,17 @@ class EcdhResponderSession(ResponderSession):
     def __init__(self, state, hello: pb.Hello) -> None:
         super().__init__(state, hello)
         self.epoch = state.current()
-        self.cardinality = state.settings.reveal == "cardinality"
-        self._held: list[bytes] = []
+        self.reveal = state.settings.reveal
+        self.cardinality = self.reveal == "cardinality"
         self._workers = state.workers
         self._pending: deque = deque()  # (offset, [futures]) in order
         self._reported = 0
+        #: cardinality: this session's b·X_i (never sent); both: the replies in order, to check the report
+        self._evaluated: set[bytes] = set()
+        self._replies: list[bytes] = []
+        self._returned = 0
+        self._count = 0
+        self._tail_done = False
 
     def accepted(self, accepted: pb.Accepted) -> None:
         accepted.key_epoch = self.epoch.key.epoch
@@ -72,29 +86,57 @@ class EcdhResponderSession(ResponderSession):
         offset, futures = self._pending.popleft()
         reply = [p for f in futures for p in f.result()]
         if self.cardinality:
-            self._held.extend(reply)
-        else:
-            yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
+            self._evaluated.update(reply)  # distinct: the service refuses repeated elements
+            return
+        if self.reveal == "both":
+            self._replies.extend(reply)
+        yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
+
+    def on_finish(self) -> Iterator[pb.MatchResponse]:
+        while self._pending:
+            yield from self._emit()
+
+    # -- after Finish ------------------------------------------------------------------
+    @property
+    def expects_more(self) -> bool:
+        if self.reveal == "both":
+            return not self._tail_done
+        if self.cardinality:
+            return self._returned < len(self.epoch.setup)
+        return False
 
     @property
-    def expects_report(self) -> bool:
-        return self.state.settings.reveal == "both"
+    def tail_name(self) -> str:  # type: ignore[override]
+        return "the re-blinded setup" if self.cardinality else "a HitReport"
 
-    def on_report(self, report: pb.HitReport) -> Iterator[pb.MatchResponse]:
-        tokens = ecdh.check_hit_report(self.epoch.setup, list(report.elements), self.hello.request_size)
+    def on_tail(self, request: pb.MatchRequest) -> Iterator[pb.MatchResponse]:
+        kind = request.WhichOneof("kind")
+        if self.cardinality:
+            if kind != "reblinded":
+                raise ProtocolViolation(f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}")
+            chunk = request.reblinded
+            n = len(chunk.elements)
+            if chunk.offset != self._returned:
+                raise ProtocolViolation(f"re-blinded chunk offset {chunk.offset} out of order; expected {self._returned}")
+            if n == 0 or n > self.state.settings.max_chunk_elements or self._returned + n > len(self.epoch.setup):
+                raise ProtocolViolation(
+                    f"re-blinded chunk of {n} elements at {chunk.offset}; the setup has {len(self.epoch.setup)}"
+                )
+            self._count += ecdh.count_matches(self._evaluated, chunk.elements, chunk.offset)
+            self._returned += n
+            self.hit_count = self._count if self._returned == len(self.epoch.setup) else None
+            return iter(())
+        if kind != "hit_report":
+            raise ProtocolViolation(f"a HitReport must follow Finish in this reveal mode, not {kind or 'empty'}")
+        report = request.hit_report
+        tokens = ecdh.check_hit_report(
+            self.epoch.setup, list(report.elements), self.hello.request_size, list(report.indices),
+            report.proof, self._replies, ecdh.hit_proof_context(self.session_id),
+        )
+        self._tail_done = True
         self._reported = self.hit_count = len(tokens)
         self.record_own_hits(tokens)
         return iter(())
 
     def summary_hit_count(self) -> int:
-        return self._reported
-
-    def on_finish(self) -> Iterator[pb.MatchResponse]:
-        while self._pending:
-            yield from self._emit()
-        if not self.cardinality:
-            return
-        random.SystemRandom().shuffle(self._held)
-        step = self.state.settings.max_chunk_elements
-        for i in range(0, len(self._held), step):
-            yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=i, elements=self._held[i : i + step]))
+        return self._count if self.cardinality else self._reported

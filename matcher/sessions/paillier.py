@@ -64,6 +64,24 @@ class PaillierResponderSession(ResponderSession):
         self.rerandomiser = pl.Rerandomiser.new(n)
         self.workers = state.workers
 
+    @classmethod
+    def budget_cost(cls, state, hello: pb.Hello) -> int:
+        """Two units per coefficient plus (degree + 1) per own token: the guesses and the work.
+
+        * Guesses: a requester can give each bin's polynomial different roots mod p
+          and mod q (its own primes); the decrypted reply shows r·P(y) mod p and mod q
+          apart, so d coefficients test up to 2·d guesses. Each coefficient is charged 2.
+        * Work: the responder evaluates every own token y in its bin (Horner: d
+          ciphertext multiply-adds) and blinds and re-randomises the result, about
+          ``d + 1`` ciphertext exponentiations per token, whatever the request size.
+        A Hello whose degree is out of bounds is charged its size only (it is refused next).
+        """
+        degree = hello.paillier.degree if hello.HasField("paillier") else 0
+        max_degree = min(pl.MAX_DEGREE, state.settings.paillier_max_degree)
+        if not 1 <= degree <= max_degree:
+            return hello.request_size
+        return 2 * hello.request_size + state.distinct_tokens * (degree + 1)
+
     def accepted(self, accepted: pb.Accepted) -> None:
         accepted.setup_size = len(self.items.encodings)  # = number of replies that will follow
 

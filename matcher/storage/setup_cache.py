@@ -7,7 +7,8 @@ changed key spec or reveal mode, or a new epoch rebuilds it. A requester may kee
 the setup it received, so a repeated query against a stable watchlist sends only
 its own blinded elements.
 
-File format: ``MSETUP2\\n``, a 4-byte big-endian header length, a JSON header
+File format: ``MSETUP3\\n`` (3: ecdh labels bound to their tokens, wire version 2; 2 was the
+first authenticated format), a 4-byte big-endian header length, a JSON header
 (count, tag_length, label_length, mac, and the writer's metadata), then ``count``
 rows of ``tag ‖ label`` of fixed length, then, when ``mac`` is ``hmac-sha256``, a
 32-byte HMAC-SHA-256 over everything before it. Files are written atomically with
@@ -35,7 +36,7 @@ from matcher.files import private_dir, write_private
 from matcher.protocols.ecdh import ResponderSetup
 from matcher.storage.secrets_store import check_private
 
-MAGIC = b"MSETUP2\n"
+MAGIC = b"MSETUP3\n"
 _MAC_LEN = 32
 _MAC_CONTEXT = b"matcher/v1/setup-cache\x00"
 

@@ -19,7 +19,7 @@ class MatchKeyDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id")
+    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id", "wire_version", "norm_conformance_digest", "norm_libraries")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     MATCH_KEYS_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,9 @@ class Policy(_message.Message):
     REVEAL_FIELD_NUMBER: _ClassVar[int]
     SETUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     SETUP_ID_FIELD_NUMBER: _ClassVar[int]
+    WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NORM_CONFORMANCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NORM_LIBRARIES_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     match_keys: _containers.RepeatedCompositeFieldContainer[MatchKeyDef]
     key_spec_fingerprint: str
@@ -40,23 +43,32 @@ class Policy(_message.Message):
     reveal: str
     setup_size: int
     setup_id: str
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ...) -> None: ...
+    wire_version: int
+    norm_conformance_digest: str
+    norm_libraries: str
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier")
+    __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier", "wire_version", "norm_conformance_digest", "norm_libraries")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
     REVEAL_FIELD_NUMBER: _ClassVar[int]
     CACHED_SETUP_ID_FIELD_NUMBER: _ClassVar[int]
     PAILLIER_FIELD_NUMBER: _ClassVar[int]
+    WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NORM_CONFORMANCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NORM_LIBRARIES_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     key_spec_fingerprint: str
     request_size: int
     reveal: str
     cached_setup_id: str
     paillier: PaillierParams
-    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ...) -> None: ...
+    wire_version: int
+    norm_conformance_digest: str
+    norm_libraries: str
+    def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class PaillierParams(_message.Message):
     __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof")
@@ -123,22 +135,28 @@ class Summary(_message.Message):
     def __init__(self, elements_evaluated: _Optional[int] = ..., hit_count: _Optional[int] = ...) -> None: ...
 
 class HitReport(_message.Message):
-    __slots__ = ("elements",)
+    __slots__ = ("elements", "indices", "proof")
     ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     elements: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, elements: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    proof: bytes
+    def __init__(self, elements: _Optional[_Iterable[bytes]] = ..., indices: _Optional[_Iterable[int]] = ..., proof: _Optional[bytes] = ...) -> None: ...
 
 class MatchRequest(_message.Message):
-    __slots__ = ("hello", "blinded", "finish", "hit_report")
+    __slots__ = ("hello", "blinded", "finish", "hit_report", "reblinded")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     BLINDED_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     HIT_REPORT_FIELD_NUMBER: _ClassVar[int]
+    REBLINDED_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     blinded: ElementChunk
     finish: Finish
     hit_report: HitReport
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., blinded: _Optional[_Union[ElementChunk, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., hit_report: _Optional[_Union[HitReport, _Mapping]] = ...) -> None: ...
+    reblinded: ElementChunk
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., blinded: _Optional[_Union[ElementChunk, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., hit_report: _Optional[_Union[HitReport, _Mapping]] = ..., reblinded: _Optional[_Union[ElementChunk, _Mapping]] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
     __slots__ = ("accepted", "setup", "evaluated", "summary")
