@@ -68,7 +68,9 @@ def test_every_kernel_gives_libsodiums_bytes_for_batch_sizes_1_to_17(seed, monke
         pairs = [(t, b"case-%d" % i) for i, t in enumerate(tokens)]
         rows, ref = _both(lambda: ecdh.setup_rows(key2, pairs, 12, 32, keep_points=True), monkeypatch)
         assert [(r[0], r[2]) for r in rows] == [(r[0], r[2]) for r in ref]  # labels carry random nonces
-        assert [ecdh.open_label(r[2], r[1]) for r in rows] == [ref_ for _, ref_ in pairs]
+        assert [ecdh.open_label(r[2], r[1], t) for r, (t, _) in zip(rows, pairs)] == [ref_ for _, ref_ in pairs]
+        points_only, ref = _both(lambda: ecdh.setup_rows(key2, pairs, 0, 0), monkeypatch)  # cardinality setup
+        assert points_only == ref == [(y, b"") for y in ecdh.blind_tokens(key2, tokens)]
 
 
 @needs_fast
