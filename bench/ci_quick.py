@@ -8,7 +8,7 @@ Checks, each against the group operations measured in the same run:
     (both sides, all worker processes) over 3 scalar multiplications + 1 hash to group;
   * the ristretto255 backend: where the CPU has AVX-512 IFMA and the extension is built it
     must be in use (a failed known-answer test fails here), and be ≥ 3× libsodium's speed.
-The floor is that of the backend in use (bench.harness.group_op_costs), so the gates hold
+The floor is that of the backend in use (tests.harness.group_op_costs), so the gates hold
 on machines with and without IFMA.
 Bounds are generous (machine noise must not fail CI); a real regression (an extra
 group operation per element, a lost batch, a quadratic step) does.
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cpu import tree_cpu  # noqa: E402
-from bench.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
+from tests.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
 
 OUT = ROOT / "bench-results"
 KERNEL_BOUNDS = {  # kernel -> (group operations per element as (smul, h2g), max ratio)

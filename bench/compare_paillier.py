@@ -64,8 +64,8 @@ def _one_key(text: str) -> str:
 
 
 def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float, int]:
-    from matcher.demo import write_demo_files
     from matcher.config import load_requester_config, load_responder_config
+    from matcher.demo import write_demo_files
     from matcher.requester import run_match
     from matcher.server.responder import start_responder
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 
-from bench.harness import KEYSPEC, document_token  # noqa: E402
+from tests.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
 from clients.sessions.ecdh import CANARIES  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402
@@ -48,8 +48,8 @@ def _peak_rss_kib(pid: int | str = "self") -> int:
 
 def _serve(tmp: str, n: int, budget: int, pem: tuple[bytes, bytes, bytes], ports, stop, out) -> None:
     from matcher.config import ResponderConfig
-    from matcher.server.state import ResponderState
     from matcher.server.service import ResponderServicer, TlsMaterial, build_server
+    from matcher.server.state import ResponderState
 
     cfg = ResponderConfig.model_validate({
         "responder": {"listen": "127.0.0.1:0", "watchlist": f"{tmp}/unused.csv", "state_dir": f"{tmp}/state",
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         server.join(60)
         peak_kib = out.get(timeout=10)
 
-        from matcher.storage import session_log
         from matcher.server.budgets import BudgetLedger
+        from matcher.storage import session_log
 
         spent = BudgetLedger(Path(tmp) / "state" / "budgets.db").spent(PEER)
         if spent != sessions * (n + CANARIES):

@@ -25,30 +25,30 @@ import queue
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from clients.sessions import REQUESTER_SESSIONS, RequesterSession
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher import peer_auth
-from matcher.identity.conformance import check_peer, conformance
 from matcher.errors import (
     KeySpecMismatch,
     LimitExceeded,
     MatcherError,
-    PinMismatch,
     NormalisationMismatch,
+    PinMismatch,
     ProtocolViolation,
     UnsupportedProtocol,
 )
+from matcher.identity.conformance import check_peer, conformance
 from matcher.identity.match_keys import KeySpec
-from matcher.parallel import Workers
-from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.identity.records import TokenisedRecord
+from matcher.parallel import Workers
 from matcher.sessions.limits import WIRE_VERSION, message_limit
+from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 

@@ -44,7 +44,7 @@ class TestCA:
 
     def __init__(self, name: str = "matcher demo CA", days: int = 30) -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._days = days
         self.cert: x509.Certificate = (
             x509.CertificateBuilder()
@@ -94,7 +94,7 @@ class TestCA:
         Valid for ``days`` (default: the CA's), never beyond the CA's own end of validity.
         """
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         until = min(now + dt.timedelta(days=days or self._days), self.cert.not_valid_after_utc)
         sans: list[x509.GeneralName] = [x509.DNSName(common_name)]
         for h in hosts:
@@ -171,7 +171,7 @@ def write_agency_certs(
             ca = TestCA.load(ca_cert.read_bytes(), ca_key.read_bytes(), days)
         except ValueError as exc:
             raise ConfigError(f"{ca_cert} and {ca_key} cannot be used together: {exc}") from None
-        if ca.not_valid_after <= dt.datetime.now(dt.timezone.utc):
+        if ca.not_valid_after <= dt.datetime.now(dt.UTC):
             raise ConfigError(f"the CA in {ca_cert} expired on {ca.not_valid_after:%Y-%m-%d}; use another --out folder")
     elif ca is None:
         ca = TestCA(days=ca_days)

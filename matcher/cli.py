@@ -339,8 +339,8 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
 
 def _insecure_rows(db: Path) -> int:
     """Rows written by a responder running ``--insecure`` (its start-up row and its sessions)."""
-    from matcher.storage import session_log
     from matcher.peer_auth import INSECURE_PEER
+    from matcher.storage import session_log
 
     try:
         return sum(1 for r in session_log.rows(db) if r.get("peer") == INSECURE_PEER)
@@ -350,8 +350,8 @@ def _insecure_rows(db: Path) -> int:
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
     """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
-    from matcher.storage import session_log
     from matcher.audit.report import write_report
+    from matcher.storage import session_log
 
     anchor = session_log.parse_anchor(args.anchor) if args.anchor else None
     since = _parse_since(args.since) if args.since else None
@@ -395,8 +395,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from matcher.config import load_requester_config, load_responder_config
     from matcher.errors import ConfigError
-    from matcher.quality.evaluate import evaluate, read_links
     from matcher.identity.records import load_records
+    from matcher.quality.evaluate import evaluate, read_links
 
     req_cfg = load_requester_config(args.config)
     spec = req_cfg.key_spec()

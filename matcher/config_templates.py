@@ -11,7 +11,6 @@ from __future__ import annotations
 from matcher.config import ResponderSettings
 from matcher.identity.match_keys import DEFAULT_NORM_VERSION, match_keys_toml
 
-
 _RESPONDER = """\
 # Agency A: the responder. It serves its watchlist; requesters learn only their own hits.
 norm_version = "{norm_version}"                # normalisation rules (part of every token): n2 = transliteration

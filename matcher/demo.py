@@ -17,10 +17,10 @@ from typing import TextIO
 
 from matcher.certs import write_agency_certs
 from matcher.config import load_requester_config, load_responder_config
-from matcher.requester import run_match
-from matcher.server.responder import start_responder
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.files import private_dir, write_private
+from matcher.requester import run_match
+from matcher.server.responder import start_responder
 
 #: Why each expected hit is one (the demo prints this beside the hits; no identity data).
 WHY = {

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
-from matcher.identity.conformance import require_conformant
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
-from matcher.grpc_status import status_code
-from matcher.parallel import Workers
-from matcher.identity.records import LoadResult, load_records
 from matcher.files import open_private
+from matcher.grpc_status import status_code
+from matcher.identity.conformance import require_conformant
+from matcher.identity.records import LoadResult, load_records
+from matcher.parallel import Workers
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
 

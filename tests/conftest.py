@@ -7,8 +7,8 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pytest

@@ -11,11 +11,10 @@ from __future__ import annotations
 import queue
 
 import grpc
-import rbcl
 import pytest
+import rbcl
 
 from clients import TlsFiles
-from tests.conftest import norm_digest
 from matcher.errors import InvalidElement
 from matcher.identity.records import load_records
 from matcher.protocols import ecdh
@@ -23,6 +22,7 @@ from matcher.requester import run_match
 from matcher.storage import session_log
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+from tests.conftest import norm_digest
 
 NEW_WIRE = "wire_version" in pb.Hello.DESCRIPTOR.fields_by_name
 
@@ -46,7 +46,7 @@ def _attack(agencies, running, tokens: list[bytes]) -> tuple[set[bytes], int | N
     """Blind token i with a·(i+1)⁻¹, play the session to its end, attribute every reply received."""
     a = ecdh.new_key()
     keys = [rbcl.crypto_core_ristretto255_scalar_mul(a, ecdh.invert_key(_scalar(i + 1))) for i in range(len(tokens))]
-    blinded = [ecdh.blind_tokens(k, [t])[0] for k, t in zip(keys, tokens)]
+    blinded = [ecdh.blind_tokens(k, [t])[0] for k, t in zip(keys, tokens, strict=True)]
     setup_ready: queue.Queue = queue.Queue()
     fp = agencies.requester_config().key_spec().fingerprint()
     hello = pb.Hello(protocol="ecdh", key_spec_fingerprint=fp, request_size=len(tokens), reveal="cardinality",

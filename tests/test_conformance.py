@@ -13,10 +13,10 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from clients import MatchClient, MatchFailed, TlsFiles
+from clients import MatchFailed, TlsFiles
+from matcher.errors import InvalidElement, NormalisationMismatch
 from matcher.identity import conformance as conf
 from matcher.identity import normalise_n2 as normalize_n2
-from matcher.errors import InvalidElement, NormalisationMismatch
 from matcher.identity.match_keys import KeySpec
 from matcher.protocols import ecdh, keyed_hash, paillier
 from matcher.requester import run_match
@@ -293,7 +293,7 @@ def test_paillier_session_vectors():
     key = paillier.RequesterSecret(n, p, q, hs=4)
     ctx = paillier._requester_ctx(key)
     n2 = n * n
-    for a, c in zip(coeffs, v["encrypted_coefficients_hex"]):
+    for a, c in zip(coeffs, v["encrypted_coefficients_hex"], strict=True):
         assert ctx.decrypt_mod_p(paillier.check_ciphertext(H(c), n, n2, len(H(c)))) == a % p
     replies = {r["case"]: r for r in v["replies"]}
     ref = v["case_ref_utf8"].encode()

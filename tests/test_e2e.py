@@ -15,8 +15,8 @@ from clients import MatchClient, MatchFailed, TlsFiles
 from matcher.certs import TestCA
 from matcher.errors import KeySpecMismatch
 from matcher.identity.match_keys import DEFAULT_MATCH_KEYS
-from matcher.protocols import ecdh
 from matcher.identity.records import load_records
+from matcher.protocols import ecdh
 from matcher.requester import client_for, run_match
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -132,9 +132,8 @@ def test_unknown_client_certificate_is_permission_denied(agencies, start):
     running.stop(grace=0)
     running = start()
     tls = TlsFiles(cert.read_bytes(), key.read_bytes(), (ca_dir / "ca.pem").read_bytes())
-    with MatchClient(peer(running), tls=tls, server_name="agency-a") as client:
-        with pytest.raises(MatchFailed) as err:
-            client.get_policy()
+    with MatchClient(peer(running), tls=tls, server_name="agency-a") as client, pytest.raises(MatchFailed) as err:
+        client.get_policy()
     assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
     assert "allowlist" in err.value.details
 
@@ -176,7 +175,7 @@ def test_key_spec_mismatch_is_failed_precondition_with_both_fingerprints(agencie
     assert mine in str(err.value) and theirs in str(err.value)
     # And the responder itself refuses a Hello carrying the wrong fingerprint.
     with pytest.raises(grpc.RpcError) as rpc:
-        _raw_session(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+        _raw_session(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
             protocol="ecdh", key_spec_fingerprint=mine, request_size=1, reveal="requester"))])
     assert rpc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert mine in rpc.value.details() and theirs in rpc.value.details()

@@ -28,7 +28,7 @@ def run_psi(requester_tokens: list[bytes], responder: list[tuple[bytes, bytes]],
     for i in range(0, len(requester_tokens), chunk):
         batch = requester_tokens[i : i + chunk]
         reply = ecdh.evaluate(b, ecdh.blind_tokens(a, batch), offset=i)
-        for token, ref in zip(batch, index.lookup(ecdh.unblind(a_inv, reply, offset=i), batch, i)):
+        for token, ref in zip(batch, index.lookup(ecdh.unblind(a_inv, reply, offset=i), batch, i), strict=True):
             if ref is not None:
                 found[token] = ref
     return found
@@ -190,7 +190,7 @@ def test_labels_of_two_setups_in_one_epoch_do_not_share_a_key_stream():
     one = ecdh.responder_setup(b, [(b"y", b"CASE-1")], 8)
     two = ecdh.responder_setup(b, [(b"y", b"CASE-1;OPS-GLACIER")], 8)
     assert one.tags == two.tags and len(one.labels[0]) == len(two.labels[0])
-    xor = bytes(x ^ y for x, y in zip(one.labels[0], two.labels[0]))
+    xor = bytes(x ^ y for x, y in zip(one.labels[0], two.labels[0], strict=True))
     assert b"OPS-GLACIER" not in xor and b"GLACIER" not in xor
     assert one.labels[0][: ecdh.NONCE_BYTES] != two.labels[0][: ecdh.NONCE_BYTES]
 

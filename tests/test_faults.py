@@ -19,14 +19,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import norm_digest  # noqa: F401
-from matcher.storage import session_log
-from matcher.server.budgets import BudgetLedger
 from matcher.requester import run_match
+from matcher.server.budgets import BudgetLedger
+from matcher.storage import session_log
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+from tests.conftest import norm_digest  # noqa: F401
 from tests.test_cli import served  # noqa: F401  (fixture)
-from tests.test_hostile import _channel, _chunk, _end_rows, _finish, _points
 from tests.test_e2e import EXPECTED_DEMO, _hello
+from tests.test_hostile import _channel, _chunk, _end_rows, _finish, _points
 
 ROOT = Path(__file__).resolve().parent.parent
 

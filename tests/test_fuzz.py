@@ -21,12 +21,12 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import norm_digest
 from matcher.errors import InputFileError, InvalidElement, MatcherError, ResponderMisbehaved
-from matcher.protocols import ecdh, keyed_hash
 from matcher.identity.records import CsvFormat, load_records
+from matcher.protocols import ecdh, keyed_hash
 from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
 from matcher.v1 import matcher_pb2 as pb
+from tests.conftest import norm_digest
 
 EXAMPLES = int(os.environ.get("MATCHER_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
@@ -178,13 +178,12 @@ class _Context:
 
 @pytest.fixture(scope="module")
 def servicer(tmp_path_factory):
-    from matcher.config import ResponderConfig
+    from matcher.config import ResponderConfig, load_responder_config
     from matcher.identity.records import LoadResult
-    from matcher.server.state import ResponderState
-    from matcher.server.service import ResponderServicer
-    from tests.conftest import write_demo_files
-    from matcher.config import load_responder_config
     from matcher.server.responder import load_watchlist
+    from matcher.server.service import ResponderServicer
+    from matcher.server.state import ResponderState
+    from tests.conftest import write_demo_files
 
     work = tmp_path_factory.mktemp("fuzz-responder")
     responder_toml, _ = write_demo_files(work)
@@ -204,7 +203,7 @@ def servicer(tmp_path_factory):
 
 def _request_messages(fingerprint: str):
     hello = st.builds(
-        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+        lambda proto, size, reveal, fp, cached: pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
             protocol=proto, request_size=size, reveal=reveal, key_spec_fingerprint=fp, cached_setup_id=cached,
             wire_version=2)),
         st.sampled_from(["ecdh", "keyed-hash", "paillier", ""]), st.integers(0, 6),

@@ -16,12 +16,12 @@ import grpc
 import pytest
 
 from clients import TlsFiles
-from tests.conftest import norm_digest
-from matcher.storage import session_log
 from matcher.protocols import ecdh
 from matcher.requester import run_match
+from matcher.storage import session_log
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
+from tests.conftest import norm_digest
 from tests.test_e2e import EXPECTED_DEMO, _hello
 
 P = ecdh.POINT_BYTES
@@ -94,7 +94,7 @@ CASES = {
         lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="rot13", request_size=1, reveal="requester"))],
         grpc.StatusCode.FAILED_PRECONDITION, "'rot13' is not offered"),
     "other reveal mode": (
-        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
             protocol="ecdh", request_size=1, reveal="cardinality",
             key_spec_fingerprint=a.requester_config().key_spec().fingerprint()))],
         grpc.StatusCode.FAILED_PRECONDITION, "reveal mode"),
@@ -313,10 +313,10 @@ def test_hello_values_are_bounded_before_they_reach_the_log(agencies, start):
     err = _refused(agencies, running, [huge])
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     injected = "x\n2099-01-01 INFO session 00 outcome=OK"
-    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
         protocol="p" * 100000, key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "p" * 100 not in err.details()
-    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), 
+    err = _refused(agencies, running, [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
         protocol="ecdh", key_spec_fingerprint=injected, request_size=1, reveal="requester"))])
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "\n" not in err.details()
     rows = list(session_log.rows(agencies.workdir / "agency_a_state" / "sessions.db"))

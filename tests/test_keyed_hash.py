@@ -8,12 +8,11 @@ import random
 
 import pytest
 
-from tests.conftest import demo_token_overlap
-
-from matcher.storage import session_log
 from matcher.cli import main
 from matcher.errors import ConfigError, InvalidElement, SecretError
 from matcher.protocols import keyed_hash
+from matcher.storage import session_log
+from tests.conftest import demo_token_overlap
 from tests.test_e2e import EXPECTED_DEMO
 
 SECRET = b"0123456789abcdef" * 4

@@ -43,7 +43,7 @@ def parse_json_lines(text: str) -> list[dict]:
     for line in text.splitlines():
         obj = json.loads(line)  # every line is one JSON object
         assert isinstance(obj, dict)
-        assert ALWAYS <= obj.keys(), line
+        assert obj.keys() >= ALWAYS, line
         assert set(obj) <= ALWAYS | FIELDS | {"exception"}, line
         objs.append(obj)
     return objs

@@ -7,12 +7,11 @@ import random
 import gmpy2
 import pytest
 
-from matcher.storage import session_log
-from matcher.parallel import Workers
-
 from matcher.errors import InvalidElement
+from matcher.parallel import Workers
 from matcher.protocols import paillier as pl
 from matcher.protocols import paillier_proof
+from matcher.storage import session_log
 
 KEY = pl.generate_key(2048)
 KEY_PROOF = paillier_proof.prove(KEY.n, KEY.p, KEY.q)
@@ -147,7 +146,7 @@ from matcher.cli import main as cli_main  # noqa: E402
 from matcher.requester import run_match  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
-from tests.conftest import norm_digest, demo_token_overlap
+from tests.conftest import demo_token_overlap, norm_digest
 from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
 
 

@@ -10,12 +10,13 @@ import grpc
 import pytest
 
 from clients import MatchFailed
-from matcher.storage import session_log
-from matcher.server.budgets import BudgetLedger, next_reset
 from matcher.cli import main
 from matcher.errors import BudgetExhausted
 from matcher.requester import run_match
+from matcher.server.budgets import BudgetLedger, next_reset
+from matcher.storage import session_log
 from tests.conftest import identity_values, leaks_in
+
 
 def _match(agencies, running, **kw):
     return run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",

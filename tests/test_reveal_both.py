@@ -10,12 +10,12 @@ import grpc
 import pytest
 
 from clients import TlsFiles
-from matcher.storage import session_log
-from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from matcher.errors import InvalidElement
 from matcher.protocols import ecdh
 from matcher.requester import run_match
+from matcher.storage import session_log
 from matcher.v1 import matcher_pb2 as pb
+from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from tests.conftest import demo_token_overlap
 from tests.test_e2e import EXPECTED_DEMO, _hello, _raw_session
 
@@ -91,7 +91,7 @@ def test_a_report_of_a_point_the_responder_does_not_hold_is_refused(agencies, st
 
 def _evaluated_in_a_session(b, a, tokens):
     """(P = b·H(t), Z = b·a·H(t)) of each token, as one session gives them to a requester with key a."""
-    return [(ecdh.blind_tokens(b, [t])[0], z) for t, z in zip(tokens, ecdh.evaluate(b, ecdh.blind_tokens(a, tokens)))]
+    return [(ecdh.blind_tokens(b, [t])[0], z) for t, z in zip(tokens, ecdh.evaluate(b, ecdh.blind_tokens(a, tokens)), strict=True)]
 
 
 def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
@@ -102,7 +102,7 @@ def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
     ctx = b"session-1"
 
     def check(points, indices, key=a, context=ctx, limit=2, reps=replies):
-        proof = ecdh.prove_hits(key, [(p, reps[i]) for p, i in zip(points, indices)], context)
+        proof = ecdh.prove_hits(key, [(p, reps[i]) for p, i in zip(points, indices, strict=True)], context)
         return ecdh.check_hit_report(setup, points, limit, indices, proof, reps, ctx)
 
     own = pairs[0][0]

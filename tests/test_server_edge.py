@@ -17,13 +17,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from clients import MatchClient, MatchFailed, TlsFiles
 from matcher import peer_auth
-from matcher.storage import session_log
 from matcher.certs import TestCA
 from matcher.errors import ConfigError, PinMismatch
 from matcher.requester import run_match
+from matcher.storage import session_log
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
 from tests.conftest import write_cert
-from tests.test_e2e import EXPECTED_DEMO, _hello
+from tests.test_e2e import EXPECTED_DEMO
 
 
 def _target(running) -> str:
@@ -452,6 +452,7 @@ def test_audit_warns_on_a_peer_without_ca_binding_or_pin(agencies, capsys):
     import json
 
     from cryptography import x509
+
     from matcher.cli import main
 
     main(["audit-config", str(agencies.responder_toml), "--json"])

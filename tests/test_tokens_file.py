@@ -6,11 +6,11 @@ import json
 import os
 import stat
 
+from clients import Hit
 from matcher.cli import main as cli_main
 from matcher.identity.conformance import conformance
 from matcher.identity.records import load_records
 from matcher.requester import write_hits
-from clients import Hit
 
 
 def test_tokens_file_holds_the_records_tokens_and_what_to_check(agencies, tmp_path):

@@ -185,7 +185,7 @@ def _paillier_session() -> dict:
     roots = encodings + [(1 << 128) + 12345]
     coeffs = [int(c) for c in paillier.poly_from_roots(roots, n)]
     rhos = [rnd(b"rho %d" % i) for i in range(len(coeffs))]
-    cts = [(1 + a * n) * pow(r, n, n2) % n2 for a, r in zip(coeffs, rhos)]
+    cts = [(1 + a * n) * pow(r, n, n2) % n2 for a, r in zip(coeffs, rhos, strict=True)]
 
     def evaluate(e: int, pay: int, label: bytes) -> tuple[int, int, int]:
         r, rho = rnd(b"r " + label), rnd(b"rho' " + label)
@@ -266,7 +266,7 @@ def protocol_file() -> dict:
     refs = [r.encode("utf-8") for r in CASE_REFS]
     size = ecdh.label_size(refs)
     ec = []
-    for i, (tok, ref) in enumerate(zip(ECDH_TOKENS, refs)):
+    for i, (tok, ref) in enumerate(zip(ECDH_TOKENS, refs, strict=True)):
         t = tok.encode("utf-8")
         h_in = ecdh._H2G_DOMAIN + t
         h = ecdh.hash_to_group(t)

@@ -22,13 +22,12 @@ import bisect
 import random
 from collections.abc import Iterator
 
+from clients.sessions.base import RequesterSession
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
 from matcher.parallel import SMALL_BATCH, Workers, inline
 from matcher.protocols import ecdh
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
-from clients.sessions.base import RequesterSession
-
 
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
 MAX_SETUP_ENTRIES = 100_000_000
@@ -98,7 +97,7 @@ class EcdhRequesterSession(RequesterSession):
             end = min(off + chunk_elements, self.request_size)
             bounds.append((off, end, self._first_token(off), self._first_token(end)))
         batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
-        for (off, end, _, _), blinded in zip(bounds, self._workers.map_ordered(ecdh.blind_tokens, batches)):
+        for (off, end, _, _), blinded in zip(bounds, self._workers.map_ordered(ecdh.blind_tokens, batches), strict=True):
             real = iter(blinded)
             out = []
             for pos in range(off, end):

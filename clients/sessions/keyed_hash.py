@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from clients.sessions.base import RequesterSession
 from matcher.errors import ConfigError, ProtocolViolation
 from matcher.protocols import keyed_hash
 from matcher.v1 import matcher_pb2 as pb
-from clients.sessions.base import RequesterSession
 
 
 class KeyedHashRequesterSession(RequesterSession):

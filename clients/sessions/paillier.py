@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from clients.sessions.base import RequesterSession
 from matcher.errors import ProtocolViolation
 from matcher.parallel import Workers
 from matcher.protocols import paillier as pl
 from matcher.protocols import paillier_proof
 from matcher.v1 import matcher_pb2 as pb
-from clients.sessions.base import RequesterSession
 
 #: bytes one gRPC message may carry (the smallest limit either side sets; see matcher.sessions.limits.message_limit)
 MESSAGE_BYTES = (2 << 20) - 8192

@@ -418,7 +418,7 @@ def _audit_peers(rep: AuditReport, raw: dict, base: Path) -> None:
                     f"certificate with that name and be served as {name}"
                     + (" (today the bundle holds one CA, so the service accepts it)" if cas == 1 else
                        " (the service refuses to start with several CAs and no binding)" if cas else ""),
-                    f"bind it: ca_sha256 = \"<SHA-256 of the issuing CA certificate>\" in its [[peers]] table, or "
+                    "bind it: ca_sha256 = \"<SHA-256 of the issuing CA certificate>\" in its [[peers]] table, or "
                     "pin its key with spki_sha256", subject=name)
         if not p.get("san") and p.get("common_name") and not (p.get("spki_sha256") or p.get("cert_sha256")):
             rep.add("peer-cn-only", "info", f"peer {name} is named by its subject CN; a subjectAltName (san) is "
@@ -477,8 +477,8 @@ def _audit_insecure_runs(rep: AuditReport, role: str, settings: dict, base: Path
     path = Path(log) if Path(log).is_absolute() else base / log
     if not path.exists():
         return
-    from matcher.storage import session_log
     from matcher.peer_auth import INSECURE_PEER
+    from matcher.storage import session_log
 
     try:
         n = sum(1 for r in session_log.rows(path) if r.get("peer") == INSECURE_PEER and r.get("event") == "insecure")

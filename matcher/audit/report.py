@@ -236,7 +236,7 @@ def chart_sessions_per_day(sessions: list[Session], peers: list[str]) -> str:
     for p in peers:
         heights = [counts[p][d] for d in days]
         ax.bar(days, heights, bottom=bottom, color=colours[p], label=p, width=0.8)
-        bottom = [b + h for b, h in zip(bottom, heights)]
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("sessions")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend(title="agency", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
@@ -249,7 +249,7 @@ def chart_tokens_vs_budget(sessions: list[Session], peers: list[str], budgets: d
     fig = _figure(height=2.4 * len(peers) + 0.4)
     axes = fig.subplots(len(peers), 1, sharex=True, squeeze=False)[:, 0]
     days = sorted({s.day for s in sessions})
-    for ax, p in zip(axes, peers):
+    for ax, p in zip(axes, peers, strict=True):
         served, other = Counter(), Counter()
         for s in sessions:
             if s.peer == p and s.request_size:

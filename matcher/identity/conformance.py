@@ -24,7 +24,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata, resources
 from typing import Any
 
@@ -135,13 +135,13 @@ def _compute(norm_version: str) -> NormConformance:
     keyspec = vectors_keyspec(doc)
     outputs = [run_vector(keyspec, norm_version, v) for v in doc["vectors"]]
     expected = [{k: v[k] for k in ("fields", "tokens", "error") if k in v} for v in doc["vectors"]]
-    differing = tuple(v["id"] for v, out, exp in zip(doc["vectors"], outputs, expected) if out != exp)
+    differing = tuple(v["id"] for v, out, exp in zip(doc["vectors"], outputs, expected, strict=True) if out != exp)
     return NormConformance(
         norm_version, name, digest_of(doc, outputs), digest_of(doc, expected), differing, library_versions()
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def conformance(norm_version: str) -> NormConformance:
     """Run the conformance vectors of ``norm_version`` once per process (about 0.1-1 s)."""
     return _compute(norm_version)

@@ -53,8 +53,7 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 #: Words that are particles of a family name, not the name itself.
 PARTICLES: frozenset[str] = frozenset(
-    "van der den de del della di da dos das du la le les von zu zur ter ten al el bin ben ibn bint abu abou ould y e"
-    .split()
+    ["van", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "les", "von", "zu", "zur", "ter", "ten", "al", "el", "bin", "ben", "ibn", "bint", "abu", "abou", "ould", "y", "e"]
 )
 
 #: Nicknames and short forms → the full given name both agencies then use.

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matcher.errors import ConfigError, InputFileError, RecordError
+from matcher.files import open_private
 from matcher.identity.match_keys import KeySpec, parse_field
 from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
-from matcher.files import open_private
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 

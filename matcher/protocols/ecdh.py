@@ -338,7 +338,7 @@ def responder_setup(
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
         rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
-    kept = {row[2]: token for row, (token, _) in zip(rows, pairs)} if keep_points else None
+    kept = {row[2]: token for row, (token, _) in zip(rows, pairs, strict=True)} if keep_points else None
     rows.sort(key=lambda r: r[0])
     return ResponderSetup(tag_len or POINT_BYTES, [r[0] for r in rows], [r[1] for r in rows], kept)
 
@@ -441,7 +441,7 @@ def check_hit_report(
     seen: set[bytes] = set()
     seen_index: set[int] = set()
     tokens: list[bytes] = []
-    for i, (p, at) in enumerate(zip(reported, indices)):
+    for i, (p, at) in enumerate(zip(reported, indices, strict=True)):
         check_point(p, i)
         if p in seen or at in seen_index:
             raise InvalidElement(f"reported hit {i} is repeated")
@@ -453,7 +453,7 @@ def check_hit_report(
         if token is None:
             raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
         tokens.append(token)
-    if not verify_hits([(bytes(p), replies[at]) for p, at in zip(reported, indices)], bytes(proof), context):
+    if not verify_hits([(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)], bytes(proof), context):
         raise InvalidElement(
             "the hit report's proof does not verify: its points were not evaluated in this session"
         )

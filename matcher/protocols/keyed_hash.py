@@ -67,8 +67,8 @@ def responder_index(secret: bytes, entries: Sequence[tuple[bytes, bytes]]) -> Re
     order = list(by_token)
     all_tags = tags(secret, order)
     return ResponderIndex(
-        refs={t: b";".join(sorted(by_token[tok])) for t, tok in zip(all_tags, order)},
-        tokens=dict(zip(all_tags, order)),
+        refs={t: b";".join(sorted(by_token[tok])) for t, tok in zip(all_tags, order, strict=True)},
+        tokens=dict(zip(all_tags, order, strict=True)),
     )
 
 

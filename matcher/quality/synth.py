@@ -40,10 +40,10 @@ import pycountry
 from anyascii import anyascii
 
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
+from matcher.files import open_private, private_dir
 from matcher.identity.normalise_n2 import icao_check_digit
 from matcher.quality.synth_names import ARABIC_FAMILY, ARABIC_GIVEN, GIVEN, LOCALE_WEIGHTS, NATIONALITY
 from matcher.quality.synth_surnames import draw_family
-from matcher.files import open_private, private_dir
 
 REQUESTER_COLUMNS = ("person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport",
                      "passport_country")
@@ -111,7 +111,7 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
 # per-letter tables lack: word-initial е/ё/ю/я, -ий/-ый endings, Polish "ie"/"ł", German "ss", Greek
 # αυ/ευ → af/ef before voiceless consonants. Where a scheme is a plain letter table (ICAO 9303),
 # both sides agree, as they do in reality.
-_CYR_BASE = dict(zip("абвгдезиклмнопрстуфы", "abvgdeziklmnoprstufy")) | {
+_CYR_BASE = dict(zip("абвгдезиклмнопрстуфы", "abvgdeziklmnoprstufy", strict=True)) | {
     "ж": "zh", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ь": "", "э": "e",
     "й": "y", "ё": "e", "ю": "yu", "я": "ya", "і": "i", "ї": "yi", "є": "ye", "ґ": "g",
 }
@@ -163,7 +163,7 @@ def _cyrillic(text: str, scheme: str) -> str:
     return " ".join(_cyrillic_word(w, scheme).capitalize() for w in text.lower().split())
 
 
-_GREEK_LETTERS = dict(zip("αβγδεζηικλμνοπρστυφω", "avgdeziiklmnoprstyfo")) | {
+_GREEK_LETTERS = dict(zip("αβγδεζηικλμνοπρστυφω", "avgdeziiklmnoprstyfo", strict=True)) | {
     "θ": "th", "ξ": "x", "χ": "ch", "ψ": "ps", "ς": "s", "ά": "a", "έ": "e", "ή": "i",
     "ί": "i", "ό": "o", "ύ": "y", "ώ": "o", "ϊ": "i", "ΐ": "i", "ϋ": "y", "ΰ": "y",
 }

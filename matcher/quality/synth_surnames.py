@@ -71,18 +71,7 @@ _SYLLABLES: dict[str, tuple[tuple[str, ...], ...]] = {
             "dağ")),
 }
 
-_SPANISH_TAIL: list[str] = (
-    "Aguilar Vega Fuentes Carrasco Caballero Nieto Pascual Herrero Montero Lorenzo Hidalgo Giménez Ibáñez Ferrer "
-    "Durán Santiago Benítez Mora Vicente Vargas Arias Carmona Crespo Román Pastor Soto Sáez Velasco Moya Soler "
-    "Parra Esteban Bravo Gallardo Rojas Pardo Merino Franco Espinosa Izquierdo Lara Rivas Silva Rivera Casado "
-    "Camacho Arroyo Redondo Vera Otero Cabrera Mendoza Luque Montes Campos Cuesta Ríos Sierra Salazar Robles "
-    "Aparicio Peña Reyes Bermúdez Benito Valero Nuñez Miranda Quintana Orozco Toledo Beltrán Rosales Contreras "
-    "Villalobos Figueroa Pacheco Ochoa Cuenca Zamora Maldonado Escobar Barrios Salinas Acosta Medrano Solís "
-    "Villanueva Galindo Palacios Olmedo Guzmán Zapata Cordero Valverde Pineda Sandoval Bustos Trujillo Marrero "
-    "Collado Quiroga Mesa Santana Baena Rosado Serna Nogales Cobo Tapia Heredia Garrido Lucas Varela Rey Roldán "
-    "Cárdenas Ayala Vallejo Manzano Soria Mateo Morán Bautista Vidal Andrade Rincón Alarcón Aranda Ávila Barrera "
-    "Castillo Morales"
-).split() + ["de la Fuente", "de la Cruz", "del Río", "de León", "de la Torre", "del Valle", "de la Rosa", "de Castro",
+_SPANISH_TAIL: list[str] = ["Aguilar", "Vega", "Fuentes", "Carrasco", "Caballero", "Nieto", "Pascual", "Herrero", "Montero", "Lorenzo", "Hidalgo", "Giménez", "Ibáñez", "Ferrer", "Durán", "Santiago", "Benítez", "Mora", "Vicente", "Vargas", "Arias", "Carmona", "Crespo", "Román", "Pastor", "Soto", "Sáez", "Velasco", "Moya", "Soler", "Parra", "Esteban", "Bravo", "Gallardo", "Rojas", "Pardo", "Merino", "Franco", "Espinosa", "Izquierdo", "Lara", "Rivas", "Silva", "Rivera", "Casado", "Camacho", "Arroyo", "Redondo", "Vera", "Otero", "Cabrera", "Mendoza", "Luque", "Montes", "Campos", "Cuesta", "Ríos", "Sierra", "Salazar", "Robles", "Aparicio", "Peña", "Reyes", "Bermúdez", "Benito", "Valero", "Nuñez", "Miranda", "Quintana", "Orozco", "Toledo", "Beltrán", "Rosales", "Contreras", "Villalobos", "Figueroa", "Pacheco", "Ochoa", "Cuenca", "Zamora", "Maldonado", "Escobar", "Barrios", "Salinas", "Acosta", "Medrano", "Solís", "Villanueva", "Galindo", "Palacios", "Olmedo", "Guzmán", "Zapata", "Cordero", "Valverde", "Pineda", "Sandoval", "Bustos", "Trujillo", "Marrero", "Collado", "Quiroga", "Mesa", "Santana", "Baena", "Rosado", "Serna", "Nogales", "Cobo", "Tapia", "Heredia", "Garrido", "Lucas", "Varela", "Rey", "Roldán", "Cárdenas", "Ayala", "Vallejo", "Manzano", "Soria", "Mateo", "Morán", "Bautista", "Vidal", "Andrade", "Rincón", "Alarcón", "Aranda", "Ávila", "Barrera", "Castillo", "Morales"] + ["de la Fuente", "de la Cruz", "del Río", "de León", "de la Torre", "del Valle", "de la Rosa", "de Castro",
              "de la Vega"]
 
 
@@ -124,5 +113,5 @@ def same_name_probability(locale: str, *, closed: bool = False) -> float:
     names = tail(locale)
     if closed or not names:
         return 1 / len(head)
-    probs = [HEAD_SHARE[locale] * (c - p) for p, c in zip((0.0, *cdf), cdf)]
+    probs = [HEAD_SHARE[locale] * (c - p) for p, c in zip((0.0, *cdf), cdf, strict=False)]
     return sum(p * p for p in probs) + (1 - HEAD_SHARE[locale]) ** 2 / len(names)

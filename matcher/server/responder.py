@@ -13,16 +13,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
 from matcher.errors import ConfigError
+from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, load_records
-from matcher.storage.secrets_store import check_private
-from matcher.server.state import ResponderState
 from matcher.logs import log_fields
-from matcher.server.metrics import ResponderMetrics
 from matcher.peer_auth import PeerAllowlist
+from matcher.server.metrics import ResponderMetrics
 from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
+from matcher.server.state import ResponderState
+from matcher.storage.secrets_store import check_private
 
 log = logging.getLogger("matcher.server.responder")
 

@@ -25,7 +25,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from matcher import peer_auth
-from matcher.identity.conformance import check_peer
 from matcher.config import PROTOCOLS, PeerConfig
 from matcher.errors import (
     ConfigError,
@@ -38,8 +37,9 @@ from matcher.errors import (
     UnsupportedProtocol,
 )
 from matcher.grpc_status import status_code
-from matcher.server.state import ResponderState
+from matcher.identity.conformance import check_peer
 from matcher.logs import log_fields
+from matcher.server.state import ResponderState
 from matcher.sessions import RESPONDER_SESSIONS
 from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.v1 import matcher_pb2 as pb

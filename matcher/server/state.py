@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.identity.conformance import require_conformant
 from matcher.config import ResponderConfig
 from matcher.files import private_dir
+from matcher.identity.conformance import require_conformant
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import LoadResult
 from matcher.parallel import Workers

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from matcher.errors import ProtocolViolation

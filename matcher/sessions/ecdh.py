@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 
+from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, inline
 from matcher.protocols import ecdh
-from matcher.errors import ProtocolViolation
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
 

@@ -37,7 +37,7 @@ class KeyedHashResponderSession(ResponderSession):
 
     def on_elements(self, elements: Sequence[bytes], offset: int) -> Iterator[pb.MatchResponse]:
         found = keyed_hash.lookup(self.index, elements, offset)
-        for t, ref in zip(elements, found):
+        for t, ref in zip(elements, found, strict=True):
             if ref is not None:
                 self.hit_count += 1
                 if self.reveal == "both":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from matcher.protocols import ecdh
 
-
 #: Version of the session rules both sides must speak (Policy.wire_version, Hello.wire_version).
 #: 2: ecdh labels bound to their tokens, cardinality counted by the responder, hit reports
 #: with a proof of the same session. Older peers are refused before any element moves.

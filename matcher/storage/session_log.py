@@ -453,7 +453,7 @@ def verify(
         anchor_seen = anchor is None
         for row in conn.execute(sql):
             seq, values, prev_hash, stored, sig = row[0], row[1 : 1 + len(FIELDS)], row[-3], row[-2], row[-1]
-            fields = dict(zip(FIELDS, values))
+            fields = dict(zip(FIELDS, values, strict=True))
             n += 1
 
             def bad(why: str, seq: int = seq, n: int = n) -> VerifyReport:
@@ -513,7 +513,7 @@ def rows(path: Path, since: str | None = None) -> Iterator[dict[str, object]]:
             sql += " WHERE time >= ?"
             args = (since,)
         for row in conn.execute(sql + " ORDER BY seq", args):
-            yield dict(zip(("seq", *FIELDS, "row_hash"), row))
+            yield dict(zip(("seq", *FIELDS, "row_hash"), row, strict=True))
     finally:
         conn.close()
 

@@ -81,7 +81,7 @@ def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | N
         {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len,
          "mac": "hmac-sha256" if mac_key is not None else "none", "meta": meta}
     ).encode("utf-8")
-    rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup)))
+    rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup), strict=True))
     body = MAGIC + len(header).to_bytes(4, "big") + header + rows
     write_private(path, body + (_mac(mac_key, body) if mac_key is not None else b""))
 

@@ -1,4 +1,7 @@
-"""Shared set-up of the benchmarks: synthetic token sets and a responder on loopback with mTLS.
+"""Harness shared by tests and benchmarks: synthetic token sets and a responder on loopback with mTLS.
+
+It lives with the tests (imported as ``tests.harness``; ``bench/`` may import it, the
+tests never import ``bench``).
 
 Records are built directly as tokens (document key), skipping CSV, so a benchmark
 measures the matching session, not the loader.
@@ -22,11 +25,11 @@ from clients import MatchClient, TlsFiles
 from matcher.certs import TestCA
 from matcher.config import ResponderConfig
 from matcher.identity.match_keys import KeySpec
+from matcher.identity.records import LoadResult, TokenisedRecord
 from matcher.parallel import Workers
 from matcher.protocols import group_backend
-from matcher.identity.records import LoadResult, TokenisedRecord
-from matcher.server.state import ResponderState
 from matcher.server.service import ResponderServicer, TlsMaterial, build_server
+from matcher.server.state import ResponderState
 
 KEYSPEC = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"]})
 
