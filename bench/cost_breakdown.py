@@ -18,6 +18,7 @@ so the largest cost after the group operations is named, not guessed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matcher.config import load_requester_config  # noqa: E402
-from matcher.protocols import ecdh, group_backend  # noqa: E402
 from matcher.identity.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
+from matcher.protocols import ecdh, group_backend  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 
 
@@ -79,10 +80,8 @@ def per_record(n: int, tmp: Path) -> dict[str, float]:
     def norm():
         normalised.clear()
         for raw in raws:
-            try:
+            with contextlib.suppress(Exception):  # rejected rows: not part of the per-record cost
                 normalised.append(normalise(raw, fmt.date_order))
-            except Exception:  # noqa: BLE001 - rejected rows: not part of the per-record cost
-                pass
 
     norm()
     tokens: list = []
@@ -95,7 +94,8 @@ def per_record(n: int, tmp: Path) -> dict[str, float]:
     tok()
     t_parse, t_norm, t_tok = _best(parse), _best(norm), _best(tok)
     t_load = _best(lambda: load_records(res.requester, fmt, spec), repeats=2)
-    return {"records": len(raws), "tokens_per_record": len(tokens) / len(raws), "csv_parse_us": t_parse / len(raws) * 1e6,
+    return {"records": len(raws), "tokens_per_record": len(tokens) / len(raws),
+            "csv_parse_us": t_parse / len(raws) * 1e6,
             "normalise_us": t_norm / len(raws) * 1e6, "tokens_us": t_tok / len(raws) * 1e6,
             "load_records_us": t_load / len(raws) * 1e6, "_tokens": tokens}
 
@@ -116,13 +116,15 @@ def per_element(tokens: list[bytes]) -> dict[str, float]:
     setup = ecdh.responder_setup(b, pairs, 10)
     index = ecdh.SetupIndex(10)
     index.add(setup.tags, setup.labels)
-    t_lookup = _best(lambda: index.lookup_outputs(outputs))
+    t_lookup = _best(lambda: index.lookup_outputs(outputs, tokens))
     chunk = pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=blinded))
     wire = chunk.SerializeToString()
     setup_msg = pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags, labels=setup.labels)).SerializeToString()
     t_frame = _best(lambda: pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=blinded)).SerializeToString())
     t_parse = _best(lambda: list(pb.MatchRequest.FromString(wire).blinded.elements))
-    t_setup_frame = _best(lambda: pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags, labels=setup.labels)).SerializeToString())
+    t_setup_frame = _best(
+        lambda: pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags, labels=setup.labels)).SerializeToString()
+    )
     t_setup_parse = _best(lambda: pb.MatchResponse.FromString(setup_msg).setup.labels[:])
     us = 1e6 / n
     return {
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         if k != "elements":
             print(f"  {k[:-3]:<55} {v:8.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"backend": group_backend.describe(), "per_record": rec, "per_element": el}, indent=2))
+        doc = {"backend": group_backend.describe(), "per_record": rec, "per_element": el}
+        args.json.write_text(json.dumps(doc, indent=2))
     return 0
 
 

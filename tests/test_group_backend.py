@@ -39,12 +39,12 @@ def portable(monkeypatch):
     monkeypatch.setenv(group_backend.ENV, "portable")
 
 
-def _both(fn, monkeypatch):
-    """fn() on the IFMA backend, then on the portable one."""
-    fast = fn()
+def _both(monkeypatch, fn, *args):
+    """fn(*args) on the IFMA backend, then on the portable one."""
+    fast = fn(*args)
     with monkeypatch.context() as m:
         m.setattr(group_backend, "FAST", None)
-        slow = fn()
+        slow = fn(*args)
     return fast, slow
 
 
@@ -55,21 +55,22 @@ def test_every_kernel_gives_libsodiums_bytes_for_batch_sizes_1_to_17(seed, monke
     for n in range(1, 18):
         tokens = [rng.randbytes(rng.randrange(0, 80)) for _ in range(n)]
         key, key2 = ecdh.new_key(), ecdh.new_key()
-        blinded, ref = _both(lambda: ecdh.blind_tokens(key, tokens), monkeypatch)
+        blinded, ref = _both(monkeypatch, ecdh.blind_tokens, key, tokens)
         assert blinded == ref
         assert blinded == [rbcl.crypto_scalarmult_ristretto255(key, ecdh.hash_to_group(t)) for t in tokens]
-        evaluated, ref = _both(lambda: ecdh.evaluate(key2, blinded), monkeypatch)
+        evaluated, ref = _both(monkeypatch, ecdh.evaluate, key2, blinded)
         assert evaluated == ref
         inv = ecdh.invert_key(key)
-        unblinded, ref = _both(lambda: ecdh.unblind(inv, evaluated), monkeypatch)
+        unblinded, ref = _both(monkeypatch, ecdh.unblind, inv, evaluated)
         assert unblinded == ref == ecdh.blind_tokens(key2, tokens)
-        outs, ref = _both(lambda: ecdh.unblind_outputs(inv, evaluated), monkeypatch)
+        outs, ref = _both(monkeypatch, ecdh.unblind_outputs, inv, evaluated)
         assert outs == ref == ecdh.output_hashes(unblinded)
         pairs = [(t, b"case-%d" % i) for i, t in enumerate(tokens)]
-        rows, ref = _both(lambda: ecdh.setup_rows(key2, pairs, 12, 32, keep_points=True), monkeypatch)
+        rows, ref = _both(monkeypatch, ecdh.setup_rows, key2, pairs, 12, 32, True)
         assert [(r[0], r[2]) for r in rows] == [(r[0], r[2]) for r in ref]  # labels carry random nonces
-        assert [ecdh.open_label(r[2], r[1], t) for r, (t, _) in zip(rows, pairs)] == [ref_ for _, ref_ in pairs]
-        points_only, ref = _both(lambda: ecdh.setup_rows(key2, pairs, 0, 0), monkeypatch)  # cardinality setup
+        opened = [ecdh.open_label(r[2], r[1], t) for r, (t, _) in zip(rows, pairs, strict=True)]
+        assert opened == [case for _, case in pairs]
+        points_only, ref = _both(monkeypatch, ecdh.setup_rows, key2, pairs, 0, 0)  # cardinality setup
         assert points_only == ref == [(y, b"") for y in ecdh.blind_tokens(key2, tokens)]
 
 
@@ -77,17 +78,16 @@ def test_every_kernel_gives_libsodiums_bytes_for_batch_sizes_1_to_17(seed, monke
 def test_bytes_like_tokens_hash_as_bytes_do(monkeypatch):
     tokens = [bytearray(b"x" * 300), memoryview(b"token"), b""]
     key = ecdh.new_key()
-    fast, slow = _both(lambda: ecdh.blind_tokens(key, tokens), monkeypatch)
+    fast, slow = _both(monkeypatch, ecdh.blind_tokens, key, tokens)
     assert fast == slow == ecdh.blind_tokens(key, [bytes(t) for t in tokens])
 
 
 @needs_fast
 def test_random_points_and_scalars_including_high_scalars(monkeypatch):
     points = [rbcl.crypto_core_ristretto255_from_hash(os.urandom(64)) for _ in range(17)]
-    l = 2**252 + 27742317777372353535851937790883648493
-    for k in (1, 2, l - 1, l - 2, 2**252, 2**255 - 1, random.randrange(1, l)):
-        key = k.to_bytes(32, "little")
-        fast, slow = _both(lambda: ecdh.evaluate(key, points), monkeypatch)
+    order = 2**252 + 27742317777372353535851937790883648493
+    for k in (1, 2, order - 1, order - 2, 2**252, 2**255 - 1, random.randrange(1, order)):
+        fast, slow = _both(monkeypatch, ecdh.evaluate, k.to_bytes(32, "little"), points)
         assert fast == slow
 
 

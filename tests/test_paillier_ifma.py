@@ -17,7 +17,9 @@ from matcher.protocols import paillier as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = modexp_backend.get()
-needs_fast = pytest.mark.skipif(FAST is None, reason=f"multi-buffer exponentiation not in use: {modexp_backend.describe()}")
+needs_fast = pytest.mark.skipif(
+    FAST is None, reason=f"multi-buffer exponentiation not in use: {modexp_backend.describe()}"
+)
 KEY = pl.generate_key(2048)
 
 
@@ -28,7 +30,7 @@ def test_powmod_equals_gmpy2_for_every_size_and_batch(bits, count):
     m = mpz(secrets.randbits(bits) | (1 << (bits - 1)) | 1)
     bases = [mpz(secrets.randbits(bits + 5)) for _ in range(count)]  # some above the modulus
     exps = [mpz(secrets.randbits(128)) for _ in range(count)]
-    assert FAST.powmod(bases, exps, m, 128) == [gmpy2.powmod(b, e, m) for b, e in zip(bases, exps)]
+    assert FAST.powmod(bases, exps, m, 128) == [gmpy2.powmod(b, e, m) for b, e in zip(bases, exps, strict=True)]
 
 
 def test_size_for_takes_only_moduli_the_library_accepts():

@@ -270,7 +270,7 @@ def setup_rows(
     cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
     rows = []
-    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len))):
+    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len)), strict=True):
         if not tag_len:
             rows.append((y, b""))
             continue
@@ -290,7 +290,7 @@ def _setup_points(
     if _backend.FAST is not None:
         fast = _backend.FAST.blind_outputs(key, _H2G_DOMAIN, _OUT_DOMAIN, [t for t, _ in pairs])
         if isinstance(fast, tuple):
-            return zip(fast[1], fast[0])
+            return zip(fast[1], fast[0], strict=True)
     ys = (_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t, _ in pairs)
     return ((y, _derive(y) if derive else b"") for y in ys)
 

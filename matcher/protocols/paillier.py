@@ -550,14 +550,14 @@ def evaluate_many(ctx: _ResponderCtx, items: Sequence[tuple[Sequence[mpz], int, 
         return [evaluate_one(ctx, coeffs, e, pay) for coeffs, e, pay in items]
     n, n2 = ctx.n, ctx.n2
     es = [mpz(e) for _, e, _ in items]
-    accs = [coeffs[-1] * (1 + e * n) % n2 for (coeffs, _, _), e in zip(items, es)]
+    accs = [coeffs[-1] * (1 + e * n) % n2 for (coeffs, _, _), e in zip(items, es, strict=True)]
     for k in range(degree - 2, -1, -1):
         accs = fast.powmod(accs, es, n2, ENCODING_BITS)
-        accs = [acc * coeffs[k] % n2 for acc, (coeffs, _, _) in zip(accs, items)]
+        accs = [acc * coeffs[k] % n2 for acc, (coeffs, _, _) in zip(accs, items, strict=True)]
     rs = [mpz(secrets.randbelow(int(n) - 1) + 1) for _ in items]
     accs = fast.powmod(accs, rs, n2, n.bit_length())
     out = []
-    for acc, (_, _, pay) in zip(accs, items):
+    for acc, (_, _, pay) in zip(accs, items, strict=True):
         if pay:
             acc = acc * (1 + mpz(pay) * n) % n2
         out.append(acc * ctx.rerandomiser() % n2)

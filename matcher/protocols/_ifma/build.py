@@ -128,8 +128,10 @@ def main() -> int:
     print(f"matcher: built {path.relative_to(HERE.parent.parent.parent)}", file=sys.stderr)
     # the selector runs the CPU check and the known-answer test in a child process: an
     # illegal instruction there must not take the build down
-    probe = subprocess.run([sys.executable, "-c", "from matcher.protocols import group_backend as g; print(g.describe())"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "from matcher.protocols import group_backend as g; print(g.describe())"],
+        capture_output=True, text=True,
+    )
     print("matcher: group backend here:", probe.stdout.strip() or f"probe failed ({probe.returncode})", file=sys.stderr)
     return 0
 
