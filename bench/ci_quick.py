@@ -34,9 +34,11 @@ KERNEL_BOUNDS = {  # kernel -> (group operations per element as (smul, h2g), max
     "test_unblind_and_derive": ((1, 0), 1.6),
     "test_setup": ((1, 1), 1.8),
 }
-#: added to a kernel's bound with the IFMA backend: sealing a label (ChaCha20-Poly1305 in
-#: Python) costs as much as before, now against a 5× lower floor
-IFMA_SLACK = {"test_setup": 0.4}
+#: added to a kernel's bound with the IFMA backend: the per-element Python work (sealing a
+#: label with its associated data, building rows and lists) costs as much as before, now
+#: against a 5× lower floor (measured: setup 1.3–2.1×, the others 0.6–1.4× on a shared
+#: machine). Losing the fast path (5×) or an extra group operation (+1) still fails.
+IFMA_SLACK = {"test_setup": 0.8, "test_blind": 0.4, "test_evaluate": 0.4, "test_unblind_and_derive": 0.4}
 #: session CPU over the group-operation floor of the backend in use: with the IFMA backend
 #: the floor is about 5× lower, so the same fixed per-element costs (gRPC, lookups,
 #: Python) weigh more (measured 1.7–1.8× on a shared 2-core machine)
@@ -77,7 +79,7 @@ def kernels(ops: dict[str, float]) -> list[str]:
         if ops["backend_name"] == "ifma":
             bound += IFMA_SLACK.get(name, 0.0)
         floor = 1000 * (n_smul * ops["smul"] + n_h2g * ops["h2g"])  # per batch of 1000
-        ratio = bench["stats"]["median"] / floor
+        ratio = bench["stats"]["min"] / floor  # the fastest round: the least disturbed by other load
         print(f"  {name:<26} {ratio:5.2f}× its group operations (bound {bound})")
         if ratio > bound:
             failures.append(f"{name}: {ratio:.2f}× > {bound}")
