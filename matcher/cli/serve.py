@@ -37,6 +37,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    from matcher.protocols import group_backend
+
+    logging.info("ristretto255 backend: %s", group_backend.describe(),
+                 extra=log_fields(event="group_backend", group_backend=group_backend.NAME))
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     from matcher.server.control import ReloadStatus, remove_pid, write_pid, write_status
 
