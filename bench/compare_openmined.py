@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"n": n, "openmined": om, "matcher": m, "smul_us": ops["smul"] * 1e6, "h2g_us": ops["h2g"] * 1e6,
                      "floor_cold_cpu": floor_cold, "floor_warm_cpu": floor_warm, "cores": cores})
     print(f"\nmatcher vs OpenMined PSI, {cores} core(s), 10% overlap; "
-          f"ristretto255 scalar mult {rows[-1]['smul_us']:.1f} µs, hash to group {rows[-1]['h2g_us']:.1f} µs (measured now)\n")
+          f"ristretto255 scalar mult {rows[-1]['smul_us']:.1f} µs, "
+          f"hash to group {rows[-1]['h2g_us']:.1f} µs (measured now)\n")
     print("| n × n | OpenMined s | matcher cold s | speed-up | matcher warm s | speed-up | "
           "bytes OM / cold / warm | session CPU per pair µs, cold (floor) | warm (floor) | warm CPU / floor |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -85,7 +85,8 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
                          ('date_of_birth = "birth_date"', 'date_of_birth = "dob"'),
                          ('sex = "gender"', 'sex = "sex"'),
                          ('date_order = "MDY"', 'date_order = "DMY"'),
-                         ('protocol = "ecdh"', f'protocol = "paillier"\npaillier_key_bits = {key_bits}\nworkers = {workers}')]:
+                         ('protocol = "ecdh"',
+                          f'protocol = "paillier"\npaillier_key_bits = {key_bits}\nworkers = {workers}')]:
             assert old in text, old
             text = text.replace(old, new, 1)
         req_toml.write_text(_one_key(text))

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup_us_per_entry_with": round(with_setup_s / n * 1e6, 2),
         "setup_us_per_entry_without": round(plain_setup_s / n * 1e6, 2),
     }
-    print(f"ecdh session, {n} elements vs {n} setup entries ({n // 10} hits), one core, CPU time, best of {args.rounds}:")
+    print(f"ecdh session, {n} elements vs {n} setup entries ({n // 10} hits), one core, CPU time, "
+          f"best of {args.rounds}:")
     print(f"  with the binding and checks: {us['with']:.2f} µs per element")
     print(f"  without:                     {us['without']:.2f} µs per element")
     print(f"  ratio with/without:          {figures['session_ratio']:.3f}")
