@@ -15,10 +15,11 @@ messages name columns, fields and line numbers, never values.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,7 +339,8 @@ def load_records(
                 break
             except UnicodeError as exc:  # only for codecs without surrogateescape support
                 raise InputFileError(
-                    f"{path}: line {start} cannot be decoded as {fmt.encoding} ({getattr(exc, 'reason', None) or exc}); "
+                    f"{path}: line {start} cannot be decoded as {fmt.encoding} "
+                    f"({getattr(exc, 'reason', None) or exc}); "
                     "fix the file or set its encoding in the [records] config"
                 ) from None
             except csv.Error as exc:
@@ -379,7 +381,7 @@ def load_records(
                 continue
             raw = {f: row[i] for f, i in raw_columns}
             row_dropped: list[str] = []
-            normalised: dict | None = None
+            normalised: Mapping[str, str | Sequence[str]] | None = None
             row_error: RecordError | None = None
             while normalised is None:  # each pass drops one field that cannot be understood
                 try:
@@ -416,10 +418,8 @@ def load_records(
             _write_rejects(rejects_path, fmt, header, problems)
             written = rejects_path
         else:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 rejects_path.unlink()
-            except FileNotFoundError:
-                pass
     return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped, unusable)
 
 

@@ -37,12 +37,16 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import rbcl
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
+
+if TYPE_CHECKING:
+    from matcher.parallel import Workers
 
 #: The ristretto255 implementation the batch kernels run on: libsodium through rbcl. An
 #: accelerated backend selected at start-up sets this name (shown in the metrics' build info).
@@ -117,7 +121,7 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
     identity; so one call both checks and multiplies. Lengths and bit 255 are
     checked first: the binding does not.
     """
-    out = []
+    out: list[bytes] = []
     append = out.append
     for i, p in enumerate(points):
         if len(p) != POINT_BYTES or p[31] & 0x80:
@@ -254,7 +258,7 @@ def setup_rows(
     row also carries b·H(y) (reveal = "both"). ``tag_len`` = 0 stands for the
     cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
-    rows = []
+    rows: list[tuple[bytes, ...]] = []
     for token, ref in pairs:
         y = _smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + token).digest()))
         if not tag_len:
@@ -275,7 +279,7 @@ def responder_setup(
     entries: Sequence[tuple[bytes, bytes]],
     tag_len: int,
     with_labels: bool = True,
-    workers=None,
+    workers: Workers | None = None,
     keep_points: bool = False,
     progress: Callable[[int, int], None] | None = None,
     points_only: bool = False,
@@ -428,7 +432,8 @@ def check_hit_report(
         if token is None:
             raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
         tokens.append(token)
-    if not verify_hits([(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)], bytes(proof), context):
+    pairs = [(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)]
+    if not verify_hits(pairs, bytes(proof), context):
         raise InvalidElement(
             "the hit report's proof does not verify: its points were not evaluated in this session"
         )
@@ -454,7 +459,13 @@ def count_matches(evaluated: set[bytes], returned: Sequence[bytes], offset: int 
 
 
 def _split_setup(
-    workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool, progress=None
+    workers: Workers,
+    key: bytes,
+    pairs: Sequence[tuple[bytes, bytes]],
+    tag_len: int,
+    size: int,
+    keep: bool,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[bytes, ...]]:
     """The setup's rows computed in batches on ``workers``, in order."""
     step = 2048
