@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cpu import tree_cpu  # noqa: E402
-from bench.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
+from tests.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
 
 OUT = ROOT / "bench-results"
 KERNEL_BOUNDS = {  # kernel -> (group operations per element as (smul, h2g), max ratio)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 
-from bench.harness import KEYSPEC, document_token  # noqa: E402
+from tests.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
 from clients.sessions.ecdh import CANARIES  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402

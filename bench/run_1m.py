@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import shared_documents  # noqa: E402
+from tests.harness import shared_documents  # noqa: E402
 from matcher.certs import write_agency_certs  # noqa: E402
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
 

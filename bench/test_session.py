@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import KEYSPEC, loopback_responder, synthetic_sets
+from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 
 N = 5000
 

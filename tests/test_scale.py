@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from bench.harness import KEYSPEC, loopback_responder, synthetic_sets
+from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 from matcher.errors import ConfigError
 from matcher.parallel import Workers
 from matcher.protocols import ecdh

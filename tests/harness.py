@@ -1,4 +1,7 @@
-"""Shared set-up of the benchmarks: synthetic token sets and a responder on loopback with mTLS.
+"""Harness shared by tests and benchmarks: synthetic token sets and a responder on loopback with mTLS.
+
+It lives with the tests (imported as ``tests.harness``; ``bench/`` may import it, the
+tests never import ``bench``).
 
 Records are built directly as tokens (document key), skipping CSV, so a benchmark
 measures the matching session, not the loader.
