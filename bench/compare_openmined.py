@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cpu import tree_cpu as cpu_now  # noqa: E402
-from tests.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
 from matcher.parallel import default_processes  # noqa: E402
 from matcher.storage.setup_cache import RequesterSetupCache  # noqa: E402
+from tests.harness import KEYSPEC, group_op_costs, loopback_responder, synthetic_sets  # noqa: E402
 
 OM_VENV = ROOT / "bench" / ".venv-openmined"
 

@@ -35,12 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import KEYSPEC, synthetic_sets  # noqa: E402
 from clients.sessions import ecdh as req_ecdh  # noqa: E402
 from matcher.parallel import inline  # noqa: E402
 from matcher.protocols import ecdh  # noqa: E402
 from matcher.storage.setup_cache import setup_id  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
+from tests.harness import KEYSPEC, synthetic_sets  # noqa: E402
 
 CHUNK = 4096
 

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 
-from tests.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
 from clients.sessions.ecdh import CANARIES  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402
 from matcher.identity.records import LoadResult, TokenisedRecord  # noqa: E402
+from tests.harness import KEYSPEC, document_token  # noqa: E402
 
 PEER = "agency-b"
 

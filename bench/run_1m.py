@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import shared_documents  # noqa: E402
 from matcher.certs import write_agency_certs  # noqa: E402
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
+from tests.harness import shared_documents  # noqa: E402
 
 A_COLS = ["id", "first_name", "last_name", "dob", "sex", "nationality", "doc_no", "doc_country", "case_id"]
 B_COLS = ["person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport", "passport_country"]

@@ -96,7 +96,9 @@ _CLOSED = ("socket closed", "connection reset", "tlsv1_alert", "sslv3_alert", "h
            "wrong_version_number", "http2")
 
 
-def connection_failure(target: str, server_name: str | None, code: grpc.StatusCode, details: str) -> ConnectionFailed | None:
+def connection_failure(
+    target: str, server_name: str | None, code: grpc.StatusCode, details: str
+) -> ConnectionFailed | None:
     """Turn gRPC's UNAVAILABLE before any session into a ConnectionFailed naming cause and fix (None: not one)."""
     if code != grpc.StatusCode.UNAVAILABLE:
         return None
@@ -176,7 +178,7 @@ class MatchClient:
         self._pins = (responder_spki_sha256, responder_cert_sha256)
         self._pinned = bool(responder_spki_sha256 or responder_cert_sha256)
         self._own_cert = tls.cert if tls is not None else b""
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", message_limit(65536)),
             ("grpc.max_send_message_length", message_limit(chunk_elements)),
         ]
@@ -185,7 +187,9 @@ class MatchClient:
         if tls is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+            )
             self._channel = grpc.secure_channel(target, creds, options=options)
         self._stub = pb_grpc.ResponderStub(self._channel)
         self.timeout = timeout

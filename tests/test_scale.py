@@ -7,11 +7,11 @@ import stat
 
 import pytest
 
-from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 from matcher.errors import ConfigError
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.storage.setup_cache import RequesterSetupCache, load_setup, setup_id
+from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from cryptography import x509
@@ -58,10 +58,15 @@ INSECURE_PEER = peer_auth.INSECURE_PEER
 INSECURE_DAILY_BUDGET = 1_000_000
 
 
+def _auth_context(context: grpc.ServicerContext) -> Mapping[str, list[bytes]]:
+    """The TLS auth context: property name -> its values (types-grpcio says one bytes value; grpc gives lists)."""
+    return cast(Mapping[str, list[bytes]], context.auth_context())
+
+
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
     """The client certificate's subject CN and SHA-256 fingerprint (None without TLS)."""
-    auth = context.auth_context()
-    pem = (auth.get("x509_pem_cert") or [None])[0]
+    auth = _auth_context(context)
+    pem = next(iter(auth.get("x509_pem_cert") or []), None)
     if not pem:
         return None, None
     cert = x509.load_pem_x509_certificate(pem)
@@ -159,7 +164,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             return INSECURE_PEER
         if self.allowlist is None:
             raise PeerNotAllowed("this responder has no peer allowlist bound to its CA bundle (internal setup error)")
-        pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
+        pem = next(iter(_auth_context(context).get("x509_pem_cert") or []), None)
         name, _who = self.allowlist.identify(pem)
         return name
 
@@ -206,6 +211,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         responder's work, see docs/security.md); the request size by default.
         """
         cfg = self._peers.get(peer)
+        budget: int | None
         if self.insecure:
             # --insecure: every caller is one pseudo-peer under the tightest limits of [[peers]]
             set_sizes = [p.max_set_size for p in self._peers.values() if p.max_set_size is not None]
@@ -233,7 +239,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             )
         mine = self.state.keyspec.fingerprint()
         if hello.key_spec_fingerprint != mine:
-            theirs = hello.key_spec_fingerprint if _is_hex_digest(hello.key_spec_fingerprint) else "(not a SHA-256 digest)"
+            fp = hello.key_spec_fingerprint
+            theirs = fp if _is_hex_digest(fp) else "(not a SHA-256 digest)"
             raise KeySpecMismatch(
                 f"match-key spec differs: requester fingerprint {theirs or '(none)'}, "
                 f"responder fingerprint {mine}; align [match_keys] and norm_version with the responder's policy"
@@ -260,6 +267,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         started = time.monotonic()
         peer, protocol, reveal, size, received = "?", "?", "", None, 0
         session, refusal = None, None
+        detail: str | None
         outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the requester cancelled the session or disconnected"
         # Server-side cap, whatever deadline the requester set (or none): see _Inbox and _Watchdog.
         cap = self.session_timeout
@@ -479,7 +487,7 @@ class _Inbox:
     """
 
     def __init__(self, requests: Iterator[pb.MatchRequest], deadline: float, why: str) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self.deadline, self.why = deadline, why
         #: the peer cancelled or disconnected (the stream ended with an error, not a half-close)
@@ -509,7 +517,7 @@ class _Inbox:
     def next(self, deadline: float | None = None, why: str | None = None) -> pb.MatchRequest | None:
         """The next message; ``deadline``/``why`` set an earlier limit for this one (the Hello)."""
         early = deadline is not None and deadline < self.deadline
-        if not early:
+        if deadline is None or not early:
             deadline, why = self.deadline, self.why
         remaining = deadline - time.monotonic()
         try:
@@ -854,7 +862,7 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-session"),
         options=server_options(servicer),
         maximum_concurrent_rpcs=threads,
-        interceptors=(PeerGate(servicer),),
+        interceptors=[PeerGate(servicer)],
     )
     _add_responder_service(servicer, server)
     health_servicer = health.HealthServicer()

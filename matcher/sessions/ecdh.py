@@ -113,11 +113,15 @@ class EcdhResponderSession(ResponderSession):
         kind = request.WhichOneof("kind")
         if self.cardinality:
             if kind != "reblinded":
-                raise ProtocolViolation(f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}")
+                raise ProtocolViolation(
+                    f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}"
+                )
             chunk = request.reblinded
             n = len(chunk.elements)
             if chunk.offset != self._returned:
-                raise ProtocolViolation(f"re-blinded chunk offset {chunk.offset} out of order; expected {self._returned}")
+                raise ProtocolViolation(
+                    f"re-blinded chunk offset {chunk.offset} out of order; expected {self._returned}"
+                )
             if n == 0 or n > self.state.settings.max_chunk_elements or self._returned + n > len(self.epoch.setup):
                 raise ProtocolViolation(
                     f"re-blinded chunk of {n} elements at {chunk.offset}; the setup has {len(self.epoch.setup)}"

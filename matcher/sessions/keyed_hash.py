@@ -25,11 +25,12 @@ class KeyedHashResponderSession(ResponderSession):
 
     def __init__(self, state, hello: pb.Hello) -> None:
         super().__init__(state, hello)
-        self.index: keyed_hash.ResponderIndex | None = state.keyed_hash_index()
-        if self.index is None:
+        index: keyed_hash.ResponderIndex | None = state.keyed_hash_index()
+        if index is None:
             raise UnsupportedProtocol("keyed-hash is not enabled on this responder")
+        self.index: keyed_hash.ResponderIndex = index
         self.reveal = state.settings.reveal
-        self.hit_count = 0
+        self.hit_count: int = 0
         self._hit_tokens: list[bytes] = []
 
     def accepted(self, accepted: pb.Accepted) -> None:
