@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-stress lint node-client bench-node bench bench-compare bench-ci bench-1m bench-paillier proto clean fuzz load bench-binding audit-report-sample
+.PHONY: demo test test-stress lint node-client bench-node bench bench-compare bench-ci bench-1m bench-load-sql bench-paillier proto clean fuzz load bench-binding audit-report-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group oper
 N ?= 1000000
 bench-1m: $(STAMP)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
 	$(PY) bench/run_1m.py --n $(N)
+
+bench-load-sql: $(STAMP)  ## N records (default 1,000,000) from PostgreSQL vs the same from CSV: rows/s and peak RSS (takes minutes)
+	$(PY) bench/load_sql.py --n $(N)
 
 FUZZ_EXAMPLES ?= 20000
 fuzz: $(STAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)

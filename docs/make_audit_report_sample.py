@@ -98,9 +98,14 @@ def screenshot(html: Path, png: Path, width: int = 1100, height: int = 4200) -> 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("chromium is not installed: apt-get install -y chromium")
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--window-size={width},{height}", f"--screenshot={png}", html.resolve().as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    # a profile of its own: a second Chromium on the default profile hands over to the
+    # first and exits 0 without a screenshot
+    with tempfile.TemporaryDirectory(prefix="matcher-chromium-") as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png}",
+                        html.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+    if not png.exists():
+        raise SystemExit(f"chromium wrote no screenshot to {png}")
 
 
 def main() -> int:
@@ -110,10 +115,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["SOURCE_DATE_EPOCH"] = str(int((START + timedelta(days=DAYS, hours=8)).timestamp()))
     here = Path.cwd()
-    # A fixed folder: the config's fingerprint (in every log row, so in the head hash) covers its paths.
-    work = Path(tempfile.gettempdir()) / "matcher-audit-report-sample"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(mode=0o700)
+    # a folder of its own per run (0700): two runs at once (CI beside a developer's suite,
+    # make test-stress) must not share one; the page names only relative paths
+    work = Path(tempfile.mkdtemp(prefix="matcher-audit-report-sample-"))
     try:
         responder_toml, _ = write_demo_files(work)
         fill_log(responder_toml)

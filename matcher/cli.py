@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -77,30 +78,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
              "epoch. Development only.", logging.WARNING)
     # The handlers are in place before anyone can learn that the server is up: a SIGTERM
     # sent as soon as "serving on port" is read (or during start-up) is a graceful stop.
-    stop = threading.Event()
+    stop, wake, reloads = threading.Event(), threading.Event(), [0]
+
+    def on_stop(*_: object) -> None:
+        stop.set()
+        wake.set()
+
+    def on_hup(*_: object) -> None:  # the reload runs in the loop below, not in the handler
+        reloads[0] += 1
+        wake.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
+    from matcher.server.control import ReloadStatus, remove_pid, write_pid, write_status
+
+    state_dir = cfg.responder.state_dir
+    write_pid(state_dir)
     tls = "PLAINTEXT" if args.insecure else "mTLS"
     epoch = running.state.current().key.epoch
     logging.info(
-        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops", running.port, tls, epoch,
-        extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
+        "serving on port %d (%s); key epoch %s; Ctrl-C or SIGTERM stops, SIGHUP (matcher reload) reloads",
+        running.port, tls, epoch, extra=log_fields(event="serving", port=running.port, tls=tls, key_epoch=epoch),
     )
-    while not stop.is_set() and not stop.wait(1.0):
-        running.state.current()  # rotates the key epoch when it is due
-    logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
-                 extra=log_fields(event="shutting_down"))
-    running.stop(args.grace)
+    attempts = done = 0
+    try:
+        while not stop.is_set():
+            wake.wait(1.0)
+            wake.clear()
+            if reloads[0] != done and not stop.is_set():
+                done = reloads[0]  # signals that came in while reloading are served by one more reload
+                attempts += 1
+                logging.info("SIGHUP: reloading %s", args.config, extra=log_fields(event="reload_start"))
+                result = running.reload(args.config, progress=lambda m: logging.info("%s", m))
+                write_status(state_dir, ReloadStatus(attempts, os.getpid(), result.ok, result.detail, time.time()))
+            running.state.current()  # rotates the key epoch when it is due
+        logging.info("shutting down: finishing running sessions (up to %.0f s)", args.grace,
+                     extra=log_fields(event="shutting_down"))
+        running.stop(args.grace)
+    finally:
+        remove_pid(state_dir)
     logging.info("stopped", extra=log_fields(event="stopped"))
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Signal the running ``matcher serve`` of this config to reload; print the outcome."""
+    from matcher.config import load_responder_config
+    from matcher.errors import ConfigError
+    from matcher.server.control import request_reload
+
+    try:
+        cfg = load_responder_config(args.config)
+    except ConfigError as exc:
+        print(f"matcher reload: the config would not load, so the server was not signalled: {exc}", file=sys.stderr)
+        return 2
+    status = request_reload(cfg.responder.state_dir, wait=args.wait)
+    if args.wait <= 0:
+        print("reload requested; the server logs the outcome (and writes it to reload-status.json in its state folder)")
+        return 0
+    if status is None:
+        print(f"reload requested; no outcome within {args.wait:g} s (a large watchlist's setup takes longer): "
+              "see the server's log", file=sys.stderr)
+        return 1
+    if status.ok:
+        print(f"reloaded: {status.detail}")
+        return 0
+    print(f"reload FAILED, the previous configuration goes on serving: {status.detail}", file=sys.stderr)
+    return 1
+
+
 def _print_problems(args: argparse.Namespace, loaded, limit: int = 20) -> None:
     """The first ``limit`` dropped fields and rejected rows of a load, in line order (no values)."""
+    def where(p) -> str:  # database rows by position: their record key is identity data, kept to the rejects file
+        return f"row {p.line} of the result" if p.record_key else f"line {p.line}"
+
     problems = sorted(
-        [(d.line, 0, f"  line {d.line}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
-        + [(r.line, 1, f"  rejected line {r.line}: {r.reason}", "record_rejected") for r in loaded.rejected]
+        [(d.line, 0, f"  {where(d)}: {d.field} dropped: {d.reason}", "field_dropped") for d in loaded.dropped_fields]
+        + [(r.line, 1, f"  rejected {where(r)}: {r.reason}", "record_rejected") for r in loaded.rejected]
     )
     for _line, _kind, text, event in problems[:limit]:
         _say(args, text, logging.WARNING, event=event)
@@ -469,19 +525,32 @@ def build_parser() -> argparse.ArgumentParser:
                    "limit and budget, uses a throw-away key epoch, and is logged")
     s.set_defaults(func=cmd_serve)
 
+    r = sub.add_parser("reload", help="make a running `matcher serve` reload its config and watchlist",
+                       description="Send SIGHUP to the `matcher serve` of this config (its pid file, STATE_DIR/"
+                       "serve.pid) and wait for the outcome. The server builds the new watchlist's epoch and "
+                       "setup aside, reloads [[peers]], budgets and TLS files, and swaps them in; sessions in flight "
+                       "finish on what they started with; a reload that fails keeps the old state serving. "
+                       "Exit 0 reloaded, 1 failed or no outcome in time, 2 unusable config or no server running.")
+    r.add_argument("--config", type=Path, required=True, help="responder TOML config (the running server's)")
+    r.add_argument("--wait", type=float, default=600.0,
+                   help="seconds to wait for the outcome (default 600; 0 = do not wait)")
+    r.set_defaults(func=cmd_reload)
+
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
                        "the responder and write one row per (hit record, case reference): "
                        "record_id,match_keys,strength,case_ref, "
                        "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
-    m.add_argument("--records", type=Path, required=True, help="CSV file of own records")
+    m.add_argument("--records", type=Path,
+                   help="CSV file of own records (default: the database named by [records] source in the config)")
     m.add_argument("--peer", help="responder HOST:PORT (default: [requester] peer)")
     m.add_argument("--peers", metavar="all|NAME,...",
                    help="ask several [[responders]] of the config at once (one session each, records tokenised "
                    "once); the hits file then has a responder column. Exit 0 all answered, 3 some failed, 1 none")
     m.add_argument("--out", type=Path, default=Path("hits.csv"), help="hits file to write (default hits.csv)")
-    m.add_argument("--rejects", type=Path, help="where rejected rows go (default RECORDS.rejects.csv)")
+    m.add_argument("--rejects", type=Path,
+                   help="where rejected rows go (default RECORDS.rejects.csv, or [records] rejects for a database)")
     m.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plaintext, no server authentication")
     m.add_argument("--protocol", choices=PROTOCOLS, help="override [requester] protocol")
     m.set_defaults(func=cmd_match)

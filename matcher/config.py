@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from matcher.errors import ConfigError
 from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
 from matcher.identity.records import CsvFormat
+from matcher.identity.sql_source import SqlSource
 
 # "both": the responder also learns which of its own records hit (see README, reveal modes).
 Reveal = Literal["requester", "cardinality", "both"]
@@ -96,22 +97,47 @@ class PeerConfig(_Strict):
 
 
 class RecordsConfig(_Strict):
-    """How this agency's CSV files are laid out."""
+    """How this agency's records are laid out: CSV files, or rows of a database (``source``)."""
 
     date_order: Literal["DMY", "MDY", "YMD"]  # required: never guessed (see _require_date_order)
     encoding: str = "utf-8"
     delimiter: str = ","
     columns: dict[str, str] = Field(default_factory=dict)
+    source: str | None = Field(
+        default=None, description="SQLAlchemy database URL to read the records from (instead of a CSV file)"
+    )
+    query: str | None = Field(default=None, description="with source: the SELECT whose rows are the records")
+    table: str | None = Field(default=None, description="with source: the table whose rows are the records")
+    batch: Annotated[int, Field(gt=0, le=1_000_000)] = 5000  # rows fetched per round trip from the database
+    rejects: Path | None = Field(
+        default=None, description="with source: where dropped fields and rejected rows go (default records.rejects.csv)"
+    )
+
+    @model_validator(mode="after")
+    def _source_shape(self) -> RecordsConfig:
+        if self.source is None:
+            given = [k for k in ("query", "table", "rejects") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only go(es) with a database `source` URL in [records]")
+        else:
+            self.sql_source()  # ConfigError: exactly one of query or table, a readable URL
+        return self
 
     def csv_format(self) -> CsvFormat:
         return CsvFormat(
             columns=dict(self.columns), date_order=self.date_order, encoding=self.encoding, delimiter=self.delimiter
         )
 
+    def sql_source(self) -> SqlSource | None:
+        """The database source (None when the records come from CSV files)."""
+        if self.source is None:
+            return None
+        return SqlSource(self.source, query=self.query, table=self.table, batch=self.batch)
+
 
 class ResponderSettings(_Strict):
     listen: str = "127.0.0.1:50051"
-    watchlist: Path
+    watchlist: Path | None = None  # CSV file; or [records] source (a database) instead
     state_dir: Path = Path("state")
     protocols: list[Protocol] = ["ecdh"]
     reveal: Reveal = "requester"
@@ -251,6 +277,15 @@ class ResponderConfig(_AgencyConfig):
     metrics: MetricsConfig | None = None  # no [metrics] table: no metrics endpoint
 
     @model_validator(mode="after")
+    def _one_watchlist(self) -> ResponderConfig:
+        if (self.responder.watchlist is None) == (self.records.source is None):
+            raise ValueError(
+                "name the watchlist either as a CSV file ([responder] watchlist) or as a database "
+                "([records] source with query or table), exactly one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _reveal_fits_protocols(self) -> ResponderConfig:
         # paillier's replies are opened only by the requester: the responder cannot learn its hits.
         if self.responder.reveal == "both" and "paillier" in self.responder.protocols:
@@ -294,6 +329,7 @@ def _resolve(base: Path, data: dict) -> None:
         ("responder", ("watchlist", "state_dir", "session_log", "hits_file")),
         ("requester", ("session_log", "setup_cache")),
         ("keyed_hash", ("secret_file",)),
+        ("records", ("rejects",)),
     ):
         table = data.get(section)
         if isinstance(table, dict):
@@ -314,6 +350,11 @@ def _read(path: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _resolve(path.parent, data)
+    records = data.get("records")
+    if isinstance(records, dict) and records.get("source") is not None and records.get("rejects") is None:
+        records["rejects"] = str((path.parent / "records.rejects.csv").resolve())
+    if isinstance(records, dict) and isinstance(records.get("source"), str):
+        records["source"] = _resolve_sqlite(path.parent, records["source"])
     peers = data.get("peers")
     for peer in peers if isinstance(peers, list) else []:
         if isinstance(peer, dict) and isinstance(peer.get("ca"), str) and not Path(peer["ca"]).is_absolute():
@@ -323,6 +364,14 @@ def _read(path: Path) -> dict:
         if isinstance(dask_tls, dict):
             _resolve(path.parent, {"tls": dask_tls})
     return data
+
+
+def _resolve_sqlite(base: Path, url: str) -> str:
+    """``sqlite:///relative.db`` relative to the config file's folder, like the config's other paths."""
+    prefix, sep, rest = url.partition(":///")
+    if sep and prefix.split("+")[0] == "sqlite" and rest and not rest.startswith(("/", ":memory:", "file:")):
+        return f"{prefix}:///{(base / rest).resolve()}"
+    return url
 
 
 def _validate(model: type[_AgencyConfig], path: Path, data: dict):

@@ -21,7 +21,7 @@ from matcher.config import RequesterConfig, ResponderPeer
 from matcher.files import open_private
 from matcher.identity.records import LoadResult, load_records
 from matcher.parallel import Workers
-from matcher.requester import client_for, session_options
+from matcher.requester import client_for, records_input, session_options
 from matcher.storage.session_log import SessionLog
 
 #: exit status of ``matcher match --peers``: every responder answered / some did / none did
@@ -69,7 +69,7 @@ def write_multi_hits(path: Path, outcomes: dict[str, PeerOutcome]) -> int:
 
 def run_match_many(
     config: RequesterConfig,
-    records_path: Path,
+    records_path: Path | None,
     responders: list[ResponderPeer],
     *,
     out: Path | None,
@@ -77,9 +77,10 @@ def run_match_many(
     insecure: bool = False,
     progress: Callable[[str], Progress | None] | None = None,
 ) -> NetworkRun:
-    """Load ``records_path`` once, ask every responder in ``responders`` concurrently, write one hits file."""
-    rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
-    loaded = load_records(records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
+    """Load ``records_path`` (None: the config's database source) once, ask every responder in
+    ``responders`` concurrently, write one hits file."""
+    source, rejects = records_input(config, records_path, rejects_path)
+    loaded = load_records(source, config.records.csv_format(), config.key_spec(), rejects_path=rejects)
     s = config.requester
     log = SessionLog(s.session_log) if s.session_log else None
     workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)

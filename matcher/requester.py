@@ -18,6 +18,7 @@ from matcher.files import open_private
 from matcher.grpc_status import status_code
 from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, load_records
+from matcher.identity.sql_source import SqlSource
 from matcher.parallel import Workers
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
@@ -114,6 +115,26 @@ def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
         raise
 
 
+def records_input(
+    config: RequesterConfig,
+    records_path: str | os.PathLike[str] | None,
+    rejects_path: str | os.PathLike[str] | None = None,
+) -> tuple[Path | SqlSource, Path]:
+    """Where the requester's records come from (a CSV file, else the config's database source) and
+    where their rejects go; ConfigError when there is neither a file nor a ``[records] source``."""
+    if records_path is not None:
+        path = Path(records_path)
+        return path, Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
+    source = config.records.sql_source()
+    if source is None:
+        raise ConfigError(
+            "no records to match: pass --records FILE.csv, or read them from a database with "
+            '[records] source = "postgresql+psycopg://..." and query or table in the requester config'
+        )
+    assert config.records.rejects is not None  # set by the config loader for database sources
+    return source, Path(rejects_path) if rejects_path else config.records.rejects
+
+
 TOKENS_FORMAT = "matcher-tokens/1"
 
 
@@ -153,7 +174,7 @@ def write_tokens(
 
 def run_match(
     config: RequesterConfig,
-    records_path: str | os.PathLike[str],
+    records_path: str | os.PathLike[str] | None,
     peer: str,
     *,
     out: str | os.PathLike[str] | None,
@@ -164,14 +185,14 @@ def run_match(
 ) -> RequesterRun:
     """Load ``records_path``, run one session against ``peer``, write the hits file.
 
+    ``records_path`` None: the records come from the config's database ``[records] source``.
     Dropped fields and rejected rows go to ``rejects_path`` (default
-    ``RECORDS.rejects.csv`` beside the records). ``client``: an open MatchClient to
+    ``RECORDS.rejects.csv`` beside the records, or ``[records] rejects``). ``client``: an open MatchClient to
     use (it stays open); by default one is made from the config and closed after.
     """
-    records_path = Path(records_path)
-    rejects = Path(rejects_path) if rejects_path else records_path.with_name(records_path.stem + ".rejects.csv")
+    source, rejects = records_input(config, records_path, rejects_path)
     loaded = load_records(
-        records_path, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
+        source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
         progress=(lambda n: progress("records read", n, 0)) if progress else None,
     )
     s = config.requester

@@ -20,6 +20,7 @@ from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.demo import write_demo_files
 from matcher.server.responder import RunningResponder, start_responder
 from matcher.storage.secrets_store import write_private
+from tests.pg_server import postgres_url  # noqa: F401  (session fixture: a real PostgreSQL server)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import grpc
@@ -128,11 +129,14 @@ def _chromium() -> str:
 
 
 def _browse(page: Path, *mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
-         "--v=0", *mode, page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
+    # A profile of its own per run: two Chromiums on the default profile hand over to each
+    # other and the second exits 0 without output (seen when two suites ran at once).
+    with tempfile.TemporaryDirectory(prefix="matcher-chromium-") as profile:
+        return subprocess.run(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", *mode, page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
 
 
 def page_errors(page: Path) -> tuple[str, list[str]]:

@@ -266,6 +266,7 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
     _audit_responder_pin(rep, role, settings)
     _audit_dask(rep, role, settings)
     _audit_session_log(rep, role, settings)
+    _audit_records_source(rep, raw)
     _audit_insecure_runs(rep, role, settings, base)
     _audit_keyed_hash(rep, raw, role, settings, base)
     _audit_hashes(rep, raw)
@@ -518,6 +519,25 @@ def _audit_metrics(rep: AuditReport, raw: dict) -> None:
                 "anyone who can reach it sees which agencies ask how often and how much",
                 'listen on loopback ("127.0.0.1:9464") or only on the monitoring network, behind a firewall',
                 subject="metrics")
+
+
+def _audit_records_source(rep: AuditReport, raw: dict) -> None:
+    """A database URL with a password in it: the password sits in a config file that is copied and shown."""
+    from matcher.identity.sql_source import has_password, mask_password
+
+    table = raw.get("records")
+    source = table.get("source") if isinstance(table, dict) else None
+    if not isinstance(source, str):
+        return
+    rep.add("records-database", "info", f"records are read from the database {mask_password(source)}",
+            subject="records.source")
+    if has_password(source):
+        rep.add("database-password-in-config", "warning",
+                "the [records] source URL carries a password: it is readable by whoever can read the config, "
+                "and ends up in copies, backups and tickets of it",
+                "remove the password from the URL and give it to the service through the environment "
+                "(PGPASSWORD), a ~/.pgpass file (mode 0600) or peer authentication over a local socket",
+                subject="records.source")
 
 
 def _audit_session_log(rep: AuditReport, role: str, settings: dict) -> None:

@@ -1,9 +1,11 @@
-"""Loading records from a CSV file into tokens (DESIGN §2.1).
+"""Loading records from a CSV file or a database into tokens (DESIGN §2.1).
 
 The loader is the I/O shell around :mod:`matcher.identity.normalise_n1` and
 :meth:`matcher.identity.match_keys.KeySpec.tokens`. Its contract is that nothing is
 silently dropped: every data row either becomes a :class:`TokenisedRecord` or
-a :class:`RejectedRow` with its physical line number and a reason. A value
+a :class:`RejectedRow` with its physical line number (database rows: their
+record key) and a reason. CSV files and database sources
+(:mod:`matcher.identity.sql_source`) share one row pipeline, :class:`_RowPipeline`. A value
 that cannot be understood (a date that is not a calendar date, an unknown
 country) drops that field only, as a :class:`DroppedField`; the row is
 rejected only when no match key can be computed from what remains. Dropped
@@ -20,7 +22,7 @@ import csv
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from matcher.errors import ConfigError, InputFileError, RecordError
@@ -28,6 +30,7 @@ from matcher.files import open_private
 from matcher.identity.match_keys import KeySpec, parse_field
 from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.identity.sql_source import SqlSource, open_rows
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
 
@@ -114,17 +117,21 @@ class TokenisedRecord:
 class RejectedRow:
     """One row that could not be used."""
 
-    line: int  # physical line where the row starts (header = line 1)
+    #: CSV: physical line where the row starts (header = line 1); database: the row's position in the result (1 = first)
+    line: int
     reason: str  # never contains identity values
+    #: database sources: the row's record_id ("row N" when it has none), which identifies it in the rejects file
+    record_key: str = ""
 
 
 @dataclass(frozen=True)
 class DroppedField:
     """One field of a row that could not be understood and was left out (the rest of the row is kept)."""
 
-    line: int  # physical line where the row starts (header = line 1)
+    line: int  # as RejectedRow.line
     field: str  # record field, e.g. "date_of_birth"
     reason: str  # never contains identity values
+    record_key: str = ""  # as RejectedRow.record_key
 
 
 @dataclass
@@ -183,7 +190,7 @@ class _LineCounter:
 
 
 def _resolve_columns(
-    header: list[str], fmt: CsvFormat, path: Path, require_case_ref: bool
+    header: list[str], fmt: CsvFormat, path: Path | str, require_case_ref: bool
 ) -> dict[str, int]:
     """Map each record field to its column index; raise InputFileError for missing columns."""
     positions: dict[str, int] = {}
@@ -254,8 +261,12 @@ def _has_surrogates(row: list[str]) -> bool:
     return False
 
 
+#: one row from a source: (position, cells, None) or (position, None, why it cannot be read)
+_SourceRow = tuple[int, "list[str] | None", "str | None"]
+
+
 def load_records(
-    path: str | os.PathLike[str],
+    source: str | os.PathLike[str] | SqlSource,
     fmt: CsvFormat,
     keyspec: KeySpec,
     *,
@@ -263,35 +274,35 @@ def load_records(
     rejects_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
-    """Read, normalise and tokenise every row of a CSV records file.
+    """Read, normalise and tokenise every row of a CSV records file or a database source.
 
-    A header row is required; missing mapped columns (or ``record_id``, or
+    ``source`` is a CSV file's path or a :class:`SqlSource` (a database URL with a query or
+    table, read in batches through a server-side cursor). A header row (the result's
+    column names) is required; missing mapped columns (or ``record_id``, or
     ``case_ref`` when ``require_case_ref``) raise InputFileError before any row
     is read. A value that cannot be understood drops that field only
     (DroppedField: line, field, reason); rows that cannot be used at all (no
     match key left, bad record_id, malformed CSV) are returned as RejectedRow
-    (physical line number + reason). If ``rejects_path`` is given, both are
+    (physical line number + reason; database rows: their position in the result and
+    their record key). If ``rejects_path`` is given, both are
     written there, created 0600, one line per problem with the row's original
-    values (columns ``line``, ``action`` ("field dropped" or "row rejected"),
-    ``field``, ``reason``, then the input's columns; same encoding and delimiter
-    as the input). Without problems a stale rejects file is removed. Completely
-    empty lines are skipped and not counted as rows.
+    values (columns ``line`` (database sources: ``record_key``), ``action`` ("field
+    dropped" or "row rejected"), ``field``, ``reason``, then the input's columns; CSV:
+    same encoding and delimiter as the input, database: UTF-8 and commas). Without
+    problems a stale rejects file is removed. Completely empty CSV lines are skipped and
+    not counted as rows.
     """
-    path = Path(path)
+    if isinstance(source, SqlSource):
+        with open_rows(source) as (header, cells):
+            pipeline = _RowPipeline(header, fmt, keyspec, source.shown, require_case_ref, progress, by_key=True)
+            pipeline.run((n, row, None) for n, row in enumerate(cells, start=1))
+        return pipeline.finish(rejects_path, replace(fmt, encoding="utf-8", delimiter=","))
+
+    path = Path(source)
     try:
         raw_file = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputFileError(f"cannot open records file {path}: {exc.strerror or exc}") from None
-
-    records: list[TokenisedRecord] = []
-    rejected: list[RejectedRow] = []
-    dropped: list[DroppedField] = []
-    rows_with_dropped = 0
-    #: rejects-file entries in file order: (line, action, field, reason, original row)
-    problems: list[tuple[int, str, str, str, list[str]]] = []
-    rows_read = 0
-    header: list[str] = []
-
     with raw_file:
         text = io.TextIOWrapper(raw_file, encoding=fmt.read_encoding, errors="surrogateescape", newline="")
         lines = _LineCounter(iter(text))
@@ -311,75 +322,129 @@ def load_records(
             raise InputFileError(
                 f"{path}: the header row is not valid {fmt.encoding}; set the file's encoding in the [records] config"
             )
-        columns = _resolve_columns(header, fmt, path, require_case_ref)
-        width = len(header)
-        raw_columns = [(f, columns[f]) for f in RAW_FIELDS if f in columns]
-        used = sorted(columns.values())
-        unusable = _unusable_keys(keyspec, {f for f, _ in raw_columns})
-        if len(unusable) == len(keyspec.keys):
+        pipeline = _RowPipeline(header, fmt, keyspec, path, require_case_ref, progress, by_key=False)
+        pipeline.run(_csv_rows(reader, lines, path, fmt))
+    return pipeline.finish(rejects_path, fmt)
+
+
+def _csv_rows(reader: Iterator[list[str]], lines: _LineCounter, path: Path, fmt: CsvFormat) -> Iterator[_SourceRow]:
+    """The CSV file's rows with the physical line each starts on; blank lines are skipped."""
+    while True:
+        start = lines.count + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeError as exc:  # only for codecs without surrogateescape support
             raise InputFileError(
-                f"{path}: no match key can be computed from the columns of this file "
-                f"({'; '.join(unusable)}); add the columns or map them in [records.columns]"
+                f"{path}: line {start} cannot be decoded as {fmt.encoding} ({getattr(exc, 'reason', None) or exc}); "
+                "fix the file or set its encoding in the [records] config"
+            ) from None
+        except csv.Error as exc:
+            yield start, None, f"row cannot be read as CSV ({exc})"
+            continue
+        if row:
+            yield start, row, None
+
+
+class _RowPipeline:
+    """Rows (lists of text) in, TokenisedRecords and the rejects contract out: shared by every source.
+
+    ``by_key``: rows are identified by their record key rather than a line number
+    (database sources, whose rows have no line).
+    """
+
+    def __init__(
+        self,
+        header: list[str],
+        fmt: CsvFormat,
+        keyspec: KeySpec,
+        where: Path | str,
+        require_case_ref: bool,
+        progress: Callable[[int], None] | None,
+        *,
+        by_key: bool,
+    ) -> None:
+        self.header, self.fmt, self.keyspec, self.where = header, fmt, keyspec, where
+        self.require_case_ref, self.progress, self.by_key = require_case_ref, progress, by_key
+        columns = _resolve_columns(header, fmt, where, require_case_ref)
+        self.raw_columns = [(f, columns[f]) for f in RAW_FIELDS if f in columns]
+        self.used = sorted(columns.values())
+        self.unusable = _unusable_keys(keyspec, {f for f, _ in self.raw_columns})
+        if len(self.unusable) == len(keyspec.keys):
+            what = "the query's columns" if by_key else "the columns of this file"
+            raise InputFileError(
+                f"{where}: no match key can be computed from {what} "
+                f"({'; '.join(self.unusable)}); add the columns or map them in [records.columns]"
             )
-        id_col = columns["record_id"]
-        case_col = columns.get("case_ref")
-        first_line_of: dict[str, int] = {}
-        date_order = fmt.date_order
-        normalise = normalise_record_n2 if keyspec.norm_version == NORM_VERSION_N2 else normalise_record
+        self.id_col = columns["record_id"]
+        self.case_col = columns.get("case_ref")
+        self.normalise = normalise_record_n2 if keyspec.norm_version == NORM_VERSION_N2 else normalise_record
+        self.records: list[TokenisedRecord] = []
+        self.rejected: list[RejectedRow] = []
+        self.dropped: list[DroppedField] = []
+        self.rows_with_dropped = 0
+        #: rejects-file entries in input order: (line or record key, action, field, reason, original row)
+        self.problems: list[tuple[int | str, str, str, str, list[str]]] = []
+        self.rows_read = 0
+        self._first_seen: dict[str, int] = {}
 
-        def reject(line: int, reason: str, row: list[str]) -> None:
-            rejected.append(RejectedRow(line, reason))
-            problems.append((line, "row rejected", "", reason, row))
+    def _place(self, position: int) -> str:
+        return f"row {position} of the result" if self.by_key else f"line {position}"
 
-        while True:
-            start = lines.count + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except UnicodeError as exc:  # only for codecs without surrogateescape support
-                raise InputFileError(
-                    f"{path}: line {start} cannot be decoded as {fmt.encoding} "
-                    f"({getattr(exc, 'reason', None) or exc}); "
-                    "fix the file or set its encoding in the [records] config"
-                ) from None
-            except csv.Error as exc:
-                rows_read += 1
-                reject(start, f"row cannot be read as CSV ({exc})", [])
+    def _key(self, position: int, row: list[str] | None) -> str:
+        """The record key that names a database row in the rejects file ("row N" when it has none)."""
+        if not self.by_key:
+            return ""
+        key = row[self.id_col].strip() if row is not None and self.id_col < len(row) else ""
+        return key or f"row {position}"
+
+    def _reject(self, position: int, reason: str, row: list[str] | None) -> None:
+        key = self._key(position, row)
+        self.rejected.append(RejectedRow(position, reason, key))
+        self.problems.append((key or position, "row rejected", "", reason, row or []))
+
+    def run(self, rows: Iterator[_SourceRow]) -> None:
+        """Take every row of the source (position, cells or None, why it cannot be read)."""
+        width = len(self.header)
+        keyspec, date_order, normalise = self.keyspec, self.fmt.date_order, self.normalise
+        encoding = "UTF-8" if self.by_key else self.fmt.encoding
+        for start, row, unreadable in rows:
+            self.rows_read += 1
+            if self.progress is not None and self.rows_read % PROGRESS_EVERY == 0:
+                self.progress(self.rows_read)
+            if row is None:
+                self._reject(start, unreadable or "row cannot be read", None)
                 continue
-            if not row:
-                continue  # blank line
-            rows_read += 1
-            if progress is not None and rows_read % PROGRESS_EVERY == 0:
-                progress(rows_read)
             if _has_surrogates(row):
-                reject(start, f"row is not valid {fmt.encoding}", row)
+                self._reject(start, f"row is not valid {encoding}", row)
                 continue
             if len(row) != width:
-                reject(start, f"row has {len(row)} columns, the header has {width}", row)
+                self._reject(start, f"row has {len(row)} columns, the header has {width}", row)
                 continue
-            too_long = [header[i].strip() for i in used if len(row[i]) > MAX_FIELD_CHARS]
+            too_long = [self.header[i].strip() for i in self.used if len(row[i]) > MAX_FIELD_CHARS]
             if too_long:
-                reject(start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row)
+                self._reject(start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row)
                 continue
-            record_id = row[id_col].strip()
+            record_id = row[self.id_col].strip()
             if not record_id:
-                reject(start, "record_id is empty", row)
+                self._reject(start, "record_id is empty", row)
                 continue
-            first = first_line_of.get(record_id)
+            first = self._first_seen.get(record_id)
             if first is not None:
-                reject(start, f"duplicate record_id (first used on line {first})", row)
+                self._reject(start, f"duplicate record_id (first used on {self._place(first)})", row)
                 continue
-            first_line_of[record_id] = start
-            case_ref = row[case_col].strip() if case_col is not None else ""
-            if require_case_ref and not case_ref:
-                reject(start, "case_ref is empty", row)
+            self._first_seen[record_id] = start
+            case_ref = row[self.case_col].strip() if self.case_col is not None else ""
+            if self.require_case_ref and not case_ref:
+                self._reject(start, "case_ref is empty", row)
                 continue
             if ";" in case_ref:  # the responder joins the case references of one token by ";"
-                reject(start, "case_ref contains ';' (it separates case references in a hit): use another character",
-                       row)
+                self._reject(
+                    start, "case_ref contains ';' (it separates case references in a hit): use another character", row
+                )
                 continue
-            raw = {f: row[i] for f, i in raw_columns}
+            raw = {f: row[i] for f, i in self.raw_columns}
             row_dropped: list[str] = []
             normalised: Mapping[str, str | Sequence[str]] | None = None
             row_error: RecordError | None = None
@@ -392,42 +457,51 @@ def load_records(
                         break  # not one field's fault: the row goes
                     raw[bad] = ""
                     row_dropped.append(bad)
-                    dropped.append(DroppedField(start, bad, str(exc)))
-                    problems.append((start, "field dropped", bad, str(exc), row))
+                    key = self._key(start, row)
+                    self.dropped.append(DroppedField(start, bad, str(exc), key))
+                    self.problems.append((key or start, "field dropped", bad, str(exc), row))
             if normalised is None:
-                reject(start, str(row_error), row)
+                self._reject(start, str(row_error), row)
                 continue
             tokens = keyspec.tokens(normalised)
             if not tokens:
                 if row_dropped:
                     reason = f"no match key can be computed after dropping {', '.join(row_dropped)}"
                 else:
-                    present = {f for f, _ in raw_columns if normalised[f]}
+                    present = {f for f, _ in self.raw_columns if normalised[f]}
                     needs = _unusable_keys(keyspec, present) or [k.name for k in keyspec.keys]
                     reason = f"no match key can be computed: {'; '.join(needs)}"
-                reject(start, reason, row)
+                self._reject(start, reason, row)
                 continue
             if row_dropped:
-                rows_with_dropped += 1
-            records.append(TokenisedRecord(record_id, case_ref, tokens))
+                self.rows_with_dropped += 1
+            self.records.append(TokenisedRecord(record_id, case_ref, tokens))
 
-    written: Path | None = None
-    if rejects_path is not None:
-        rejects_path = Path(rejects_path)
-        if problems:
-            _write_rejects(rejects_path, fmt, header, problems)
-            written = rejects_path
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                rejects_path.unlink()
-    return LoadResult(records, rejected, rows_read, written, dropped, rows_with_dropped, unusable)
+    def finish(self, rejects_path: str | os.PathLike[str] | None, fmt: CsvFormat) -> LoadResult:
+        """Write (or remove a stale) rejects file and return what was read."""
+        written: Path | None = None
+        if rejects_path is not None:
+            rejects_path = Path(rejects_path)
+            if self.problems:
+                first = "record_key" if self.by_key else "line"
+                _write_rejects(rejects_path, fmt, self.header, self.problems, first)
+                written = rejects_path
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    rejects_path.unlink()
+        return LoadResult(self.records, self.rejected, self.rows_read, written, self.dropped,
+                          self.rows_with_dropped, self.unusable)
 
 
 REJECTS_COLUMNS: tuple[str, ...] = ("line", "action", "field", "reason")
 
 
 def _write_rejects(
-    path: Path, fmt: CsvFormat, header: list[str], problems: list[tuple[int, str, str, str, list[str]]]
+    path: Path,
+    fmt: CsvFormat,
+    header: list[str],
+    problems: list[tuple[int | str, str, str, str, list[str]]],
+    first_column: str = "line",
 ) -> None:
     """Write the rejects file atomically (private temporary file, then rename): it holds identity data."""
     encoding = "utf-8" if fmt.read_encoding == "utf-8-sig" else fmt.encoding
@@ -435,9 +509,9 @@ def _write_rejects(
     try:
         with open_private(tmp, "w", encoding=encoding, errors="surrogateescape", newline="") as out:
             writer = csv.writer(out, delimiter=fmt.delimiter, lineterminator="\n")
-            writer.writerow([*REJECTS_COLUMNS, *header])
-            for line, action, fld, reason, row in problems:
-                writer.writerow([line, action, fld, reason, *row])
+            writer.writerow([first_column, *REJECTS_COLUMNS[1:], *header])
+            for where, action, fld, reason, row in problems:
+                writer.writerow([where, action, fld, reason, *row])
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -113,6 +113,11 @@ class ResponderMetrics:
         self._thread: threading.Thread | None = None
 
     # -- label values: from fixed sets only ----------------------------------------------
+    def use_state(self, state: ResponderState) -> None:
+        """After a reload: read budgets, epoch and peers from the new state (metric names stay)."""
+        self._peers = {p.name: p for p in state.config.peers}
+        self.state = state
+
     def peer_label(self, peer: str | None) -> str:
         """The configured peer name; ``insecure`` in development mode; ``unknown`` otherwise."""
         if peer in self._peers:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from matcher.config import ResponderConfig, require_keyed_hash_opt_in  # noqa: F401  (re-exported)
-from matcher.errors import ConfigError
+from matcher.config import ResponderConfig, load_responder_config, require_keyed_hash_opt_in  # noqa: F401
+from matcher.errors import ConfigError, MatcherError
 from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, load_records
+from matcher.identity.sql_source import SqlSource
 from matcher.logs import log_fields
 from matcher.peer_auth import PeerAllowlist
 from matcher.server.metrics import ResponderMetrics
@@ -30,11 +33,18 @@ log = logging.getLogger("matcher.server.responder")
 def load_watchlist(
     config: ResponderConfig, rejects_path: Path | None = None, progress: Callable[[str], None] | None = None
 ) -> LoadResult:
-    """The responder's records with their tokens; bad rows go to the rejects file."""
+    """The responder's records with their tokens, from its CSV watchlist or its database
+    ``[records] source``; bad rows go to the rejects file."""
     s = config.responder
-    rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
+    source: Path | SqlSource | None = config.records.sql_source()
+    if source is not None:
+        rejects = rejects_path or config.records.rejects
+    else:
+        assert s.watchlist is not None  # the config requires a watchlist file or a database source
+        source = s.watchlist
+        rejects = rejects_path or s.watchlist.with_name(s.watchlist.stem + ".rejects.csv")
     return load_records(
-        s.watchlist, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
+        source, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
     )
 
@@ -64,6 +74,71 @@ class RunningResponder:
     metrics: ResponderMetrics | None = None  # with [metrics]: the Prometheus endpoint
     metrics_port: int | None = None
     scratch: Path | None = None  # --insecure: the throw-away state folder, removed at stop
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reload(
+        self, config_path: str | os.PathLike[str], progress: Callable[[str], None] | None = None
+    ) -> ReloadResult:
+        """Reload the config and the watchlist from its source; swap them in if everything is usable.
+
+        The new generation (config, [[peers]] and their budgets, TLS files, watchlist,
+        key epoch and setup) is built aside while the old one goes on serving, then
+        swapped in for sessions that start from then on; sessions in flight finish on the
+        generation they started with. A new TLS certificate is used from the next
+        handshake. Anything that fails (an invalid config, an unreadable watchlist or TLS
+        file, a setting that needs a restart) leaves the old generation serving; the
+        result says why, and so does the log. One reload at a time.
+        """
+        with self._reload_lock:
+            old = self.state
+            try:
+                detail, serving, summary = self._prepare_reload(Path(config_path), old, progress)
+            except MatcherError as exc:
+                why = str(exc)
+            except OSError as exc:
+                why = f"{type(exc).__name__}: {exc.strerror or exc}"
+            except Exception as exc:  # a bug must not take down the serving generation either
+                log.exception("reload failed unexpectedly")
+                why = f"internal error ({type(exc).__name__}; see the service's log)"
+            else:
+                assert self.servicer is not None
+                self.servicer.swap(serving)
+                self.state, self.watchlist_summary = serving.state, summary
+                log.info("reloaded: %s", detail, extra=log_fields(event="reloaded", outcome="OK"))
+                return ReloadResult(True, detail)
+            log.error("reload failed, the previous configuration and watchlist go on serving: %s", why,
+                      extra=log_fields(event="reload_failed", outcome="FAILED"))
+            return ReloadResult(False, why)
+
+    def _prepare_reload(self, path: Path, old: ResponderState, progress: Callable[[str], None] | None):
+        config = load_responder_config(path)
+        insecure = self.servicer is not None and self.servicer.insecure
+        changed = [k for k in RESTART_ONLY if getattr(config.responder, k) != getattr(old.settings, k)]
+        if (config.metrics is None) != (old.config.metrics is None) or (
+                config.metrics is not None and config.metrics != old.config.metrics):
+            changed.append("[metrics]")
+        if changed:
+            raise ConfigError(
+                f"{path}: {', '.join(changed)} changed, which takes a restart (matcher serve), not a reload; "
+                "restart the server, or put the old value back to reload the rest"
+            )
+        if not config.peers and not insecure:
+            raise ConfigError(f"{path}: no [[peers]] configured: nobody would be allowed to match")
+        require_conformant(config.key_spec().norm_version)  # as at start: a broken installation never serves
+        tls = None if insecure else read_tls(config)
+        watchlist = load_watchlist(config, progress=progress)
+        if progress:
+            progress(watchlist.summary())
+        state = ResponderState(config, watchlist, progress=progress, shared=old)  # the new epoch's setup, aside
+        if "keyed-hash" in config.responder.protocols:
+            require_keyed_hash_opt_in(config)
+            state.keyed_hash_index()
+        assert self.servicer is not None
+        serving = self.servicer.prepare(state, tls)
+        epoch = state.current().key.epoch
+        detail = (f"{watchlist.summary()}; key epoch {epoch}; {len(config.peers)} peer(s)"
+                  f"{'' if tls is None else '; TLS files read'}")
+        return detail, serving, watchlist.summary()
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -79,6 +154,22 @@ class RunningResponder:
         self.state.close()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+#: [responder] settings a running server cannot change (the port, its folders and log, its
+#: worker pool, gRPC's message and thread limits): a reload that changes one is refused.
+RESTART_ONLY: tuple[str, ...] = (
+    "listen", "state_dir", "session_log", "session_log_retention_days", "workers", "dask_scheduler", "dask_tls",
+    "max_sessions", "max_chunk_elements", "max_request_size", "session_timeout_seconds", "hello_timeout_seconds",
+)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of :meth:`RunningResponder.reload`: ``detail`` is what was loaded, or why not."""
+
+    ok: bool
+    detail: str
 
 
 def is_loopback(listen: str) -> bool:

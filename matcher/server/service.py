@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
 import grpc
@@ -77,11 +77,27 @@ def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None
     return (str(cns[0].value) if cns else None), fingerprint
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What one generation of the responder serves with: its state (watchlist, epoch, settings), its
+    ``[[peers]]`` and the allowlist and TLS material they are bound to.
+
+    A reload builds a new one aside and swaps it in (:meth:`ResponderServicer.swap`); each
+    call takes the generation in force when it starts and keeps it to its end, so a
+    session in flight finishes on the state and epoch it started with.
+    """
+
+    state: ResponderState
+    peers: dict[str, PeerConfig]
+    allowlist: peer_auth.PeerAllowlist | None = None
+    tls: TlsMaterial | None = None
+
+
 class ResponderServicer(pb_grpc.ResponderServicer):
     """Serves the policy and matching sessions over one watchlist."""
 
     def __init__(self, state: ResponderState, insecure: bool = False, metrics: ResponderMetrics | None = None) -> None:
-        self.state = state
+        self._serving = Serving(state, {p.name: p for p in state.config.peers})
         self.insecure = insecure
         self.metrics = metrics  # optional Prometheus hooks (matcher.server.metrics)
         s = state.settings
@@ -93,32 +109,77 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         self._slots = threading.BoundedSemaphore(s.max_sessions)
         self._active = 0
         self._idle = threading.Condition()
-        self._peers: dict[str, PeerConfig] = {p.name: p for p in state.config.peers}
         #: concurrent Match streams per peer (item: one peer must not hold every slot)
         self._per_peer: dict[str, int] = {}
         self._per_peer_lock = threading.Lock()
-        #: set by :meth:`use_tls`; without it (and without --insecure) every peer is refused
-        self.allowlist: peer_auth.PeerAllowlist | None = None
-        self._tls: TlsMaterial | None = None
+
+    # -- the generation in force (see Serving) --------------------------------------
+    @property
+    def state(self) -> ResponderState:
+        """The state new calls are served with."""
+        return self._serving.state
+
+    @property
+    def allowlist(self) -> peer_auth.PeerAllowlist | None:
+        """Set by :meth:`use_tls`; without it (and without --insecure) every peer is refused."""
+        return self._serving.allowlist
+
+    @property
+    def serving(self) -> Serving:
+        """The generation new calls take (a call keeps the one it took)."""
+        return self._serving
 
     def use_tls(self, tls: TlsMaterial) -> None:
         """Bind the allowlist to the trusted CA bundle (ConfigError for a peer whose binding is ambiguous)."""
-        self.allowlist = peer_auth.PeerAllowlist(list(self.state.config.peers), tls.ca)
-        self._tls = tls
+        sv = self._serving
+        self._serving = replace(sv, allowlist=peer_auth.PeerAllowlist(list(sv.state.config.peers), tls.ca), tls=tls)
 
-    def session_cap(self, peer: str) -> int:
+    def prepare(self, state: ResponderState, tls: TlsMaterial | None) -> Serving:
+        """A new generation over ``state`` (its [[peers]] bound to ``tls``'s CA bundle), not yet in force.
+
+        ConfigError for a peer whose binding is ambiguous: the caller keeps the old one serving.
+        """
+        allowlist = peer_auth.PeerAllowlist(list(state.config.peers), tls.ca) if tls is not None else None
+        return Serving(state, {p.name: p for p in state.config.peers}, allowlist, tls)
+
+    def swap(self, serving: Serving) -> Serving:
+        """Put ``serving`` in force for calls that start from now on; returns the one it replaces."""
+        old, self._serving = self._serving, serving
+        if self.metrics is not None:
+            self.metrics.use_state(serving.state)
+        return old
+
+    def certificate_fetcher(self, initial: TlsMaterial):
+        """For ``grpc.dynamic_ssl_server_credentials``: called at each new TLS handshake; returns the
+        certificate configuration of the generation in force when it differs from the last one given
+        (a reload brought new files), else None (keep it)."""
+        given = [initial]
+        lock = threading.Lock()
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            tls = self._serving.tls
+            with lock:
+                if tls is None or tls == given[0]:
+                    return None
+                given[0] = tls
+            return _certificate_configuration(tls)
+
+        return fetch
+
+    def session_cap(self, peer: str, serving: Serving | None = None) -> int:
         """Most concurrent sessions ``peer`` may hold (its own max_sessions, else max_sessions_per_peer)."""
-        s = self.state.settings
-        cfg = self._peers.get(peer)
+        sv = serving or self._serving
+        s = sv.state.settings
+        cfg = sv.peers.get(peer)
         own = cfg.max_sessions if cfg is not None and cfg.max_sessions is not None else s.max_sessions_per_peer
         if self.insecure:  # every caller is one pseudo-peer: the tightest configured cap
-            own = min([own, *(p.max_sessions for p in self._peers.values() if p.max_sessions)])
-        return min(own, s.max_sessions)
+            own = min([own, *(p.max_sessions for p in sv.peers.values() if p.max_sessions)])
+        return min(own, self.max_sessions)
 
-    def _take_peer_slot(self, peer: str) -> bool:
+    def _take_peer_slot(self, peer: str, serving: Serving | None = None) -> bool:
         with self._per_peer_lock:
             n = self._per_peer.get(peer, 0)
-            if n >= self.session_cap(peer):
+            if n >= self.session_cap(peer, serving):
                 return False
             self._per_peer[peer] = n + 1
             return True
@@ -133,7 +194,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
 
     def prove_to(self, context: grpc.ServicerContext) -> None:
         """Answer a requester that pins this responder: send our certificate and a proof in the initial metadata."""
-        if self._tls is None:
+        tls = self._serving.tls
+        if tls is None:
             return
         nonce = next((v for k, v in context.invocation_metadata() if k == peer_auth.NONCE_HEADER), None)
         if not isinstance(nonce, bytes) or not 16 <= len(nonce) <= 64:
@@ -141,10 +203,10 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         _cn, client_fp = peer_identity(context)
         if client_fp is None:
             return
-        leaf = peer_auth.load_pem_certs(self._tls.cert)[0]
+        leaf = peer_auth.load_pem_certs(tls.cert)[0]
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        proof = peer_auth.server_proof(self._tls.key, nonce, client_fp)
+        proof = peer_auth.server_proof(tls.key, nonce, client_fp)
         context.send_initial_metadata(((peer_auth.CERT_HEADER, leaf.public_bytes(Encoding.DER)),
                                        (peer_auth.PROOF_HEADER, proof)))
 
@@ -158,28 +220,30 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     # -- who is asking -------------------------------------------------------------
-    def authorise(self, context: grpc.ServicerContext) -> str:
+    def authorise(self, context: grpc.ServicerContext, serving: Serving | None = None) -> str:
         """The ``[[peers]]`` name of the caller; PeerNotAllowed (carrying the certificate subject) otherwise."""
         if self.insecure:
             return INSECURE_PEER
-        if self.allowlist is None:
+        allowlist = (serving or self._serving).allowlist
+        if allowlist is None:
             raise PeerNotAllowed("this responder has no peer allowlist bound to its CA bundle (internal setup error)")
         pem = next(iter(_auth_context(context).get("x509_pem_cert") or []), None)
-        name, _who = self.allowlist.identify(pem)
+        name, _who = allowlist.identify(pem)
         return name
 
     def _policy(self) -> pb.Policy:
-        epoch = self.state.current()
-        ks = self.state.keyspec
+        state = self._serving.state
+        epoch = state.current()
+        ks = state.keyspec
         return pb.Policy(
-            protocols=list(self.state.settings.protocols),
+            protocols=list(state.settings.protocols),
             match_keys=[pb.MatchKeyDef(name=k.name, fields=list(k.fields)) for k in ks.keys],
             key_spec_fingerprint=ks.fingerprint(),
             norm_version=ks.norm_version,
             key_epoch=epoch.key.epoch,
             max_request_size=self.max_request,
             max_chunk_elements=self.max_chunk,
-            reveal=self.state.settings.reveal,
+            reveal=state.settings.reveal,
             setup_size=len(epoch.setup),
             setup_id=epoch.setup_id,
             wire_version=WIRE_VERSION,
@@ -199,23 +263,25 @@ class ResponderServicer(pb_grpc.ResponderServicer):
             context.abort(status_code(exc), str(exc))
 
     # -- one session ---------------------------------------------------------------
-    def _log(self, **fields: object) -> None:
+    def _log(self, serving: Serving, **fields: object) -> None:
         """Append a row to the session log, if one is configured (never identity data)."""
-        if self.state.session_log is not None:
-            self.state.session_log.append(role="responder", config_fingerprint=self.state.config_fingerprint, **fields)
+        state = serving.state
+        if state.session_log is not None:
+            state.session_log.append(role="responder", config_fingerprint=state.config_fingerprint, **fields)
 
-    def _charge(self, peer: str, hello: pb.Hello, cost: int | None = None) -> None:
+    def _charge(self, peer: str, hello: pb.Hello, cost: int | None, serving: Serving) -> None:
         """Per-peer limits: the session size cap, then the daily budget (reserved atomically).
 
         ``cost`` is what the session is charged (the protocol's ``budget_cost``: the
         responder's work, see docs/security.md); the request size by default.
         """
-        cfg = self._peers.get(peer)
+        peers = serving.peers
+        cfg = peers.get(peer)
         budget: int | None
         if self.insecure:
             # --insecure: every caller is one pseudo-peer under the tightest limits of [[peers]]
-            set_sizes = [p.max_set_size for p in self._peers.values() if p.max_set_size is not None]
-            budgets = [p.daily_budget for p in self._peers.values() if p.daily_budget is not None]
+            set_sizes = [p.max_set_size for p in peers.values() if p.max_set_size is not None]
+            budgets = [p.daily_budget for p in peers.values() if p.daily_budget is not None]
             max_set = min(set_sizes) if set_sizes else None
             budget = min(budgets) if budgets else INSECURE_DAILY_BUDGET
         elif cfg is None:
@@ -228,16 +294,16 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 f"per session for peer {peer}"
             )
         if budget is not None:
-            self.state.budgets.reserve(peer, hello.request_size if cost is None else cost, budget)
+            serving.state.budgets.reserve(peer, hello.request_size if cost is None else cost, budget)
 
-    def _check_hello(self, hello: pb.Hello) -> None:
-        s = self.state.settings
+    def _check_hello(self, hello: pb.Hello, state: ResponderState) -> None:
+        s = state.settings
         protocol, reveal, _ = _loggable_hello(hello)
         if hello.protocol not in s.protocols:
             raise UnsupportedProtocol(
                 f"protocol {protocol} is not offered; this responder offers {', '.join(s.protocols)}"
             )
-        mine = self.state.keyspec.fingerprint()
+        mine = state.keyspec.fingerprint()
         if hello.key_spec_fingerprint != mine:
             fp = hello.key_spec_fingerprint
             theirs = fp if _is_hex_digest(fp) else "(not a SHA-256 digest)"
@@ -265,6 +331,8 @@ class ResponderServicer(pb_grpc.ResponderServicer):
     def Match(self, request_iterator: Iterator[pb.MatchRequest], context: grpc.ServicerContext):
         session_id = secrets.token_hex(8)
         started = time.monotonic()
+        # The generation in force now serves this session to its end, whatever a reload swaps in meanwhile.
+        sv = self._serving
         peer, protocol, reveal, size, received = "?", "?", "", None, 0
         session, refusal = None, None
         detail: str | None
@@ -284,15 +352,15 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         with self._idle:
             self._active += 1
         try:
-            peer = self.authorise(context)
+            peer = self.authorise(context, sv)
             if not slot:
                 raise LimitExceeded(
                     f"the responder is serving its maximum of {self.max_sessions} concurrent sessions; try again later"
                 )
-            peer_slot = self._take_peer_slot(peer)
+            peer_slot = self._take_peer_slot(peer, sv)
             if not peer_slot:
                 raise LimitExceeded(
-                    f"peer {peer} already holds its maximum of {self.session_cap(peer)} concurrent sessions "
+                    f"peer {peer} already holds its maximum of {self.session_cap(peer, sv)} concurrent sessions "
                     "(max_sessions_per_peer); finish one first"
                 )
             first = inbox.next(
@@ -303,16 +371,16 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                 raise ProtocolViolation("a session must start with a Hello message")
             hello = first.hello
             protocol, reveal, size = _loggable_hello(hello)
-            self._log(event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
+            self._log(sv, event="start", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                       request_size=size)
-            self._check_hello(hello)
-            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(self.state, hello))
-            session = RESPONDER_SESSIONS[protocol](self.state, hello)
+            self._check_hello(hello, sv.state)
+            self._charge(peer, hello, RESPONDER_SESSIONS[protocol].budget_cost(sv.state, hello), sv)
+            session = RESPONDER_SESSIONS[protocol](sv.state, hello)
             session.session_id, session.peer = session_id, peer
             # Distinct elements only (README "Repeated elements"): a 64-bit keyed hash per element.
             seen: set[int] | None = set() if session.refuse_repeats else None
             accepted = pb.Accepted(
-                session_id=session_id, max_chunk_elements=self.max_chunk, reveal=self.state.settings.reveal
+                session_id=session_id, max_chunk_elements=self.max_chunk, reveal=sv.state.settings.reveal
             )
             session.accepted(accepted)
             yield pb.MatchResponse(accepted=accepted)
@@ -394,7 +462,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                                           seconds=round(time.monotonic() - started, 3)))
             try:
                 self._log(
-                    event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
+                    sv, event="end", session_id=session_id, peer=peer, protocol=protocol, reveal=reveal,
                     request_size=size, elements=received,
                     hit_count=session.hit_count if session is not None else None,
                     outcome=outcome.name, status_code=code, detail=detail,
@@ -841,6 +909,10 @@ def server_options(servicer: ResponderServicer) -> list[tuple[str, int]]:
     ]
 
 
+def _certificate_configuration(tls: TlsMaterial) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration([(tls.key, tls.cert)], root_certificates=tls.ca)
+
+
 def build_server(
     servicer: ResponderServicer,
     listen: str,
@@ -874,8 +946,11 @@ def build_server(
         if tls is None:
             port = server.add_insecure_port(listen)
         else:
-            creds = grpc.ssl_server_credentials(
-                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            # Dynamic credentials: each new handshake asks the servicer whether a reload brought
+            # new certificates (or a new CA bundle); connections already open keep theirs.
+            creds = grpc.dynamic_ssl_server_credentials(
+                _certificate_configuration(tls), servicer.certificate_fetcher(tls),
+                require_client_authentication=True,
             )
             port = server.add_secure_port(listen, creds)
     except RuntimeError:  # grpc's "Failed to bind to address"

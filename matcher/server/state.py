@@ -51,19 +51,24 @@ class ResponderState:
 
     def __init__(
         self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None,
-        epoch_dir: Path | None = None,
+        epoch_dir: Path | None = None, shared: ResponderState | None = None,
     ) -> None:
         """``epoch_dir``: where the epoch key and its setup cache live (default ``state_dir``;
-        ``serve --insecure`` gives a throw-away folder so the production epoch is never used)."""
+        ``serve --insecure`` gives a throw-away folder so the production epoch is never used).
+
+        ``shared``: a reload's predecessor, still serving while this one is built; its worker
+        pool, session log, budget ledger, hits-file lock and epoch folder are used, not opened
+        a second time (one hash chain, one ledger), and closing is left to the last state.
+        """
         self.config = config
-        self.workers = workers or Workers(config.responder.workers, config.responder.dask_scheduler,
-                                          config.responder.dask_tls)
+        self.workers: Workers = (shared.workers if shared is not None else None) or workers or Workers(
+            config.responder.workers, config.responder.dask_scheduler, config.responder.dask_tls)
         self.keyspec: KeySpec = config.key_spec()
         #: what this installation's normaliser produced for its conformance vectors (refused if broken)
         self.conformance = require_conformant(self.keyspec.norm_version)
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
-        self.epoch_dir = epoch_dir or self.settings.state_dir
+        self.epoch_dir: Path = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
@@ -83,7 +88,7 @@ class ResponderState:
         self._watchlist_digest = entries_digest(
             self._entries, self.keyspec.fingerprint(), self.settings.reveal, str(self._tag_len)
         )
-        self.hits_lock = threading.Lock()
+        self.hits_lock: threading.Lock = shared.hits_lock if shared is not None else threading.Lock()
         self._keyed_hash_index = None
         self._progress = progress
         self._lock = threading.Lock()
@@ -92,13 +97,17 @@ class ResponderState:
         self._epoch: Epoch | None = None
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
-        self.session_log: SessionLog | None = (
-            SessionLog(self.settings.session_log, self.settings.session_log_retention_days,
-                       key_path=self.settings.state_dir / SESSION_LOG_KEY)
-            if self.settings.session_log
-            else None
-        )
-        self.budgets = BudgetLedger(self.settings.state_dir / BUDGET_FILE)
+        if shared is not None:
+            self.session_log: SessionLog | None = shared.session_log
+            self.budgets: BudgetLedger = shared.budgets
+        else:
+            self.session_log = (
+                SessionLog(self.settings.session_log, self.settings.session_log_retention_days,
+                           key_path=self.settings.state_dir / SESSION_LOG_KEY)
+                if self.settings.session_log
+                else None
+            )
+            self.budgets = BudgetLedger(self.settings.state_dir / BUDGET_FILE)
         self.current()
 
     @property
