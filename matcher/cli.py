@@ -445,6 +445,13 @@ def _parse_since(text: str) -> str:
 def cmd_synth(args: argparse.Namespace) -> int:
     from matcher.quality.synth import generate
 
+    if args.romanisers == "third-party":
+        from matcher.quality.romanisers import generate_independent
+
+        ind = generate_independent(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size)
+        print(f"wrote {ind.requester}, {ind.responder}, {ind.links} ({ind.shared} shared persons), "
+              f"{ind.link_schemes} and the configs {ind.requester_config}, {ind.responder_config}")
+        return 0
     res = generate(args.size, args.overlap, args.seed, args.out, responder_size=args.responder_size,
                    closed_pools=args.closed_name_pools)
     print(f"wrote {res.requester}, {res.responder}, {res.links} ({res.shared} shared persons) "
@@ -653,6 +660,11 @@ elsewhere and use --anchor against that. See docs/security.md, "At rest".""")
     y.add_argument("--closed-name-pools", action="store_true",
                    help="draw family names evenly from short hand-written lists only, so that different persons "
                    "share names far more often than in a real population (a precision stress test)")
+    y.add_argument("--romanisers", choices=["own", "third-party"], default="own",
+                   help="who writes names in Latin letters: the generator's own rules (default), or third-party "
+                   "libraries per published scheme (iuliia, cyrtranslit, transliterate, lang-trans, unidecode; "
+                   "the dev extra), which also writes link_schemes.csv and record_schemes.csv naming each "
+                   "copy's scheme")
     y.set_defaults(func=cmd_synth)
 
     e = sub.add_parser("evaluate", help="precision/recall of the match keys on test files with known links",

@@ -12,12 +12,24 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from matcher.errors import ConfigError
-from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, DEFAULT_NORM_VERSION, KeySpec
+from matcher.identity.match_keys import (
+    DEFAULT_MATCH_KEYS,
+    DEFAULT_NORM_VERSION,
+    N3_MATCH_KEYS,
+    KeySpec,
+)
 from matcher.identity.records import CsvFormat
 from matcher.identity.sql_source import SqlSource
 
@@ -262,6 +274,14 @@ class _AgencyConfig(_Strict):
     match_keys: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_MATCH_KEYS))
     keyed_hash: KeyedHashConfig | None = None
     audit: AuditSettings = AuditSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_keys_of_the_norm_version(cls, data: Any) -> Any:
+        """Without a [match_keys] table, norm_version = "n3" takes n3's column-proof default keys."""
+        if isinstance(data, dict) and data.get("norm_version") == "n3" and "match_keys" not in data:
+            data = {**data, "match_keys": {k: list(v) for k, v in N3_MATCH_KEYS.items()}}
+        return data
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the validated config: which configuration a session ran under."""

@@ -157,6 +157,23 @@ def test_paillier_and_cardinality_say_what_they_do_not_protect(agencies, capsys)
     assert status == 0
 
 
+def test_n3_default_keys_are_audited_as_the_config_uses_them(agencies, tmp_path, capsys):
+    """norm_version = "n3" without [match_keys] takes n3's keys: the audit describes those, not n2's."""
+    text = agencies.responder_toml.read_text()
+    text = text.split("[match_keys]")[0] if "[match_keys]" in text else text
+    path = agencies.responder_toml.parent / "responder_n3.toml"  # beside it: relative paths still hold
+    lines = [line for line in text.splitlines() if not line.startswith("norm_version")]
+    path.write_text('norm_version = "n3"\n' + "\n".join(lines) + "\n")
+    _status, report = _audit_json(path, capsys)
+    assert "findings" in report, report
+    keys = {f["subject"]: f for f in report["findings"] if f["id"].startswith("match-key")}
+    assert set(keys) == {"document", "names_dob", "pair_dob", "initials_dob", "names_year"}
+    assert keys["names_year"]["id"] == "match-key-year-of-birth"
+    assert "romanisation skeleton" in keys["names_dob"]["message"]
+    assert key_strength(["name_pairs", "date_of_birth"]) == "identity"
+    assert key_strength(["name_keys"]) == "weak"
+
+
 def test_metrics_on_every_interface_is_a_warning(agencies, capsys):
     text = agencies.responder_toml.read_text()
     agencies.responder_toml.write_text(text + '\n[metrics]\nlisten = "127.0.0.1:9464"\n')

@@ -283,3 +283,21 @@ def test_a_request_over_the_responders_limit_is_refused_before_any_data_moves(ag
     running = start()
     with pytest.raises(LimitExceeded, match="at most 10 per session"):
         run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer(running), out=None)
+
+
+def test_n3_over_mtls_finds_the_demo_hits_with_column_proof_keys(agencies, start):
+    """Both agencies on norm_version = "n3" (no [match_keys]: n3's default keys) over real mTLS."""
+    for path in (agencies.responder_toml, agencies.requester_toml):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.split("[match_keys]")[0].replace('norm_version = "n2"', 'norm_version = "n3"', 1),
+                        encoding="utf-8")
+    assert agencies.requester_config().key_spec().norm_version == "n3"
+    running = start()
+    with client_for(agencies.requester_config(), peer(running)) as client:
+        policy = client.get_policy()
+    assert policy.norm_version == "n3" and [k.name for k in policy.match_keys] == [
+        "document", "names_dob", "pair_dob", "initials_dob", "names_year"]
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv", peer(running),
+                    out=agencies.workdir / "hits.csv")
+    got = {h.record_id: h.case_ref for h in run.result.hits}
+    assert got == {rid: case for rid, (_keys, case) in EXPECTED_DEMO.items()}

@@ -1,7 +1,8 @@
 """Write the conformance vectors (dev tool): ``python tools/gen_vectors.py [--check]``.
 
-Normalisation vectors (matcher/identity/vectors/n1.v1.json, n2.v1.json): raw record ->
-normalised fields -> tokens, computed by this checkout's normaliser. Protocol vectors
+Normalisation vectors (matcher/identity/vectors/n1.v1.json, n2.v1.json, n3.v1.json): raw record ->
+normalised fields -> tokens, computed by this checkout's normaliser (n3's records are the published
+spellings of vectors/n3/spellings.json, matcher.identity.n3_vectors). Protocol vectors
 (protocol.v2.json): token -> group element -> blinded with fixed test scalars ->
 evaluated -> tag -> sealed label (fixed nonces, in vectors only), keyed-hash tags,
 paillier encodings, key-spec fingerprints.
@@ -353,7 +354,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only compare with the committed files")
     args = ap.parse_args()
-    files = {NORM_VECTOR_FILES[v]: norm_file(v) for v in ("n1", "n2")} | {PROTOCOL_VECTOR_FILE: protocol_file()}
+    from matcher.identity.n3_vectors import build_vectors as n3_file
+
+    files = {NORM_VECTOR_FILES[v]: norm_file(v) for v in ("n1", "n2")} | {NORM_VECTOR_FILES["n3"]: n3_file()}
+    files |= {PROTOCOL_VECTOR_FILE: protocol_file()}
     status = 0
     for name, doc in files.items():
         path = OUT / name

@@ -34,7 +34,11 @@ FORMAT = "matcher-audit/1"
 from matcher.identity.match_keys import parse_field  # noqa: E402
 
 DOCUMENT_FIELDS = {"document_number"}
-NAME_FIELDS = {"given_names", "family_name", "name_tokens"}
+NAME_FIELDS = {
+    "given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials",
+}
+#: n3 name fields: romanisation skeletons, so names that merely sound alike also meet.
+SKELETON_FIELDS = {"name_keys", "name_keys_fine", "name_pairs", "name_initials"}
 #: Fields that narrow a name down to a person.
 NARROWING_FIELDS = {"date_of_birth", "date_of_birth_or_swapped", "place_of_birth"}
 
@@ -59,6 +63,10 @@ _FIELD_WORDS = {
     "document_number": "document number",
     "document_country": "document's issuing country",
     "place_of_birth": "place of birth",
+    "name_keys": "romanisation skeleton of the names (all of them, in any order, any column)",
+    "name_keys_fine": "romanisation skeleton with vowels of the names (all of them, in any order, any column)",
+    "name_pairs": "romanisation skeletons of a first name word and one word of the other column",
+    "name_initials": "romanisation skeleton of one first name word and the initial of the other",
 }
 
 _REVEAL_WORDS = {
@@ -627,9 +635,10 @@ def _audit_paillier(rep: AuditReport, raw: dict) -> None:
 
 
 def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
-    from matcher.identity.match_keys import DEFAULT_MATCH_KEYS
+    from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS
 
-    keys = section if isinstance(section := raw.get("match_keys"), dict) else DEFAULT_MATCH_KEYS
+    default = N3_MATCH_KEYS if raw.get("norm_version") == "n3" else DEFAULT_MATCH_KEYS
+    keys = section if isinstance(section := raw.get("match_keys"), dict) else default
     for name, fields in keys.items():
         fields = _strings(fields)
         strength = key_strength(fields)
@@ -638,7 +647,8 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
             rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
         elif strength == "identity":
             phonetic_codes = {"metaphone", "nysiis", "soundex", "folded_soundex"}
-            phonetic = any(set(parse_field(f)[0]) & phonetic_codes for f in fields)
+            phonetic = any(set(parse_field(f)[0]) & phonetic_codes or parse_field(f)[1] in SKELETON_FIELDS
+                           for f in fields)
             rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
                     "exist" + ("; names that merely sound alike also hit, so expect more of them than with exact "
                                "names" if phonetic else "") + "; confirm through the formal channel", subject=name)

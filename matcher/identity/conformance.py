@@ -4,7 +4,7 @@ Two agencies match only if they compute byte-identical tokens for the same perso
 normalisation's output depends on code (this package) and on tables it does not own:
 anyascii's transliteration, pycountry's country names, jellyfish's phonetic codes and
 Python's Unicode database. The committed *normalisation conformance vectors*
-(``vectors/n1.v1.json``, ``vectors/n2.v1.json``: raw record -> normalised fields ->
+(``vectors/n1.v1.json``, ``vectors/n2.v1.json``, ``vectors/n3.v1.json``: raw record -> normalised fields ->
 tokens) pin all of them down: at start-up each side runs the vectors of its
 normalisation version through its own normaliser and
 
@@ -34,7 +34,7 @@ from matcher.identity.match_keys import KeySpec
 
 #: The vector file each normalisation version is checked against. A changed vector is a
 #: new file (and a new digest), never an edit: tests/test_conformance.py pins their hashes.
-NORM_VECTOR_FILES: dict[str, str] = {"n1": "n1.v1.json", "n2": "n2.v1.json"}
+NORM_VECTOR_FILES: dict[str, str] = {"n1": "n1.v1.json", "n2": "n2.v1.json", "n3": "n3.v1.json"}
 
 #: The protocol vector file (hash to group, tags, labels, keyed-hash, paillier encodings).
 PROTOCOL_VECTOR_FILE = "protocol.v2.json"
@@ -68,6 +68,10 @@ def _normaliser(norm_version: str) -> Callable[[Mapping[str, str], str], dict[st
         from matcher.identity.normalise_n1 import normalise_record
 
         return lambda raw, order: {k: [v] if v else [] for k, v in normalise_record(raw, order).items()}
+    if norm_version == "n3":
+        from matcher.identity.normalise_n3 import normalise_record_n3
+
+        return lambda raw, order: {k: list(v) for k, v in normalise_record_n3(raw, order).items()}
     from matcher.identity.normalise_n2 import normalise_record_n2
 
     return lambda raw, order: {k: list(v) for k, v in normalise_record_n2(raw, order).items()}

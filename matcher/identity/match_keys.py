@@ -45,15 +45,20 @@ KEY_FIELDS: frozenset[str] = frozenset(
         "place_of_birth",
     }
 )
+#: Fields of normalisation n3: all of the above, plus its column-proof name skeletons
+#: (matcher.identity.normalise_n3).
+N3_KEY_FIELDS: frozenset[str] = KEY_FIELDS | frozenset({"name_keys", "name_pairs", "name_initials", "name_keys_fine"})
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
 
-#: Normalisation versions a key spec may name (matcher.identity.normalise_n1, matcher.identity.normalise_n2).
-NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2"})
+#: Normalisation versions a key spec may name (matcher.identity.normalise_n1, _n2, _n3).
+NORM_VERSIONS: frozenset[str] = frozenset({"n1", "n2", "n3"})
 
 #: Most tokens one key yields for one record: the first alternatives (primary first) win.
 MAX_ALTERNATIVES_PER_KEY = 4
+#: Most tokens one record yields under a normalisation version (n1 and n2: only the per-key bound).
+MAX_TOKENS_PER_RECORD: dict[str, int] = {"n3": 8}
 
 # Spelling differences between romanisations that metaphone does not fold by itself:
 # German/Polish/English renderings of Cyrillic ш ж ч х ц (sch/sz/sh, zh, tsch/cz/ch, kh/ch/h,
@@ -170,11 +175,12 @@ class KeySpec:
             seen.add(key.name)
             if not key.fields:
                 raise ConfigError(f"match key {key.name!r} has no fields")
-            unknown = [f for f in key.fields if parse_field(f)[1] not in KEY_FIELDS]
+            known = N3_KEY_FIELDS if self.norm_version == "n3" else KEY_FIELDS
+            unknown = [f for f in key.fields if parse_field(f)[1] not in known]
             if unknown:
                 raise ConfigError(
                     f"match key {key.name!r} uses unknown field(s) {', '.join(unknown)}; "
-                    f"known fields: {', '.join(sorted(KEY_FIELDS))}"
+                    f"known fields under {self.norm_version}: {', '.join(sorted(known))}"
                 )
             bad = [f for f in key.fields if not set(parse_field(f)[0]) <= TRANSFORMS]
             if bad:
@@ -203,6 +209,8 @@ class KeySpec:
         }
         if self.norm_version != "n1":  # n1 has one value per field: unchanged v1 fingerprints
             spec["max_alternatives"] = MAX_ALTERNATIVES_PER_KEY
+        if self.norm_version in MAX_TOKENS_PER_RECORD:  # n3 and later: one record's tokens are capped too
+            spec["max_tokens_per_record"] = MAX_TOKENS_PER_RECORD[self.norm_version]
         return json.dumps(
             spec,
             separators=(",", ":"),
@@ -217,21 +225,29 @@ class KeySpec:
         """The ``(key name, token)`` pairs of one normalised record, in key order.
 
         ``record`` maps each field to its value (normalisation n1) or to its
-        alternatives, primary first (n2). A key yields one token per
+        alternatives, primary first (n2, n3). A key yields one token per
         combination of its fields' alternatives (after transforms, without
         duplicates), at most MAX_ALTERNATIVES_PER_KEY, primary combinations
-        first; a key with a missing field yields none.
+        first; a key with a missing field yields none. Under n3 a record yields
+        at most MAX_TOKENS_PER_RECORD["n3"]: beyond it, each key's later
+        alternatives go first (every key keeps its primary token).
         """
-        out: list[tuple[str, bytes]] = []
+        per_key: list[list[tuple[str, bytes]]] = []
         for key in self.keys:
             per_field = [_alternatives(record, f) for f in key.fields]
             if not all(per_field):
                 continue
             head = TOKEN_PREFIX + self.norm_version + "/" + key.name + "/"
             combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
-            for values in combos:
-                out.append((key.name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8")))
-        return tuple(out)
+            per_key.append([(key.name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
+        cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
+        if cap is None or sum(map(len, per_key)) <= cap:
+            return tuple(t for tokens in per_key for t in tokens)
+        # Over the cap: every key keeps its first token, then its second, ..., until the cap;
+        # the kept ones stay in key order.
+        order = sorted((rank, k) for k, tokens in enumerate(per_key) for rank in range(len(tokens)))[:cap]
+        kept = set(order)
+        return tuple(t for k, tokens in enumerate(per_key) for rank, t in enumerate(tokens) if (rank, k) in kept)
 
 
 #: Normalisation version of new configs.
@@ -244,6 +260,18 @@ DEFAULT_MATCH_KEYS: dict[str, list[str]] = {
     "phonetic_dob": ["metaphone(family_name)", "initial(given_names)", "date_of_birth"],
     "given_dob_nationality": ["metaphone(first(given_names))", "date_of_birth", "nationality"],
     "names_year": ["metaphone(name_tokens)", "year_of_birth", "nationality"],
+}
+
+
+#: The default keys of normalisation n3 (opt-in: ``norm_version = "n3"`` with these keys), strongest
+#: first. None depends on which column a name was typed in (see matcher.identity.normalise_n3 and
+#: docs/match-quality.md, section n3).
+N3_MATCH_KEYS: dict[str, list[str]] = {
+    "document": ["document_number", "document_country"],
+    "names_dob": ["name_keys", "date_of_birth_or_swapped"],
+    "pair_dob": ["name_pairs", "date_of_birth"],
+    "initials_dob": ["name_initials", "date_of_birth"],
+    "names_year": ["name_keys_fine", "year_of_birth", "nationality"],
 }
 
 

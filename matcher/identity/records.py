@@ -30,6 +30,7 @@ from matcher.files import open_private
 from matcher.identity.match_keys import KeySpec, parse_field
 from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS, normalise_record
 from matcher.identity.normalise_n2 import NORM_VERSION_N2, normalise_record_n2
+from matcher.identity.normalise_n3 import NORM_VERSION_N3, normalise_record_n3
 from matcher.identity.sql_source import SqlSource, open_rows
 
 RECORD_FIELDS: tuple[str, ...] = ("record_id", *RAW_FIELDS, "case_ref")
@@ -56,6 +57,10 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     "document_number": ("document_number",),
     "document_country": ("document_country",),
     "place_of_birth": ("place_of_birth",),
+    "name_keys": ("given_names", "family_name"),
+    "name_pairs": ("given_names", "family_name"),
+    "name_initials": ("given_names", "family_name"),
+    "name_keys_fine": ("given_names", "family_name"),
 }
 
 
@@ -379,7 +384,9 @@ class _RowPipeline:
             )
         self.id_col = columns["record_id"]
         self.case_col = columns.get("case_ref")
-        self.normalise = normalise_record_n2 if keyspec.norm_version == NORM_VERSION_N2 else normalise_record
+        self.normalise = {NORM_VERSION_N2: normalise_record_n2, NORM_VERSION_N3: normalise_record_n3}.get(
+            keyspec.norm_version, normalise_record
+        )
         self.records: list[TokenisedRecord] = []
         self.rejected: list[RejectedRow] = []
         self.dropped: list[DroppedField] = []

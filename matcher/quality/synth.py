@@ -32,6 +32,7 @@ import csv
 import gettext
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -281,10 +282,16 @@ def _new_person(rng: random.Random, today: date, closed_pools: bool = False) -> 
     return Person(locale, sex, given, family, dob, nationality, document, latin)
 
 
-def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: float, date_order: str) -> list[str]:
-    """One agency's row for ``p``: given, family, date, sex, nationality, document, document country."""
+def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: float, date_order: str,
+            spell: Callable[[str], str] | None = None) -> list[str]:
+    """One agency's row for ``p``: given, family, date, sex, nationality, document, document country.
+
+    ``spell`` (when given) writes each name instead of the generator's own romanisation rules, e.g. a
+    third-party romaniser chosen for this copy (:mod:`matcher.quality.romanisers`)."""
 
     def name(text: str) -> str:
+        if spell is not None:
+            return spell(text)
         if p.locale == "ar":
             return text if rng.random() < native_script else " ".join(rng.choice(p.latin[w]) for w in text.split())
         if p.locale in ("ru", "uk", "el") and rng.random() < native_script:

@@ -1,0 +1,259 @@
+"""Match quality per script, per romanisation scheme, per key and per strength cut-off (test data only).
+
+    python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3            # independent romanisers
+    python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.quality.synth's own data
+    python bench/quality_n3.py --size 10000 --seeds 1 --norm n3 --own --closed-pools
+    python bench/quality_n3.py --compare n3.json n2.json    # per script and scheme, side by side
+    python bench/quality_n3.py --doc-figures DIR            # docs/match-quality.md's figures (see there)
+
+Writes a Markdown report to stdout (and --json to a file). Identity data never leaves the
+temporary folder; the report holds only counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from matcher.config import load_requester_config, load_responder_config
+from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS, KeySpec
+from matcher.identity.records import load_records
+from matcher.quality.evaluate import evaluate, read_links
+
+_EXTRA_KEYS: dict[str, list[str]] = {}
+
+
+def _spec(norm: str) -> KeySpec:
+    return KeySpec.from_mapping(norm, (N3_MATCH_KEYS if norm == "n3" else DEFAULT_MATCH_KEYS) | _EXTRA_KEYS)
+
+
+def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, misses: int = 0) -> dict:
+    if own:
+        from matcher.quality.synth import generate
+
+        res = generate(size, 0.2, seed, out, closed_pools=closed)
+        schemes_of: dict[str, tuple[str, str]] = {}
+    else:
+        from matcher.quality.romanisers import generate_independent
+
+        res = generate_independent(size, 0.2, seed, out)
+        with (out / "record_schemes.csv").open(encoding="utf-8") as fh:
+            schemes_of = {r["record_id"]: (r["script"] + "/" + r["locale"], r["scheme"]) for r in csv.DictReader(fh)}
+    spec = _spec(norm)
+    req_cfg, resp_cfg = load_requester_config(res.requester_config), load_responder_config(res.responder_config)
+    req = load_records(res.requester, req_cfg.records.csv_format(), spec)
+    resp = load_records(res.responder, resp_cfg.records.csv_format(), spec)
+    links = read_links(res.links)
+    ev = evaluate(req.records, resp.records, links, spec)
+    by_token: dict[bytes, set[str]] = defaultdict(set)
+    for rec in resp.records:
+        for _k, t in rec.tokens:
+            by_token[t].add(rec.record_id)
+    found_by_key: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for rec in req.records:
+        for k, t in rec.tokens:
+            for other in by_token.get(t, ()):
+                found_by_key[k].add((rec.record_id, other))
+    cut = []
+    acc: set[tuple[str, str]] = set()
+    for k in spec.names:  # strength cut-off: keys up to and including k
+        acc |= found_by_key[k]
+        tp = len(acc & links)
+        cut.append({"keys": k, "predicted": len(acc), "precision": tp / len(acc) if acc else 1.0,
+                    "recall": tp / len(links)})
+    found = acc
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # true links, found, predicted, true pred
+    for r, a in links:
+        script, scheme = schemes_of.get(a, ("all", "all"))
+        for g in (f"script {script}", f"scheme {script} {scheme}", f"requester {schemes_of.get(r, ('', ''))[1]}"):
+            groups[g][0] += 1
+            groups[g][1] += (r, a) in found
+    for r, a in found:
+        script, scheme = schemes_of.get(r, ("all", "all"))
+        groups[f"script {script}"][2] += 1
+        groups[f"script {script}"][3] += (r, a) in links
+    missed = sorted(links - found)
+    return {
+        "seed": seed,
+        "overall": {"precision": ev.overall.precision, "recall": ev.overall.recall,
+                    "tokens_req": ev.overall.tokens_per_requester_record,
+                    "tokens_resp": ev.overall.tokens_per_responder_record, "max_tokens": ev.max_tokens_per_record,
+                    "rejected": len(req.rejected) + len(resp.rejected)},
+        "keys": [{"key": q.name, "precision": q.precision, "recall": q.recall,
+                  "tokens": (q.tokens_per_requester_record + q.tokens_per_responder_record) / 2} for q in ev.keys],
+        "cut": cut,
+        "groups": {g: v for g, v in sorted(groups.items())},
+        "missed_sample": [(r, a) for r, a in missed[:misses]],
+    }
+
+
+def compare(paths: list[Path], labels: list[str] | None = None) -> None:
+    """One table per script and scheme from several --json outputs (e.g. n3 and n2 on the same seeds)."""
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    names = labels or [p.stem for p in paths]
+    groups = sorted({g for run in runs for r in run for g in r["groups"] if not g.startswith("requester")},
+                    key=lambda g: (g.split()[1], not g.startswith("script"), g))
+    print("| script / scheme (responder copy) | true links | " + " | ".join(f"recall {n}" for n in names)
+          + " | " + " | ".join(f"precision {n}" for n in names) + " |")
+    print("|---|---:|" + "---:|" * (2 * len(paths)))
+    for g in groups:
+        sums = [[sum(r["groups"].get(g, [0, 0, 0, 0])[i] for r in run) for i in range(4)] for run in runs]
+        recalls = " | ".join(f"{s[1] / s[0]:.3f}" if s[0] else "" for s in sums)
+        precs = " | ".join(f"{s[3] / s[2]:.4f}" if g.startswith("script") and s[2] else "" for s in sums)
+        name = f"**{g.removeprefix('script ')}**" if g.startswith("script") else g.removeprefix("scheme ")
+        print(f"| {name} | {sums[0][0]} | {recalls} | {precs} |")
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _overall(run: list[dict]) -> str:
+    rec = [r["overall"]["recall"] for r in run]
+    pre = [r["overall"]["precision"] for r in run]
+    seeds = ", ".join(f"{r:.3f}/{p:.3f}" for r, p in zip(rec, pre, strict=True))
+    return f"{sum(rec) / len(rec):.4f} / {sum(pre) / len(pre):.4f} ({seeds})"
+
+
+def _keys_table(run: list[dict]) -> str:
+    lines = ["| key (alone) | precision | recall | tokens/record | keys up to here: precision | recall |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for i, k in enumerate(run[0]["keys"]):
+        lines.append(f"| {k['key']} | {mean([r['keys'][i]['precision'] for r in run]):.4f} | "
+                     f"{mean([r['keys'][i]['recall'] for r in run]):.4f} | "
+                     f"{mean([r['keys'][i]['tokens'] for r in run]):.2f} | "
+                     f"{mean([r['cut'][i]['precision'] for r in run]):.4f} | "
+                     f"{mean([r['cut'][i]['recall'] for r in run]):.4f} |")
+    return "\n".join(lines)
+
+
+def doc_figures(folder: Path) -> None:
+    """The figures of docs/match-quality.md (section n3) from the six --json outputs in ``folder``:
+    {ind,own,closed}_{n3,n2}.json."""
+    runs = {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+            for name in ("ind_n3", "ind_n2", "own_n3", "own_n2", "closed_n3", "closed_n2")}
+
+    def tokens(run: list[dict]) -> str:
+        req = sum(r["overall"]["tokens_req"] for r in run) / len(run)
+        resp = sum(r["overall"]["tokens_resp"] for r in run) / len(run)
+        return f"{req:.2f} / {resp:.2f}, max {max(r['overall']['max_tokens'] for r in run)}"
+
+    print("| data | n3, default n3 keys: recall / precision (per seed) | n2, default keys |")
+    print("|---|---|---|")
+    for name, label in (("ind", "third-party romanisers"), ("own", "own generator, realistic surname frequencies"),
+                        ("closed", "own generator, closed pools (stress)")):
+        print(f"| {label} | {_overall(runs[name + '_n3'])} | {_overall(runs[name + '_n2'])} |")
+    print("| tokens/record (requester / responder), third-party | "
+          f"{tokens(runs['ind_n3'])} | {tokens(runs['ind_n2'])} |")
+    print("\n**Per script and scheme** (third-party romanisers; sums over the seeds; the scheme is the "
+          "responder copy's, \"native\" = left in its script; precision per script counts predicted links by "
+          "the requester record's script):\n")
+    paths = [folder / "ind_n3.json", folder / "ind_n2.json"]
+    compare(paths, ["n3", "n2"])
+    for name, label in (("ind_n3", "Third-party romanisers, n3"),
+                        ("own_n3", ("Own generator, realistic surname frequencies "
+                                    "(`matcher/quality/synth_surnames.py`), n3")),
+                        ("closed_n3", ("Own generator, closed pools (surnames drawn evenly from the short head lists: "
+                                       "two Poles share one 1 time in 68 instead of about 1 in 6,000), n3")),
+                        ("own_n2", "For comparison, own generator, realistic frequencies, n2")):
+        print(f"\n{label}:\n")
+        print(_keys_table(runs[name]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=10000)
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--norm", default="n3", choices=["n2", "n3"])
+    ap.add_argument("--own", action="store_true", help="matcher.quality.synth's own generator instead of third-party")
+    ap.add_argument("--closed-pools", action="store_true", help="with --own: the closed-pool precision stress test")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--show-misses", type=int, default=0, help="print this many missed links (debugging, test data)")
+    ap.add_argument("--extra-keys", type=json.loads, default={},
+                    help='JSON {"name": [fields]} appended to the key set (trying a key out)')
+    ap.add_argument("--compare", type=Path, nargs="+", help="print one table from these --json outputs and stop")
+    ap.add_argument("--doc-figures", type=Path, help="folder with {ind,own,closed}_{n3,n2}.json: print the "
+                    "figures of docs/match-quality.md (section n3) and stop")
+    args = ap.parse_args()
+    if args.doc_figures:
+        doc_figures(args.doc_figures)
+        return 0
+    if args.compare:
+        compare(args.compare)
+        return 0
+    _EXTRA_KEYS.update(args.extra_keys)
+    results = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(args.size, seed, args.norm, args.own, args.closed_pools, Path(tmp), args.show_misses)
+            if args.show_misses:
+                _show(Path(tmp), r["missed_sample"])
+        results.append(r)
+        o = r["overall"]
+        print(f"seed {seed}: recall {o['recall']:.4f} precision {o['precision']:.4f} tokens/record "
+              f"{o['tokens_req']:.2f}/{o['tokens_resp']:.2f} max {o['max_tokens']} rejected {o['rejected']}",
+              file=sys.stderr)
+    _report(results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0
+
+
+def _show(folder: Path, missed: list) -> None:
+    def rows(name: str) -> dict[str, list[str]]:
+        with (folder / name).open(encoding="utf-8") as fh:
+            return {r[0]: r for r in csv.reader(fh)}
+    req, resp = rows("requester.csv"), rows("responder.csv")
+    sch = rows("record_schemes.csv") if (folder / "record_schemes.csv").exists() else {}
+    for r, a in missed:
+        print("MISS", req[r][1:4], sch.get(r, ["", "", "", ""])[3], "|", resp[a][1:4], sch.get(a, ["", "", "", ""])[3],
+              file=sys.stderr)
+
+
+def _report(results: list[dict], args: argparse.Namespace) -> None:
+    n = len(results)
+    src = "own generator" + (" (closed pools)" if args.closed_pools else "") if args.own else "third-party romanisers"
+    print(f"### {args.norm}, {src}, {args.size} x {args.size}, seeds {args.seeds}\n")
+    o = [r["overall"] for r in results]
+    print("| seed | recall | precision | tokens/record (req / resp) | max tokens | rejected rows |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        x = r["overall"]
+        print(f"| {r['seed']} | {x['recall']:.4f} | {x['precision']:.4f} | {x['tokens_req']:.2f} / "
+              f"{x['tokens_resp']:.2f} | {x['max_tokens']} | {x['rejected']} |")
+    print(f"| mean | {mean([x['recall'] for x in o]):.4f} | {mean([x['precision'] for x in o]):.4f} | "
+          f"{mean([x['tokens_req'] for x in o]):.2f} / {mean([x['tokens_resp'] for x in o]):.2f} | "
+          f"{max(x['max_tokens'] for x in o)} | |\n")
+    print("| key (alone) | precision | recall | tokens/record | keys up to here: precision | recall |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for i, k in enumerate(results[0]["keys"]):
+        p = mean([r["keys"][i]["precision"] for r in results])
+        rc = mean([r["keys"][i]["recall"] for r in results])
+        t = mean([r["keys"][i]["tokens"] for r in results])
+        cp = mean([r["cut"][i]["precision"] for r in results])
+        cr = mean([r["cut"][i]["recall"] for r in results])
+        print(f"| {k['key']} | {p:.4f} | {rc:.4f} | {t:.2f} | {cp:.4f} | {cr:.4f} |")
+    if args.own:
+        return
+    print("\n| script / scheme (responder copy) | true links | recall | precision |")
+    print("|---|---:|---:|---:|")
+    keys = sorted({g for r in results for g in r["groups"]})
+    for g in keys:
+        if g.startswith("requester"):
+            continue
+        tl = sum(r["groups"].get(g, [0, 0, 0, 0])[0] for r in results)
+        fd = sum(r["groups"].get(g, [0, 0, 0, 0])[1] for r in results)
+        pr = sum(r["groups"].get(g, [0, 0, 0, 0])[2] for r in results)
+        tp = sum(r["groups"].get(g, [0, 0, 0, 0])[3] for r in results)
+        prec = f"{tp / pr:.4f}" if g.startswith("script") and pr else ""
+        print(f"| {g} | {tl} | {fd / tl if tl else 1:.4f} | {prec} |")
+    print(f"\n(sums over {n} seeds; precision per script counts predicted links by the requester record's script)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
