@@ -414,9 +414,9 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                     # The session's work is complete: OK even if the call is cancelled (e.g. by a
                     # shutdown) while the Summary is on its way, which closes this generator there.
                     outcome, code, detail = grpc.StatusCode.OK, 0, None
-                    yield pb.MatchResponse(
-                        summary=pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
-                    )
+                    summary = pb.Summary(elements_evaluated=received, hit_count=session.summary_hit_count())
+                    # Logged before the Summary is handed to gRPC: the generator may be closed
+                    # at that yield (a shutdown right after the requester has its answer).
                     log.info(
                         "session %s peer=%s protocol=%s size=%d outcome=OK seconds=%.2f",
                         session_id, peer, protocol, received, time.monotonic() - started,
@@ -424,6 +424,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
                                          elements=received, outcome="OK",
                                          seconds=round(time.monotonic() - started, 3)),
                     )
+                    yield pb.MatchResponse(summary=summary)
                     return
                 else:
                     raise ProtocolViolation(f"unexpected {kind or 'empty'} message during a session")
