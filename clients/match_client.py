@@ -25,13 +25,13 @@ import queue
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 
-from clients.sessions import REQUESTER_SESSIONS, RequesterSession
+from clients.connection import ConnectionFailed, MatchFailed, TlsFiles, connection_failure  # noqa: F401 (re-exported)
+from clients.sessions import REQUESTER_SESSIONS
 from clients.sessions.base import Hit, MatchResult  # noqa: F401  (Hit re-exported by clients)
 from matcher import peer_auth
 from matcher.errors import (
@@ -40,7 +40,6 @@ from matcher.errors import (
     MatcherError,
     NormalisationMismatch,
     PinMismatch,
-    ProtocolViolation,
     UnsupportedProtocol,
 )
 from matcher.identity.conformance import check_peer, conformance
@@ -48,6 +47,7 @@ from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import TokenisedRecord
 from matcher.parallel import Workers
 from matcher.sessions.limits import WIRE_VERSION, message_limit
+from matcher.sessions.requester import RequesterMachine
 from matcher.storage.setup_cache import RequesterSetupCache
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -57,91 +57,6 @@ if TYPE_CHECKING:
     from matcher.requester import RequesterRun
 
 Progress = Callable[[str, int, int], None]
-
-
-class MatchFailed(Exception):
-    """The session ended with a gRPC status; ``code`` says which, ``details`` why."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-
-
-class ConnectionFailed(MatchFailed):
-    """No session could start: the responder was not reachable or the TLS handshake failed.
-
-    ``problem`` says which: "unreachable", "server-untrusted" (the responder's
-    certificate does not chain to our CA), "server-name" (it is not issued for the
-    name we expect) or "handshake-closed" (the responder hung up during the
-    handshake, usually because it does not accept our client certificate). The
-    message names the setting to check instead of the TLS library's words.
-    """
-
-    def __init__(self, code: grpc.StatusCode, details: str, problem: str, message: str) -> None:
-        super().__init__(code, details)
-        self.problem = problem
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-_UNREACHABLE = ("connection refused", "failed to connect to remote host", "dns resolution failed",
-                "name or service not known", "no address", "connection timed out", "network is unreachable")
-_UNTRUSTED = ("certificate_verify_failed", "bad_signature", "unable to get local issuer", "certificate verify failed",
-              "self signed certificate", "self-signed certificate", "unknown ca", "certificate has expired")
-_NAME = ("hostname verification", "peer name", "not in peer certificate", "hostname mismatch")
-_CLOSED = ("socket closed", "connection reset", "tlsv1_alert", "sslv3_alert", "handshake failed", "end of file",
-           "wrong_version_number", "http2")
-
-
-def connection_failure(
-    target: str, server_name: str | None, code: grpc.StatusCode, details: str
-) -> ConnectionFailed | None:
-    """Turn gRPC's UNAVAILABLE before any session into a ConnectionFailed naming cause and fix (None: not one)."""
-    if code != grpc.StatusCode.UNAVAILABLE:
-        return None
-    low = details.lower()
-    if any(w in low for w in _NAME):
-        name = server_name or target.rsplit(":", 1)[0]
-        return ConnectionFailed(code, details, "server-name", (
-            f"connected to {target}, but the responder's certificate is not issued for the name {name!r}: "
-            "set [requester] server_name (server_name= in MatchClient) to the name in the responder's certificate"))
-    if any(w in low for w in _UNTRUSTED):
-        return ConnectionFailed(code, details, "server-untrusted", (
-            f"connected to {target}, but the responder's certificate is not signed by the CA we trust: check "
-            "[tls] ca (TlsFiles ca), which must be the CA that issued the responder's certificate (if a CA was "
-            "made anew, every agency needs its new ca.pem)"))
-    if any(w in low for w in _UNREACHABLE):
-        return ConnectionFailed(code, details, "unreachable", (
-            f"could not connect to {target}: nothing accepts connections there; check the host and port "
-            "(--peer or [requester] peer) and that the responder is running"))
-    if any(w in low for w in _CLOSED):
-        return ConnectionFailed(code, details, "handshake-closed", (
-            f"{target} closed the connection during the TLS handshake: it most likely does not accept our client "
-            "certificate; check [tls] cert and key (TlsFiles cert, key): a certificate issued by a CA the responder "
-            "trusts, whose name is in the responder's [[peers]] (or the responder runs without TLS)"))
-    return ConnectionFailed(code, details, "unreachable", (
-        f"could not connect to {target} ({details or 'no reason given'}); check the host and port "
-        "(--peer or [requester] peer) and that the responder is running"))
-
-
-@dataclass(frozen=True, repr=False)
-class TlsFiles:
-    """PEM bytes: this agency's client certificate and key, and the CA of the responder."""
-
-    def __repr__(self) -> str:  # never the private key
-        return "TlsFiles(<certificate, private key, CA>)"
-
-    cert: bytes
-    key: bytes
-    ca: bytes
-
-    @classmethod
-    def load(cls, cert: str | os.PathLike[str], key: str | os.PathLike[str], ca: str | os.PathLike[str]) -> TlsFiles:
-        """Read the three PEM files."""
-        return cls(Path(cert).read_bytes(), Path(key).read_bytes(), Path(ca).read_bytes())
 
 
 class MatchClient:
@@ -349,6 +264,10 @@ class MatchClient:
                 f"{policy.max_request_size} per session: split the records into smaller files"
             )
         chunk = max(1, min(self.chunk_elements, policy.max_chunk_elements or self.chunk_elements))
+        machine = RequesterMachine(session, pb.Hello(
+            protocol=protocol, key_spec_fingerprint=mine, reveal=reveal, wire_version=WIRE_VERSION,
+            norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
+        ), chunk)
         failure: list[BaseException] = []
         sent = [0]
         tails: queue.Queue[list[pb.MatchRequest] | None] = queue.Queue(maxsize=1)
@@ -362,23 +281,11 @@ class MatchClient:
                     while not pin_checked.wait(0.05):
                         if ended.is_set():
                             return
-                hello = pb.Hello(
-                    protocol=protocol, key_spec_fingerprint=mine, request_size=session.request_size, reveal=reveal,
-                    wire_version=WIRE_VERSION,
-                    norm_conformance_digest=norm.digest, norm_libraries=norm.libraries,
-                )
-                session.fill_hello(hello)
-                msg = pb.MatchRequest(hello=hello)
-                sent[0] += msg.ByteSize()
-                yield msg
-                offset = 0
-                for elements in session.chunks(chunk):
-                    msg = pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
-                    sent[0] += msg.ByteSize()
+                for msg in machine.requests():  # Hello, the chunks, Finish
+                    if not msg.HasField("finish"):
+                        sent[0] += msg.ByteSize()
                     yield msg
-                    offset += len(elements)
-                yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
-                if session.wants_tail:  # a hit report, the re-blinded setup: once its inputs are in (see _run)
+                if machine.wants_tail:  # a hit report, the re-blinded setup: once its inputs are in (see _run)
                     tail = tails.get()
                     for msg in tail or ():
                         sent[0] += msg.ByteSize()
@@ -396,7 +303,7 @@ class MatchClient:
             if self._pinned:
                 self._check_pin(call.initial_metadata(), nonce)
                 pin_checked.set()
-            result = self._run(call, session, progress, tails, chunk)
+            result = self._run(call, machine, progress, tails)
             result.bytes_sent = sent[0]
             return result
         except grpc.RpcError as exc:
@@ -409,47 +316,26 @@ class MatchClient:
         finally:
             ended.set()
             call.cancel()  # no-op after a clean end; stops the sending side after a refusal
-            if session.wants_tail and tails.empty():
+            if machine.wants_tail and tails.empty():
                 tails.put_nowait(None)  # never leave the sending side waiting
 
     @staticmethod
     def _run(
-        call, session: RequesterSession, progress: Progress | None, tails: queue.Queue | None = None,
-        chunk: int = 4096,
+        call, machine: RequesterMachine[MatchResult], progress: Progress | None, tails: queue.Queue | None = None,
     ) -> MatchResult:
-        responses = iter(call)
-        first = next(responses, None)
-        if first is None or first.WhichOneof("kind") != "accepted":
-            raise ProtocolViolation("the responder did not accept the session with an Accepted message")
-        session.on_accepted(first.accepted)
-        done = 0
-        received = first.ByteSize()
-        reported = False
-
-        def maybe_report() -> None:
-            # Hand the messages after Finish to the sending side once their inputs are in.
-            nonlocal reported
-            if session.wants_tail and not reported and session.tail_ready and tails is not None:
-                tails.put_nowait(session.tail(chunk))
-                reported = True
-
-        maybe_report()
-        for resp in responses:
+        """Read the responses into the session machine; hand the messages after Finish to the sending side."""
+        received = 0
+        half = machine.half
+        for resp in call:
             received += resp.ByteSize()
-            kind = resp.WhichOneof("kind")
-            if kind == "setup":
-                session.on_setup(resp.setup)
-                maybe_report()
-            elif kind == "evaluated":
-                done += session.on_evaluated(resp.evaluated)
-                if progress:
-                    progress("matched", done, session.progress_total)
-                maybe_report()
-            elif kind == "summary":
-                session.on_summary(resp.summary)
-                result = session.result()
+            machine.receive(resp)
+            if progress and resp.WhichOneof("kind") == "evaluated":
+                progress("matched", machine.matched, half.progress_total)  # type: ignore[attr-defined]
+            if machine.done:
+                result = machine.result()
                 result.bytes_received = received
                 return result
-            else:
-                raise ProtocolViolation(f"unexpected {kind or 'empty'} message from the responder")
-        raise ProtocolViolation("the responder closed the session before its summary")
+            if (tail := machine.take_tail()) is not None and tails is not None:
+                tails.put_nowait(tail)
+        machine.stream_ended()
+        raise AssertionError("unreachable: stream_ended raises before the summary")

@@ -10,6 +10,7 @@ from typing import ClassVar
 from matcher.errors import ProtocolViolation
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import TokenisedRecord
+from matcher.sessions.chunks import InOrder
 from matcher.v1 import matcher_pb2 as pb
 
 
@@ -73,6 +74,19 @@ class RequesterSession(ABC):
         self.hit_tokens = 0
         #: (record index, case reference) -> the keys that linked that pair
         self._keys_by_pair: dict[tuple[int, str], set[str]] = {}
+        self._reply_order: InOrder | None = None
+
+    # -- the responder's replies, in order (matcher.sessions.chunks) ----------------------
+    def replies_in_order(self, total: int) -> InOrder:
+        """The in-order rule for the responder's reply chunks, ``total`` replies expected (made on first use)."""
+        if self._reply_order is None:
+            self._reply_order = InOrder(total, what="reply chunk", announced="the request")
+        return self._reply_order
+
+    @property
+    def _done(self) -> int:
+        """Replies taken so far."""
+        return self._reply_order.done if self._reply_order is not None else 0
 
     # -- what goes out ----------------------------------------------------------------
     @property

@@ -48,7 +48,6 @@ class EcdhRequesterSession(RequesterSession):
         self._key = ecdh.new_key()
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh.SetupIndex | None = None
-        self._done = 0
         self._cache = None
         self._responder = ""
         self._cached: ecdh.ResponderSetup | None = None
@@ -156,9 +155,9 @@ class EcdhRequesterSession(RequesterSession):
         assert self._index is not None
         if self.cardinality:
             raise ProtocolViolation("the responder sent evaluated elements in cardinality mode (it counts itself)")
-        off, elements = self._done, list(chunk.elements)
-        if chunk.offset != off or off + len(elements) > self.request_size:
-            raise ProtocolViolation("evaluated elements out of order or too many")
+        order, elements = self.replies_in_order(self.request_size), list(chunk.elements)
+        order.check(chunk.offset, len(elements))
+        off = order.done
         self._check_distinct(elements)
         real = [(pos, e) for pos, e in enumerate(elements, off) if pos not in self._canaries]
         t0 = self._first_token(off)
@@ -184,7 +183,7 @@ class EcdhRequesterSession(RequesterSession):
                 self.add_hit(t0 + j, ref)
                 if self.reveal == "both":
                     self._hits.append((real[j][0], points[j], real[j][1]))
-        self._done += len(elements)
+        order.take(off, len(elements))
         if self._done == self.request_size:
             self._check_canaries()
         return len(elements)

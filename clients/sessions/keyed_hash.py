@@ -23,7 +23,6 @@ class KeyedHashRequesterSession(RequesterSession):
                 "set [keyed_hash] secret_file or secret_env"
             )
         self._secret = secret
-        self._done = 0
 
     @property
     def progress_total(self) -> int:
@@ -36,12 +35,11 @@ class KeyedHashRequesterSession(RequesterSession):
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         if self.reveal == "cardinality":
             raise ProtocolViolation("per-element answers in cardinality mode")
-        if chunk.offset != self._done or self._done + len(chunk.elements) > len(self.tokens):
-            raise ProtocolViolation("answers out of order or too many")
+        order = self.replies_in_order(len(self.tokens))
+        off = order.take(chunk.offset, len(chunk.elements))
         for j, ref in enumerate(chunk.elements):
             if ref:
-                self.add_hit(self._done + j, ref)
-        self._done += len(chunk.elements)
+                self.add_hit(off + j, ref)
         return len(chunk.elements)
 
     def on_summary(self, summary: pb.Summary) -> None:

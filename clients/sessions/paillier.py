@@ -30,7 +30,6 @@ class PaillierRequesterSession(RequesterSession):
         self.query = pl.build_query(self.tokens, self._key)
         self.workers = workers
         self._size = pl.ciphertext_bytes(self._key.n)
-        self._done = 0
 
     @property
     def request_size(self) -> int:
@@ -57,15 +56,15 @@ class PaillierRequesterSession(RequesterSession):
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         assert self.accepted is not None
         n = len(chunk.elements)
-        if chunk.offset != self._done or self._done + n > self.accepted.setup_size:
-            raise ProtocolViolation("evaluated elements out of order or more than announced")
+        order = self.replies_in_order(self.accepted.setup_size)
+        order.check(chunk.offset, n)
         residues = pl.decrypt_replies(self._key, list(chunk.elements), self._done, self.workers)
         if self.reveal == "cardinality":
             self.hit_tokens += pl.count_zeros(residues)  # replies are shuffled: only the count means anything
         else:
             for index, ref in pl.find_hits(self.query, residues):
                 self.add_hit(index, ref)
-        self._done += n
+        order.take(chunk.offset, n)
         return n
 
     def on_summary(self, summary: pb.Summary) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from matcher.identity.records import LoadResult
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.server.budgets import BUDGET_FILE, BudgetLedger
+from matcher.server.hits import append_responder_hits
 from matcher.storage.secrets_store import EpochKey, load_or_rotate
 from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY
 from matcher.storage.session_log import SessionLog
@@ -114,6 +116,10 @@ class ResponderState:
     def hits_file(self) -> Path:
         """reveal = "both": the CSV where the responder's own hits are appended (mode 0600)."""
         return self.settings.hits_file or self.settings.state_dir / "responder_hits.csv"
+
+    def record_hits(self, session_id: str, peer: str, tokens: Sequence[bytes]) -> int:
+        """reveal = "both": append the own records behind ``tokens`` to :attr:`hits_file`; distinct records hit."""
+        return append_responder_hits(self.hits_file, self.hits_lock, self.owners, session_id, peer, tokens)
 
     def keyed_hash_index(self):
         """The own tags for protocol keyed-hash (built once, on first use), or None when it is not enabled."""

@@ -1,8 +1,13 @@
-"""Responder halves of the protocols, one module each, behind one interface.
+"""Sessions: the session rules, transport-free — state machines and protocol halves, messages in and out.
 
-The service (matcher.server.service) owns everything common to a session: who the
-peer is, the Hello checks, chunk order and bounds, logging, status codes. A
-protocol module only turns received elements into replies.
+``responder.py`` (ResponderMachine) and ``requester.py`` (RequesterMachine) hold the
+rules of docs/PROTOCOL.md §5 once per role: which message may come when, the Hello
+checks, chunk order and bounds (``chunks.py``), Finish, the messages after it and the
+Summary. The responder's protocol halves (``ecdh.py``, ``keyed_hash.py``,
+``paillier.py``) only turn received elements into replies; the requester's are in
+``clients.sessions``. No sockets, threads, clocks or files: the gRPC servicer
+(matcher.server.service) and client (clients.match_client) move the messages.
+May import identity and protocols; never grpc, the server, storage, config or clients.
 """
 
 from __future__ import annotations

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import csv
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from matcher.errors import ProtocolViolation
-from matcher.files import open_private
 from matcher.v1 import matcher_pb2 as pb
 
 if TYPE_CHECKING:
-    from matcher.server.state import ResponderState
-
-RESPONDER_HITS_COLUMNS = ("time", "session_id", "peer", "record_id", "match_key", "case_ref")
+    from matcher.sessions.context import ResponderContext
 
 
 class ResponderSession(ABC):
     """One protocol's responder half for one session (lives as long as the stream).
 
-    The service calls, in order: :meth:`accepted` once, :meth:`opening` once,
-    :meth:`on_elements` for every chunk (already checked for order and size), and
-    :meth:`on_finish` once all announced elements have arrived. Raise a
+    The session machine (matcher.sessions.responder) calls, in order: :meth:`accepted`
+    once, :meth:`opening` once, :meth:`on_elements` for every chunk (already checked for
+    order, size and repeats), :meth:`on_finish` once all announced elements have
+    arrived, then :meth:`on_tail` while :attr:`expects_more`. Raise a
     :class:`matcher.errors.MatcherError` to end the session with its status code.
     """
 
@@ -33,7 +28,7 @@ class ResponderSession(ABC):
     #: a protocol whose elements may legitimately repeat sets this to False
     refuse_repeats: ClassVar[bool] = True
 
-    def __init__(self, state: ResponderState, hello: pb.Hello) -> None:
+    def __init__(self, state: ResponderContext, hello: pb.Hello) -> None:
         self.state = state
         self.hello = hello
         #: hits the responder itself knows of (None when the protocol hides them from it)
@@ -43,7 +38,7 @@ class ResponderSession(ABC):
         self.peer = ""
 
     @classmethod
-    def budget_cost(cls, state: ResponderState, hello: pb.Hello) -> int:
+    def budget_cost(cls, state: ResponderContext, hello: pb.Hello) -> int:
         """What a session announced by ``hello`` is charged to the peer's daily budget.
 
         Known from the Hello alone, so it is charged before the responder does any
@@ -71,28 +66,12 @@ class ResponderSession(ABC):
         return 0
 
     def record_own_hits(self, tokens: Sequence[bytes]) -> int:
-        """reveal = "both": append the own records behind ``tokens`` to the responder's hits file.
+        """reveal = "both": hand the tokens of the own records hit to the responder's hits recorder.
 
-        One CSV row per (own record, match key): ``time,session_id,peer,record_id,match_key,case_ref``.
-        The file is created 0600 (it names the agency's own persons) and is never a log.
-        Returns the number of distinct own records hit.
+        The server writes one row per (own record, match key) to its hits file (see
+        matcher.server.hits); returns the number of distinct own records hit.
         """
-        rows = [
-            (record_id, key_name, case_ref)
-            for token in tokens
-            for record_id, key_name, case_ref in self.state.owners.get(token, ())
-        ]
-        path: Path = self.state.hits_file
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self.state.hits_lock:
-            new = not path.exists()
-            with open_private(path, "a", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                if new:
-                    w.writerow(RESPONDER_HITS_COLUMNS)
-                for record_id, key_name, case_ref in sorted(rows):
-                    w.writerow([now, self.session_id, self.peer, record_id, key_name, case_ref])
-        return len({r[0] for r in rows})
+        return self.state.record_hits(self.session_id, self.peer, tokens)
 
     @abstractmethod
     def accepted(self, accepted: pb.Accepted) -> None:

@@ -9,6 +9,7 @@ from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, inline
 from matcher.protocols import ecdh
 from matcher.sessions.base import ResponderSession
+from matcher.sessions.chunks import InOrder
 from matcher.v1 import matcher_pb2 as pb
 
 #: Upper bound on the bytes of one SetupChunk message.
@@ -48,7 +49,9 @@ class EcdhResponderSession(ResponderSession):
         #: cardinality: this session's b·X_i (never sent); both: the replies in order, to check the report
         self._evaluated: set[bytes] = set()
         self._replies: list[bytes] = []
-        self._returned = 0
+        #: cardinality: the re-blinded setup coming back after Finish, in order
+        self._reblinded = InOrder(len(self.epoch.setup), state.settings.max_chunk_elements,
+                                  what="re-blinded chunk", announced="the setup")
         self._count = 0
         self._tail_done = False
 
@@ -102,7 +105,7 @@ class EcdhResponderSession(ResponderSession):
         if self.reveal == "both":
             return not self._tail_done
         if self.cardinality:
-            return self._returned < len(self.epoch.setup)
+            return not self._reblinded.complete
         return False
 
     @property
@@ -117,18 +120,10 @@ class EcdhResponderSession(ResponderSession):
                     f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}"
                 )
             chunk = request.reblinded
-            n = len(chunk.elements)
-            if chunk.offset != self._returned:
-                raise ProtocolViolation(
-                    f"re-blinded chunk offset {chunk.offset} out of order; expected {self._returned}"
-                )
-            if n == 0 or n > self.state.settings.max_chunk_elements or self._returned + n > len(self.epoch.setup):
-                raise ProtocolViolation(
-                    f"re-blinded chunk of {n} elements at {chunk.offset}; the setup has {len(self.epoch.setup)}"
-                )
+            self._reblinded.check(chunk.offset, len(chunk.elements))
             self._count += ecdh.count_matches(self._evaluated, chunk.elements, chunk.offset)
-            self._returned += n
-            self.hit_count = self._count if self._returned == len(self.epoch.setup) else None
+            self._reblinded.take(chunk.offset, len(chunk.elements))
+            self.hit_count = self._count if self._reblinded.complete else None
             return iter(())
         if kind != "hit_report":
             raise ProtocolViolation(f"a HitReport must follow Finish in this reveal mode, not {kind or 'empty'}")
