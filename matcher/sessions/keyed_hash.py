@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from matcher.errors import UnsupportedProtocol
 from matcher.protocols import keyed_hash
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
+
+if TYPE_CHECKING:
+    from matcher.sessions.context import ResponderContext
 
 #: Upper bound on the bytes of one reply message.
 REPLY_CHUNK_BYTES = 1 << 20
@@ -23,7 +27,7 @@ class KeyedHashResponderSession(ResponderSession):
 
     protocol = "keyed-hash"
 
-    def __init__(self, state, hello: pb.Hello) -> None:
+    def __init__(self, state: ResponderContext, hello: pb.Hello) -> None:
         super().__init__(state, hello)
         index: keyed_hash.ResponderIndex | None = state.keyed_hash_index()
         if index is None:
