@@ -4,20 +4,32 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# portable backend everywhere: make test MATCHER_GROUP_BACKEND=portable
 .PHONY: demo test test-stress lint node-client bench-node bench bench-compare bench-ci bench-1m bench-load-sql bench-paillier proto clean fuzz load bench-binding audit-report-sample
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ifma]' || $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## two agencies on loopback, bundled synthetic data, hits printed
+# The optional AVX-512 IFMA ristretto255 backend (docs/performance.md): built where a C
+# compiler and the ipp-crypto wheel are present, otherwise the portable backend is used.
+# Never fails the build; `matcher policy` and `serve` say which backend runs.
+IFMA_DIR := matcher/protocols/_ifma
+IFMA     := $(IFMA_DIR)/build/.stamp
+$(IFMA): $(STAMP) $(IFMA_DIR)/ristretto255_ifma.c $(IFMA_DIR)/constants.h $(IFMA_DIR)/build.py
+	$(PY) -m matcher.protocols._ifma.build
+	mkdir -p $(IFMA_DIR)/build && touch $@
+
+READY := $(STAMP) $(IFMA)
+
+demo: $(READY)  ## two agencies on loopback, bundled synthetic data, hits printed
 	$(VENV)/bin/matcher demo
 
 NODE_CLIENT := clients/node
 
-test: $(STAMP) node-client  ## the whole test suite (the Node client's too when node is installed)
+test: $(READY) node-client  ## the whole test suite (the Node client's too when node is installed)
 	@if command -v node >/dev/null 2>&1; then cd $(NODE_CLIENT) && node --test test/; \
 	else echo "node not found: the Node client's tests (clients/node) are SKIPPED"; fi
 	$(PY) -m pytest -q
@@ -29,12 +41,12 @@ node-client:  ## install the Node client's locked dependencies (npm ci) when npm
 			cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error; fi; \
 	else echo "npm not found: the Node client (clients/node) is not installed and its tests are SKIPPED"; fi
 
-bench-node: $(STAMP) node-client  ## Node vs Python requester client, same records, same responder (ecdh)
+bench-node: $(READY) node-client  ## Node vs Python requester client, same records, same responder (ecdh)
 	$(PY) bench/node_vs_python.py --size $(or $(BENCH_SIZE),2000)
 
 STRESS_REPEAT ?= 5
 STRESS_TESTS  ?= tests/test_e2e.py tests/test_faults.py tests/test_hostile.py tests/test_cli.py tests/test_network.py tests/test_reveal_both.py
-test-stress: $(STAMP)  ## the end-to-end tests STRESS_REPEAT times each, stopping at the first failure, while a second full suite runs beside them as load
+test-stress: $(READY)  ## the end-to-end tests STRESS_REPEAT times each, stopping at the first failure, while a second full suite runs beside them as load
 	@$(PY) -m pytest -q -p no:cacheprovider tests >/dev/null 2>&1 & load=$$!; \
 	$(PY) -m pytest -q -x -p no:cacheprovider --count $(STRESS_REPEAT) $(STRESS_TESTS); status=$$?; \
 	kill $$load 2>/dev/null; wait $$load 2>/dev/null; exit $$status
@@ -46,43 +58,43 @@ lint: $(STAMP)  ## quality gates: layer rules (import-linter), ruff, mypy (confi
 	echo "mypy"; $(VENV)/bin/mypy || status=1; \
 	exit $$status
 
-bench: $(STAMP)  ## pytest-benchmark suites of the matching core
+bench: $(READY)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider
 
-bench-paillier: $(STAMP)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
+bench-paillier: $(READY)  ## paillier kernels, then 10k x 10k over gRPC vs its measured arithmetic floor and a straightforward phe version
 	$(PY) -m pytest -q bench/test_paillier_kernels.py --benchmark-only
 	$(PY) bench/compare_paillier.py --size 10000
 
-bench-binding: $(STAMP)  ## ecdh session with vs without the checks against a dishonest responder (µs per element, ratio)
+bench-binding: $(READY)  ## ecdh session with vs without the checks against a dishonest responder (µs per element, ratio)
 	$(PY) bench/label_binding.py --size 20000 --rounds 5
 
 proto: $(STAMP)  ## regenerate matcher/v1/*_pb2*.py from proto/ (commit the result)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/matcher/v1/matcher.proto
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build $(IFMA_DIR)/build *.egg-info .pytest_cache .hypothesis
 
 SIZES ?= 10000,100000
-bench-compare: $(STAMP)  ## matcher vs OpenMined PSI on the same sets (own throw-away venv for openmined-psi)
+bench-compare: $(READY)  ## matcher vs OpenMined PSI on the same sets (own throw-away venv for openmined-psi)
 	$(PY) bench/compare_openmined.py --sizes $(SIZES)
 
-bench-ci: $(STAMP)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
+bench-ci: $(READY)  ## quick benchmark for CI: fails on ratios to the group operations, not on times
 	$(PY) bench/ci_quick.py
 
 N ?= 1000000
-bench-1m: $(STAMP)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
+bench-1m: $(READY)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
 	$(PY) bench/run_1m.py --n $(N)
 
-bench-load-sql: $(STAMP)  ## N records (default 1,000,000) from PostgreSQL vs the same from CSV: rows/s and peak RSS (takes minutes)
+bench-load-sql: $(READY)  ## N records (default 1,000,000) from PostgreSQL vs the same from CSV: rows/s and peak RSS (takes minutes)
 	$(PY) bench/load_sql.py --n $(N)
 
 FUZZ_EXAMPLES ?= 20000
-fuzz: $(STAMP)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)
+fuzz: $(READY)  ## the fuzz targets of tests/test_fuzz.py with FUZZ_EXAMPLES examples each (make test runs 150)
 	MATCHER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py -p no:cacheprovider --timeout 0
 
 SESSIONS ?= 32
 RECORDS ?= 10000
-load: $(STAMP)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
+load: $(READY)  ## SESSIONS concurrent requester sessions of RECORDS records each on loopback mTLS; checks answers and budgets
 	$(PY) bench/load.py --sessions $(SESSIONS) --records $(RECORDS)
 
 audit-report-sample: $(STAMP)  ## docs/audit-report.png: `matcher audit-report` on four weeks of demo-like sessions, shot by headless chromium

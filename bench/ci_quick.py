@@ -5,7 +5,11 @@
 Checks, each against the group operations measured in the same run:
   * each ecdh kernel's time per element over the ristretto255 operations it performs;
   * a warm 20k × 20k session over loopback gRPC with mTLS: CPU per element pair
-    (both sides, all worker processes) over 3 scalar multiplications + 1 hash to group.
+    (both sides, all worker processes) over 3 scalar multiplications + 1 hash to group;
+  * the ristretto255 backend: where the CPU has AVX-512 IFMA and the extension is built it
+    must be in use (a failed known-answer test fails here), and be ≥ 3× libsodium's speed.
+The floor is that of the backend in use (tests.harness.group_op_costs), so the gates hold
+on machines with and without IFMA.
 Bounds are generous (machine noise must not fail CI); a real regression (an extra
 group operation per element, a lost batch, a quadratic step) does.
 """
@@ -30,8 +34,29 @@ KERNEL_BOUNDS = {  # kernel -> (group operations per element as (smul, h2g), max
     "test_unblind_and_derive": ((1, 0), 1.6),
     "test_setup": ((1, 1), 1.8),
 }
-SESSION_BOUND = 2.0
+#: added to a kernel's bound with the IFMA backend: the per-element Python work (sealing a
+#: label with its associated data, building rows and lists) costs as much as before, now
+#: against a 5× lower floor (measured: setup 1.3–2.1×, the others 0.6–1.4× on a shared
+#: machine). Losing the fast path (5×) or an extra group operation (+1) still fails.
+IFMA_SLACK = {"test_setup": 0.8, "test_blind": 0.4, "test_evaluate": 0.4, "test_unblind_and_derive": 0.4}
+#: session CPU over the group-operation floor of the backend in use: with the IFMA backend
+#: the floor is about 5× lower, so the same fixed per-element costs (gRPC, lookups,
+#: Python) weigh more (measured 1.7–1.8× on a shared 2-core machine)
+SESSION_BOUNDS = {"portable": 2.0, "ifma": 2.6}
+#: with the IFMA backend: libsodium's cost over the IFMA kernels' (measured 5–6×); falling
+#: under this means the fast path lost its batching or is no longer used
+MIN_SPEEDUP = 3.0
 N = 20000
+
+
+def _slower(before: dict, after: dict) -> dict:
+    """The floor from measurements before and after a step, the slower of each: on a shared
+    machine the load can change while the step runs, and a floor taken in a quiet moment
+    would make a loaded step look like a regression."""
+    out = dict(before)
+    for k in ("smul", "h2g"):
+        out[k] = max(before[k], after[k])
+    return out
 
 
 def kernels(ops: dict[str, float]) -> list[str]:
@@ -43,6 +68,7 @@ def kernels(ops: dict[str, float]) -> list[str]:
          "-p", "no:cacheprovider"],
         check=True, cwd=ROOT,
     )
+    ops = _slower(ops, group_op_costs())
     failures = []
     data = json.loads(json_path.read_text())
     for bench in data["benchmarks"]:
@@ -50,8 +76,10 @@ def kernels(ops: dict[str, float]) -> list[str]:
         if name not in KERNEL_BOUNDS:
             continue
         (n_smul, n_h2g), bound = KERNEL_BOUNDS[name]
+        if ops["backend_name"] == "ifma":
+            bound += IFMA_SLACK.get(name, 0.0)
         floor = 1000 * (n_smul * ops["smul"] + n_h2g * ops["h2g"])  # per batch of 1000
-        ratio = bench["stats"]["median"] / floor
+        ratio = bench["stats"]["min"] / floor  # the fastest round: the least disturbed by other load
         print(f"  {name:<26} {ratio:5.2f}× its group operations (bound {bound})")
         if ratio > bound:
             failures.append(f"{name}: {ratio:.2f}× > {bound}")
@@ -65,20 +93,44 @@ def session(ops: dict[str, float]) -> list[str]:
         c0 = tree_cpu()
         result = client.match(req, KEYSPEC)
         cpu = tree_cpu() - c0
+    ops = _slower(ops, group_op_costs())
     if len(result.hits) != N // 10:
         return [f"session found {len(result.hits)} hits, expected {N // 10}"]
     floor = N * (3 * ops["smul"] + ops["h2g"])
     ratio = cpu / floor
-    (OUT / "session.json").write_text(json.dumps({"n": N, "cpu_seconds": cpu, "floor_seconds": floor, "ratio": ratio}))
+    bound = SESSION_BOUNDS[ops["backend_name"]]
+    (OUT / "session.json").write_text(json.dumps({"n": N, "cpu_seconds": cpu, "floor_seconds": floor, "ratio": ratio,
+                                                  "backend": ops["backend"]}))
     print(f"  warm session {N}×{N}: {cpu / N * 1e6:.0f} µs CPU per pair, "
-          f"{ratio:.2f}× its group operations (bound {SESSION_BOUND})")
-    return [f"session CPU {ratio:.2f}× > {SESSION_BOUND}"] if ratio > SESSION_BOUND else []
+          f"{ratio:.2f}× its group operations (bound {bound})")
+    return [f"session CPU {ratio:.2f}× > {bound}"] if ratio > bound else []
+
+
+def backend(ops: dict) -> list[str]:
+    """The IFMA backend is used where it can be, and stays several times faster than libsodium."""
+    from matcher.protocols import group_backend
+    from matcher.protocols._ifma import build
+
+    if ops["backend_name"] != "ifma":
+        can = "avx512ifma" in group_backend._cpu_flags() and build.extension_path().exists()
+        forced = "forced" in ops["backend"]
+        print(f"  backend: {ops['backend']}")
+        return [f"IFMA CPU and built extension, but {ops['backend']}"] if can and not forced else []
+    failures = []
+    for op in ("smul", "h2g"):
+        speedup = ops[f"{op}_portable"] / ops[op]
+        print(f"  {op}: IFMA {speedup:.1f}× faster than libsodium (bound ≥ {MIN_SPEEDUP})")
+        if speedup < MIN_SPEEDUP:
+            failures.append(f"IFMA {op} only {speedup:.1f}× libsodium's speed")
+    return failures
 
 
 def main() -> int:
     ops = group_op_costs()
-    print(f"ristretto255 here, now: scalar mult {ops['smul'] * 1e6:.1f} µs, hash to group {ops['h2g'] * 1e6:.1f} µs")
-    failures = kernels(ops) + session(ops)
+    print(f"ristretto255 backend: {ops['backend']}")
+    print(f"ristretto255 here, now: scalar mult {ops['smul'] * 1e6:.1f} µs, hash to group {ops['h2g'] * 1e6:.1f} µs "
+          f"(portable: {ops['smul_portable'] * 1e6:.1f} µs, {ops['h2g_portable'] * 1e6:.1f} µs)")
+    failures = backend(ops) + kernels(ops) + session(ops)
     for f in failures:
         print(f"FAIL {f}")
     print("quick benchmark:", "FAILED" if failures else "ok (ratios within bounds)")

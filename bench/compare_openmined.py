@@ -9,7 +9,8 @@ For each size, on the same generated sets (10% overlap), in one run:
   * matcher warm: responder restarted with its cached setup, requester with its cached copy,
 and the group-arithmetic lower bound measured now: the ristretto255 operations a session
 needs per element pair (3 scalar multiplications + 1 hash to the group; the setup adds
-1 + 1 per responder element). The responder runs in its own process, as deployed;
+1 + 1 per responder element), timed with the backend in use (docs/performance.md),
+which the output names. The responder runs in its own process, as deployed;
 times exclude interpreter start-up on both sides, as OpenMined's in-process run does.
 CPU is of both processes and all their workers. Figures are wall-clock seconds unless marked.
 """
@@ -111,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         floor_warm = (3 * ops["smul"] + 1 * ops["h2g"]) * n
         assert om["intersection"] == m["hits"] == n // 10, (om["intersection"], m["hits"])
         rows.append({"n": n, "openmined": om, "matcher": m, "smul_us": ops["smul"] * 1e6, "h2g_us": ops["h2g"] * 1e6,
+                     "smul_portable_us": ops["smul_portable"] * 1e6, "h2g_portable_us": ops["h2g_portable"] * 1e6,
+                     "backend": ops["backend"],
                      "floor_cold_cpu": floor_cold, "floor_warm_cpu": floor_warm, "cores": cores})
-    print(f"\nmatcher vs OpenMined PSI, {cores} core(s), 10% overlap; "
-          f"ristretto255 scalar mult {rows[-1]['smul_us']:.1f} µs, "
-          f"hash to group {rows[-1]['h2g_us']:.1f} µs (measured now)\n")
+    last = rows[-1]
+    print(f"\nmatcher vs OpenMined PSI, {cores} core(s), 10% overlap; ristretto255 backend: {last['backend']}; "
+          f"scalar mult {last['smul_us']:.1f} µs, hash to group {last['h2g_us']:.1f} µs "
+          f"(libsodium: {last['smul_portable_us']:.1f} µs, {last['h2g_portable_us']:.1f} µs; measured now)\n")
     print("| n × n | OpenMined s | matcher cold s | speed-up | matcher warm s | speed-up | "
           "bytes OM / cold / warm | session CPU per pair µs, cold (floor) | warm (floor) | warm CPU / floor |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -37,6 +37,7 @@ import gmpy2  # noqa: E402
 from phe import paillier as phe_paillier  # noqa: E402
 
 from matcher.parallel import default_processes  # noqa: E402
+from matcher.protocols import modexp_backend  # noqa: E402
 from matcher.protocols import paillier as pl  # noqa: E402
 
 TARGET_S = 60.0  # issue #4: 10k x 10k, 2048-bit key, end to end on the 2-core machine
@@ -181,6 +182,15 @@ def _timed(fn: Callable[..., object], args: Sequence[tuple]) -> float:
     return (time.perf_counter() - t0) / len(args)
 
 
+def _timed_batched(powmod, triples: Sequence[tuple], modulus, exp_bits: int) -> float:
+    """Seconds per lane of ``powmod(bases, exps, modulus, exp_bits)`` over batches of eight."""
+    t0 = time.perf_counter()
+    for i in range(0, len(triples), 8):
+        part = triples[i : i + 8]
+        powmod([b for b, _, _ in part], [e for _, e, _ in part], modulus, exp_bits)
+    return (time.perf_counter() - t0) / len(triples)
+
+
 def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | None = None,
                   key: pl.RequesterSecret | None = None) -> Floor:
     """Lower bound on the wall clock of ``size`` x ``size`` paillier on ``cores`` cores.
@@ -188,12 +198,16 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     For the (bins, degree) that ``choose_bins(size)`` picks, times on ``samples``
     operations of each kind, with a real key of ``key_bits`` (or ``key``):
 
-    * per responder token: the mask ``c^r mod n²`` with ``r`` uniform in Z_n (one
-      ``gmpy2.powmod``) and ``degree − 1`` Horner steps ``acc^e mod n²`` with a 128-bit
-      ``e`` (the monic top coefficient enters as ``g^e``, one multiplication: not counted);
+    * per responder token: the mask ``c^r mod n²`` with ``r`` uniform in Z_n and
+      ``degree − 1`` Horner steps ``acc^e mod n²`` with a 128-bit ``e`` (the monic top
+      coefficient enters as ``g^e``, one multiplication: not counted), each timed with
+      the primitive the protocol uses here: the multi-buffer ``mbx_exp`` per lane of full
+      batches of eight where AVX-512 IFMA runs it (:mod:`matcher.protocols.modexp_backend`),
+      else one ``gmpy2.powmod``;
     * per coefficient (``bins · degree``): one encryption, ``_RequesterCtx.encrypt``
       (CRT and fixed-base tables, the project's fastest);
-    * per responder reply (``size``): one decryption, ``_RequesterCtx.decrypt_mod_p``.
+    * per responder reply (``size``): one decryption, ``_RequesterCtx.decrypt_many_mod_p``
+      in batches of eight (multi-buffer where available).
 
     Sums count x seconds-per-operation to CPU-seconds and divides by ``cores`` (default
     :func:`cores_used` of all cores), i.e. assumes perfect parallelism. Left out, so the
@@ -212,11 +226,23 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     masks = [(c, gmpy2.mpz(secrets.randbelow(key.n - 1) + 1), n2) for c in cts]
     steps = [(c, gmpy2.mpz(secrets.randbits(pl.ENCODING_BITS)), n2) for c in cts]
     coeffs = [(secrets.randbelow(key.n),) for _ in range(samples)]
+    fast = modexp_backend.get()
+    if fast is not None and fast.size_for(n2):
+        # the multi-buffer exponentiation the protocol uses here: per lane of full batches of 8
+        how = "mbx_exp, 8 lanes"
+        mask_s = _timed_batched(fast.powmod, masks, n2, key.n.bit_length())
+        step_s = _timed_batched(fast.powmod, steps, n2, pl.ENCODING_BITS)
+    else:
+        how = "gmpy2"
+        mask_s, step_s = _timed(gmpy2.powmod, masks), _timed(gmpy2.powmod, steps)
+    groups = [(cts[i : i + 8],) for i in range(0, len(cts), 8)]
+    dec_s = _timed(ctx.decrypt_many_mod_p, groups) * len(groups) / len(cts)
+    dec_how = "mbx_exp, 8 lanes" if fast is not None and fast.size_for(ctx.p2) else "gmpy2"
     parts = (
-        FloorPart("responder mask c^r, r in Z_n", _timed(gmpy2.powmod, masks), size),
-        FloorPart("responder Horner steps, 128-bit exponent", _timed(gmpy2.powmod, steps), size * (degree - 1)),
+        FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s, size),
+        FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s, size * (degree - 1)),
         FloorPart("requester encryptions (CRT, fixed base)", _timed(ctx.encrypt, coeffs), bins * degree),
-        FloorPart("requester decryptions (mod p)", _timed(ctx.decrypt_mod_p, [(c,) for c in cts]), size),
+        FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s, size),
     )
     return Floor(bins, degree, cores if cores is not None else cores_used(0), parts)
 
@@ -243,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     common = args.common if args.common is not None else max(1, args.size // 100)
     print(f"paillier {args.key_bits}-bit, {args.size} x {args.size} tokens, {common} shared; "
           f"{os.cpu_count()} cores, workers={args.workers or os.cpu_count()}", flush=True)
+    print(f"modular exponentiation: {modexp_backend.describe()}", flush=True)
     floor = measure_floor(args.size, args.key_bits, args.floor_samples, cores=cores_used(args.workers))
     print_floor(floor, args.size)
     print(f"target {TARGET_S:.0f} s / floor: {TARGET_S / floor.wall_s:.2f} "

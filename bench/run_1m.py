@@ -125,7 +125,10 @@ def main() -> int:
     server.send_signal(signal.SIGTERM)
     _, _, usage = os.wait4(server.pid, 0)
     server_rss = usage.ru_maxrss / 1024
+    from matcher.protocols import group_backend
+
     print()
+    print(f"ristretto255 backend (this process and its children): {group_backend.describe()}")
     print("| what | seconds | peak RSS |")
     print("|---|---|---|")
     print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")

@@ -91,6 +91,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    from matcher.protocols import group_backend
+
+    logging.info("ristretto255 backend: %s", group_backend.describe(),
+                 extra=log_fields(event="group_backend", group_backend=group_backend.NAME))
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     from matcher.server.control import ReloadStatus, remove_pid, write_pid, write_status
 
@@ -275,6 +279,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
+    from matcher.protocols import group_backend
+
+    print(f"ristretto255 here:    {group_backend.describe()}")
     if mine != p.key_spec_fingerprint:
         print("matcher policy: our match keys differ from the responder's, so it would refuse a session; make "
               "norm_version and [match_keys] (names, fields and order) identical to the keys listed above "

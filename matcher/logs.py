@@ -45,6 +45,7 @@ FIELDS: frozenset[str] = frozenset({
     "exit_status",
     "method",  # the gRPC method a refused call asked for
     "subject",  # a refused client certificate's subject (RFC 4514, printable ASCII, bounded)
+    "group_backend",  # the ristretto255 implementation in use: "ifma" or "portable"
 })
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -55,7 +55,9 @@ def test_metrics_scraped_during_and_after_a_real_session(agencies, start):
     assert port
 
     before = scrape(port)
-    assert value(before, "matcher_build_info", version=__version__, group_backend="libsodium-portable",
+    from matcher.protocols import ecdh
+
+    assert value(before, "matcher_build_info", version=__version__, group_backend=ecdh.GROUP_BACKEND,
                  python=__import__("platform").python_version()) == 1.0
     assert value(before, "matcher_budget_daily_elements", peer="agency-b") == 100000.0
     assert value(before, "matcher_budget_remaining_elements", peer="agency-b") == 100000.0
@@ -102,7 +104,7 @@ def test_metrics_scraped_during_and_after_a_real_session(agencies, start):
         assert run.result.session_id not in text
         label_values = {v for (_, labels) in samples(text) for _, v in labels}
         assert label_values <= {"agency-b", "ecdh", "OK", "RESOURCE_EXHAUSTED", "limit_exceeded",
-                                __version__, "libsodium-portable", __import__("platform").python_version()} | {
+                                __version__, ecdh.GROUP_BACKEND, __import__("platform").python_version()} | {
             str(b) for b in ("0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "60.0", "120.0", "300.0",
                              "600.0", "1800.0", "3600.0", "+Inf")}
 

@@ -14,6 +14,7 @@ any data moves.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -108,7 +109,16 @@ VALUE_TRANSFORMS: dict[str, Callable[[str], str]] = {
 }
 TRANSFORMS: frozenset[str] = frozenset(WORD_TRANSFORMS) | frozenset(VALUE_TRANSFORMS)
 
+#: Word transforms are pure and names repeat across a watchlist (and across the keys of
+#: one record), so each is memoised: the phonetic folds were the largest cost of token
+#: building. Bounded; the words stay in this process's memory like the records themselves.
+_WORD_CACHE_SIZE = 1 << 16
+_CACHED_WORD_TRANSFORMS: dict[str, Callable[[str], str]] = {
+    name: functools.lru_cache(maxsize=_WORD_CACHE_SIZE)(fn) for name, fn in WORD_TRANSFORMS.items()
+}
 
+
+@functools.lru_cache(maxsize=1024)
 def parse_field(spec: str) -> tuple[tuple[str, ...], str]:
     """``"metaphone(first(given_names))"`` → ``(("first", "metaphone"), "given_names")``: transforms
     innermost first, then the field; ``"sex"`` → ``((), "sex")``."""
@@ -124,7 +134,7 @@ def parse_field(spec: str) -> tuple[tuple[str, ...], str]:
 def _apply(transform: str, field: str, value: str) -> str:
     if transform in VALUE_TRANSFORMS:
         return VALUE_TRANSFORMS[transform](value)
-    words = [WORD_TRANSFORMS[transform](w) for w in value.split()]
+    words = [_CACHED_WORD_TRANSFORMS[transform](w) for w in value.split()]
     return " ".join(sorted(words) if field == "name_tokens" else words)
 
 

@@ -44,13 +44,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
+from matcher.protocols import group_backend as _backend
 
 if TYPE_CHECKING:
     from matcher.parallel import Workers
 
-#: The ristretto255 implementation the batch kernels run on: libsodium through rbcl. An
-#: accelerated backend selected at start-up sets this name (shown in the metrics' build info).
-GROUP_BACKEND = "libsodium-portable"
+#: The ristretto255 implementation the batch kernels run on (shown in the metrics' build
+#: info): libsodium through rbcl, or the AVX-512 IFMA backend when
+#: :mod:`matcher.protocols.group_backend` selected it at start-up.
+GROUP_BACKEND = "ifma-libcrypto_mb" if _backend.NAME == "ifma" else "libsodium-portable"
 
 POINT_BYTES = 32
 SCALAR_BYTES = 32
@@ -109,6 +111,10 @@ def check_point(point: bytes, index: int = 0) -> None:
 
 def blind_tokens(key: bytes, tokens: Sequence[bytes]) -> list[bytes]:
     """``key·H(t)`` for each token, in order: the requester's message (or Y for setup)."""
+    if _backend.FAST is not None:
+        out = _backend.FAST.blind(key, _H2G_DOMAIN, tokens)
+        if isinstance(out, list):  # else an identity result: the portable path raises as before
+            return out
     return [_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t in tokens]
 
 
@@ -119,8 +125,13 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
     encodings, except that libsodium 1.0.18 ignores bit 255) and fails when the
     result is the identity, which for a non-zero key happens only when P is the
     identity; so one call both checks and multiplies. Lengths and bit 255 are
-    checked first: the binding does not.
+    checked first: the binding does not. The IFMA backend refuses the same
+    encodings (bit 255 included); on a refusal the portable loop names the element.
     """
+    if _backend.FAST is not None:
+        fast = _backend.FAST.multiply(key, points)
+        if isinstance(fast, list):
+            return fast
     out: list[bytes] = []
     append = out.append
     for i, p in enumerate(points):
@@ -153,6 +164,10 @@ def unblind_outputs(inverse_key: bytes, points: Sequence[bytes], offset: int = 0
 
     The requester's whole per-element work after the reply, as one batch kernel.
     """
+    if _backend.FAST is not None:
+        fast = _backend.FAST.multiply_outputs(inverse_key, _OUT_DOMAIN, points)
+        if isinstance(fast, list):
+            return fast
     return [_derive(q) for q in _multiply_checked(inverse_key, points, offset)]
 
 
@@ -259,12 +274,10 @@ def setup_rows(
     cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
     rows: list[tuple[bytes, ...]] = []
-    for token, ref in pairs:
-        y = _smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + token).digest()))
+    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len)), strict=True):
         if not tag_len:
             rows.append((y, b""))
             continue
-        d = _derive(y)
         if size:
             plain = len(ref).to_bytes(2, "big") + ref
             label = _seal(d[32:], plain + bytes(size - len(plain)), label_ad(token))
@@ -272,6 +285,18 @@ def setup_rows(
             label = b""
         rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
     return rows
+
+
+def _setup_points(
+    key: bytes, pairs: Sequence[tuple[bytes, bytes]], derive: bool = True
+) -> Iterable[tuple[bytes, bytes]]:
+    """(b·H(y), its output hash, or b"" without ``derive``) of each pair's token."""
+    if _backend.FAST is not None:
+        fast = _backend.FAST.blind_outputs(key, _H2G_DOMAIN, _OUT_DOMAIN, [t for t, _ in pairs])
+        if isinstance(fast, tuple):
+            return zip(fast[1], fast[0], strict=True)
+    ys = (_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest())) for t, _ in pairs)
+    return ((y, _derive(y) if derive else b"") for y in ys)
 
 
 def responder_setup(
