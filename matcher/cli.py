@@ -219,7 +219,9 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     started = time.monotonic()
     run = run_match_many(
         cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
-        progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
+        progress=(
+            (lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None
+        ),
     )
     _say(args, run.loaded.summary(), event="records_loaded")
     for name, o in run.outcomes.items():
@@ -264,7 +266,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"normalisation:        {p.norm_version}")
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
-    print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    keys_same = "same as ours" if mine == p.key_spec_fingerprint else "DIFFERS from ours: " + mine
+    print(f"key spec fingerprint: {p.key_spec_fingerprint} ({keys_same})")
     from matcher.identity.conformance import conformance
 
     norm = conformance(cfg.key_spec().norm_version)
@@ -351,8 +354,8 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
                               "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id,
                               "insecure_rows": insecure}, indent=2))
         elif rep.ok:
-            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
-                  f"head signed by key {rep.key_id}")
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} "
+                  f"(head {rep.head_seq}:{rep.head_hash}), head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
         if insecure and not args.json:
@@ -405,7 +408,10 @@ def _insecure_rows(db: Path) -> int:
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
-    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    """``audit-report --config C --out F``: the privacy officer's HTML page.
+
+    Exit 1 when the session log does not verify.
+    """
     from matcher.audit.report import write_report
     from matcher.storage import session_log
 
@@ -413,7 +419,12 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     since = _parse_since(args.since) if args.since else None
     data = write_report(args.config, args.out, anchor=anchor, since=since)
     v = data.verified
-    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    if data.log_problem:
+        state = data.log_problem
+    elif v is None:
+        state = "log not verified"
+    else:
+        state = "log intact" if v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})"
     print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
           f"{data.audit.count('warning')} warning(s); {state}")
     return 1 if v is not None and not v.ok else 0
@@ -483,10 +494,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"; map the column under [records.columns] or drop the key): its precision 1.0 and recall 0 mean "
                 "nothing" for side, loaded in (("requester", req), ("responder", resp)) for u in loaded.unusable_keys]
     for q in result.keys:
-        if q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0:
-            if not any(f"key {q.name} " in w for w in warnings):
-                warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
-                                "say nothing about it")
+        one_side_empty = q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0
+        if one_side_empty and not any(f"key {q.name} " in w for w in warnings):
+            warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
+                            "say nothing about it")
     if warnings:
         print()
         for w in warnings:
@@ -541,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
+                       "the responder and write one row per (hit record, case reference): "
+                       "record_id,match_keys,strength,case_ref, "
                        "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path,

@@ -34,7 +34,9 @@ FORMAT = "matcher-audit/1"
 from matcher.identity.match_keys import parse_field  # noqa: E402
 
 DOCUMENT_FIELDS = {"document_number"}
-NAME_FIELDS = {"given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials"}
+NAME_FIELDS = {
+    "given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials",
+}
 #: n3 name fields: romanisation skeletons, so names that merely sound alike also meet.
 SKELETON_FIELDS = {"name_keys", "name_keys_fine", "name_pairs", "name_initials"}
 #: Fields that narrow a name down to a person.
@@ -100,7 +102,9 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, id: str, severity: Severity, message: str, fix: str | None = None, subject: str | None = None) -> None:
+    def add(
+        self, id: str, severity: Severity, message: str, fix: str | None = None, subject: str | None = None
+    ) -> None:
         self.findings.append(Finding(id, severity, message, fix, subject))
 
     def count(self, severity: Severity) -> int:
@@ -259,7 +263,7 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
                 "correct the settings named above (unknown settings are refused so a typo cannot turn a "
                 "protection off)")
     base = Path(path).parent
-    settings = raw.get(role) if isinstance(raw.get(role), dict) else {}
+    settings = section if isinstance(section := raw.get(role), dict) else {}
     _audit_protocols(rep, raw, role, settings)
     _audit_tls(rep, raw, base)
     if role == "responder":
@@ -357,7 +361,8 @@ def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
         out.append(("semi-honest-ecdh-cardinality", ("ecdh cardinality is semi-honest against the responder: "
                     "the requester cannot check the count it is sent, and a responder that deviates (a different "
                     "key per entry, one scalar multiplication per request element and entry) can learn which of "
-                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)")))
+                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds "
+                    "(a count only)")))
     if reveal == "both":
         out.append(("semi-honest-reveal-both", ("reveal = \"both\" is semi-honest against the requester: it can "
                     "withhold hits it should report (what it reports is checked: only its own points, evaluated "
@@ -561,7 +566,7 @@ def _audit_session_log(rep: AuditReport, role: str, settings: dict) -> None:
 def _audit_keyed_hash(rep: AuditReport, raw: dict, role: str, settings: dict, base: Path) -> None:
     if "keyed-hash" not in _protocols(raw, role, settings):
         return
-    kh = raw.get("keyed_hash") if isinstance(raw.get("keyed_hash"), dict) else {}
+    kh = section if isinstance(section := raw.get("keyed_hash"), dict) else {}
     if kh.get("allow_keyed_hash") is not True:
         rep.add("keyed-hash-without-opt-in", "error", "keyed-hash is configured but not explicitly allowed: it "
                 "protects against outsiders only (either agency can test guesses against the other's tags)",
@@ -633,7 +638,7 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
     from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS
 
     default = N3_MATCH_KEYS if raw.get("norm_version") == "n3" else DEFAULT_MATCH_KEYS
-    keys = raw.get("match_keys") if isinstance(raw.get("match_keys"), dict) else default
+    keys = section if isinstance(section := raw.get("match_keys"), dict) else default
     for name, fields in keys.items():
         fields = _strings(fields)
         strength = key_strength(fields)
@@ -641,8 +646,9 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
         if strength == "document":
             rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
         elif strength == "identity":
-            phonetic = any(set(parse_field(f)[0]) & {"metaphone", "nysiis", "soundex", "folded_soundex"}
-                           or parse_field(f)[1] in SKELETON_FIELDS for f in fields)
+            phonetic_codes = {"metaphone", "nysiis", "soundex", "folded_soundex"}
+            phonetic = any(set(parse_field(f)[0]) & phonetic_codes or parse_field(f)[1] in SKELETON_FIELDS
+                           for f in fields)
             rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
                     "exist" + ("; names that merely sound alike also hit, so expect more of them than with exact "
                                "names" if phonetic else "") + "; confirm through the formal channel", subject=name)

@@ -17,10 +17,11 @@ messages name columns, fields and line numbers, never values.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -452,7 +453,7 @@ class _RowPipeline:
                 continue
             raw = {f: row[i] for f, i in self.raw_columns}
             row_dropped: list[str] = []
-            normalised: dict | None = None
+            normalised: Mapping[str, str | Sequence[str]] | None = None
             row_error: RecordError | None = None
             while normalised is None:  # each pass drops one field that cannot be understood
                 try:
@@ -493,10 +494,8 @@ class _RowPipeline:
                 _write_rejects(rejects_path, fmt, self.header, self.problems, first)
                 written = rejects_path
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     rejects_path.unlink()
-                except FileNotFoundError:
-                    pass
         return LoadResult(self.records, self.rejected, self.rows_read, written, self.dropped,
                           self.rows_with_dropped, self.unusable)
 
