@@ -51,8 +51,12 @@ test-stress: $(READY)  ## the end-to-end tests STRESS_REPEAT times each, stoppin
 	$(PY) -m pytest -q -x -p no:cacheprovider --count $(STRESS_REPEAT) $(STRESS_TESTS); status=$$?; \
 	kill $$load 2>/dev/null; wait $$load 2>/dev/null; exit $$status
 
-lint: $(STAMP)  ## quality gates: layer rules (import-linter)
-	$(VENV)/bin/lint-imports
+lint: $(STAMP)  ## quality gates: layer rules (import-linter), ruff, mypy (config in pyproject.toml); fails on any finding
+	@status=0; \
+	echo "lint-imports"; $(VENV)/bin/lint-imports || status=1; \
+	echo "ruff check ."; $(VENV)/bin/ruff check . || status=1; \
+	echo "mypy"; $(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 bench: $(READY)  ## pytest-benchmark suites of the matching core
 	$(PY) -m pytest -q bench --benchmark-only -p no:cacheprovider

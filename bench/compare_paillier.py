@@ -86,7 +86,8 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
                          ('date_of_birth = "birth_date"', 'date_of_birth = "dob"'),
                          ('sex = "gender"', 'sex = "sex"'),
                          ('date_order = "MDY"', 'date_order = "DMY"'),
-                         ('protocol = "ecdh"', f'protocol = "paillier"\npaillier_key_bits = {key_bits}\nworkers = {workers}')]:
+                         ('protocol = "ecdh"',
+                          f'protocol = "paillier"\npaillier_key_bits = {key_bits}\nworkers = {workers}')]:
             assert old in text, old
             text = text.replace(old, new, 1)
         req_toml.write_text(_one_key(text))
@@ -234,7 +235,8 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     else:
         how = "gmpy2"
         mask_s, step_s = _timed(gmpy2.powmod, masks), _timed(gmpy2.powmod, steps)
-    dec_s = _timed(ctx.decrypt_many_mod_p, [(cts[i : i + 8],) for i in range(0, len(cts), 8)]) * len(range(0, len(cts), 8)) / len(cts)
+    groups = [(cts[i : i + 8],) for i in range(0, len(cts), 8)]
+    dec_s = _timed(ctx.decrypt_many_mod_p, groups) * len(groups) / len(cts)
     dec_how = "mbx_exp, 8 lanes" if fast is not None and fast.size_for(ctx.p2) else "gmpy2"
     parts = (
         FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s, size),

@@ -35,12 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import KEYSPEC, synthetic_sets  # noqa: E402
 from clients.sessions import ecdh as req_ecdh  # noqa: E402
 from matcher.parallel import inline  # noqa: E402
 from matcher.protocols import ecdh  # noqa: E402
 from matcher.storage.setup_cache import setup_id  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
+from tests.harness import KEYSPEC, synthetic_sets  # noqa: E402
 
 CHUNK = 4096
 
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup_us_per_entry_with": round(with_setup_s / n * 1e6, 2),
         "setup_us_per_entry_without": round(plain_setup_s / n * 1e6, 2),
     }
-    print(f"ecdh session, {n} elements vs {n} setup entries ({n // 10} hits), one core, CPU time, best of {args.rounds}:")
+    print(f"ecdh session, {n} elements vs {n} setup entries ({n // 10} hits), one core, CPU time, "
+          f"best of {args.rounds}:")
     print(f"  with the binding and checks: {us['with']:.2f} µs per element")
     print(f"  without:                     {us['without']:.2f} µs per element")
     print(f"  ratio with/without:          {figures['session_ratio']:.3f}")

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc  # noqa: E402
 
-from tests.harness import KEYSPEC, document_token  # noqa: E402
 from clients import MatchClient, MatchFailed, TlsFiles  # noqa: E402
 from clients.sessions.ecdh import CANARIES  # noqa: E402
 from matcher.certs import TestCA  # noqa: E402
 from matcher.identity.records import LoadResult, TokenisedRecord  # noqa: E402
+from tests.harness import KEYSPEC, document_token  # noqa: E402
 
 PEER = "agency-b"
 
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
               f"session time p50 {q[49]:.1f} s, p99 {q[98]:.1f} s, max {done[-1]:.1f} s")
         print(f"responder peak RSS {peak_kib / 1024:.0f} MiB (sampled during the run: "
               f"{max(rss_samples, default=0) / 1024:.0f} MiB)")
-    print(f"budget: {sessions * (n + CANARIES)} elements ({CANARIES} check elements a session) charged exactly, the next element refused; session log verifies")
+    print(f"budget: {sessions * (n + CANARIES)} elements ({CANARIES} check elements a session) charged exactly, "
+          "the next element refused; session log verifies")
     for prob in problems:
         print("FAIL:", prob)
     return 1 if problems else 0

@@ -8,14 +8,15 @@ server setup (GCS, fpr 1e-9), client request, server process, client intersectio
 import json
 import sys
 import time
+from pathlib import Path
 
 import private_set_intersection.python as psi
 
 
 def main() -> None:
     client_file, server_file = sys.argv[1], sys.argv[2]
-    client_items = open(client_file, encoding="ascii").read().split("\n")
-    server_items = open(server_file, encoding="ascii").read().split("\n")
+    client_items = Path(client_file).read_text(encoding="ascii").split("\n")
+    server_items = Path(server_file).read_text(encoding="ascii").split("\n")
     t0 = time.perf_counter()
     c0 = time.process_time()
     client = psi.client.CreateWithNewKey(True)

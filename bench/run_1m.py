@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import shared_documents  # noqa: E402
 from matcher.certs import write_agency_certs  # noqa: E402
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML  # noqa: E402
+from tests.harness import shared_documents  # noqa: E402
 
 A_COLS = ["id", "first_name", "last_name", "dob", "sex", "nationality", "doc_no", "doc_country", "case_id"]
 B_COLS = ["person_id", "given", "surname", "birth_date", "gender", "citizenship", "passport", "passport_country"]
@@ -80,7 +80,9 @@ def main() -> int:
         .replace("max_set_size = 50000", f"max_set_size = {limit}")
         .replace("daily_budget = 100000", f"daily_budget = {10 * limit}")
     )
-    (folder / "requester.toml").write_text(REQUESTER_TOML.replace('reveal = "requester"\n', 'reveal = "requester"\nsetup_cache = "setup_cache"\n', 1))
+    (folder / "requester.toml").write_text(
+        REQUESTER_TOML.replace('reveal = "requester"\n', 'reveal = "requester"\nsetup_cache = "setup_cache"\n', 1)
+    )
     matcher = [sys.executable, "-m", "matcher.cli"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
 
@@ -130,9 +132,12 @@ def main() -> int:
     print("| what | seconds | peak RSS |")
     print("|---|---|---|")
     print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")
-    print(f"| `matcher match` {n:,} × {n:,} (whole process) | {big_s:.1f} (session {big_session:.1f}) | {big_rss:,.0f} MB |")
-    print(f"| 10k query, requester setup cache cold (whole process) | {q_cold[0]:.1f} (session {q_cold[3]:.1f}) | {q_cold[1]:,.0f} MB |")
-    print(f"| 10k query, warm caches (whole process) | {q_warm[0]:.1f} (session {q_warm[3]:.1f}) | {q_warm[1]:,.0f} MB |")
+    print(f"| `matcher match` {n:,} × {n:,} (whole process) | {big_s:.1f} (session {big_session:.1f}) "
+          f"| {big_rss:,.0f} MB |")
+    print(f"| 10k query, requester setup cache cold (whole process) | {q_cold[0]:.1f} (session {q_cold[3]:.1f}) "
+          f"| {q_cold[1]:,.0f} MB |")
+    print(f"| 10k query, warm caches (whole process) | {q_warm[0]:.1f} (session {q_warm[3]:.1f}) "
+          f"| {q_warm[1]:,.0f} MB |")
     print(f"\nhits: {big_hits:,} (expected {n // 10:,}); 10k query hits: {q_warm[2]:,}")
     return 0 if big_hits == n // 10 else 1
 

@@ -51,7 +51,9 @@ _CLOSED = ("socket closed", "connection reset", "tlsv1_alert", "sslv3_alert", "h
            "wrong_version_number", "http2")
 
 
-def connection_failure(target: str, server_name: str | None, code: grpc.StatusCode, details: str) -> ConnectionFailed | None:
+def connection_failure(
+    target: str, server_name: str | None, code: grpc.StatusCode, details: str
+) -> ConnectionFailed | None:
     """Turn gRPC's UNAVAILABLE before any session into a ConnectionFailed naming cause and fix (None: not one)."""
     if code != grpc.StatusCode.UNAVAILABLE:
         return None

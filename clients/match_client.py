@@ -93,7 +93,7 @@ class MatchClient:
         self._pins = (responder_spki_sha256, responder_cert_sha256)
         self._pinned = bool(responder_spki_sha256 or responder_cert_sha256)
         self._own_cert = tls.cert if tls is not None else b""
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", message_limit(65536)),
             ("grpc.max_send_message_length", message_limit(chunk_elements)),
         ]
@@ -102,7 +102,9 @@ class MatchClient:
         if tls is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+            )
             self._channel = grpc.secure_channel(target, creds, options=options)
         self._stub = pb_grpc.ResponderStub(self._channel)
         self.timeout = timeout

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from clients.match_client import ConnectionFailed, MatchClient, MatchFailed, Progress
 from clients.sessions.base import MatchResult
@@ -63,7 +64,7 @@ def match_many(
     """
 
     def one(name: str) -> PeerOutcome:
-        kwargs = dict((options or {}).get(name, {}))
+        kwargs: dict[str, Any] = dict((options or {}).get(name, {}))
         try:
             result = clients[name].match(
                 records, keyspec, progress=progress(name) if progress else None, **kwargs

@@ -30,11 +30,16 @@ class Issued:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "matcher test PKI")])
+    return x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "matcher test PKI"),
+    ])
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 class TestCA:
@@ -67,7 +72,12 @@ class TestCA:
         ca = cls.__new__(cls)
         ca.cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key().public_numbers() != ca.cert.public_key().public_numbers():
+        ca_public = ca.cert.public_key()
+        if (
+            not isinstance(key, ec.EllipticCurvePrivateKey)
+            or not isinstance(ca_public, ec.EllipticCurvePublicKey)
+            or key.public_key().public_numbers() != ca_public.public_numbers()
+        ):
             raise ValueError("the CA key does not belong to the CA certificate")
         ca._key = key
         ca._days = days

@@ -75,7 +75,8 @@ def run_demo(workdir: Path | None = None, out: TextIO | None = None) -> int:
     say(f"  {'record_id':<10} {'strength':<10} {'keys':>4} {'case reference':<20} why it is a hit")
     say(f"  {'-' * 10} {'-' * 10} {'-' * 4} {'-' * 20} {'-' * 40}")
     for h in hits:
-        say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {WHY.get(h.record_id, '')}")
+        why = WHY.get(h.record_id, "")
+        say(f"  {h.record_id:<10} {h.match_keys[0]:<10} {len(h.match_keys):>4} {h.case_ref:<20} {why}")
     say("  (one row per record and case reference; strength = strongest key that linked that pair;")
     say("   all of that pair's keys are in the hits file)")
     say("")

@@ -87,9 +87,8 @@ def open_private(path: Path, mode: str = "w", **kwargs: Any) -> IO[Any]:
     return os.fdopen(fd, mode, **kwargs)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), mode 0600."""
-    path = Path(path)
+def _written_temp(path: Path, data: bytes) -> Path:
+    """A new temporary file (0600) beside ``path`` holding ``data``, flushed to disk."""
     ensure_parent(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = _private_fd(tmp, os.O_WRONLY | os.O_EXCL)
@@ -98,6 +97,17 @@ def write_private(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), mode 0600."""
+    path = Path(path)
+    tmp = _written_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -111,14 +121,8 @@ def create_exclusive(path: Path, data: bytes) -> bool:
     hard-linked to ``path``, so two processes creating the same key file end with one key.
     """
     path = Path(path)
-    ensure_parent(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = _private_fd(tmp, os.O_WRONLY | os.O_EXCL)
+    tmp = _written_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -99,7 +99,7 @@ class _StderrHandler(logging.StreamHandler):
         super().__init__(stream)
         self._fixed = stream
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return self._fixed or sys.stderr
 

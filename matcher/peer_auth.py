@@ -136,9 +136,7 @@ class BoundPeer:
             return False
         if p.cert_sha256 is not None and not hmac.compare_digest(p.cert_sha256, who.cert_sha256):
             return False
-        if self.ca_sha256 and who.issuer_sha256 not in self.ca_sha256:
-            return False
-        return True
+        return not self.ca_sha256 or who.issuer_sha256 in self.ca_sha256
 
 
 class PeerAllowlist:

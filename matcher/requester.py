@@ -66,14 +66,15 @@ def client_for(
     """
     s = config.requester
     spki_pin, cert_pin = pins if pins is not None else (s.responder_spki_sha256, s.responder_cert_sha256)
-    if workers is None:
-        workers = Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
+    pool: Workers | int = workers if workers is not None else (
+        Workers(s.workers, s.dask_scheduler, s.dask_tls) if s.dask_scheduler else s.workers
+    )
     if insecure:
         if spki_pin or cert_pin:
             raise ConfigError("[requester] pins the responder (responder_spki_sha256 / responder_cert_sha256), "
                               "which cannot be checked with --insecure; drop --insecure or the pin")
         return MatchClient(
-            peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=workers,
+            peer, insecure=True, timeout=s.timeout_seconds, chunk_elements=s.chunk_elements, workers=pool,
             setup_cache=s.setup_cache,
         )
     if config.tls is None:
@@ -85,7 +86,7 @@ def client_for(
         raise ConfigError(f"cannot read TLS file: {exc}") from None
     return MatchClient(
         peer, tls=tls, server_name=server_name or s.server_name, timeout=s.timeout_seconds,
-        chunk_elements=s.chunk_elements, workers=workers, setup_cache=s.setup_cache,
+        chunk_elements=s.chunk_elements, workers=pool, setup_cache=s.setup_cache,
         responder_spki_sha256=spki_pin, responder_cert_sha256=cert_pin,
     )
 
@@ -159,7 +160,9 @@ def tokens_document(config: RequesterConfig, loaded: LoadResult) -> dict[str, ob
     }
 
 
-def write_tokens(config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None) -> LoadResult:
+def write_tokens(
+    config: RequesterConfig, records_path: Path, out: Path, rejects_path: Path | None = None
+) -> LoadResult:
     """Load ``records_path`` and write its tokens as JSON to ``out`` (mode 0600: tokens identify persons)."""
     require_conformant(config.key_spec().norm_version)  # before reading a single record
     rejects = rejects_path or records_path.with_name(records_path.stem + ".rejects.csv")
@@ -199,6 +202,7 @@ def run_match(
                   config_fingerprint=config.fingerprint())
     if log is not None:
         log.append(event="start", **common)
+    detail: str | None
     outcome, code, detail, result = "CANCELLED", 1, "interrupted", None
     try:
         with contextlib.nullcontext(client) if client is not None else client_for(config, peer, insecure=insecure) as c:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import logging
@@ -119,10 +120,8 @@ def secrets_of(workdir: Path) -> list[tuple[str, str]]:
 
     found: list[tuple[str, str]] = []
     for key_file in workdir.rglob("epoch_key.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError, KeyError):
             found.append(("epoch key", json.loads(key_file.read_text())["key"]))
-        except (OSError, ValueError, KeyError):
-            pass
     for pem in workdir.rglob("*.key"):
         body = [ln for ln in pem.read_text(errors="replace").splitlines() if ln and not ln.startswith("-----")]
         # the first line is mostly the key type's ASN.1 header, the same in every key

@@ -91,7 +91,8 @@ def test_warnings_alone_exit_zero(agencies, capsys):
 def test_paillier_key_size_is_checked_wherever_it_is_set(tmp_path, bits, finding):
     records = '[records]\ndate_order = "DMY"\n'
     for text in (f"[requester]\nprotocol = \"paillier\"\npaillier_key_bits = {bits}\n{records}",
-                 f"[requester]\nprotocol = \"paillier\"\n{records}[paillier]\nkey_bits = {bits}\nbin_hash = \"xxhash\"\n"):
+                 f"[requester]\nprotocol = \"paillier\"\n{records}[paillier]\nkey_bits = {bits}\n"
+                 "bin_hash = \"xxhash\"\n"):
         path = tmp_path / "r.toml"
         path.write_text(text)
         rep = audit_config(path)

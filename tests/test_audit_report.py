@@ -151,7 +151,9 @@ def _colour_pixels(png: Path, hex_colour: str) -> int:
 
     want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     img = Image.open(png).convert("RGB")
-    return sum(n for n, rgb in img.getcolors(maxcolors=1 << 24) if all(abs(a - b) <= 2 for a, b in zip(rgb, want, strict=True)))
+    return sum(
+        n for n, rgb in img.getcolors(maxcolors=1 << 24) if all(abs(a - b) <= 2 for a, b in zip(rgb, want, strict=True))
+    )
 
 
 def test_browser_renders_the_report_without_errors_and_draws_its_charts(served_report, tmp_path):

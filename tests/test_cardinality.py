@@ -127,7 +127,8 @@ def test_the_session_needs_the_whole_reblinded_setup(agencies, start):
     fp = agencies.requester_config().key_spec().fingerprint()
     a = ecdh.new_key()
     msgs = [
-        pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=3,
+        pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh",
+                                       key_spec_fingerprint=fp, request_size=3,
                                        reveal="cardinality", wire_version=2)),
         pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(a, tokens))),
         pb.MatchRequest(finish=pb.Finish(elements_sent=3)),

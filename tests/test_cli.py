@@ -65,7 +65,8 @@ def test_match_against_serve_writes_hits_csv(agencies, served, capsys):
 def test_match_with_other_match_keys_exits_1_naming_both_fingerprints(agencies, served, capsys):
     peer, _ = served
     theirs = agencies.responder_config().key_spec().fingerprint()
-    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]',
+                  'name_dob = ["family_name", "date_of_birth"]')
     mine = agencies.requester_config().key_spec().fingerprint()
     code = main(["match", "--config", str(agencies.requester_toml), "--records",
                  str(agencies.workdir / "agency_b_records.csv"), "--peer", peer,

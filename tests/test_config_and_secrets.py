@@ -26,7 +26,8 @@ def test_demo_configs_load_with_paths_relative_to_the_file(agencies):
         ('reveal = "requester"', 'reveal = "everything"', "responder.reveal"),
         ('key_rotation_days = 30', 'key_rotation_days = -1', "key_rotation_days"),
         ('max_chunk_elements = 4096', 'max_chunk_elements = 4096\nmax_chunk = 3', "max_chunk"),
-        ('names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["shoe_size"]', "unknown field"),
+        ('names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]',
+         'name_dob = ["shoe_size"]', "unknown field"),
         ('[responder]', '[responder\n', "not valid TOML"),
     ],
 )

@@ -143,9 +143,11 @@ def test_certificate_from_untrusted_ca_cannot_connect(agencies, start):
     rogue = TestCA("rogue CA")
     cert, key = write_cert(rogue, agencies.workdir, "agency-b")  # right name, wrong CA
     tls = TlsFiles(cert.read_bytes(), key.read_bytes(), (agencies.workdir / "certs/ca.pem").read_bytes())
-    with MatchClient(peer(running), tls=tls, server_name="agency-a", timeout=5) as client:
-        with pytest.raises(MatchFailed) as err:
-            client.get_policy()
+    with (
+        MatchClient(peer(running), tls=tls, server_name="agency-a", timeout=5) as client,
+        pytest.raises(MatchFailed) as err,
+    ):
+        client.get_policy()
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
 
 
@@ -160,14 +162,16 @@ def _raw_session(agencies, running, messages):
 
 def _hello(agencies, size=1, **kw):
     fp = agencies.requester_config().key_spec().fingerprint()
-    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=size,
+    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh",
+                                          key_spec_fingerprint=fp, request_size=size,
                                           reveal="requester", wire_version=2, **kw))
 
 
 def test_key_spec_mismatch_is_failed_precondition_with_both_fingerprints(agencies, start):
     running = start()
     theirs = agencies.responder_config().key_spec().fingerprint()
-    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]',
+                  'name_dob = ["family_name", "date_of_birth"]')
     cfg = agencies.requester_config()
     mine = cfg.key_spec().fingerprint()
     with client_for(cfg, peer(running)) as client, pytest.raises(KeySpecMismatch) as err:
@@ -210,7 +214,8 @@ def test_invalid_point_is_invalid_argument_and_server_keeps_serving(agencies, st
                        pb.MatchRequest(finish=pb.Finish(elements_sent=1))],
          grpc.StatusCode.INVALID_ARGUMENT, "announced"),
         (lambda a, g: [_hello(a, size=10**9)], grpc.StatusCode.RESOURCE_EXHAUSTED, "limit"),
-        (lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier", request_size=1))],
+        (lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
+                                                      protocol="paillier", request_size=1))],
          grpc.StatusCode.FAILED_PRECONDITION, "not offered"),
         (lambda a, g: [_hello(a, size=1)], grpc.StatusCode.INVALID_ARGUMENT, "ended before Finish"),
     ],

@@ -201,7 +201,8 @@ def test_labels_of_two_setups_in_one_epoch_do_not_share_a_key_stream():
         ({"tag_length": 0, "setup_size": 1}, None, "tags of 0 bytes"),
         ({"tag_length": 40, "setup_size": 1}, None, "tags of 40 bytes"),
         ({"tag_length": 8, "setup_size": 2**63}, None, "setup of"),
-        ({"tag_length": 8, "setup_size": 2}, {"tags": [b"a" * 8, b"b" * 8], "labels": [b"x" * 60, b"y" * 61]}, "labels"),
+        ({"tag_length": 8, "setup_size": 2},
+         {"tags": [b"a" * 8, b"b" * 8], "labels": [b"x" * 60, b"y" * 61]}, "labels"),
         ({"tag_length": 8, "setup_size": 1}, {"tags": [b"a" * 8], "labels": [b"x" * 20]}, "labels"),
     ],
 )

@@ -65,11 +65,13 @@ def test_requester_killed_mid_session_frees_the_server_session(agencies, start):
         sys.path.insert(0, {str(ROOT)!r})
         from matcher.v1 import matcher_pb2 as pb, matcher_pb2_grpc as pb_grpc
         from matcher.protocols import ecdh
-        ca, key, cert = (open(p, 'rb').read() for p in ({str(cfg.tls.ca)!r}, {str(cfg.tls.key)!r}, {str(cfg.tls.cert)!r}))
+        ca, key, cert = (open(p, 'rb').read()
+                         for p in ({str(cfg.tls.ca)!r}, {str(cfg.tls.key)!r}, {str(cfg.tls.cert)!r}))
         ch = grpc.secure_channel('127.0.0.1:{running.port}', grpc.ssl_channel_credentials(ca, key, cert),
                                  options=[('grpc.ssl_target_name_override', 'agency-a')])
         def reqs():
-            yield pb.MatchRequest(hello=pb.Hello(norm_conformance_digest={norm_digest()!r}, protocol='ecdh', request_size=5, reveal='requester',
+            yield pb.MatchRequest(hello=pb.Hello(norm_conformance_digest={norm_digest()!r}, protocol='ecdh',
+                                  request_size=5, reveal='requester',
                                   key_spec_fingerprint={cfg.key_spec().fingerprint()!r}, wire_version=2))
             yield pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=ecdh.blind_tokens(ecdh.new_key(), [b'x'])))
             time.sleep(600)

@@ -16,7 +16,9 @@ import pytest
 
 from matcher.files import open_private, private_dir, private_sqlite, write_private
 from matcher.requester import run_match
-from tests.test_cli import served  # noqa: F401,F811 - the `matcher serve` fixture
+from tests import test_cli
+
+served = test_cli.served  # the `matcher serve` fixture, shared with tests/test_cli.py
 
 PUBLIC = {".pem", ".toml"}  # certificates and configs hold no identity data or secret
 

@@ -91,7 +91,8 @@ CASES = {
         lambda a, g: [_hello(a, 1), _chunk(g[:1]), pb.MatchRequest(hit_report=pb.HitReport())],
         grpc.StatusCode.INVALID_ARGUMENT, "unexpected hit_report"),
     "unknown protocol": (
-        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="rot13", request_size=1, reveal="requester"))],
+        lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="rot13",
+                                                     request_size=1, reveal="requester"))],
         grpc.StatusCode.FAILED_PRECONDITION, "'rot13' is not offered"),
     "other reveal mode": (
         lambda a, g: [pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(),
@@ -308,7 +309,8 @@ def test_hello_values_are_bounded_before_they_reach_the_log(agencies, start):
     """Review finding: a 2^63 request size crashed the log write; peer strings went to the log verbatim."""
     running = start()
     fp = agencies.requester_config().key_spec().fingerprint()
-    huge = pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh", key_spec_fingerprint=fp, request_size=2**63,
+    huge = pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="ecdh",
+                                          key_spec_fingerprint=fp, request_size=2**63,
                                           reveal="requester"))
     err = _refused(agencies, running, [huge])
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -146,7 +146,7 @@ from matcher.cli import main as cli_main  # noqa: E402
 from matcher.requester import run_match  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 from matcher.v1 import matcher_pb2_grpc as pb_grpc  # noqa: E402
-from tests.conftest import demo_token_overlap, norm_digest
+from tests.conftest import demo_token_overlap, norm_digest  # noqa: E402
 from tests.test_e2e import EXPECTED_DEMO  # noqa: E402
 
 
@@ -215,7 +215,8 @@ def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
     fp = agencies.requester_config().key_spec().fingerprint()
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
                                bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
-    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier", key_spec_fingerprint=fp, reveal="requester",
+    return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier",
+                                          key_spec_fingerprint=fp, reveal="requester",
                                           request_size=bins * degree if size is None else size, paillier=params,
                                           wire_version=2))
 
@@ -230,7 +231,8 @@ def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, s
     value = {"zero": 0, "multiple_of_q": KEY.q * 99, "too_big": n2 + 1}[bad]
     elements = [good, value.to_bytes(size + (1 if bad == "too_big" and value.bit_length() > 8 * size else 0), "big")]
     with pytest.raises(grpc.RpcError) as rpc:
-        _raw(agencies, running, [_hello(agencies), pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=elements)),
+        _raw(agencies, running,
+             [_hello(agencies), pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=elements)),
                                  pb.MatchRequest(finish=pb.Finish(elements_sent=2))])
     assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "element 1" in rpc.value.details()

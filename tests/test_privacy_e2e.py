@@ -11,7 +11,7 @@ import pytest
 
 from clients import MatchFailed
 from matcher.cli import main
-from matcher.errors import BudgetExhausted
+from matcher.errors import BudgetExhausted, KeySpecMismatch
 from matcher.requester import run_match
 from matcher.server.budgets import BudgetLedger, next_reset
 from matcher.storage import session_log
@@ -28,8 +28,9 @@ def test_sessions_are_logged_and_no_identity_data_reaches_any_log(agencies, star
     running = start()
     run = _match(agencies, running)
     assert len(run.result.hits) == 5
-    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]', 'name_dob = ["family_name", "date_of_birth"]')
-    with pytest.raises(Exception):
+    agencies.edit("requester", 'names_dob = ["folded_soundex(name_tokens)", "date_of_birth_or_swapped"]',
+                  'name_dob = ["family_name", "date_of_birth"]')
+    with pytest.raises(KeySpecMismatch):
         _match(agencies, running)  # refused before any data moves (key spec)
     running.stop(grace=0)
     db = agencies.workdir / "agency_a_state" / "sessions.db"

@@ -205,11 +205,13 @@ def test_row_rejections_and_rejects_file(tmp_path: Path) -> None:
     ]
     path = write(tmp_path, "\n".join(lines) + "\n")
     rejects = tmp_path / "rejects.csv"
-    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC, require_case_ref=True, rejects_path=rejects)
+    result = load_records(path, CsvFormat(date_order="DMY", columns={}), SPEC,
+                          require_case_ref=True, rejects_path=rejects)
     check_invariant(result)
     assert result.rows_read == 11
     # a bad sex or country drops that field only: r5 and r9 keep their name_dob key
-    assert [(r.record_id, r.case_ref) for r in result.records] == [("r1", "C1"), ("r5", "C5"), ("r9", "C9"), ("r11", "C11")]
+    assert [(r.record_id, r.case_ref) for r in result.records] == [("r1", "C1"), ("r5", "C5"),
+                                                                   ("r9", "C9"), ("r11", "C11")]
     assert [(d.line, d.field) for d in result.dropped_fields] == [(6, "sex"), (10, "nationality")]
     assert result.dropped_fields[0].reason.startswith("sex is not recognised")
     assert result.dropped_fields[1].reason.startswith("nationality is not a recognised country")

@@ -7,11 +7,11 @@ import stat
 
 import pytest
 
-from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 from matcher.errors import ConfigError
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.storage.setup_cache import RequesterSetupCache, load_setup, setup_id
+from tests.harness import KEYSPEC, loopback_responder, synthetic_sets
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +62,16 @@ def test_a_bad_point_on_a_pool_names_its_position(pool):
 
 def test_dask_local_cluster_gives_identical_results():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        with Workers(dask_scheduler=cluster.scheduler_address) as dask_workers:
-            key = ecdh.new_key()
-            pairs = _pairs(5000)
-            assert ecdh.responder_setup(key, pairs, 10, workers=dask_workers).tags == ecdh.responder_setup(key, pairs, 10).tags
-            pts = ecdh.blind_tokens(key, [p[0] for p in pairs[:1200]])
-            assert dask_workers.map_split(ecdh.evaluate, (key,), pts, offset=0) == ecdh.evaluate(key, pts)
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Workers(dask_scheduler=cluster.scheduler_address) as dask_workers,
+    ):
+        key = ecdh.new_key()
+        pairs = _pairs(5000)
+        on_dask = ecdh.responder_setup(key, pairs, 10, workers=dask_workers)
+        assert on_dask.tags == ecdh.responder_setup(key, pairs, 10).tags
+        pts = ecdh.blind_tokens(key, [p[0] for p in pairs[:1200]])
+        assert dask_workers.map_split(ecdh.evaluate, (key,), pts, offset=0) == ecdh.evaluate(key, pts)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -165,7 +168,8 @@ def test_sessions_keep_the_old_epoch_while_a_new_setup_is_built(tmp_path, monkey
         monkeypatch.setattr(state, "_setup_for", slow_setup_for)
         monkeypatch.setattr(state, "_due", lambda epoch: epoch is old)  # the old epoch has expired
         real_rotate = responder_state.load_or_rotate
-        monkeypatch.setattr(responder_state, "load_or_rotate", lambda d, days, **kw: real_rotate(d, days, force=True, **kw))
+        monkeypatch.setattr(responder_state, "load_or_rotate",
+                            lambda d, days, **kw: real_rotate(d, days, force=True, **kw))
         rotation = threading.Thread(target=state.current)
         rotation.start()
         assert started.wait(10)

@@ -100,9 +100,11 @@ def test_get_policy_of_a_stranger_is_refused_and_logged_with_its_subject(agencie
     running = start()
     cert, key = write_cert(ca, agencies.workdir / "certs", "agency-x")
     caplog.set_level(logging.INFO, logger="matcher.server.responder")
-    with MatchClient(_target(running), tls=_tls_for(agencies, cert, key), server_name="agency-a") as client:
-        with pytest.raises(MatchFailed) as err:
-            client.get_policy()
+    with (
+        MatchClient(_target(running), tls=_tls_for(agencies, cert, key), server_name="agency-a") as client,
+        pytest.raises(MatchFailed) as err,
+    ):
+        client.get_policy()
     assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("GetPolicy" in m and "CN=agency-x" in m for m in lines), lines
@@ -246,14 +248,18 @@ def test_a_second_ca_minting_the_same_cn_is_not_that_peer(agencies, start, bindi
     if binding == "ca_file":
         line = 'ca = "certs/demo-ca.pem"'
     elif binding == "ca_sha256":
-        line = f'ca_sha256 = "{peer_auth.cert_sha256(x509.load_pem_x509_certificate((certs / "demo-ca.pem").read_bytes()))}"'
+        ca_cert = x509.load_pem_x509_certificate((certs / "demo-ca.pem").read_bytes())
+        line = f'ca_sha256 = "{peer_auth.cert_sha256(ca_cert)}"'
     else:
-        line = f'spki_sha256 = "{peer_auth.spki_sha256(x509.load_pem_x509_certificate((certs / "agency-b.pem").read_bytes()))}"'
+        peer_cert = x509.load_pem_x509_certificate((certs / "agency-b.pem").read_bytes())
+        line = f'spki_sha256 = "{peer_auth.spki_sha256(peer_cert)}"'
     agencies.edit("responder", 'common_name = "agency-b"', f'common_name = "agency-b"\n{line}')
     running = start()
-    with MatchClient(_target(running), tls=impostor, server_name="agency-a") as client:
-        with pytest.raises(MatchFailed) as err:
-            client.get_policy()
+    with (
+        MatchClient(_target(running), tls=impostor, server_name="agency-a") as client,
+        pytest.raises(MatchFailed) as err,
+    ):
+        client.get_policy()
     assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
     _demo_match(agencies, running)  # the genuine agency-b is served
 
@@ -272,9 +278,11 @@ def test_a_san_is_preferred_over_the_cn(agencies, start):
     # CN agency-b.police.example, but no such subjectAltName: not that peer
     other = ca.issue("agency-b.police.example.evil", hosts=())
     tls = TlsFiles(other.cert_pem, other.key_pem, (certs / "ca.pem").read_bytes())
-    with MatchClient(_target(running), tls=tls, server_name="agency-a") as client:
-        with pytest.raises(MatchFailed) as err:
-            client.get_policy()
+    with (
+        MatchClient(_target(running), tls=tls, server_name="agency-a") as client,
+        pytest.raises(MatchFailed) as err,
+    ):
+        client.get_policy()
     assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
 
 

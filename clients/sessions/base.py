@@ -94,10 +94,10 @@ class RequesterSession(ABC):
         """Elements this session will send (announced in the Hello)."""
         return len(self.tokens)
 
-    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
+    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:  # noqa: B027 - optional hook
         """Learn the responder's policy before the Hello (``setup_cache``: a RequesterSetupCache or None)."""
 
-    def fill_hello(self, hello: pb.Hello) -> None:
+    def fill_hello(self, hello: pb.Hello) -> None:  # noqa: B027 - optional hook: no parameters by default
         """Add the protocol's parameters to the Hello."""
 
     @abstractmethod

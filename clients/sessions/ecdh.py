@@ -96,7 +96,8 @@ class EcdhRequesterSession(RequesterSession):
             end = min(off + chunk_elements, self.request_size)
             bounds.append((off, end, self._first_token(off), self._first_token(end)))
         batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
-        for (off, end, _, _), blinded in zip(bounds, self._workers.map_ordered(ecdh.blind_tokens, batches), strict=True):
+        blinded_batches = self._workers.map_ordered(ecdh.blind_tokens, batches)
+        for (off, end, _, _), blinded in zip(bounds, blinded_batches, strict=True):
             real = iter(blinded)
             out = []
             for pos in range(off, end):

@@ -58,7 +58,7 @@ def audit_config(path: Path, records: Path | None = None) -> AuditReport:
                 "correct the settings named above (unknown settings are refused so a typo cannot turn a "
                 "protection off)")
     base = Path(path).parent
-    settings = raw.get(role) if isinstance(raw.get(role), dict) else {}
+    settings = section if isinstance(section := raw.get(role), dict) else {}
     _audit_protocols(rep, raw, role, settings)
     _audit_tls(rep, raw, base)
     if role == "responder":

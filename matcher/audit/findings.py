@@ -39,7 +39,9 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, id: str, severity: Severity, message: str, fix: str | None = None, subject: str | None = None) -> None:
+    def add(
+        self, id: str, severity: Severity, message: str, fix: str | None = None, subject: str | None = None
+    ) -> None:
         self.findings.append(Finding(id, severity, message, fix, subject))
 
     def count(self, severity: Severity) -> int:

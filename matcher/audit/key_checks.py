@@ -14,7 +14,9 @@ from matcher.identity.match_keys import parse_field
 
 
 DOCUMENT_FIELDS = {"document_number"}
-NAME_FIELDS = {"given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials"}
+NAME_FIELDS = {
+    "given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials",
+}
 #: n3 name fields: romanisation skeletons, so names that merely sound alike also meet.
 SKELETON_FIELDS = {"name_keys", "name_keys_fine", "name_pairs", "name_initials"}
 #: Fields that narrow a name down to a person.
@@ -99,7 +101,7 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
     from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, N3_MATCH_KEYS
 
     default = N3_MATCH_KEYS if raw.get("norm_version") == "n3" else DEFAULT_MATCH_KEYS
-    keys = raw.get("match_keys") if isinstance(raw.get("match_keys"), dict) else default
+    keys = section if isinstance(section := raw.get("match_keys"), dict) else default
     for name, fields in keys.items():
         fields = _strings(fields)
         strength = key_strength(fields)
@@ -107,8 +109,9 @@ def _audit_match_keys(rep: AuditReport, raw: dict) -> None:
         if strength == "document":
             rep.add("match-key", "info", f"{meaning}: almost certainly the same identity document", subject=name)
         elif strength == "identity":
-            phonetic = any(set(parse_field(f)[0]) & {"metaphone", "nysiis", "soundex", "folded_soundex"}
-                           or parse_field(f)[1] in SKELETON_FIELDS for f in fields)
+            phonetic_codes = {"metaphone", "nysiis", "soundex", "folded_soundex"}
+            phonetic = any(set(parse_field(f)[0]) & phonetic_codes or parse_field(f)[1] in SKELETON_FIELDS
+                           for f in fields)
             rep.add("match-key", "info", f"{meaning}: probably the same person, but namesakes born on the same day "
                     "exist" + ("; names that merely sound alike also hit, so expect more of them than with exact "
                                "names" if phonetic else "") + "; confirm through the formal channel", subject=name)

@@ -100,7 +100,8 @@ def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
         out.append(("semi-honest-ecdh-cardinality", ("ecdh cardinality is semi-honest against the responder: "
                     "the requester cannot check the count it is sent, and a responder that deviates (a different "
                     "key per entry, one scalar multiplication per request element and entry) can learn which of "
-                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds (a count only)")))
+                    "its own entries were hit, as with reveal = \"both\"; against the requester it holds "
+                    "(a count only)")))
     if reveal == "both":
         out.append(("semi-honest-reveal-both", ("reveal = \"both\" is semi-honest against the requester: it can "
                     "withhold hits it should report (what it reports is checked: only its own points, evaluated "
@@ -111,7 +112,7 @@ def _semi_honest(protocol: str, reveal: str) -> list[tuple[str, str]]:
 def _audit_keyed_hash(rep: AuditReport, raw: dict, role: str, settings: dict, base: Path) -> None:
     if "keyed-hash" not in _protocols(raw, role, settings):
         return
-    kh = raw.get("keyed_hash") if isinstance(raw.get("keyed_hash"), dict) else {}
+    kh = section if isinstance(section := raw.get("keyed_hash"), dict) else {}
     if kh.get("allow_keyed_hash") is not True:
         rep.add("keyed-hash-without-opt-in", "error", "keyed-hash is configured but not explicitly allowed: it "
                 "protects against outsiders only (either agency can test guesses against the other's tags)",

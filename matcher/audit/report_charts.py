@@ -84,7 +84,8 @@ def chart_tokens_vs_budget(sessions: list[Session], peers: list[str], budgets: d
     axes = fig.subplots(len(peers), 1, sharex=True, squeeze=False)[:, 0]
     days = sorted({s.day for s in sessions})
     for ax, p in zip(axes, peers, strict=True):
-        served, other = Counter(), Counter()
+        served: Counter[date] = Counter()
+        other: Counter[date] = Counter()
         for s in sessions:
             if s.peer == p and s.request_size:
                 (served if s.outcome == "OK" else other)[s.day] += s.request_size

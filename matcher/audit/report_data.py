@@ -69,7 +69,7 @@ class ReportData:
 
 
 def _log_path(config_path: Path, raw: dict[str, Any], role: str) -> Path | None:
-    settings = raw.get(role) if isinstance(raw.get(role), dict) else {}
+    settings = section if isinstance(section := raw.get(role), dict) else {}
     value = settings.get("session_log")
     if not isinstance(value, str) or not value:
         return None
@@ -78,7 +78,7 @@ def _log_path(config_path: Path, raw: dict[str, Any], role: str) -> Path | None:
 
 
 def _budgets(raw: dict[str, Any]) -> dict[str, int | None]:
-    peers = raw.get("peers") if isinstance(raw.get("peers"), list) else []
+    peers = section if isinstance(section := raw.get("peers"), list) else []
     out: dict[str, int | None] = {}
     for p in peers:
         if isinstance(p, dict) and isinstance(p.get("name"), str):
@@ -140,7 +140,7 @@ def gather(config_path: Path, anchor: tuple[int, str] | None = None, since: str 
         now = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), UTC)
     data = ReportData(str(config_path), role, audit, _log_path(Path(config_path), raw, role), budgets=_budgets(raw),
                       since=since, generated=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M"))
-    settings = raw.get(role) if isinstance(raw.get(role), dict) else {}
+    settings = section if isinstance(section := raw.get(role), dict) else {}
     data.log_shown = str(settings.get("session_log") or "")
     if data.log_path is None:
         data.log_problem = "This config keeps no session log, so there is nothing to show about sessions."

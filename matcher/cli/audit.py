@@ -40,8 +40,8 @@ def cmd_audit_log(args: argparse.Namespace) -> int:
                               "bad_row": rep.bad_seq, "reason": rep.reason or None, "key_id": rep.key_id,
                               "insecure_rows": insecure}, indent=2))
         elif rep.ok:
-            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} (head {rep.head_seq}:{rep.head_hash}), "
-                  f"head signed by key {rep.key_id}")
+            print(f"OK: {rep.rows} row(s), chain intact up to row {rep.head_seq} "
+                  f"(head {rep.head_seq}:{rep.head_hash}), head signed by key {rep.key_id}")
         else:
             print(f"TAMPERED: first bad row {rep.bad_seq}: {rep.reason} ({rep.rows} row(s) read)")
         if insecure and not args.json:
@@ -94,7 +94,10 @@ def _insecure_rows(db: Path) -> int:
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
-    """``audit-report --config C --out F``: the privacy officer's HTML page; exit 1 when the session log does not verify."""
+    """``audit-report --config C --out F``: the privacy officer's HTML page.
+
+    Exit 1 when the session log does not verify.
+    """
     from matcher.audit.report import write_report
     from matcher.storage import session_log
 
@@ -102,7 +105,12 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     since = _parse_since(args.since) if args.since else None
     data = write_report(args.config, args.out, anchor=anchor, since=since)
     v = data.verified
-    state = data.log_problem or ("log intact" if v and v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})")
+    if data.log_problem:
+        state = data.log_problem
+    elif v is None:
+        state = "log not verified"
+    else:
+        state = "log intact" if v.ok else f"LOG DOES NOT VERIFY (row {v.bad_seq}: {v.reason})"
     print(f"wrote {args.out}: {len(data.sessions)} session(s), {data.audit.count('error')} config error(s), "
           f"{data.audit.count('warning')} warning(s); {state}")
     return 1 if v is not None and not v.ok else 0

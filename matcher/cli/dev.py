@@ -71,10 +71,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"; map the column under [records.columns] or drop the key): its precision 1.0 and recall 0 mean "
                 "nothing" for side, loaded in (("requester", req), ("responder", resp)) for u in loaded.unusable_keys]
     for q in result.keys:
-        if q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0:
-            if not any(f"key {q.name} " in w for w in warnings):
-                warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
-                                "say nothing about it")
+        one_side_empty = q.tokens_per_requester_record == 0 or q.tokens_per_responder_record == 0
+        if one_side_empty and not any(f"key {q.name} " in w for w in warnings):
+            warnings.append(f"warning: key {q.name}: no record of one file yields it; its precision and recall "
+                            "say nothing about it")
     if warnings:
         print()
         for w in warnings:

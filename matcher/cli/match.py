@@ -76,7 +76,9 @@ def _match_many(args: argparse.Namespace, cfg) -> int:
     started = time.monotonic()
     run = run_match_many(
         cfg, args.records, responders, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
-        progress=(lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None,
+        progress=(
+            (lambda name: (lambda what, done, total: printer(f"{name}: {what}", done, total))) if printer else None
+        ),
     )
     _say(args, run.loaded.summary(), event="records_loaded")
     for name, o in run.outcomes.items():
@@ -121,7 +123,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"normalisation:        {p.norm_version}")
     for k in p.match_keys:
         print(f"match key:            {k.name} = [{', '.join(k.fields)}]")
-    print(f"key spec fingerprint: {p.key_spec_fingerprint} ({'same as ours' if mine == p.key_spec_fingerprint else 'DIFFERS from ours: ' + mine})")
+    keys_same = "same as ours" if mine == p.key_spec_fingerprint else "DIFFERS from ours: " + mine
+    print(f"key spec fingerprint: {p.key_spec_fingerprint} ({keys_same})")
     from matcher.identity.conformance import conformance
 
     norm = conformance(cfg.key_spec().norm_version)

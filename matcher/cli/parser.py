@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("match", help="match own records against a responder, write hits.csv",
                        description="Load RECORDS with the requester config's column mapping, run one session against "
-                       "the responder and write one row per (hit record, case reference): record_id,match_keys,strength,case_ref, "
+                       "the responder and write one row per (hit record, case reference): "
+                       "record_id,match_keys,strength,case_ref, "
                        "with the keys that linked that pair and its strength (docs/hits-file.md).")
     m.add_argument("--config", type=Path, required=True, help="requester TOML config")
     m.add_argument("--records", type=Path,

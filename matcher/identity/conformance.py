@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata, resources
@@ -45,7 +46,8 @@ TOKEN_LIBRARIES: tuple[str, ...] = ("anyascii", "jellyfish", "pycountry")
 def read_vectors(name: str) -> dict[str, Any]:
     """One committed vector file of this package, parsed."""
     text = resources.files(__package__).joinpath("vectors", name).read_text(encoding="utf-8")
-    return json.loads(text)
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
 
 
 def library_versions() -> str:
@@ -60,7 +62,7 @@ def library_versions() -> str:
     return " ".join(parts)
 
 
-def _normaliser(norm_version: str):
+def _normaliser(norm_version: str) -> Callable[[Mapping[str, str], str], dict[str, list[str]]]:
     # Imported here: the normalisers build their tables on first use.
     if norm_version == "n1":
         from matcher.identity.normalise_n1 import normalise_record

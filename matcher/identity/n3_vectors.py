@@ -25,7 +25,8 @@ VECTORS_FORMAT = "matcher-norm-vectors/1"
 def spellings() -> dict[str, Any]:
     """The hand-written spellings file."""
     text = resources.files(__package__).joinpath("vectors", "n3", "spellings.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
 
 
 def _slug(text: str) -> str:

@@ -140,7 +140,9 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
     try:
         value = date(y, m, d)
     except ValueError:
-        raise RecordError(f"{field} is not a calendar date (day or month out of range for {order} order)", field) from None
+        raise RecordError(
+            f"{field} is not a calendar date (day or month out of range for {order} order)", field
+        ) from None
     if value.year < _MIN_YEAR:
         raise RecordError(f"{field} is before {_MIN_YEAR}", field)
     if value > date.today():

@@ -53,7 +53,10 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 #: Words that are particles of a family name, not the name itself.
 PARTICLES: frozenset[str] = frozenset(
-    ["van", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "les", "von", "zu", "zur", "ter", "ten", "al", "el", "bin", "ben", "ibn", "bint", "abu", "abou", "ould", "y", "e"]
+    [
+        "van", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "les", "von", "zu",
+        "zur", "ter", "ten", "al", "el", "bin", "ben", "ibn", "bint", "abu", "abou", "ould", "y", "e",
+    ]
 )
 
 #: Nicknames and short forms → the full given name both agencies then use.
@@ -136,9 +139,12 @@ def normalise_date_n2(text: str, order: str, field: str = "date_of_birth") -> tu
     s = text.strip()
     m = _YEAR.fullmatch(s)
     mm = _MONTH_YEAR.fullmatch(s)
-    if m or mm:
-        year = m.group(1) if m else (mm.group(2) or mm.group(3))
-        month = 1 if m else int(mm.group(1) or mm.group(4))
+    if m is not None or mm is not None:
+        if m is not None:
+            year, month = m.group(1), 1
+        else:
+            assert mm is not None
+            year, month = mm.group(2) or mm.group(3), int(mm.group(1) or mm.group(4))
         if not 1 <= month <= 12:
             raise RecordError(f"{field} has a month out of range", field)
         if not 1900 <= int(year) <= 2100:

@@ -3,8 +3,9 @@ dropped, not the row), tokens, and the rejects contract."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from matcher.errors import InputFileError, RecordError
@@ -124,7 +125,7 @@ class _RowPipeline:
                 continue
             raw = {f: row[i] for f, i in self.raw_columns}
             row_dropped: list[str] = []
-            normalised: dict | None = None
+            normalised: Mapping[str, str | Sequence[str]] | None = None
             row_error: RecordError | None = None
             while normalised is None:  # each pass drops one field that cannot be understood
                 try:
@@ -165,9 +166,7 @@ class _RowPipeline:
                 _write_rejects(rejects_path, fmt, self.header, self.problems, first)
                 written = rejects_path
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     rejects_path.unlink()
-                except FileNotFoundError:
-                    pass
         return LoadResult(self.records, self.rejected, self.rows_read, written, self.dropped,
                           self.rows_with_dropped, self.unusable)

@@ -21,8 +21,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from matcher.errors import ConfigError, InputFileError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 #: rows fetched per round trip (server-side cursor)
 DEFAULT_BATCH = 5000
@@ -68,7 +72,7 @@ class SqlSource:
         return f"SqlSource(url={self.shown!r}, query={self.query is not None}, table={self.table!r})"
 
 
-def parse_url(url: str):  # -> sqlalchemy.engine.URL
+def parse_url(url: str) -> URL:
     """The parsed URL; ConfigError (password masked) when SQLAlchemy cannot read it."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -144,6 +148,7 @@ def open_rows(source: SqlSource) -> Iterator[tuple[list[str], Iterator[list[str]
             else:
                 # the query is sent as written: no bind parameters (':name' is SQL text), and a '%'
                 # is doubled for drivers whose placeholders are %s (psycopg) so that LIKE 'A%' works
+                assert source.query is not None  # SqlSource holds exactly one of query and table
                 query = source.query.strip().rstrip(";")
                 if engine.dialect.paramstyle in ("format", "pyformat"):
                     query = query.replace("%", "%%")

@@ -37,6 +37,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import rbcl
 from cryptography.exceptions import InvalidTag
@@ -44,6 +45,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
 from matcher.protocols import group_backend as _backend
+
+if TYPE_CHECKING:
+    from matcher.parallel import Workers
 
 #: The ristretto255 implementation the batch kernels run on (shown in the metrics' build
 #: info): libsodium through rbcl, or the AVX-512 IFMA backend when
@@ -128,7 +132,7 @@ def _multiply_checked(key: bytes, points: Sequence[bytes], offset: int) -> list[
         fast = _backend.FAST.multiply(key, points)
         if isinstance(fast, list):
             return fast
-    out = []
+    out: list[bytes] = []
     append = out.append
     for i, p in enumerate(points):
         if len(p) != POINT_BYTES or p[31] & 0x80:
@@ -269,7 +273,7 @@ def setup_rows(
     row also carries b·H(y) (reveal = "both"). ``tag_len`` = 0 stands for the
     cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
-    rows = []
+    rows: list[tuple[bytes, ...]] = []
     for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len)), strict=True):
         if not tag_len:
             rows.append((y, b""))
@@ -300,7 +304,7 @@ def responder_setup(
     entries: Sequence[tuple[bytes, bytes]],
     tag_len: int,
     with_labels: bool = True,
-    workers=None,
+    workers: Workers | None = None,
     keep_points: bool = False,
     progress: Callable[[int, int], None] | None = None,
     points_only: bool = False,
@@ -453,7 +457,8 @@ def check_hit_report(
         if token is None:
             raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
         tokens.append(token)
-    if not verify_hits([(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)], bytes(proof), context):
+    pairs = [(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)]
+    if not verify_hits(pairs, bytes(proof), context):
         raise InvalidElement(
             "the hit report's proof does not verify: its points were not evaluated in this session"
         )
@@ -479,7 +484,13 @@ def count_matches(evaluated: set[bytes], returned: Sequence[bytes], offset: int 
 
 
 def _split_setup(
-    workers, key: bytes, pairs: list, tag_len: int, size: int, keep: bool, progress=None
+    workers: Workers,
+    key: bytes,
+    pairs: Sequence[tuple[bytes, bytes]],
+    tag_len: int,
+    size: int,
+    keep: bool,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[bytes, ...]]:
     """The setup's rows computed in batches on ``workers``, in order."""
     step = 2048

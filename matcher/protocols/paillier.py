@@ -42,8 +42,9 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import gmpy2
 import xxhash
@@ -94,7 +95,8 @@ def overflow_log2(m: int, bins: int, degree: int) -> float:
     # Terms decrease fast beyond the mean; sum until negligible.
     for k in range(degree + 1, m + 1):
         log_pmf = (
-            math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) + k * math.log(p) + (m - k) * math.log1p(-p)
+            math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
+            + k * math.log(p) + (m - k) * math.log1p(-p)
         )
         term = math.exp(log_pmf)
         tail += term
@@ -179,7 +181,9 @@ def check_modulus(n: int, max_bits: int = MAX_KEY_BITS) -> None:
         raise InvalidElement(f"Paillier modulus of {bits} bits; this responder allows at most {max_bits}")
     n = mpz(n)
     if n % 2 == 0 or gmpy2.is_square(n) or gmpy2.gcd(n, _SMALL_PRIMES) != 1 or gmpy2.is_prime(n, 25):
-        raise InvalidElement("the Paillier modulus is not a product of two large primes (even, square, prime or with a small factor)")
+        raise InvalidElement(
+            "the Paillier modulus is not a product of two large primes (even, square, prime or with a small factor)"
+        )
 
 
 def ciphertext_bytes(n: int) -> int:
@@ -322,16 +326,17 @@ class _RequesterCtx:
         return [(x - 1) // self.p * self.hp % self.p for x in xs]
 
 
-_CTX_CACHE: dict[tuple, object] = {}
+_CTX_CACHE: dict[tuple[object, ...], object] = {}
+_Ctx = TypeVar("_Ctx")
 
 
-def _cached(key: tuple, build):
+def _cached(key: tuple[object, ...], build: Callable[[], _Ctx]) -> _Ctx:
     ctx = _CTX_CACHE.get(key)
     if ctx is None:
         if len(_CTX_CACHE) > 4:
             _CTX_CACHE.clear()
         ctx = _CTX_CACHE[key] = build()
-    return ctx
+    return cast(_Ctx, ctx)  # the key's first item ("req", "resp") names the kind that build makes
 
 
 def _requester_ctx(key: RequesterSecret) -> _RequesterCtx:
@@ -495,7 +500,10 @@ class Rerandomiser:
         """``h_s = (−x²)ⁿ`` and ``X_j = x_jⁿ`` mod n² for fresh random x (one exponentiation each)."""
         n = mpz(n)
         n2 = n * n
-        rnd = lambda: mpz(secrets.randbelow(int(n) - 2) + 2)  # noqa: E731
+
+        def rnd() -> mpz:
+            return mpz(secrets.randbelow(int(n) - 2) + 2)
+
         x = rnd()
         hs = gmpy2.powmod(n - x * x % n, n, n2)
         xs = tuple(int(gmpy2.powmod(rnd(), n, n2)) for _ in range(_N_X))
@@ -631,9 +639,9 @@ def evaluate_all(
     order = list(range(len(items.encodings)))
     secrets.SystemRandom().shuffle(order)
 
-    def tasks():
+    def tasks() -> Iterator[tuple[Rerandomiser, list[tuple[list[bytes], int, int]]]]:
         for i in range(0, len(order), batch):
-            part = []
+            part: list[tuple[list[bytes], int, int]] = []
             for j in order[i : i + batch]:
                 e = items.encodings[j]
                 part.append((store.bin(bin_of(e, seed, store.bins)), e, items.payloads[j]))

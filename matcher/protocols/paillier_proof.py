@@ -39,7 +39,7 @@ def _size(n: int) -> int:
 def _challenges(n: mpz, w: mpz) -> list[mpz]:
     size = _size(n)
     seed = _DOMAIN + int(n).to_bytes(size, "big") + int(w).to_bytes(size, "big")
-    out = []
+    out: list[mpz] = []
     i = 0
     while len(out) < M:
         y = mpz(int.from_bytes(hashlib.shake_256(seed + i.to_bytes(4, "big")).digest(size + 16), "big")) % n

@@ -94,7 +94,8 @@ class Evaluation:
             ]
             for q in self.cutoffs:
                 lines.append(
-                    f"| {q.name} | {q.predicted} | {q.true_positives} | {q.precision:.4f} | {q.recall:.4f} | {q.f1:.4f} |"
+                    f"| {q.name} | {q.predicted} | {q.true_positives} "
+                    f"| {q.precision:.4f} | {q.recall:.4f} | {q.f1:.4f} |"
                 )
         return "\n".join(lines)
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pycountry
 from anyascii import anyascii
+from pycountry.db import Country
 
 from matcher.config_templates import REQUESTER_TOML, RESPONDER_TOML
 from matcher.files import open_private, private_dir
@@ -137,8 +138,16 @@ def _typo(text: str, rng: random.Random) -> str:
     return text[:i] + rng.choice(alphabet) + text[i + 1 :]
 
 
-def _country_name(code: str, rng: random.Random) -> str:
+def _country(code: str) -> Country:
+    """The pycountry record of an ISO 3166 alpha-3 code (every code synth draws is one)."""
     country = pycountry.countries.get(alpha_3=code)
+    if country is None:
+        raise ValueError(f"unknown ISO 3166 alpha-3 code {code!r}")
+    return country
+
+
+def _country_name(code: str, rng: random.Random) -> str:
+    country = _country(code)
     name = getattr(country, "common_name", None) or country.name
     lang = rng.choice(_COUNTRY_LANGS)
     return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True).gettext(name)
@@ -172,7 +181,9 @@ def _new_person(rng: random.Random, today: date, closed_pools: bool = False) -> 
         if locale == "es":
             family += " " + draw_family(rng, locale, closed=closed_pools)
         if sex == "F" and locale in ("ru", "pl"):
-            family = (family[:-1] + "a") if family.endswith(("ski", "cki")) else family + ("а" if locale == "ru" else "")
+            family = (
+                (family[:-1] + "a") if family.endswith(("ski", "cki")) else family + ("а" if locale == "ru" else "")
+            )
     dob = today - timedelta(days=rng.randrange(18 * 365, 75 * 365))
     nationality = rng.choice(NATIONALITY[locale])
     document = None
@@ -234,7 +245,7 @@ def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: floa
     elif r < c.nationality_missing + c.nationality_as_name:
         nationality = _country_name(p.nationality, rng)
     elif r < c.nationality_missing + c.nationality_as_name + c.nationality_alpha2:
-        nationality = pycountry.countries.get(alpha_3=p.nationality).alpha_2
+        nationality = _country(p.nationality).alpha_2
     else:
         nationality = p.nationality
 
@@ -245,7 +256,7 @@ def _render(p: Person, rng: random.Random, c: Corruption, *, native_script: floa
             doc += icao_check_digit(doc)
         if rng.random() < c.doc_spaced:
             doc = doc[:2] + " " + doc[2:5] + "-" + doc[5:]
-        doc_country = pycountry.countries.get(alpha_3=p.nationality).alpha_2 if rng.random() < 0.5 else p.nationality
+        doc_country = _country(p.nationality).alpha_2 if rng.random() < 0.5 else p.nationality
     return [given, family, dob, sex, nationality, doc, doc_country]
 
 

@@ -71,8 +71,24 @@ _SYLLABLES: dict[str, tuple[tuple[str, ...], ...]] = {
             "dağ")),
 }
 
-_SPANISH_TAIL: list[str] = ["Aguilar", "Vega", "Fuentes", "Carrasco", "Caballero", "Nieto", "Pascual", "Herrero", "Montero", "Lorenzo", "Hidalgo", "Giménez", "Ibáñez", "Ferrer", "Durán", "Santiago", "Benítez", "Mora", "Vicente", "Vargas", "Arias", "Carmona", "Crespo", "Román", "Pastor", "Soto", "Sáez", "Velasco", "Moya", "Soler", "Parra", "Esteban", "Bravo", "Gallardo", "Rojas", "Pardo", "Merino", "Franco", "Espinosa", "Izquierdo", "Lara", "Rivas", "Silva", "Rivera", "Casado", "Camacho", "Arroyo", "Redondo", "Vera", "Otero", "Cabrera", "Mendoza", "Luque", "Montes", "Campos", "Cuesta", "Ríos", "Sierra", "Salazar", "Robles", "Aparicio", "Peña", "Reyes", "Bermúdez", "Benito", "Valero", "Nuñez", "Miranda", "Quintana", "Orozco", "Toledo", "Beltrán", "Rosales", "Contreras", "Villalobos", "Figueroa", "Pacheco", "Ochoa", "Cuenca", "Zamora", "Maldonado", "Escobar", "Barrios", "Salinas", "Acosta", "Medrano", "Solís", "Villanueva", "Galindo", "Palacios", "Olmedo", "Guzmán", "Zapata", "Cordero", "Valverde", "Pineda", "Sandoval", "Bustos", "Trujillo", "Marrero", "Collado", "Quiroga", "Mesa", "Santana", "Baena", "Rosado", "Serna", "Nogales", "Cobo", "Tapia", "Heredia", "Garrido", "Lucas", "Varela", "Rey", "Roldán", "Cárdenas", "Ayala", "Vallejo", "Manzano", "Soria", "Mateo", "Morán", "Bautista", "Vidal", "Andrade", "Rincón", "Alarcón", "Aranda", "Ávila", "Barrera", "Castillo", "Morales"] + ["de la Fuente", "de la Cruz", "del Río", "de León", "de la Torre", "del Valle", "de la Rosa", "de Castro",
-             "de la Vega"]
+_SPANISH_TAIL: list[str] = [
+    "Aguilar", "Vega", "Fuentes", "Carrasco", "Caballero", "Nieto", "Pascual", "Herrero", "Montero", "Lorenzo",
+    "Hidalgo", "Giménez", "Ibáñez", "Ferrer", "Durán", "Santiago", "Benítez", "Mora", "Vicente", "Vargas", "Arias",
+    "Carmona", "Crespo", "Román", "Pastor", "Soto", "Sáez", "Velasco", "Moya", "Soler", "Parra", "Esteban", "Bravo",
+    "Gallardo", "Rojas", "Pardo", "Merino", "Franco", "Espinosa", "Izquierdo", "Lara", "Rivas", "Silva", "Rivera",
+    "Casado", "Camacho", "Arroyo", "Redondo", "Vera", "Otero", "Cabrera", "Mendoza", "Luque", "Montes", "Campos",
+    "Cuesta", "Ríos", "Sierra", "Salazar", "Robles", "Aparicio", "Peña", "Reyes", "Bermúdez", "Benito", "Valero",
+    "Nuñez", "Miranda", "Quintana", "Orozco", "Toledo", "Beltrán", "Rosales", "Contreras", "Villalobos", "Figueroa",
+    "Pacheco", "Ochoa", "Cuenca", "Zamora", "Maldonado", "Escobar", "Barrios", "Salinas", "Acosta", "Medrano", "Solís",
+    "Villanueva", "Galindo", "Palacios", "Olmedo", "Guzmán", "Zapata", "Cordero", "Valverde", "Pineda", "Sandoval",
+    "Bustos", "Trujillo", "Marrero", "Collado", "Quiroga", "Mesa", "Santana", "Baena", "Rosado", "Serna", "Nogales",
+    "Cobo", "Tapia", "Heredia", "Garrido", "Lucas", "Varela", "Rey", "Roldán", "Cárdenas", "Ayala", "Vallejo",
+    "Manzano", "Soria", "Mateo", "Morán", "Bautista", "Vidal", "Andrade", "Rincón", "Alarcón", "Aranda", "Ávila",
+    "Barrera", "Castillo", "Morales",
+] + [
+    "de la Fuente", "de la Cruz", "del Río", "de León", "de la Torre", "del Valle", "de la Rosa", "de Castro",
+    "de la Vega",
+]
 
 
 @cache

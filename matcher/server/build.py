@@ -133,7 +133,7 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="matcher-session"),
         options=server_options(servicer),
         maximum_concurrent_rpcs=threads,
-        interceptors=(PeerGate(servicer),),
+        interceptors=[PeerGate(servicer)],
     )
     _add_responder_service(servicer, server)
     health_servicer = health.HealthServicer()

@@ -11,8 +11,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from cryptography import x509
@@ -30,10 +31,15 @@ log = logging.getLogger("matcher.server.responder")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Responder"].full_name
 
 
+def auth_context(context: grpc.ServicerContext) -> Mapping[str, list[bytes]]:
+    """The TLS auth context: property name -> its values (types-grpcio says one bytes value; grpc gives lists)."""
+    return cast(Mapping[str, list[bytes]], context.auth_context())
+
+
 def peer_identity(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
     """The client certificate's subject CN and SHA-256 fingerprint (None without TLS)."""
-    auth = context.auth_context()
-    pem = (auth.get("x509_pem_cert") or [None])[0]
+    auth = auth_context(context)
+    pem = next(iter(auth.get("x509_pem_cert") or []), None)
     if not pem:
         return None, None
     cert = x509.load_pem_x509_certificate(pem)

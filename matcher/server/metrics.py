@@ -96,7 +96,8 @@ class ResponderMetrics:
             ["peer", "protocol", "outcome"], registry=self.registry,
         )
         self.elements = Counter(
-            "matcher_elements_evaluated_total", "Elements (tokens) the responder evaluated, by peer agency and protocol",
+            "matcher_elements_evaluated_total",
+            "Elements (tokens) the responder evaluated, by peer agency and protocol",
             ["peer", "protocol"], registry=self.registry,
         )
         self.refusals = Counter(
@@ -120,7 +121,7 @@ class ResponderMetrics:
     def peer_label(self, peer: str | None) -> str:
         """The configured peer name; ``insecure`` in development mode; ``unknown`` otherwise."""
         if peer in self._peers:
-            return peer  # type: ignore[return-value]
+            return peer
         if peer and peer.startswith("insecure:"):
             return "insecure"
         return "unknown"

@@ -237,6 +237,7 @@ def start_responder(
         server, port, health_servicer = build_server(servicer, listen, tls)
         metrics_port = None
         if metrics is not None:
+            assert config.metrics is not None  # metrics exist only with a [metrics] table
             metrics.active_sessions = lambda: servicer._active
             try:
                 metrics_port = metrics.serve(metrics_listen or config.metrics.listen)

@@ -29,6 +29,7 @@ from matcher.server.gate import (
     PeerGate,
     TlsMaterial,
     _LogBudget,  # noqa: F401  (re-exported for tests)
+    auth_context,
     certificate_configuration,
     peer_identity,
 )
@@ -206,7 +207,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         allowlist = (serving or self._serving).allowlist
         if allowlist is None:
             raise PeerNotAllowed("this responder has no peer allowlist bound to its CA bundle (internal setup error)")
-        pem = (context.auth_context().get("x509_pem_cert") or [None])[0]
+        pem = next(iter(auth_context(context).get("x509_pem_cert") or []), None)
         name, _who = allowlist.identify(pem)
         return name
 
@@ -239,6 +240,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         """
         peers = serving.peers
         cfg = peers.get(peer)
+        budget: int | None
         if self.insecure:
             # --insecure: every caller is one pseudo-peer under the tightest limits of [[peers]]
             set_sizes = [p.max_set_size for p in peers.values() if p.max_set_size is not None]
@@ -266,6 +268,7 @@ class ResponderServicer(pb_grpc.ResponderServicer):
         sv = self._serving
         peer, protocol, reveal, size = "?", "?", "", None
         machine, refusal = ResponderMachine(sv.state), None
+        detail: str | None
         outcome, code, detail = grpc.StatusCode.CANCELLED, 1, "the requester cancelled the session or disconnected"
         # Server-side cap, whatever deadline the requester set (or none): see Inbox and Watchdog.
         cap = self.session_timeout

@@ -63,14 +63,14 @@ class ResponderState:
         a second time (one hash chain, one ledger), and closing is left to the last state.
         """
         self.config = config
-        self.workers = (shared.workers if shared is not None else None) or workers or Workers(
+        self.workers: Workers = (shared.workers if shared is not None else None) or workers or Workers(
             config.responder.workers, config.responder.dask_scheduler, config.responder.dask_tls)
         self.keyspec: KeySpec = config.key_spec()
         #: what this installation's normaliser produced for its conformance vectors (refused if broken)
         self.conformance = require_conformant(self.keyspec.norm_version)
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
-        self.epoch_dir = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
+        self.epoch_dir: Path = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
@@ -90,7 +90,7 @@ class ResponderState:
         self._watchlist_digest = entries_digest(
             self._entries, self.keyspec.fingerprint(), self.settings.reveal, str(self._tag_len)
         )
-        self.hits_lock = shared.hits_lock if shared is not None else threading.Lock()
+        self.hits_lock: threading.Lock = shared.hits_lock if shared is not None else threading.Lock()
         self._keyed_hash_index = None
         self._progress = progress
         self._lock = threading.Lock()
@@ -101,7 +101,7 @@ class ResponderState:
         self.config_fingerprint = config.fingerprint()
         if shared is not None:
             self.session_log: SessionLog | None = shared.session_log
-            self.budgets = shared.budgets
+            self.budgets: BudgetLedger = shared.budgets
         else:
             self.session_log = (
                 SessionLog(self.settings.session_log, self.settings.session_log_retention_days,

@@ -33,7 +33,7 @@ class Inbox:
     """
 
     def __init__(self, requests: Iterator[pb.MatchRequest], deadline: float, why: str) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self.deadline, self.why = deadline, why
         #: the peer cancelled or disconnected (the stream ended with an error, not a half-close)
@@ -63,7 +63,7 @@ class Inbox:
     def next(self, deadline: float | None = None, why: str | None = None) -> pb.MatchRequest | None:
         """The next message; ``deadline``/``why`` set an earlier limit for this one (the Hello)."""
         early = deadline is not None and deadline < self.deadline
-        if not early:
+        if deadline is None or not early:
             deadline, why = self.deadline, self.why
         remaining = deadline - time.monotonic()
         try:

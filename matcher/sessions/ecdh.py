@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, inline
@@ -11,6 +12,9 @@ from matcher.protocols import ecdh
 from matcher.sessions.base import ResponderSession
 from matcher.sessions.chunks import InOrder
 from matcher.v1 import matcher_pb2 as pb
+
+if TYPE_CHECKING:
+    from matcher.sessions.context import ResponderContext
 
 #: Upper bound on the bytes of one SetupChunk message.
 SETUP_CHUNK_BYTES = 1 << 20
@@ -38,13 +42,13 @@ class EcdhResponderSession(ResponderSession):
 
     protocol = "ecdh"
 
-    def __init__(self, state, hello: pb.Hello) -> None:
+    def __init__(self, state: ResponderContext, hello: pb.Hello) -> None:
         super().__init__(state, hello)
         self.epoch = state.current()
         self.reveal = state.settings.reveal
         self.cardinality = self.reveal == "cardinality"
         self._workers = state.workers
-        self._pending: deque = deque()  # (offset, [futures]) in order
+        self._pending: deque[tuple[int, list[Any]]] = deque()  # (offset, [futures]) in order
         self._reported = 0
         #: cardinality: this session's b·X_i (never sent); both: the replies in order, to check the report
         self._evaluated: set[bytes] = set()
@@ -116,7 +120,9 @@ class EcdhResponderSession(ResponderSession):
         kind = request.WhichOneof("kind")
         if self.cardinality:
             if kind != "reblinded":
-                raise ProtocolViolation(f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}")
+                raise ProtocolViolation(
+                    f"the re-blinded setup must follow Finish in this reveal mode, not {kind or 'empty'}"
+                )
             chunk = request.reblinded
             self._reblinded.check(chunk.offset, len(chunk.elements))
             self._count += ecdh.count_matches(self._evaluated, chunk.elements, chunk.offset)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from matcher.errors import UnsupportedProtocol
 from matcher.protocols import keyed_hash
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
+
+if TYPE_CHECKING:
+    from matcher.sessions.context import ResponderContext
 
 #: Upper bound on the bytes of one reply message.
 REPLY_CHUNK_BYTES = 1 << 20
@@ -23,13 +27,14 @@ class KeyedHashResponderSession(ResponderSession):
 
     protocol = "keyed-hash"
 
-    def __init__(self, state, hello: pb.Hello) -> None:
+    def __init__(self, state: ResponderContext, hello: pb.Hello) -> None:
         super().__init__(state, hello)
-        self.index: keyed_hash.ResponderIndex | None = state.keyed_hash_index()
-        if self.index is None:
+        index: keyed_hash.ResponderIndex | None = state.keyed_hash_index()
+        if index is None:
             raise UnsupportedProtocol("keyed-hash is not enabled on this responder")
+        self.index: keyed_hash.ResponderIndex = index
         self.reveal = state.settings.reveal
-        self.hit_count = 0
+        self.hit_count: int = 0
         self._hit_tokens: list[bytes] = []
 
     def accepted(self, accepted: pb.Accepted) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from matcher.errors import InvalidElement, LimitExceeded, ProtocolViolation
 from matcher.protocols import paillier as pl
 from matcher.protocols import paillier_proof
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
+
+if TYPE_CHECKING:
+    from matcher.sessions.context import ResponderContext
 
 #: replies per evaluation task (and per ElementChunk sent back)
 EVAL_BATCH = 32
@@ -27,7 +31,7 @@ class PaillierResponderSession(ResponderSession):
 
     protocol = "paillier"
 
-    def __init__(self, state, hello: pb.Hello) -> None:
+    def __init__(self, state: ResponderContext, hello: pb.Hello) -> None:
         super().__init__(state, hello)
         if not hello.HasField("paillier"):
             raise ProtocolViolation("a paillier Hello must carry PaillierParams")
@@ -65,7 +69,7 @@ class PaillierResponderSession(ResponderSession):
         self.workers = state.workers
 
     @classmethod
-    def budget_cost(cls, state, hello: pb.Hello) -> int:
+    def budget_cost(cls, state: ResponderContext, hello: pb.Hello) -> int:
         """Two units per coefficient plus (degree + 1) per own token: the guesses and the work.
 
         * Guesses: a requester can give each bin's polynomial different roots mod p

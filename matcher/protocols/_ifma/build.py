@@ -48,7 +48,8 @@ class BuildError(Exception):
 
 def extension_path() -> Path:
     """Where the built module lives (loaded by the group backend selector)."""
-    return BUILD / (MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
+    suffix: str = sysconfig.get_config_var("EXT_SUFFIX")
+    return BUILD / (MODULE + suffix)
 
 
 def _find_library() -> Path:
@@ -60,7 +61,7 @@ def _find_library() -> Path:
         raise BuildError(f"ipp-crypto {dist.version} installed, the kernels need exactly {IPP_CRYPTO_VERSION}")
     for f in dist.files or ():
         if f.name == LIB_NAME:
-            path = Path(dist.locate_file(f)).resolve()
+            path = Path(str(dist.locate_file(f))).resolve()
             if path.is_file():
                 return path
     raise BuildError(f"{LIB_NAME} not found in the ipp-crypto wheel")
