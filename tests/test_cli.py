@@ -146,9 +146,10 @@ def test_progress_is_shown_on_a_terminal_only():
 
 
 def test_loader_reports_progress(tmp_path, monkeypatch):
+    import matcher.identity.record_pipeline as pipeline
     import matcher.identity.records as records
 
-    monkeypatch.setattr(records, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(pipeline, "PROGRESS_EVERY", 2)  # the row pipeline counts rows for every source
     path = tmp_path / "r.csv"
     path.write_text("record_id,document_number,document_country\n" + "".join(f"{i},X{i},DEU\n" for i in range(5)))
     seen = []

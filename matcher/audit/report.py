@@ -15,301 +15,51 @@ The page loads nothing: no script, no font, no image from anywhere (its Content
 Security Policy forbids it), so it opens offline and can be archived or mailed. It
 shows what the session log holds, which is never identity data, tokens or case
 references; it is still written with mode 0600 because it shows who asked how much.
+
+The data is gathered in ``report_data`` and the charts drawn in ``report_charts``;
+this module writes the page.
 """
 
 from __future__ import annotations
 
 import html
-import io
-import os
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from matcher import __version__
-from matcher.audit.config_audit import AuditReport, Finding, audit_config, read_raw
-from matcher.errors import MatcherError
-from matcher.storage import session_log
+from matcher.audit.config_audit import AuditReport, Finding
+from matcher.audit.report_charts import (
+    BUDGET_COLOUR,
+    COMPLETED_COLOUR,
+    HITS_COLOUR,
+    NOT_SERVED_COLOUR,
+    OTHER_END_COLOUR,
+    PEER_COLOURS,
+    REFUSED_COLOUR,
+    SERVED_COLOUR,
+    chart_hits,
+    chart_outcomes,
+    chart_sessions_per_day,
+    chart_tokens_vs_budget,
+)
+from matcher.audit.report_data import (
+    OUTCOME_WORDS,
+    REFUSALS,
+    UNKNOWN_PEER,
+    ReportData,
+    Session,
+    gather,
+    sessions_from_rows,
+)
 
-#: Colours of the charts (the browser test looks for them in the rendered page).
-PEER_COLOURS = ("#1b6ca8", "#e08a00", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d35400")
-SERVED_COLOUR = "#3a7dc9"
-NOT_SERVED_COLOUR = "#f0a35e"
-BUDGET_COLOUR = "#b00020"
-COMPLETED_COLOUR = "#2f9e44"
-REFUSED_COLOUR = "#d9480f"
-OTHER_END_COLOUR = "#868e96"
-HITS_COLOUR = "#6741d9"
+__all__ = [
+    "BUDGET_COLOUR", "COMPLETED_COLOUR", "HITS_COLOUR", "NOT_SERVED_COLOUR", "OTHER_END_COLOUR", "OUTCOME_WORDS",
+    "PEER_COLOURS", "REFUSALS", "REFUSED_COLOUR", "SERVED_COLOUR", "UNKNOWN_PEER", "AuditReport", "ReportData",
+    "Session", "chart_hits", "chart_outcomes", "chart_sessions_per_day", "chart_tokens_vs_budget", "gather",
+    "render", "sessions_from_rows", "write_report",
+]
 
-#: How a session ended, in words a non-engineer can read (gRPC status names from the log).
-OUTCOME_WORDS = {
-    "OK": "completed",
-    "RESOURCE_EXHAUSTED": "refused: too large, too many at once, or daily budget spent",
-    "PERMISSION_DENIED": "refused: certificate not on the allowlist",
-    "FAILED_PRECONDITION": "refused: match keys or settings differ",
-    "INVALID_ARGUMENT": "refused: malformed or repeated data",
-    "DEADLINE_EXCEEDED": "stopped: took longer than allowed",
-    "CANCELLED": "ended by the requester (cancelled or disconnected)",
-    "INTERNAL": "failed: internal error (see the service's log)",
-    "NO_END": "no end recorded (a crash, or still running)",
-}
-#: Outcomes that mean the responder said no (as opposed to completing, or the requester leaving).
-#: How a session whose certificate was not recognised is shown (the log has no agency name for it).
-UNKNOWN_PEER = "(unknown certificate)"
-REFUSALS = {"RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "FAILED_PRECONDITION", "INVALID_ARGUMENT"}
-
-
-@dataclass
-class Session:
-    """One session as the log records it (no identity data: counts, names of agencies, outcome)."""
-
-    session_id: str | None
-    peer: str
-    time: str
-    protocol: str = ""
-    request_size: int | None = None
-    elements: int | None = None
-    hit_count: int | None = None
-    outcome: str = "NO_END"
-
-    @property
-    def day(self) -> date:
-        return datetime.fromisoformat(self.time).astimezone(UTC).date()
-
-
-@dataclass
-class ReportData:
-    """Everything the page shows, gathered before any HTML is written."""
-
-    config: str
-    role: str
-    audit: AuditReport
-    log_path: Path | None
-    log_shown: str = ""  # the session log's path as the config names it
-    verified: session_log.VerifyReport | None = None
-    log_problem: str | None = None
-    sessions: list[Session] = field(default_factory=list)
-    retention_rows: int = 0
-    budgets: dict[str, int | None] = field(default_factory=dict)
-    since: str | None = None
-    generated: str = ""
-
-
-def _log_path(config_path: Path, raw: dict[str, Any], role: str) -> Path | None:
-    settings = section if isinstance(section := raw.get(role), dict) else {}
-    value = settings.get("session_log")
-    if not isinstance(value, str) or not value:
-        return None
-    p = Path(value)
-    return p if p.is_absolute() else (Path(config_path).parent / p).resolve()
-
-
-def _budgets(raw: dict[str, Any]) -> dict[str, int | None]:
-    peers = section if isinstance(section := raw.get("peers"), list) else []
-    out: dict[str, int | None] = {}
-    for p in peers:
-        if isinstance(p, dict) and isinstance(p.get("name"), str):
-            budget = p.get("daily_budget")
-            out[p["name"]] = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
-    return out
-
-
-def sessions_from_rows(rows: list[dict[str, Any]]) -> tuple[list[Session], int]:
-    """Sessions from the log's rows (oldest first), and how many retention rows there are.
-
-    A session is its ``end`` row merged with its ``start`` row; a start row without an end
-    row is a session that was cut short (or still runs). A requester's start row carries
-    no session id: it belongs to the next end row of the same peer that had no start row.
-    """
-    by_id: dict[str, Session] = {}
-    pending: dict[str, list[Session]] = defaultdict(list)  # requester start rows awaiting their end row
-    sessions: list[Session] = []
-    retention = 0
-    for r in rows:
-        event = r.get("event")
-        if event == "retention":
-            retention += 1
-            continue
-        if event not in ("start", "end"):
-            continue
-        sid = r.get("session_id") if isinstance(r.get("session_id"), str) else None
-        peer = str(r.get("peer") or "?")
-        peer = UNKNOWN_PEER if peer == "?" else peer
-        s = by_id.get(sid) if sid else None
-        if s is None and event == "end" and pending[peer]:
-            s = pending[peer].pop(0)
-        if s is None:
-            s = Session(sid, peer, str(r.get("time")))
-            sessions.append(s)
-            if event == "start" and sid is None:
-                pending[peer].append(s)
-        if sid:
-            s.session_id = sid
-            by_id[sid] = s
-        s.protocol = str(r.get("protocol") or s.protocol)
-        if isinstance(r.get("request_size"), int):
-            s.request_size = r["request_size"]
-        if event == "end":
-            s.time = str(r.get("time") or s.time)
-            s.outcome = str(r.get("outcome") or "UNKNOWN")
-            s.elements = r.get("elements") if isinstance(r.get("elements"), int) else None
-            s.hit_count = r.get("hit_count") if isinstance(r.get("hit_count"), int) else None
-    return sorted(sessions, key=lambda s: s.time), retention
-
-
-def gather(config_path: Path, anchor: tuple[int, str] | None = None, since: str | None = None,
-           now: datetime | None = None) -> ReportData:
-    """Audit the config, verify and read its session log. ConfigError when the config cannot be read at all."""
-    raw = read_raw(Path(config_path))
-    role = "responder" if "responder" in raw else "requester"
-    audit = audit_config(Path(config_path))
-    if now is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():  # reproducible output (docs sample)
-        now = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), UTC)
-    data = ReportData(str(config_path), role, audit, _log_path(Path(config_path), raw, role), budgets=_budgets(raw),
-                      since=since, generated=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M"))
-    settings = section if isinstance(section := raw.get(role), dict) else {}
-    data.log_shown = str(settings.get("session_log") or "")
-    if data.log_path is None:
-        data.log_problem = "This config keeps no session log, so there is nothing to show about sessions."
-    elif not data.log_path.is_file():
-        data.log_problem = f"The session log {data.log_path} does not exist yet (no session has been served)."
-    else:
-        try:
-            data.verified = session_log.verify(data.log_path, anchor)
-            data.sessions, data.retention_rows = sessions_from_rows(list(session_log.rows(data.log_path, since)))
-        except MatcherError as exc:
-            data.log_problem = f"The session log cannot be read: {exc}"
-    return data
-
-
-# -- charts -------------------------------------------------------------------------------
-
-def _figure(height: float = 3.2, width: float = 9.0):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig
-
-
-def _svg(fig) -> str:
-    import matplotlib
-
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "matcher-audit-report"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE (inline in HTML)
-
-
-def _date_axis(ax, days: list[date], right: float = 0.6) -> None:
-    """Whole UTC days on the x axis, from the first to the last day with a session (half a day of margin)."""
-    import matplotlib.dates as mdates
-
-    first, last = min(days), max(days)
-    span = (last - first).days + 1
-    ax.set_xlim(mdates.date2num(first) - 0.6, mdates.date2num(last) + right)
-    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, -(-span // 10))))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if span <= 1 else "%d %b"))
-    ax.grid(axis="y", alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
-
-
-def _peer_colours(peers: list[str]) -> dict[str, str]:
-    known = [p for p in peers if p != UNKNOWN_PEER]
-    colours = {p: PEER_COLOURS[i % len(PEER_COLOURS)] for i, p in enumerate(known)}
-    colours[UNKNOWN_PEER] = OTHER_END_COLOUR
-    return colours
-
-
-def chart_sessions_per_day(sessions: list[Session], peers: list[str]) -> str:
-    """Stacked bars: sessions per UTC day, one colour per peer agency."""
-    counts: dict[str, Counter] = {p: Counter() for p in peers}
-    for s in sessions:
-        counts[s.peer][s.day] += 1
-    days = sorted({s.day for s in sessions})
-    fig = _figure()
-    ax = fig.add_subplot()
-    bottom = [0] * len(days)
-    colours = _peer_colours(peers)
-    for p in peers:
-        heights = [counts[p][d] for d in days]
-        ax.bar(days, heights, bottom=bottom, color=colours[p], label=p, width=0.8)
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set_ylabel("sessions")
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="agency", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    _date_axis(ax, days)
-    return _svg(fig)
-
-
-def chart_tokens_vs_budget(sessions: list[Session], peers: list[str], budgets: dict[str, int | None]) -> str:
-    """Per peer: tokens asked per day (served / not served) with the daily budget as a line."""
-    fig = _figure(height=2.4 * len(peers) + 0.4)
-    axes = fig.subplots(len(peers), 1, sharex=True, squeeze=False)[:, 0]
-    days = sorted({s.day for s in sessions})
-    for ax, p in zip(axes, peers, strict=True):
-        served: Counter[date] = Counter()
-        other: Counter[date] = Counter()
-        for s in sessions:
-            if s.peer == p and s.request_size:
-                (served if s.outcome == "OK" else other)[s.day] += s.request_size
-        ax.bar(days, [served[d] for d in days], color=SERVED_COLOUR, width=0.8, label="answered")
-        ax.bar(days, [other[d] for d in days], bottom=[served[d] for d in days], color=NOT_SERVED_COLOUR,
-               width=0.8, label="not answered")
-        budget = budgets.get(p)
-        if budget:
-            ax.axhline(budget, color=BUDGET_COLOUR, linestyle="--", linewidth=1.5, label=f"daily budget\n({budget:,})")
-        ax.set_title(f"{p}" + ("" if budget else " (no daily budget set)"), loc="left", fontsize=10)
-        ax.set_ylabel("tokens per day")
-        ax.yaxis.set_major_formatter(_thousands())
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        _date_axis(ax, days)
-    return _svg(fig)
-
-
-def _thousands():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-
-
-def chart_outcomes(sessions: list[Session]) -> str:
-    """Horizontal bars: how many sessions ended which way, in words."""
-    counts = Counter(s.outcome for s in sessions)
-    order = sorted(counts, key=lambda o: (o != "OK", -counts[o], o))
-    labels = [OUTCOME_WORDS.get(o, o.replace("_", " ").lower()) for o in order]
-    colours = [COMPLETED_COLOUR if o == "OK" else REFUSED_COLOUR if o in REFUSALS else OTHER_END_COLOUR
-               for o in order]
-    fig = _figure(height=0.45 * len(order) + 1.0)
-    ax = fig.add_subplot()
-    bars = ax.barh(labels[::-1], [counts[o] for o in order][::-1], color=colours[::-1])
-    ax.bar_label(bars, padding=3, fontsize=9)
-    ax.set_xlabel("sessions")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _svg(fig)
-
-
-def chart_hits(sessions: list[Session], peers: list[str]) -> str:
-    """Dots: hits of each session whose hit count this side knows, over time, by peer."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    markers = ("o", "s", "^", "D", "v", "P", "X", "*")
-    for i, p in enumerate(peers):
-        known = [s for s in sessions if s.peer == p and s.hit_count is not None]
-        if known:
-            ax.scatter([datetime.fromisoformat(s.time) for s in known], [s.hit_count for s in known],
-                       color=HITS_COLOUR, marker=markers[i % len(markers)], label=p, s=36)
-    ax.set_ylabel("hits in the session")
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="agency", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    _date_axis(ax, [s.day for s in sessions], right=1.1)  # dots sit at their time of day
-    return _svg(fig)
-
-
-# -- the page -----------------------------------------------------------------------------
 
 _CSS = """
 body{font-family:"DejaVu Sans",Verdana,Arial,sans-serif;color:#1d1d1f;max-width:1000px;margin:24px auto;

@@ -41,56 +41,46 @@ What is written: times, the peer agency's configured name, protocol, reveal mode
 sizes, counts, outcome, gRPC status and the config fingerprint. Never identity data,
 tokens, tags, keys or case references: :meth:`SessionLog.append` accepts only the
 fields of :data:`FIELDS` and only ``str``/``int``/``float``/``None`` values.
+
+The format (fields, hashes, signed messages, keys) is in ``session_log_chain``;
+reading and verifying in ``session_log_verify``; this module writes (``SessionLog``)
+and re-exports both, so ``session_log.verify`` and ``session_log.rows`` work as before.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-
 from matcher.errors import ConfigError, LogTampered
-from matcher.files import create_exclusive, ensure_parent, private_sqlite, write_private
-from matcher.storage.secrets_store import check_private
-
-GENESIS = "0" * 64
-SCHEMA_VERSION = 2
-#: the signing key's file name in the state folder, and its public half's
-KEY_FILE = "session_log.key"
-PUBLIC_KEY_FILE = "session_log.pub"
-CHECKPOINT = "checkpoint"
-
-#: The only fields a row may carry (besides seq, prev_hash, row_hash). None of them
-#: may hold identity data, tokens, tags, keys or case references.
-FIELDS: tuple[str, ...] = (
-    "time",  # UTC ISO 8601 of this row
-    "event",  # "start" | "end" | "retention" | "integrity" | "checkpoint" (first row only, signed)
-    "session_id",
-    "role",  # "responder" | "requester"
-    "peer",  # the configured agency name (or the responder address for a requester)
-    "protocol",
-    "reveal",
-    "request_size",  # elements announced in the Hello
-    "elements",  # elements actually evaluated
-    "hit_count",  # hit tokens this side knows of (None when the protocol hides them from it)
-    "outcome",  # "OK" or the gRPC status name
-    "status_code",  # numeric gRPC status (0 = OK)
-    "detail",  # the error message (messages never carry identity data)
-    "seconds",
-    "config_fingerprint",
+from matcher.files import ensure_parent, private_sqlite
+from matcher.storage.session_log_chain import (
+    CHECKPOINT,
+    FIELDS,
+    GENESIS,
+    KEY_FILE,
+    PUBLIC_KEY_FILE,
+    SCHEMA_VERSION,
+    _columns,
+    _raw_hex,
+    checkpoint_message,
+    default_key_path,
+    head_message,
+    key_id,
+    load_signing_key,
+    load_verify_key,
+    row_digest,
+    utc_now,
 )
+from matcher.storage.session_log_verify import VerifyReport, parse_anchor, raise_if_bad, rows, verify
+
+__all__ = [
+    "CHECKPOINT", "FIELDS", "GENESIS", "KEY_FILE", "PUBLIC_KEY_FILE", "SCHEMA_VERSION", "ConfigError", "LogTampered",
+    "SessionLog", "VerifyReport", "checkpoint_message", "default_key_path", "head_message", "key_id",
+    "load_signing_key", "load_verify_key", "parse_anchor", "raise_if_bad", "row_digest", "rows", "utc_now", "verify",
+]
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sessions (
@@ -114,127 +104,11 @@ CREATE TABLE IF NOT EXISTS head (
 """
 
 
-def utc_now() -> str:
-    """Now, UTC, ISO 8601 with seconds (the log's time format)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _canonical(body: Mapping[str, object]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def row_digest(seq: int, fields: Mapping[str, object], prev_hash: str) -> str:
-    """SHA-256 (hex) of a row's canonical content: every field, its seq and the previous hash."""
-    body: dict[str, object] = {f: fields.get(f) for f in FIELDS}
-    body["seq"] = seq
-    body["prev_hash"] = prev_hash
-    return hashlib.sha256(_canonical(body)).hexdigest()
-
-
-def head_message(seq: int, row_hash: str, count: int, base_seq: int, base_hash: str) -> bytes:
-    """The bytes the head's signature covers: newest row, row count and where the chain starts."""
-    return b"matcher/v1/session-log/head\x00" + _canonical(
-        {"seq": seq, "row_hash": row_hash, "count": count, "base_seq": base_seq, "base_hash": base_hash,
-         "schema_version": SCHEMA_VERSION}
-    )
-
-
-def checkpoint_message(seq: int, time: object, detail: object, prev_hash: str, row_hash: str) -> bytes:
-    """The bytes a retention checkpoint's signature covers (it stands for removed row ``seq``)."""
-    return b"matcher/v1/session-log/checkpoint\x00" + _canonical(
-        {"seq": seq, "time": time, "detail": detail, "prev_hash": prev_hash, "row_hash": row_hash}
-    )
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """Short public fingerprint of a signing key (SHA-256 of the raw public key, 16 hex digits)."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def _raw_hex(public_key: Ed25519PublicKey) -> str:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-
-
-def load_signing_key(path: Path, create: bool = True) -> Ed25519PrivateKey:
-    """The log's Ed25519 signing key at ``path`` (mode 0600), created with its ``.pub`` file when missing.
-
-    Two processes creating it at once end with one key (the file is linked into
-    place exclusively). A key file that others may read is refused, like every secret.
-    """
-    path = Path(path)
-    if not path.exists() and create:
-        fresh = Ed25519PrivateKey.generate()
-        pem = fresh.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-        create_exclusive(path, pem)
-    try:
-        check_private(path)
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError:
-        raise ConfigError(f"session-log signing key {path} does not exist") from None
-    except (ValueError, TypeError):
-        raise ConfigError(f"{path} is not a PEM Ed25519 private key; restore it from a backup") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is not an Ed25519 key; restore the session log's signing key")
-    pub = path.with_suffix(".pub")
-    pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if not pub.exists() or pub.read_bytes() != pub_pem:
-        write_private(pub, pub_pem)
-    return key
-
-
-def load_verify_key(path: Path) -> Ed25519PublicKey:
-    """The public key to check a log with, from a ``.pub`` file or from the private key file itself."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file (the session log's key is {KEY_FILE} / "
-                          f"{PUBLIC_KEY_FILE} in the state folder)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
-    try:
-        if b"PRIVATE KEY" in data:
-            key = serialization.load_pem_private_key(data, password=None).public_key()
-        else:
-            key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{path} is not a PEM Ed25519 key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path} is not an Ed25519 key")
-    return key
-
-
-def default_key_path(db: Path) -> Path:
-    """Where ``audit-log`` looks for the log's public key when ``--key`` is not given: next to the log."""
-    folder = Path(db).parent
-    pub = folder / PUBLIC_KEY_FILE
-    return pub if pub.exists() or not (folder / KEY_FILE).exists() else folder / KEY_FILE
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Result of :func:`verify`: ``ok``, rows checked, the head, the first problem and the key used."""
-
-    ok: bool
-    rows: int
-    head_seq: int
-    head_hash: str
-    bad_seq: int | None = None
-    reason: str = ""
-    key_id: str = ""
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     return conn
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 class SessionLog:
@@ -391,142 +265,3 @@ class SessionLog:
                 raise
         self.append(event="retention", detail=f"removed {removed} row(s) up to seq {last_seq} (older than {cutoff})")
         return removed
-
-
-def _open_readonly(path: Path) -> sqlite3.Connection:
-    if not Path(path).is_file():
-        raise ConfigError(f"{path}: no such session log")
-    try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
-        conn.execute("SELECT 1 FROM head")
-        return conn
-    except sqlite3.Error as exc:
-        raise ConfigError(f"{path} is not a matcher session log: {exc}") from None
-
-
-def _valid(public_key: Ed25519PublicKey, signature: object, message: bytes) -> bool:
-    try:
-        public_key.verify(bytes.fromhex(str(signature)), message)
-        return True
-    except (InvalidSignature, ValueError):
-        return False
-
-
-def verify(
-    path: Path, anchor: tuple[int, str] | None = None, public_key: Ed25519PublicKey | Path | None = None
-) -> VerifyReport:
-    """Check the head's signature, the first row, every row's hash, the chain and the seq order.
-
-    ``public_key`` is the log's verification key (an Ed25519 public key or a key
-    file); by default :func:`default_key_path`. ``anchor`` = (seq, row_hash) written
-    down earlier: that row must still be in the log with that hash (a row removed by
-    retention fails too, unless it is the row the first checkpoint stands for).
-    """
-    if not Path(path).is_file():
-        raise ConfigError(f"{path}: no such session log")
-    if not isinstance(public_key, Ed25519PublicKey):
-        public_key = load_verify_key(Path(public_key) if public_key is not None else default_key_path(path))
-    kid = key_id(public_key)
-    conn = _open_readonly(path)
-    try:
-        cols = _columns(conn, "head")
-        if "signature" not in cols:
-            return VerifyReport(False, 0, 0, "", 0, "the head record is not signed (a log of schema 1: open it "
-                                "once with this version to sign it)", kid)
-        head = conn.execute(
-            "SELECT seq, row_hash, count, base_seq, base_hash, public_key, signature FROM head"
-        ).fetchone()
-        if head is None:
-            return VerifyReport(False, 0, 0, "", 0, "the head record is missing", kid)
-        head_seq, head_hash, count, base_seq, base_hash, public_hex, signature = head
-        if public_hex != _raw_hex(public_key) or not _valid(
-            public_key, signature, head_message(head_seq, head_hash, count, base_seq, base_hash)
-        ):
-            return VerifyReport(
-                False, 0, head_seq, head_hash, head_seq,
-                "the head record's signature does not verify with this key (the head was edited, or the log "
-                f"was signed by another key than {kid})", kid,
-            )
-        sql = f"SELECT seq, {', '.join(FIELDS)}, prev_hash, row_hash, signature FROM sessions ORDER BY rowid"
-        n = 0
-        expect_seq, expect_prev = None, None
-        anchor_seen = anchor is None
-        for row in conn.execute(sql):
-            seq, values, prev_hash, stored, sig = row[0], row[1 : 1 + len(FIELDS)], row[-3], row[-2], row[-1]
-            fields = dict(zip(FIELDS, values, strict=True))
-            n += 1
-
-            def bad(why: str, seq: int = seq, n: int = n) -> VerifyReport:
-                return VerifyReport(False, n, head_seq, head_hash, seq, why, kid)
-
-            if expect_seq is None:  # the first row: the genesis row or a signed retention checkpoint
-                if fields["event"] == CHECKPOINT:
-                    if seq != base_seq or stored != base_hash:
-                        return bad("the first row is a checkpoint the signed head does not name (rows were "
-                                   "deleted or a checkpoint moved)")
-                    if not _valid(public_key, sig, checkpoint_message(seq, fields["time"], fields["detail"],
-                                                                       prev_hash, stored)):
-                        return bad("the retention checkpoint's signature does not verify (it was forged or edited)")
-                elif seq != 1 or prev_hash != GENESIS or base_seq != 0:
-                    return bad(f"row {seq} is the first row but is neither the genesis row nor a retention "
-                               "checkpoint: the oldest rows were deleted")
-                elif row_digest(seq, fields, prev_hash) != stored:
-                    return bad("its content does not match its hash (the row was edited)")
-            else:
-                if seq != expect_seq:
-                    return bad(f"expected row {expect_seq} here: rows before it were deleted or rows reordered")
-                if prev_hash != expect_prev:
-                    return bad("its link to the previous row is broken (a row before it was edited or deleted)")
-                if fields["event"] == CHECKPOINT or sig is not None:
-                    return bad("a checkpoint can only be the first row")
-                if row_digest(seq, fields, prev_hash) != stored:
-                    return bad("its content does not match its hash (the row was edited)")
-            if anchor is not None and seq == anchor[0]:
-                if stored != anchor[1]:
-                    return bad("it differs from the anchor written down earlier (the chain was rewritten)")
-                anchor_seen = True
-            expect_seq, expect_prev = seq + 1, stored
-        last_seq = (expect_seq - 1) if expect_seq is not None else base_seq
-        last_hash = expect_prev if expect_prev is not None else GENESIS
-        if last_seq != head_seq or last_hash != head_hash or n != count:
-            return VerifyReport(
-                False, n, head_seq, head_hash, last_seq + 1,
-                f"the signed head says {count} row(s) up to row {head_seq}, but the log ends before: "
-                "the newest rows were deleted", kid,
-            )
-        if not anchor_seen:
-            assert anchor is not None
-            return VerifyReport(False, n, head_seq, head_hash, anchor[0],
-                                "the anchored row is no longer in the log (deleted, or removed by retention)", kid)
-        return VerifyReport(True, n, head_seq, head_hash, key_id=kid)
-    finally:
-        conn.close()
-
-
-def rows(path: Path, since: str | None = None) -> Iterator[dict[str, object]]:
-    """The log's rows as dicts (``seq`` and the :data:`FIELDS`), oldest first, optionally from ``since`` on."""
-    conn = _open_readonly(path)
-    try:
-        sql = f"SELECT seq, {', '.join(FIELDS)}, row_hash FROM sessions"
-        args: tuple = ()
-        if since:
-            sql += " WHERE time >= ?"
-            args = (since,)
-        for row in conn.execute(sql + " ORDER BY seq", args):
-            yield dict(zip(("seq", *FIELDS, "row_hash"), row, strict=True))
-    finally:
-        conn.close()
-
-
-def parse_anchor(text: str) -> tuple[int, str]:
-    """``SEQ:HASH`` as printed by ``matcher audit-log head``."""
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
-        raise ConfigError(f"anchor {text!r} is not SEQ:HASH (as printed by `matcher audit-log head`)")
-    return int(seq), digest.lower()
-
-
-def raise_if_bad(report: VerifyReport) -> None:
-    """Raise :class:`LogTampered` for a failed report (for callers that prefer exceptions)."""
-    if not report.ok:
-        raise LogTampered(f"row {report.bad_seq}: {report.reason}")
