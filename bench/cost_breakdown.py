@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from matcher.config import load_requester_config  # noqa: E402
 from matcher.identity.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
-from matcher.protocols import ecdh, group_backend  # noqa: E402
+from matcher.protocols import ecdh, ecdh_index, group_backend  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def per_element(tokens: list[bytes]) -> dict[str, float]:
     t_setup_rows = _best(lambda: ecdh.setup_rows(b, pairs, 10, 32))
     t_setup_nolabel = _best(lambda: ecdh.setup_rows(b, pairs, 10, 0))
     setup = ecdh.responder_setup(b, pairs, 10)
-    index = ecdh.SetupIndex(10)
+    index = ecdh_index.SetupIndex(10)
     index.add(setup.tags, setup.labels)
     t_lookup = _best(lambda: index.lookup_outputs(outputs, tokens))
     chunk = pb.MatchRequest(blinded=pb.ElementChunk(offset=0, elements=blinded))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from matcher.protocols import ecdh, keyed_hash
+from matcher.protocols import ecdh, ecdh_index, keyed_hash
 
 N = 1000
 
@@ -20,7 +20,7 @@ def data():
     evaluated = ecdh.evaluate(b, blinded)
     pairs = [(t, b"CASE-%06d" % i) for i, t in enumerate(tokens)]
     setup = ecdh.responder_setup(b, pairs, 10)
-    index = ecdh.SetupIndex(10)
+    index = ecdh_index.SetupIndex(10)
     index.add(setup.tags, setup.labels)
     outputs = ecdh.unblind_outputs(ecdh.invert_key(a), evaluated)
     return {"a": a, "b": b, "tokens": tokens, "blinded": blinded, "evaluated": evaluated, "pairs": pairs,

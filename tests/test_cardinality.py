@@ -17,7 +17,7 @@ import rbcl
 from clients import TlsFiles
 from matcher.errors import InvalidElement
 from matcher.identity.records import load_records
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, ecdh_reveal
 from matcher.requester import run_match
 from matcher.storage import session_log
 from matcher.v1 import matcher_pb2 as pb
@@ -146,6 +146,6 @@ def test_count_matches_counts_each_evaluated_point_once():
     b, a = ecdh.new_key(), ecdh.new_key()
     evaluated = set(ecdh.evaluate(b, ecdh.blind_tokens(a, [b"x", b"y", b"z"])))
     returned = ecdh.evaluate(a, ecdh.blind_tokens(b, [b"y", b"w"]))
-    assert ecdh.count_matches(evaluated, returned + returned[:1]) == 1  # a repeat is not counted again
+    assert ecdh_reveal.count_matches(evaluated, returned + returned[:1]) == 1  # a repeat is not counted again
     with pytest.raises(InvalidElement, match="32-byte"):
-        ecdh.count_matches(evaluated, [b"short"])
+        ecdh_reveal.count_matches(evaluated, [b"short"])

@@ -18,7 +18,7 @@ from matcher.errors import InvalidElement, NormalisationMismatch
 from matcher.identity import conformance as conf
 from matcher.identity import normalise_n2 as normalize_n2
 from matcher.identity.match_keys import KeySpec
-from matcher.protocols import ecdh, keyed_hash, paillier
+from matcher.protocols import ecdh, ecdh_reveal, keyed_hash, paillier
 from matcher.requester import run_match
 from matcher.v1 import matcher_pb2 as pb
 from matcher.v1 import matcher_pb2_grpc as pb_grpc
@@ -223,13 +223,13 @@ def test_ecdh_vectors(i):
 def test_ecdh_hit_proof_vector():
     v = EC["hit_proof"]
     pairs = [(H(x["p_hex"]), H(x["z_hex"])) for x in v["pairs"]]
-    context = ecdh.hit_proof_context(v["session_id"])
+    context = ecdh_reveal.hit_proof_context(v["session_id"])
     assert context == H(v["context_hex"])
-    seed, m, z = ecdh._combine(pairs, context)
+    seed, m, z = ecdh_reveal._combine(pairs, context)
     assert (seed, m, z) == (H(v["seed_hex"]), H(v["m_hex"]), H(v["z_hex"]))
-    assert ecdh.verify_hits(pairs, H(v["proof_hex"]), context)
-    assert not ecdh.verify_hits(pairs, H(v["proof_hex"]), ecdh.hit_proof_context("another-session"))
-    assert ecdh.verify_hits(pairs, ecdh.prove_hits(H(EC["scalar_a_hex"]), pairs, context), context)
+    assert ecdh_reveal.verify_hits(pairs, H(v["proof_hex"]), context)
+    assert not ecdh_reveal.verify_hits(pairs, H(v["proof_hex"]), ecdh_reveal.hit_proof_context("another-session"))
+    assert ecdh_reveal.verify_hits(pairs, ecdh_reveal.prove_hits(H(EC["scalar_a_hex"]), pairs, context), context)
 
 
 @pytest.mark.parametrize("case", EC["invalid_points"], ids=lambda c: c["why"])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, ecdh_index
 
 
 def run_psi(requester_tokens: list[bytes], responder: list[tuple[bytes, bytes]], chunk: int = 7):
@@ -19,7 +19,7 @@ def run_psi(requester_tokens: list[bytes], responder: list[tuple[bytes, bytes]],
     b = ecdh.new_key()
     tag_len = ecdh.tag_length(len(responder), len(requester_tokens))
     setup = ecdh.responder_setup(b, responder, tag_len)
-    index = ecdh.SetupIndex(tag_len)
+    index = ecdh_index.SetupIndex(tag_len)
     for i in range(0, len(setup), chunk):
         index.add(setup.tags[i : i + chunk], setup.labels[i : i + chunk])
     a = ecdh.new_key()
@@ -137,12 +137,12 @@ def test_tag_collision_cannot_make_a_false_hit():
     setup = ecdh.responder_setup(b, [(b"y", b"CASE")], tag_len=8)
     y_point = ecdh.blind_tokens(b, [b"y"])[0]
     other = ecdh.blind_tokens(b, [b"x"])[0]
-    index = ecdh.SetupIndex(8)
+    index = ecdh_index.SetupIndex(8)
     # Forge a collision: the other element's tag mapped to y's label.
     index.add([hashlib.sha512(b"matcher/v1/out\x00" + other).digest()[:8]], setup.labels)
     with pytest.raises(ResponderMisbehaved, match="reply 0 matches a setup entry"):
         index.lookup([other], [b"x"])
-    index2 = ecdh.SetupIndex(8)
+    index2 = ecdh_index.SetupIndex(8)
     index2.add(setup.tags, setup.labels)
     assert index2.lookup([y_point], [b"y"]) == [b"CASE"]
 
@@ -154,7 +154,7 @@ def test_every_entry_with_the_tag_is_tried_before_blaming_the_responder():
     x_tag = ecdh.derive_tags([x_point], 8)[0]
     x_label = both.labels[both.tags.index(x_tag)]
     y_label = both.labels[both.tags.index(ecdh.derive_tags([y_point], 8)[0])]
-    index = ecdh.SetupIndex(8)
+    index = ecdh_index.SetupIndex(8)
     index.add([x_tag, x_tag], [y_label, x_label])  # an honest collision: y's entry shares x's tag
     assert index.lookup([x_point], [b"x"]) == [b"CASE-X"]
 
@@ -168,11 +168,11 @@ def test_hash_to_group_is_rbcl_from_hash_of_domain_separated_sha512():
 
 def test_setup_out_of_tag_order_is_refused():
     setup = ecdh.responder_setup(ecdh.new_key(), [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], 8)
-    index = ecdh.SetupIndex(8)
+    index = ecdh_index.SetupIndex(8)
     with pytest.raises(InvalidElement, match="out of tag order"):
         index.add(list(reversed(setup.tags)), list(reversed(setup.labels)))
     with pytest.raises(InvalidElement, match="bytes, expected 8"):
-        ecdh.SetupIndex(8).add([b"short"], [b"x"])
+        ecdh_index.SetupIndex(8).add([b"short"], [b"x"])
 
 
 def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):

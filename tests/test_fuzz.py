@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from matcher.errors import InputFileError, InvalidElement, MatcherError, ResponderMisbehaved
 from matcher.identity.records import CsvFormat, load_records
-from matcher.protocols import ecdh, keyed_hash
+from matcher.protocols import ecdh, ecdh_index, ecdh_reveal, keyed_hash
 from matcher.storage.setup_cache import MAGIC, load_setup, save_setup
 from matcher.v1 import matcher_pb2 as pb
 from tests.conftest import norm_digest
@@ -62,7 +62,7 @@ def test_ecdh_wire_functions(elements, offset):
 @given(st.integers(1, 32), st.lists(st.tuples(st.binary(max_size=34), st.binary(max_size=80)), max_size=8),
        st.booleans(), st.lists(st.binary(min_size=64, max_size=64), max_size=4))
 def test_setup_index_add_and_lookup(tag_len, rows, with_labels, outputs):
-    index = ecdh.SetupIndex(tag_len)
+    index = ecdh_index.SetupIndex(tag_len)
     tags = [t for t, _ in rows]
     labels = [lb for _, lb in rows] if with_labels else []
     try:
@@ -79,7 +79,7 @@ def test_setup_index_add_and_lookup(tag_len, rows, with_labels, outputs):
 def test_check_hit_report(reported, limit):
     setup = ecdh.responder_setup(KEY, [(b"a", b"C1"), (b"b", b"C2")], 8, keep_points=True)
     with contextlib.suppress(InvalidElement):
-        ecdh.check_hit_report(setup, reported, limit)
+        ecdh_reveal.check_hit_report(setup, reported, limit)
 
 
 @FUZZ

@@ -11,7 +11,7 @@ import pytest
 
 from clients import TlsFiles
 from matcher.errors import InvalidElement
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, ecdh_reveal
 from matcher.requester import run_match
 from matcher.storage import session_log
 from matcher.v1 import matcher_pb2 as pb
@@ -104,8 +104,8 @@ def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
     ctx = b"session-1"
 
     def check(points, indices, key=a, context=ctx, limit=2, reps=replies):
-        proof = ecdh.prove_hits(key, [(p, reps[i]) for p, i in zip(points, indices, strict=True)], context)
-        return ecdh.check_hit_report(setup, points, limit, indices, proof, reps, ctx)
+        proof = ecdh_reveal.prove_hits(key, [(p, reps[i]) for p, i in zip(points, indices, strict=True)], context)
+        return ecdh_reveal.check_hit_report(setup, points, limit, indices, proof, reps, ctx)
 
     own = pairs[0][0]
     assert check([own], [0]) == [b"t2"]
@@ -117,9 +117,9 @@ def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
     with pytest.raises(InvalidElement, match="more than"):
         check([own, pairs[1][0]], [0, 1], limit=1)
     with pytest.raises(InvalidElement, match="identity"):
-        ecdh.check_hit_report(setup, [bytes(32)], 2, [0], b"", replies, ctx)
+        ecdh_reveal.check_hit_report(setup, [bytes(32)], 2, [0], b"", replies, ctx)
     with pytest.raises(InvalidElement, match="did not send"):
-        ecdh.check_hit_report(setup, [own], 2, [2], b"", replies, ctx)
+        ecdh_reveal.check_hit_report(setup, [own], 2, [2], b"", replies, ctx)
     # bound to the session: another context, another key, another element's reply
     for bad in (dict(context=b"session-2"), dict(key=ecdh.new_key())):
         with pytest.raises(InvalidElement, match="not evaluated in this session"):
@@ -129,11 +129,11 @@ def test_check_hit_report_accepts_only_own_points_evaluated_in_this_session():
     # a point learnt in an earlier session (other key a'), reported against this session's reply
     earlier = _evaluated_in_a_session(b, ecdh.new_key(), [b"t2"])[0][0]
     assert earlier == own  # b·H(t2) is the same in every session: only the proof tells them apart
-    proof = ecdh.prove_hits(a, [(own, replies[1])], ctx)
+    proof = ecdh_reveal.prove_hits(a, [(own, replies[1])], ctx)
     with pytest.raises(InvalidElement, match="not evaluated in this session"):
-        ecdh.check_hit_report(setup, [own], 2, [1], proof, replies, ctx)
+        ecdh_reveal.check_hit_report(setup, [own], 2, [1], proof, replies, ctx)
     with pytest.raises(InvalidElement, match="not evaluated in this session"):
-        ecdh.check_hit_report(setup, [own], 2, [0], b"", replies, ctx)
+        ecdh_reveal.check_hit_report(setup, [own], 2, [0], b"", replies, ctx)
 
 
 def test_a_hit_report_of_points_from_another_session_is_refused(agencies, start):
@@ -177,14 +177,14 @@ def test_a_hit_report_of_points_from_another_session_is_refused(agencies, start)
     def honest(sid, z):
         p = ecdh.unblind(ecdh.invert_key(a1), [z])[0]
         learnt.append(p)
-        return pb.HitReport(elements=[p], indices=[0], proof=ecdh.prove_hits(
-            a1, [(p, z)], ecdh.hit_proof_context(sid)))
+        return pb.HitReport(elements=[p], indices=[0], proof=ecdh_reveal.prove_hits(
+            a1, [(p, z)], ecdh_reveal.hit_proof_context(sid)))
 
     assert session(a1, held, honest)[-1].summary.hit_count == 1
 
     def replayed(sid, z):  # session 2 asks about someone else, then reports the earlier hit
-        return pb.HitReport(elements=learnt, indices=[0], proof=ecdh.prove_hits(
-            a2, [(learnt[0], z)], ecdh.hit_proof_context(sid)))
+        return pb.HitReport(elements=learnt, indices=[0], proof=ecdh_reveal.prove_hits(
+            a2, [(learnt[0], z)], ecdh_reveal.hit_proof_context(sid)))
 
     with pytest.raises(grpc.RpcError) as rpc:
         session(a2, b"matcher/v1/n1/document/NOBODY", replayed)

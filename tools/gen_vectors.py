@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.identity.conformance import NORM_VECTOR_FILES, PROTOCOL_VECTOR_FILE, run_vector, vectors_keyspec
 from matcher.identity.match_keys import DEFAULT_MATCH_KEYS, KeySpec
-from matcher.protocols import ecdh, keyed_hash, paillier
+from matcher.protocols import ecdh, ecdh_reveal, keyed_hash, paillier
 
 OUT = Path(__file__).resolve().parent.parent / "matcher" / "identity" / "vectors"
 
@@ -236,19 +236,19 @@ def _hit_proof(a: bytes, a_inv: bytes, b: bytes) -> dict:
     import rbcl
 
     session_id = "0123456789abcdef"
-    context = ecdh.hit_proof_context(session_id)
+    context = ecdh_reveal.hit_proof_context(session_id)
     pairs = []
     for tok in ECDH_TOKENS[:2]:
         z = ecdh.evaluate(b, ecdh.blind_tokens(a, [tok.encode()]))[0]  # the responder's reply b·a·H(x)
         pairs.append((ecdh.unblind(a_inv, [z])[0], z))  # (P = b·H(x), Z = a·P)
-    seed, m, zsum = ecdh._combine(pairs, context)
-    coeffs = [ecdh._scalar(seed + k.to_bytes(8, "big")) for k in range(len(pairs))]
+    seed, m, zsum = ecdh_reveal._combine(pairs, context)
+    coeffs = [ecdh_reveal._scalar(seed + k.to_bytes(8, "big")) for k in range(len(pairs))]
     r = _scalar(b"hit proof r")
     t = rbcl.crypto_scalarmult_ristretto255(r, m)
-    e = ecdh._scalar(ecdh._PROOF_CHALLENGE + seed + m + zsum + t)
+    e = ecdh_reveal._scalar(ecdh_reveal._PROOF_CHALLENGE + seed + m + zsum + t)
     s_ = rbcl.crypto_core_ristretto255_scalar_sub(r, rbcl.crypto_core_ristretto255_scalar_mul(e, a))
     proof = e + s_
-    assert ecdh.verify_hits(pairs, proof, context)
+    assert ecdh_reveal.verify_hits(pairs, proof, context)
     return {
         "session_id": session_id, "context_hex": context.hex(),
         "pairs": [{"p_hex": p.hex(), "z_hex": z.hex()} for p, z in pairs],

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from clients.sessions.base import RequesterSession
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
 from matcher.parallel import SMALL_BATCH, Workers, inline
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
 
@@ -47,7 +47,7 @@ class EcdhRequesterSession(RequesterSession):
         self._pool = workers if workers is not None else inline()
         self._key = ecdh.new_key()
         self._inverse = ecdh.invert_key(self._key)
-        self._index: ecdh.SetupIndex | None = None
+        self._index: ecdh_index.SetupIndex | None = None
         self._cache = None
         self._responder = ""
         self._cached: ecdh.ResponderSetup | None = None
@@ -122,13 +122,13 @@ class EcdhRequesterSession(RequesterSession):
             raise ProtocolViolation("in cardinality mode the setup is points of 32 bytes")
         if accepted.setup_size > MAX_SETUP_ENTRIES:
             raise ProtocolViolation(f"the responder announced a setup of {accepted.setup_size} entries")
-        self._index = ecdh.SetupIndex(accepted.tag_length)
+        self._index = ecdh_index.SetupIndex(accepted.tag_length)
         if accepted.setup_skipped:
             if self._cached is None or setup_id(self._cached) != accepted.setup_id:
                 raise ProtocolViolation("the responder skipped a setup this requester does not hold")
             if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
                 raise ProtocolViolation("cached setup does not fit the responder's announcement")
-            self._index = ecdh.SetupIndex.from_setup(self._cached, checked=True)
+            self._index = ecdh_index.SetupIndex.from_setup(self._cached, checked=True)
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         assert self._index is not None and self.accepted is not None
@@ -234,7 +234,7 @@ class EcdhRequesterSession(RequesterSession):
                 for i in range(0, len(points), chunk_elements)
             ]
         pairs = [(p, z) for _, p, z in self._hits]
-        proof = ecdh.prove_hits(self._key, pairs, ecdh.hit_proof_context(self.accepted.session_id))
+        proof = ecdh_reveal.prove_hits(self._key, pairs, ecdh_reveal.hit_proof_context(self.accepted.session_id))
         return [pb.MatchRequest(hit_report=pb.HitReport(
             elements=[p for _, p, _ in self._hits], indices=[pos for pos, _, _ in self._hits], proof=proof,
         ))]

@@ -30,11 +30,9 @@ identity (the identity would let a peer probe for a zero scalar and carries no t
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,7 +41,7 @@ import rbcl
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from matcher.errors import InvalidElement, ResponderMisbehaved
+from matcher.errors import InvalidElement
 from matcher.protocols import group_backend as _backend
 
 if TYPE_CHECKING:
@@ -347,142 +345,6 @@ def responder_setup(
     return ResponderSetup(tag_len or POINT_BYTES, [r[0] for r in rows], [r[1] for r in rows], kept)
 
 
-_PROOF_SEED = b"matcher/v2/hit-proof/seed\x00"
-_PROOF_CHALLENGE = b"matcher/v2/hit-proof/challenge\x00"
-PROOF_BYTES = 2 * SCALAR_BYTES
-
-
-def _scalar(data: bytes) -> bytes:
-    return rbcl.crypto_core_ristretto255_scalar_reduce(hashlib.sha512(data).digest())
-
-
-def _combine(pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> tuple[bytes, bytes, bytes]:
-    """(seed, M, Z): M = Σ d_k·P_k and Z = Σ d_k·Z_k with coefficients d_k fixed by every pair."""
-    seed = hashlib.sha512(
-        _PROOF_SEED + len(context).to_bytes(2, "big") + context + b"".join(p + z for p, z in pairs)
-    ).digest()
-    m = z = IDENTITY
-    for k, (p, zk) in enumerate(pairs):
-        d = _scalar(seed + k.to_bytes(8, "big"))
-        m = rbcl.crypto_core_ristretto255_add(m, _smul0(d, p))
-        z = rbcl.crypto_core_ristretto255_add(z, _smul0(d, zk))
-    return seed, m, z
-
-
-_smul0 = rbcl.crypto_scalarmult_ristretto255_allow_scalar_zero
-
-
-def hit_proof_context(session_id: str) -> bytes:
-    """What a hit report's proof is bound to: the session (its id, as Accepted carries it)."""
-    return b"matcher/v2/session\x00" + session_id.encode("ascii", "replace")
-
-
-def prove_hits(key: bytes, pairs: Sequence[tuple[bytes, bytes]], context: bytes) -> bytes:
-    """Requester, reveal = "both": proof that one scalar ``key`` = a gives ``Z_k = a·P_k`` for every pair.
-
-    ``P_k`` = b·H(x) is a hit's unblinded point and ``Z_k`` = b·a·H(x) the responder's
-    reply to that element *in this session*; ``context`` binds the proof to the
-    session (its id). A batched Schnorr proof of knowledge of ``log_M Z`` with
-    ``M = Σ d_k·P_k``, ``Z = Σ d_k·Z_k`` and coefficients d_k hashed from all pairs
-    (as the batched DLEQ of RFC 9497 §2.2): e ‖ s, 64 bytes. Empty without pairs.
-    """
-    if not pairs:
-        return b""
-    seed, m, z = _combine(pairs, context)
-    r = new_key()
-    t = _smul(r, m)
-    e = _scalar(_PROOF_CHALLENGE + seed + m + z + t)
-    s = rbcl.crypto_core_ristretto255_scalar_sub(r, rbcl.crypto_core_ristretto255_scalar_mul(e, key))
-    return e + s
-
-
-def verify_hits(pairs: Sequence[tuple[bytes, bytes]], proof: bytes, context: bytes) -> bool:
-    """Responder: whether ``proof`` shows one scalar a with ``Z_k = a·P_k`` for every pair (see :func:`prove_hits`)."""
-    if not pairs:
-        return proof == b""
-    if len(proof) != PROOF_BYTES:
-        return False
-    e, s = proof[:SCALAR_BYTES], proof[SCALAR_BYTES:]
-    # both scalars must be canonical (reduced) encodings: no second encoding of a proof
-    if rbcl.crypto_core_ristretto255_scalar_reduce(e + bytes(32)) != e:
-        return False
-    if rbcl.crypto_core_ristretto255_scalar_reduce(s + bytes(32)) != s:
-        return False
-    seed, m, z = _combine(pairs, context)
-    if m == IDENTITY or z == IDENTITY:
-        return False
-    t = rbcl.crypto_core_ristretto255_add(_smul0(s, m), _smul0(e, z))
-    return secrets.compare_digest(_scalar(_PROOF_CHALLENGE + seed + m + z + t), e)
-
-
-def check_hit_report(
-    setup: ResponderSetup,
-    reported: Sequence[bytes],
-    limit: int,
-    indices: Sequence[int] = (),
-    proof: bytes = b"",
-    replies: Sequence[bytes] = (),
-    context: bytes = b"",
-) -> list[bytes]:
-    """Responder, reveal = "both": the own tokens a requester's hit report names, after checking it.
-
-    The requester reports P_k = b·H(x) of each of its hits, the index i_k of that
-    element in this session, and a proof (:func:`prove_hits`) that one scalar a gives
-    ``replies[i_k] = a·P_k`` for every k, where ``replies`` are this session's own
-    replies b·X_i. So each reported point was evaluated in this same session
-    (X_{i_k} = a·H(x)): a point learnt in an earlier session cannot be reported
-    again. A point is accepted only if it equals b·H(y) for one of the responder's own
-    entries y; the requester can only know b·H(y) by having asked the responder to
-    evaluate H(y) (one-more-DH). It can withhold hits: that is not detectable here.
-    At most ``limit`` (the session's request size) distinct points are accepted.
-    """
-    if setup.points is None:
-        raise ValueError("this setup was built without keep_points")
-    if len(reported) > limit:
-        raise InvalidElement(f"hit report of {len(reported)} elements, more than the {limit} asked")
-    if len(indices) != len(reported):
-        raise InvalidElement(f"hit report of {len(reported)} points with {len(indices)} indices")
-    seen: set[bytes] = set()
-    seen_index: set[int] = set()
-    tokens: list[bytes] = []
-    for i, (p, at) in enumerate(zip(reported, indices, strict=True)):
-        check_point(p, i)
-        if p in seen or at in seen_index:
-            raise InvalidElement(f"reported hit {i} is repeated")
-        if at >= len(replies):
-            raise InvalidElement(f"reported hit {i} names an element this session did not send")
-        seen.add(p)
-        seen_index.add(at)
-        token = setup.points.get(bytes(p))
-        if token is None:
-            raise InvalidElement(f"reported hit {i} is not one of this responder's entries")
-        tokens.append(token)
-    pairs = [(bytes(p), replies[at]) for p, at in zip(reported, indices, strict=True)]
-    if not verify_hits(pairs, bytes(proof), context):
-        raise InvalidElement(
-            "the hit report's proof does not verify: its points were not evaluated in this session"
-        )
-    return tokens
-
-
-def count_matches(evaluated: set[bytes], returned: Sequence[bytes], offset: int = 0) -> int:
-    """Responder, reveal = "cardinality": how many of the returned points a·b·H(y) are in ``evaluated``.
-
-    ``evaluated`` holds this session's b·(a·H(x)); every match is removed from it, so a
-    repeated point is not counted twice and the total never exceeds the request size.
-    A returned point is only compared, never used in arithmetic, so a non-canonical or
-    invalid one simply does not match (only its length is checked).
-    """
-    count = 0
-    for j, p in enumerate(returned):
-        if len(p) != POINT_BYTES:
-            raise InvalidElement(f"returned element {offset + j} is not a 32-byte ristretto255 point")
-        if p in evaluated:
-            evaluated.discard(p)
-            count += 1
-    return count
-
-
 def _split_setup(
     workers: Workers,
     key: bytes,
@@ -501,100 +363,3 @@ def _split_setup(
         if progress:
             progress(len(out), len(pairs))
     return out
-
-
-class SetupIndex:
-    """Requester-side lookup over a received setup, kept as the responder sent it: sorted by tag.
-
-    The responder sorts its setup by tag, so the index is two parallel lists and a
-    lookup is a binary search: no per-entry dict, and a cached setup of millions of
-    entries is usable as soon as it is read. Entries out of order are refused.
-    """
-
-    def __init__(self, tag_length: int) -> None:
-        self.tag_length = tag_length
-        self.tags: list[bytes] = []
-        self.labels: list[bytes] = []
-
-    @classmethod
-    def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
-        """An index over a whole setup, e.g. one read from the requester's cache.
-
-        ``checked``: the setup was already checked when it was received (and its
-        content is vouched for by its setup id), so its lists are adopted as they are.
-        """
-        index = cls(setup.tag_length)
-        if checked:
-            index.tags, index.labels = setup.tags, setup.labels or [b""] * len(setup.tags)
-        else:
-            index.add(setup.tags, setup.labels)
-        return index
-
-    def add(self, tags: Sequence[bytes], labels: Sequence[bytes]) -> None:
-        """Append one received chunk of the setup (labels empty in cardinality mode)."""
-        if labels and len(labels) != len(tags):
-            raise InvalidElement("setup chunk with tags and labels of different counts")
-        previous = self.tags[-1] if self.tags else b""
-        for i, tag in enumerate(tags):
-            if len(tag) != self.tag_length:
-                raise InvalidElement(f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
-            if tag < previous:
-                raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
-            previous = tag
-        self.tags.extend(tags)
-        self.labels.extend(labels if labels else [b""] * len(tags))
-
-    def __len__(self) -> int:
-        return len(self.tags)
-
-    def _candidates(self, tag: bytes) -> list[bytes]:
-        i = bisect.bisect_left(self.tags, tag)
-        out = []
-        while i < len(self.tags) and self.tags[i] == tag:
-            out.append(self.labels[i])
-            i += 1
-        return out
-
-    def lookup(self, unblinded: Sequence[bytes], tokens: Sequence[bytes], offset: int = 0) -> list[bytes | None]:
-        """For each b·H(x) of token x: its case reference(s) if x is in the responder's set, else None."""
-        return self.lookup_outputs([_derive(p) for p in unblinded], tokens, offset)
-
-    def lookup_outputs(
-        self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int = 0
-    ) -> list[bytes | None]:
-        """Like :meth:`lookup`, from the output hashes of :func:`unblind_outputs`.
-
-        ``tokens[j]`` is the requester's own token behind ``outputs[j]`` (element
-        ``offset + j`` of the session). With labels, a hit is a setup entry with the
-        element's tag whose label opens under the element's label key and its token's
-        associated data; every entry with that tag is tried (an honest tag collision,
-        chance under 2^-40 a session, leaves another entry to try). A tag found whose
-        labels all fail to open is a reply the responder did not compute as b·X_i for
-        this element (permuted, repeated, substituted, replayed): ResponderMisbehaved.
-        Without labels (cardinality mode) ``tokens`` may be None and a tag match is a
-        hit with the value ``b""``.
-        """
-        out: list[bytes | None] = []
-        n = self.tag_length
-        for j, d in enumerate(outputs):
-            candidates = self._candidates(d[:n])
-            found: bytes | None = None
-            if candidates:
-                if not candidates[0]:
-                    found = b""
-                else:
-                    if tokens is None:
-                        raise ValueError("labels can only be opened with the elements' tokens")
-                    ad = label_ad(tokens[j])
-                    for label in candidates:
-                        found = _open_with(d[32:], label, ad)
-                        if found is not None:
-                            break
-                    if found is None:
-                        raise ResponderMisbehaved(
-                            f"the responder's reply {offset + j} matches a setup entry whose label was not "
-                            "sealed for this element: the reply was permuted, repeated, substituted or taken "
-                            "from another session (an honest collision has a chance under 2^-40)"
-                        )
-            out.append(found)
-        return out

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from matcher.errors import ProtocolViolation
 from matcher.parallel import SMALL_BATCH, inline
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, ecdh_reveal
 from matcher.sessions.base import ResponderSession
 from matcher.sessions.chunks import InOrder
 from matcher.v1 import matcher_pb2 as pb
@@ -36,7 +36,7 @@ class EcdhResponderSession(ResponderSession):
 
     ``both`` mode: as ``requester``, then the requester reports P = b·H(x) of each hit
     with the index of its element in this session and a proof that one scalar links
-    every reported P to this session's reply (:func:`matcher.protocols.ecdh.check_hit_report`);
+    every reported P to this session's reply (:func:`matcher.protocols.ecdh_reveal.check_hit_report`);
     the records behind accepted points go to the responder's hits file.
     """
 
@@ -125,16 +125,16 @@ class EcdhResponderSession(ResponderSession):
                 )
             chunk = request.reblinded
             self._reblinded.check(chunk.offset, len(chunk.elements))
-            self._count += ecdh.count_matches(self._evaluated, chunk.elements, chunk.offset)
+            self._count += ecdh_reveal.count_matches(self._evaluated, chunk.elements, chunk.offset)
             self._reblinded.take(chunk.offset, len(chunk.elements))
             self.hit_count = self._count if self._reblinded.complete else None
             return iter(())
         if kind != "hit_report":
             raise ProtocolViolation(f"a HitReport must follow Finish in this reveal mode, not {kind or 'empty'}")
         report = request.hit_report
-        tokens = ecdh.check_hit_report(
+        tokens = ecdh_reveal.check_hit_report(
             self.epoch.setup, list(report.elements), self.hello.request_size, list(report.indices),
-            report.proof, self._replies, ecdh.hit_proof_context(self.session_id),
+            report.proof, self._replies, ecdh_reveal.hit_proof_context(self.session_id),
         )
         self._tail_done = True
         self._reported = self.hit_count = len(tokens)

@@ -1,0 +1,110 @@
+"""The requester's index over a received ecdh setup: tag lookup and label opening.
+
+Hazmat, like :mod:`matcher.protocols.ecdh`, whose derivations (output hash, label key,
+associated data) it applies.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+from matcher.errors import InvalidElement, ResponderMisbehaved
+from matcher.protocols.ecdh import ResponderSetup, _derive, _open_with, label_ad
+
+
+class SetupIndex:
+    """Requester-side lookup over a received setup, kept as the responder sent it: sorted by tag.
+
+    The responder sorts its setup by tag, so the index is two parallel lists and a
+    lookup is a binary search: no per-entry dict, and a cached setup of millions of
+    entries is usable as soon as it is read. Entries out of order are refused.
+    """
+
+    def __init__(self, tag_length: int) -> None:
+        self.tag_length = tag_length
+        self.tags: list[bytes] = []
+        self.labels: list[bytes] = []
+
+    @classmethod
+    def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
+        """An index over a whole setup, e.g. one read from the requester's cache.
+
+        ``checked``: the setup was already checked when it was received (and its
+        content is vouched for by its setup id), so its lists are adopted as they are.
+        """
+        index = cls(setup.tag_length)
+        if checked:
+            index.tags, index.labels = setup.tags, setup.labels or [b""] * len(setup.tags)
+        else:
+            index.add(setup.tags, setup.labels)
+        return index
+
+    def add(self, tags: Sequence[bytes], labels: Sequence[bytes]) -> None:
+        """Append one received chunk of the setup (labels empty in cardinality mode)."""
+        if labels and len(labels) != len(tags):
+            raise InvalidElement("setup chunk with tags and labels of different counts")
+        previous = self.tags[-1] if self.tags else b""
+        for i, tag in enumerate(tags):
+            if len(tag) != self.tag_length:
+                raise InvalidElement(f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
+            if tag < previous:
+                raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
+            previous = tag
+        self.tags.extend(tags)
+        self.labels.extend(labels if labels else [b""] * len(tags))
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def _candidates(self, tag: bytes) -> list[bytes]:
+        i = bisect.bisect_left(self.tags, tag)
+        out = []
+        while i < len(self.tags) and self.tags[i] == tag:
+            out.append(self.labels[i])
+            i += 1
+        return out
+
+    def lookup(self, unblinded: Sequence[bytes], tokens: Sequence[bytes], offset: int = 0) -> list[bytes | None]:
+        """For each b·H(x) of token x: its case reference(s) if x is in the responder's set, else None."""
+        return self.lookup_outputs([_derive(p) for p in unblinded], tokens, offset)
+
+    def lookup_outputs(
+        self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int = 0
+    ) -> list[bytes | None]:
+        """Like :meth:`lookup`, from the output hashes of :func:`unblind_outputs`.
+
+        ``tokens[j]`` is the requester's own token behind ``outputs[j]`` (element
+        ``offset + j`` of the session). With labels, a hit is a setup entry with the
+        element's tag whose label opens under the element's label key and its token's
+        associated data; every entry with that tag is tried (an honest tag collision,
+        chance under 2^-40 a session, leaves another entry to try). A tag found whose
+        labels all fail to open is a reply the responder did not compute as b·X_i for
+        this element (permuted, repeated, substituted, replayed): ResponderMisbehaved.
+        Without labels (cardinality mode) ``tokens`` may be None and a tag match is a
+        hit with the value ``b""``.
+        """
+        out: list[bytes | None] = []
+        n = self.tag_length
+        for j, d in enumerate(outputs):
+            candidates = self._candidates(d[:n])
+            found: bytes | None = None
+            if candidates:
+                if not candidates[0]:
+                    found = b""
+                else:
+                    if tokens is None:
+                        raise ValueError("labels can only be opened with the elements' tokens")
+                    ad = label_ad(tokens[j])
+                    for label in candidates:
+                        found = _open_with(d[32:], label, ad)
+                        if found is not None:
+                            break
+                    if found is None:
+                        raise ResponderMisbehaved(
+                            f"the responder's reply {offset + j} matches a setup entry whose label was not "
+                            "sealed for this element: the reply was permuted, repeated, substituted or taken "
+                            "from another session (an honest collision has a chance under 2^-40)"
+                        )
+            out.append(found)
+        return out
