@@ -7,11 +7,12 @@ import secrets
 import pytest
 
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_responder as plr
 
 KEY = pl.generate_key(2048)
 REQ = pl._RequesterCtx(KEY)
-RR = pl.Rerandomiser.new(KEY.n)
-RESP = pl._ResponderCtx(RR)
+RR = plr.Rerandomiser.new(KEY.n)
+RESP = plr._ResponderCtx(RR)
 COEFFS = [REQ.encrypt(secrets.randbelow(KEY.n)) for _ in range(14)]
 CT = REQ.encrypt(12345)
 
@@ -31,7 +32,7 @@ def test_rerandomiser(benchmark):
 @pytest.mark.parametrize("degree", [1, 14])
 def test_evaluate_one(benchmark, degree):
     e = pl.encode_token(b"token")
-    benchmark(pl.evaluate_one, RESP, COEFFS[:degree], e, pl.encode_payload(e, b"CASE-1", KEY.bits))
+    benchmark(plr.evaluate_one, RESP, COEFFS[:degree], e, pl.encode_payload(e, b"CASE-1", KEY.bits))
 
 
 def test_poly_from_roots_degree_14(benchmark):

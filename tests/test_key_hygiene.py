@@ -8,6 +8,7 @@ from clients import TlsFiles
 from matcher.errors import InvalidElement
 from matcher.protocols import ecdh, keyed_hash
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_responder as plr
 from matcher.server.service import TlsMaterial
 from matcher.storage.secrets_store import EpochKey
 
@@ -33,7 +34,7 @@ def test_no_key_type_shows_secret_material():
     key = pl.generate_key(1024, _allow_small=True)
     secrets_of_key = [str(key.p), str(key.q), str(key.hs), hex(key.p)[2:], str(key.n)]
     query = pl.build_query([b"matcher/v1/n2/document/SECRET-TOKEN"], key)
-    rr = pl.Rerandomiser.new(key.n)
+    rr = plr.Rerandomiser.new(key.n)
     b = ecdh.new_key()
     setup = ecdh.responder_setup(b, [(b"SECRET-TOKEN", b"CASE-REF-1")], 8, keep_points=True)
     index = keyed_hash.responder_index(b"k" * 32, [(b"SECRET-TOKEN", b"CASE-REF-1")])

@@ -11,6 +11,7 @@ from matcher.errors import InvalidElement
 from matcher.parallel import Workers
 from matcher.protocols import paillier as pl
 from matcher.protocols import paillier_proof
+from matcher.protocols import paillier_responder as plr
 from matcher.storage import session_log
 
 KEY = pl.generate_key(2048)
@@ -19,15 +20,15 @@ KEY_PROOF = paillier_proof.prove(KEY.n, KEY.p, KEY.q)
 
 def _run(req_tokens, resp_entries, *, cardinality=False, workers=None, **overrides):
     q = pl.build_query(req_tokens, KEY, **overrides)
-    store = pl.CoefficientStore(KEY.n, q.bins, q.degree)
+    store = plr.CoefficientStore(KEY.n, q.bins, q.degree)
     off = 0
     for part in pl.encrypt_query(q, bins_per_task=3, workers=workers):
         store.add(part, off)
         off += len(part)
     assert off == q.element_count
-    items = pl.responder_items(resp_entries, KEY.bits, with_payload=not cardinality)
-    rr = pl.Rerandomiser.new(KEY.n)
-    replies = [c for part in pl.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers) for c in part]
+    items = plr.responder_items(resp_entries, KEY.bits, with_payload=not cardinality)
+    rr = plr.Rerandomiser.new(KEY.n)
+    replies = [c for part in plr.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers) for c in part]
     assert len(replies) == len(items.encodings)
     residues = pl.decrypt_replies(KEY, replies, workers=workers)
     if cardinality:
@@ -113,7 +114,7 @@ def test_bad_ciphertexts_are_refused(bad):
     size = pl.ciphertext_bytes(n)
     value = {"zero": 0, "n2": n * n, "multiple_of_p": gmpy2.mpz(KEY.p) * 12345, "short": 5}[bad]
     data = int(value).to_bytes(size, "big") if bad != "short" else b"\x05"
-    store = pl.CoefficientStore(KEY.n, 1, 1)
+    store = plr.CoefficientStore(KEY.n, 1, 1)
     with pytest.raises(InvalidElement, match="element 0"):
         store.add([data], 0)
 
@@ -351,13 +352,13 @@ def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
     root = (e1 * q * pow(q, -1, p) + e2 * p * pow(p, -1, q)) % int(KEY.n)  # ≡ e1 mod p, ≡ e2 mod q
     query = pl.build_query([t1], KEY, _bins=1, _degree=1)
     query.root_lists = [[root]]
-    store = pl.CoefficientStore(KEY.n, 1, 1)
+    store = plr.CoefficientStore(KEY.n, 1, 1)
     off = 0
     for part in pl.encrypt_query(query, bins_per_task=1):
         store.add(part, off)
         off += len(part)
-    items = pl.responder_items([(t1, b"CASE-1"), (t2, b"CASE-2"), (b"other", b"CASE-3")], KEY.bits, True)
-    replies = [c for part in pl.evaluate_all(store, items, query.seed, pl.Rerandomiser.new(KEY.n), batch=4)
+    items = plr.responder_items([(t1, b"CASE-1"), (t2, b"CASE-2"), (b"other", b"CASE-3")], KEY.bits, True)
+    replies = [c for part in plr.evaluate_all(store, items, query.seed, plr.Rerandomiser.new(KEY.n), batch=4)
                for c in part]
     residues = pl.decrypt_replies(KEY, replies)
     bound = 1 << (KEY.bits // 2 - 8)  # a payload is far shorter than p or q; noise is uniform mod p

@@ -14,6 +14,7 @@ from gmpy2 import mpz
 
 from matcher.protocols import modexp_backend
 from matcher.protocols import paillier as pl
+from matcher.protocols import paillier_responder as plr
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = modexp_backend.get()
@@ -62,10 +63,10 @@ def test_lockstep_horner_decrypts_like_one_by_one(monkeypatch):
     coeffs = [ctx.encrypt(a) for a in pl.poly_from_roots(roots, KEY.n)]
     others = [secrets.randbits(pl.ENCODING_BITS) for _ in range(6)]
     items = [(coeffs, e, 1000 + i) for i, e in enumerate(roots + others)]
-    rctx = pl._responder_ctx(pl.Rerandomiser.new(KEY.n))
+    rctx = plr._responder_ctx(plr.Rerandomiser.new(KEY.n))
 
     def residues():
-        return ctx.decrypt_many_mod_p(pl.evaluate_many(rctx, items))
+        return ctx.decrypt_many_mod_p(plr.evaluate_many(rctx, items))
 
     fast = residues()
     _without_fast(monkeypatch)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from matcher.errors import InvalidElement, LimitExceeded, ProtocolViolation
 from matcher.protocols import paillier as pl
 from matcher.protocols import paillier_proof
+from matcher.protocols import paillier_responder as plr
 from matcher.sessions.base import ResponderSession
 from matcher.v1 import matcher_pb2 as pb
 
@@ -60,12 +61,12 @@ class PaillierResponderSession(ResponderSession):
         self.cardinality = state.settings.reveal == "cardinality"
         self.seed = params.bin_seed
         try:
-            self.items = pl.responder_items(state.entries, n.bit_length(), with_payload=not self.cardinality)
+            self.items = plr.responder_items(state.entries, n.bit_length(), with_payload=not self.cardinality)
         except ValueError as exc:  # a case reference longer than this key size carries
             raise LimitExceeded(f"{exc}; ask the requester for a larger Paillier key") from None
-        self.store = pl.CoefficientStore(n, params.bins, params.degree)
+        self.store = plr.CoefficientStore(n, params.bins, params.degree)
         # Re-randomisation bases for this n, computed before the coefficients stream in.
-        self.rerandomiser = pl.Rerandomiser.new(n)
+        self.rerandomiser = plr.Rerandomiser.new(n)
         self.workers = state.workers
 
     @classmethod
@@ -95,7 +96,7 @@ class PaillierResponderSession(ResponderSession):
 
     def on_finish(self) -> Iterator[pb.MatchResponse]:
         offset = 0
-        for part in pl.evaluate_all(
+        for part in plr.evaluate_all(
             self.store, self.items, self.seed, self.rerandomiser, batch=EVAL_BATCH, workers=self.workers
         ):
             yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=part))

@@ -1,0 +1,203 @@
+"""Paillier polynomial PSI, the responder's half: re-randomisation, Horner evaluation, replies.
+
+Hazmat, like :mod:`matcher.protocols.paillier` (parameters, encodings, the requester's
+key and query), whose encodings and ciphertext checks it uses. For each own token y the
+responder evaluates the requester's encrypted bin polynomial at enc(y) by Horner's rule,
+multiplies by a fresh random r and adds the payload (y ‖ case_ref), then re-randomises:
+``E(r·P(y) + payload)``; a non-root gives a uniformly random plaintext.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import gmpy2
+from gmpy2 import mpz
+
+from matcher.errors import ProtocolViolation
+from matcher.parallel import Workers
+from matcher.protocols import modexp_backend
+from matcher.protocols.paillier import (
+    _N_X,
+    _WINDOW,
+    ENCODING_BITS,
+    FixedBase,
+    _cached,
+    bin_of,
+    check_ciphertext,
+    ciphertext_bytes,
+    encode_payload,
+    encode_token,
+    get_pool,
+    security_bits,
+    to_wire,
+    worker_count,
+)
+
+
+@dataclass(frozen=True, repr=False)
+class Rerandomiser:
+    """The responder's per-session re-randomisation bases for the requester's ``n``."""
+
+    def __repr__(self) -> str:  # the bases are the responder's secret randomness
+        return f"Rerandomiser(<{int(self.n).bit_length()}-bit modulus, {len(self.xs)} bases>)"
+
+    n: int
+    hs: int
+    xs: tuple[int, ...]
+
+    @classmethod
+    def new(cls, n: int) -> Rerandomiser:
+        """``h_s = (−x²)ⁿ`` and ``X_j = x_jⁿ`` mod n² for fresh random x (one exponentiation each)."""
+        n = mpz(n)
+        n2 = n * n
+
+        def rnd() -> mpz:
+            return mpz(secrets.randbelow(int(n) - 2) + 2)
+
+        x = rnd()
+        hs = gmpy2.powmod(n - x * x % n, n, n2)
+        xs = tuple(int(gmpy2.powmod(rnd(), n, n2)) for _ in range(_N_X))
+        return cls(int(n), int(hs), xs)
+
+
+class _ResponderCtx:
+    def __init__(self, rr: Rerandomiser) -> None:
+        self.n = mpz(rr.n)
+        self.n2 = self.n * self.n
+        self.alpha_bits = 2 * security_bits(self.n.bit_length())
+        self.h = FixedBase(rr.hs, self.n2, self.alpha_bits)
+        self.xs = [FixedBase(x, self.n2, _WINDOW).table[0] for x in rr.xs]
+
+    def rerandomiser(self) -> mpz:
+        """``h_s^α · ∏ X_j^{β_j}``: ⌈α/8⌉ + 32 multiplications mod n²."""
+        acc = self.h.pow(secrets.randbits(self.alpha_bits))
+        n2 = self.n2
+        for row in self.xs:
+            acc = acc * row[secrets.randbits(_WINDOW)] % n2
+        return acc
+
+
+def _responder_ctx(rr: Rerandomiser) -> _ResponderCtx:
+    return _cached(("resp", rr.n, rr.hs), lambda: _ResponderCtx(rr))
+
+
+def evaluate_one(ctx: _ResponderCtx, coeffs: Sequence[mpz], e: int, pay: int) -> mpz:
+    """``E(r·P(e) + pay)`` re-randomised, from the bin's encrypted coefficients (Horner)."""
+    n, n2 = ctx.n, ctx.n2
+    e = mpz(e)
+    acc = coeffs[-1] * (1 + e * n) % n2  # E(a_{d−1} + e): the monic term enters as g^e
+    for c in reversed(coeffs[:-1]):
+        acc = gmpy2.powmod(acc, e, n2) * c % n2
+    r = mpz(secrets.randbelow(int(n) - 1) + 1)
+    acc = gmpy2.powmod(acc, r, n2)
+    if pay:
+        acc = acc * (1 + mpz(pay) * n) % n2
+    return acc * ctx.rerandomiser() % n2
+
+
+def evaluate_many(ctx: _ResponderCtx, items: Sequence[tuple[Sequence[mpz], int, int]]) -> list[mpz]:
+    """:func:`evaluate_one` of each (coefficients, encoding, payload) item.
+
+    Where AVX-512 IFMA runs the multi-buffer exponentiation (and n² has a size it takes),
+    the items advance in step: each Horner step and the mask ``acc^r`` of eight items is
+    one library call; otherwise, or for items of different degrees, one by one with gmpy2.
+    """
+    fast = modexp_backend.get()
+    degree = len(items[0][0]) if items else 0
+    if fast is None or len(items) < 2 or fast.size_for(ctx.n2) is None or any(len(c) != degree for c, _, _ in items):
+        return [evaluate_one(ctx, coeffs, e, pay) for coeffs, e, pay in items]
+    n, n2 = ctx.n, ctx.n2
+    es = [mpz(e) for _, e, _ in items]
+    accs = [coeffs[-1] * (1 + e * n) % n2 for (coeffs, _, _), e in zip(items, es, strict=True)]
+    for k in range(degree - 2, -1, -1):
+        accs = fast.powmod(accs, es, n2, ENCODING_BITS)
+        accs = [acc * coeffs[k] % n2 for acc, (coeffs, _, _) in zip(accs, items, strict=True)]
+    rs = [mpz(secrets.randbelow(int(n) - 1) + 1) for _ in items]
+    accs = fast.powmod(accs, rs, n2, n.bit_length())
+    out = []
+    for acc, (_, _, pay) in zip(accs, items, strict=True):
+        if pay:
+            acc = acc * (1 + mpz(pay) * n) % n2
+        out.append(acc * ctx.rerandomiser() % n2)
+    return out
+
+
+def _evaluate_batch(rr: Rerandomiser, items: list[tuple[list[bytes], int, int]]) -> list[bytes]:
+    """Worker task: evaluate each (bin coefficients, encoding, payload) item, as wire bytes."""
+    ctx = _responder_ctx(rr)
+    size = ciphertext_bytes(rr.n)
+    parsed = [([mpz(int.from_bytes(c, "big")) for c in coeffs], e, pay) for coeffs, e, pay in items]
+    return [to_wire(v, size) for v in evaluate_many(ctx, parsed)]
+
+
+@dataclass
+class ResponderItems:
+    """The responder's own tokens for one session: encodings and payloads (0 in cardinality mode)."""
+
+    encodings: list[int]
+    payloads: list[int]
+
+
+def responder_items(entries: Sequence[tuple[bytes, bytes]], n_bits: int, with_payload: bool) -> ResponderItems:
+    """Merge ``(token, case_ref)`` entries per token (refs joined by ``;``) and encode them."""
+    refs: dict[bytes, set[bytes]] = {}
+    for token, ref in entries:
+        refs.setdefault(token, set()).add(ref)
+    encs, pays = [], []
+    for token, rs in refs.items():
+        e = encode_token(token)
+        encs.append(e)
+        pays.append(encode_payload(e, b";".join(sorted(rs)), n_bits) if with_payload else 0)
+    return ResponderItems(encs, pays)
+
+
+class CoefficientStore:
+    """The requester's encrypted coefficients as they arrive, each checked on the way in."""
+
+    def __init__(self, n: int, bins: int, degree: int) -> None:
+        self.n = mpz(n)
+        self.n2 = self.n * self.n
+        self.size = ciphertext_bytes(n)
+        self.bins, self.degree = bins, degree
+        self.elements: list[bytes] = []
+
+    def add(self, elements: Sequence[bytes], offset: int) -> None:
+        if offset != len(self.elements):
+            raise ProtocolViolation(f"coefficients out of order at {offset}")
+        for i, data in enumerate(elements):
+            check_ciphertext(data, self.n, self.n2, self.size, offset + i)
+        self.elements.extend(bytes(x) for x in elements)
+
+    def bin(self, b: int) -> list[bytes]:
+        return self.elements[b * self.degree : (b + 1) * self.degree]
+
+
+def evaluate_all(
+    store: CoefficientStore,
+    items: ResponderItems,
+    seed: int,
+    rr: Rerandomiser,
+    *,
+    batch: int = 32,
+    workers: Workers | None = None,
+) -> Iterator[list[bytes]]:
+    """All replies, in a uniformly random order, ``batch`` per yielded list.
+
+    The order is drawn before any work starts, independently of bins, so the stream
+    reveals nothing about which bin (hence which token) a reply belongs to.
+    """
+    order = list(range(len(items.encodings)))
+    secrets.SystemRandom().shuffle(order)
+
+    def tasks() -> Iterator[tuple[Rerandomiser, list[tuple[list[bytes], int, int]]]]:
+        for i in range(0, len(order), batch):
+            part: list[tuple[list[bytes], int, int]] = []
+            for j in order[i : i + batch]:
+                e = items.encodings[j]
+                part.append((store.bin(bin_of(e, seed, store.bins)), e, items.payloads[j]))
+            yield rr, part
+
+    yield from get_pool(workers).map_ordered(_evaluate_batch, tasks(), 2 * worker_count(workers))
