@@ -47,6 +47,7 @@ from matcher.quality.synth import (
     Person,
     _pick,
     _render,
+    split_population,
 )
 from matcher.quality.synth import (
     _new_person as _own_person,
@@ -269,11 +270,9 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
     c = corruption or Corruption()
     rng = random.Random(seed)
     today = date(2025, 1, 1)
-    n_resp = size if responder_size is None else responder_size
-    shared = min(round(size * overlap), n_resp)
-    persons = [new_person(rng, today, seed) for _ in range(size + n_resp - shared)]
-    req_people = persons[:size]
-    resp_people = persons[:shared] + persons[size:]
+    req_people, resp_people, shared = split_population(
+        size, overlap, responder_size, lambda: new_person(rng, today, seed)
+    )
 
     def row(p: Person, native: float, order: str) -> tuple[str, list[str]]:
         scheme, spell = _speller(p, rng, native)

@@ -270,6 +270,21 @@ class SynthResult:
     shared: int
 
 
+def split_population(
+    size: int, overlap: float, responder_size: int | None, draw: Callable[[], Person]
+) -> tuple[list[Person], list[Person], int]:
+    """The requester's ``size`` persons, the responder's, and how many they share (the first ones).
+
+    ``draw`` is called once per distinct person, in order (the seeded generators depend on it).
+    """
+    if not 0 <= overlap <= 1:
+        raise ValueError("overlap must be between 0 and 1")
+    n_resp = size if responder_size is None else responder_size
+    shared = min(round(size * overlap), n_resp)
+    persons = [draw() for _ in range(size + n_resp - shared)]
+    return persons[:size], persons[:shared] + persons[size:], shared
+
+
 def generate(size: int, overlap: float, seed: int, out: str | os.PathLike[str], corruption: Corruption | None = None,
              responder_size: int | None = None, closed_pools: bool = False) -> SynthResult:
     """Write ``requester.csv``, ``responder.csv``, ``links.csv`` and both configs to ``out``.
@@ -282,16 +297,12 @@ def generate(size: int, overlap: float, seed: int, out: str | os.PathLike[str], 
     only, evenly, so that different persons share names far more often than in a
     real population: a stress test of precision.
     """
-    if not 0 <= overlap <= 1:
-        raise ValueError("overlap must be between 0 and 1")
     c = corruption or Corruption()
     rng = random.Random(seed)
     today = date(2025, 1, 1)
-    n_resp = size if responder_size is None else responder_size
-    shared = min(round(size * overlap), n_resp)
-    persons = [_new_person(rng, today, closed_pools) for _ in range(size + n_resp - shared)]
-    req_people = persons[:size]
-    resp_people = persons[:shared] + persons[size:]
+    req_people, resp_people, shared = split_population(
+        size, overlap, responder_size, lambda: _new_person(rng, today, closed_pools)
+    )
     req_rows = [(i, _render(p, rng, c, native_script=0.6, date_order="MDY")) for i, p in enumerate(req_people)]
     resp_rows = []
     for i, p in enumerate(resp_people):
