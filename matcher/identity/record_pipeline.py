@@ -95,16 +95,20 @@ class _RowPipeline:
             if row is None:
                 self._reject(start, unreadable or "row cannot be read", None)
                 continue
-            if _has_surrogates(row):
+            joined = "".join(row)  # ASCII rows (the common case) have no surrogates to look for
+            if not joined.isascii() and _has_surrogates(row):
                 self._reject(start, f"row is not valid {encoding}", row)
                 continue
             if len(row) != width:
                 self._reject(start, f"row has {len(row)} columns, the header has {width}", row)
                 continue
-            too_long = [self.header[i].strip() for i in self.used if len(row[i]) > MAX_FIELD_CHARS]
-            if too_long:
-                self._reject(start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row)
-                continue
+            if len(joined) > MAX_FIELD_CHARS:  # else no cell can be longer
+                too_long = [self.header[i].strip() for i in self.used if len(row[i]) > MAX_FIELD_CHARS]
+                if too_long:
+                    self._reject(
+                        start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row
+                    )
+                    continue
             record_id = row[self.id_col].strip()
             if not record_id:
                 self._reject(start, "record_id is empty", row)
