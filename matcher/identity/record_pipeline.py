@@ -20,6 +20,9 @@ from matcher.identity.record_types import CsvFormat, DroppedField, LoadResult, R
 #: Rows between two calls of ``load_records``' progress callback.
 PROGRESS_EVERY = 100_000
 
+#: Records per call of ``load_records``' ``on_records`` callback.
+RECORDS_BATCH = 16_384
+
 #: Longest accepted value of any used column, in characters.
 MAX_FIELD_CHARS = 1024
 
@@ -41,6 +44,7 @@ class _RowPipeline:
         progress: Callable[[int], None] | None,
         *,
         by_key: bool,
+        on_records: Callable[[list[TokenisedRecord]], None] | None = None,
     ) -> None:
         self.header, self.fmt, self.keyspec, self.where = header, fmt, keyspec, where
         self.require_case_ref, self.progress, self.by_key = require_case_ref, progress, by_key
@@ -67,6 +71,8 @@ class _RowPipeline:
         self.problems: list[tuple[int | str, str, str, str, list[str]]] = []
         self.rows_read = 0
         self._first_seen: dict[str, int] = {}
+        self.on_records = on_records
+        self._handed = 0  # records passed to on_records so far
 
     def _place(self, position: int) -> str:
         return f"row {position} of the result" if self.by_key else f"line {position}"
@@ -159,6 +165,17 @@ class _RowPipeline:
             if row_dropped:
                 self.rows_with_dropped += 1
             self.records.append(TokenisedRecord(record_id, case_ref, tokens))
+            if self.on_records is not None and len(self.records) - self._handed >= RECORDS_BATCH:
+                self._hand_on()
+        if self.on_records is not None:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Pass the records made since the last call to ``on_records`` (in order, each once)."""
+        assert self.on_records is not None
+        if len(self.records) > self._handed:
+            self.on_records(self.records[self._handed :])
+            self._handed = len(self.records)
 
     def finish(self, rejects_path: str | os.PathLike[str] | None, fmt: CsvFormat) -> LoadResult:
         """Write (or remove a stale) rejects file and return what was read."""

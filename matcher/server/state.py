@@ -7,6 +7,7 @@ disk per epoch (matcher.storage.setup_cache) so a restart within the epoch reuse
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -14,16 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.config import ResponderConfig
+from matcher.config import ResponderConfig, ResponderSettings
 from matcher.files import private_dir
 from matcher.identity.conformance import require_conformant
 from matcher.identity.match_keys import KeySpec
-from matcher.identity.records import LoadResult
+from matcher.identity.records import LoadResult, TokenisedRecord
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.server.hits import append_responder_hits
-from matcher.storage.secrets_store import EpochKey, load_or_rotate
+from matcher.storage.secrets_store import EpochKey, load_or_rotate, read_key
 from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY
 from matcher.storage.session_log import SessionLog
 from matcher.storage.setup_cache import (
@@ -48,12 +49,87 @@ class Epoch:
     from_cache: bool = False
 
 
+#: Fewest tokens in a batch that :class:`SetupAhead` sends to the worker processes.
+SETUP_AHEAD_MIN = 4096
+
+
+class SetupAhead:
+    """The group operations of the first epoch's setup, started on the workers while the watchlist is read.
+
+    A setup costs one hash-to-group and one scalar multiplication per token, under a key
+    that is settled only once the whole watchlist is known (a changed watchlist starts a
+    new epoch). :func:`guess_setup_key` names the likely key beforehand; :meth:`feed`
+    takes the records as the loader makes them and sends their tokens to the workers
+    (:func:`matcher.protocols.ecdh.setup_outputs`), so loading and the group operations
+    use both cores. If the key in force turns out to be another, or the setup comes from
+    the cache, the work is dropped and nothing else changes.
+    """
+
+    def __init__(self, workers: Workers, key: bytes, new_epoch: bool) -> None:
+        self._workers = workers
+        self.key = key
+        #: the key is a fresh one for the new epoch the start will begin (else: the current epoch's)
+        self.new_epoch = new_epoch
+        self._parts: list = []
+        self.count = 0
+
+    def __repr__(self) -> str:  # never the key
+        return f"SetupAhead(<{self.count} tokens>)"
+
+    def feed(self, records: Sequence[TokenisedRecord]) -> None:
+        """Start the group operations of these records' tokens (in order, as the entries list them).
+
+        A small batch (a small watchlist is handed on in one) is computed here: starting
+        worker processes for it would cost more than it saves.
+        """
+        tokens = [token for r in records for _key, token in r.tokens]
+        if len(tokens) >= SETUP_AHEAD_MIN:
+            self._parts.append(self._workers.submit(ecdh.setup_outputs, self.key, tokens))
+        elif tokens:
+            self._parts.append(ecdh.setup_outputs(self.key, tokens))
+        self.count += len(tokens)
+
+    def outputs(self) -> bytes:
+        """The 64-byte output hashes of every token fed, in order (waits for the workers)."""
+        parts, self._parts = self._parts, []
+        return b"".join([p if isinstance(p, bytes) else p.result() for p in parts])
+
+    def cancel(self) -> None:
+        """Drop the work (not needed): what has not started is not run."""
+        for p in self._parts:
+            if not isinstance(p, bytes):
+                p.cancel()
+        self._parts = []
+
+
+def setup_ahead(
+    settings: ResponderSettings, epoch_dir: Path, workers: Workers, now: float | None = None
+) -> SetupAhead | None:
+    """A :class:`SetupAhead` under the key the first setup will most likely be computed with, or None
+    when it is better not to guess.
+
+    No key yet, or an expired one: a new epoch starts, with a key drawn now (handed to
+    :func:`load_or_rotate`). A current key whose setup is not on disk (the cache was
+    removed): that key. A current key with its setup on disk: None, the cache will most
+    likely serve. reveal = "both" and "cardinality" keep the points themselves: None
+    (their setup is computed as before).
+    """
+    if settings.reveal in ("both", "cardinality"):
+        return None
+    current = read_key(epoch_dir)
+    if current is None or current.expired(settings.key_rotation_days, time.time() if now is None else now):
+        return SetupAhead(workers, ecdh.new_key(), new_epoch=True)
+    if (epoch_dir / f"setup-{current.epoch}.bin").exists():
+        return None
+    return SetupAhead(workers, current.key, new_epoch=False)
+
+
 class ResponderState:
     """The watchlist's tokens and the current epoch, rotated when the configured time has passed."""
 
     def __init__(
         self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None,
-        epoch_dir: Path | None = None, shared: ResponderState | None = None,
+        epoch_dir: Path | None = None, shared: ResponderState | None = None, ahead: SetupAhead | None = None,
     ) -> None:
         """``epoch_dir``: where the epoch key and its setup cache live (default ``state_dir``;
         ``serve --insecure`` gives a throw-away folder so the production epoch is never used).
@@ -61,6 +137,9 @@ class ResponderState:
         ``shared``: a reload's predecessor, still serving while this one is built; its worker
         pool, session log, budget ledger, hits-file lock and epoch folder are used, not opened
         a second time (one hash chain, one ledger), and closing is left to the last state.
+
+        ``ahead``: the first setup's group operations, started while ``watchlist`` was
+        loaded (:func:`setup_ahead`, fed every record of it); used if its key is the one in force.
         """
         self.config = config
         self.workers: Workers = (shared.workers if shared is not None else None) or workers or Workers(
@@ -97,6 +176,7 @@ class ResponderState:
         self._rotate_lock = threading.Lock()  # one rotation at a time
         self._rotating = False
         self._epoch: Epoch | None = None
+        self._ahead = ahead
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
         if shared is not None:
@@ -169,9 +249,16 @@ class ResponderState:
                 with self._lock:  # a waiter at start-up: the first thread may have finished
                     if self._epoch is not None and not self._due(self._epoch):
                         return self._epoch
-                key, fresh = load_or_rotate(self.epoch_dir, self.settings.key_rotation_days,
-                                            watchlist_digest=self._watchlist_digest)
-                new = self._setup_for(key)
+                ahead, self._ahead = self._ahead, None  # for the first epoch only
+                key, fresh = load_or_rotate(
+                    self.epoch_dir, self.settings.key_rotation_days, watchlist_digest=self._watchlist_digest,
+                    next_key=ahead.key if ahead is not None and ahead.new_epoch else None,
+                )
+                if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.count == len(
+                        self._entries)):
+                    ahead.cancel()
+                    ahead = None
+                new = self._setup_for(key, ahead)
                 log.info(
                     "key epoch %s in force (%s key, %s setup of %d entries)", new.key.epoch,
                     "new" if fresh else "loaded", "cached" if new.from_cache else "new", len(new.setup),
@@ -198,7 +285,7 @@ class ResponderState:
 
         return report
 
-    def _setup_for(self, key: EpochKey) -> Epoch:
+    def _setup_for(self, key: EpochKey, ahead: SetupAhead | None = None) -> Epoch:
         """The epoch's setup from the state folder's cache if it is authentic and fits the watchlist, else computed.
 
         The key epoch is bound to the watchlist (load_or_rotate), so a changed watchlist
@@ -225,6 +312,8 @@ class ResponderState:
                                         detail=f"cached setup {path.name} failed its authentication check; rebuilt",
                                         config_fingerprint=self.config_fingerprint)
         if cached is not None and cached[0].get("digest") == digest and not keep_points:
+            if ahead is not None:
+                ahead.cancel()
             setup = cached[1]
             return Epoch(key, setup, setup_id(setup), from_cache=True)
         if self._progress:
@@ -233,6 +322,7 @@ class ResponderState:
             key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
             keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
             points_only=self.settings.reveal == "cardinality",
+            outputs=ahead.outputs() if ahead is not None else None,
         )
         save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.epoch_dir, path, "setup-*.bin")
