@@ -129,19 +129,19 @@ class RunningResponder:
             raise ConfigError(f"{path}: no [[peers]] configured: nobody would be allowed to match")
         require_conformant(config.key_spec().norm_version)  # as at start: a broken installation never serves
         tls = None if insecure else read_tls(config)
-        watchlist = load_watchlist(config, progress=progress)
-        if progress:
-            progress(watchlist.summary())
-        state = ResponderState(config, watchlist, progress=progress, shared=old)  # the new epoch's setup, aside
+        # the new epoch's setup, aside (the records are freed before it is built)
+        state = ResponderState(config, load_watchlist(config, progress=progress), progress=progress, shared=old,
+                               release_records=True)
+        summary = state.watchlist_summary
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
             state.keyed_hash_index()
         assert self.servicer is not None
         serving = self.servicer.prepare(state, tls)
         epoch = state.current().key.epoch
-        detail = (f"{watchlist.summary()}; key epoch {epoch}; {len(config.peers)} peer(s)"
+        detail = (f"{summary}; key epoch {epoch}; {len(config.peers)} peer(s)"
                   f"{'' if tls is None else '; TLS files read'}")
-        return detail, serving, watchlist.summary()
+        return detail, serving, summary
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -233,10 +233,11 @@ def start_responder(
         s = config.responder
         workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)
         ahead = setup_ahead(s, scratch or s.state_dir, workers)
-        watchlist = load_watchlist(config, progress=progress, on_records=ahead.feed if ahead is not None else None)
-        if progress:
-            progress(watchlist.summary())
-        state = ResponderState(config, watchlist, progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead)
+        # The state frees the records once it has their tokens, before the setup.
+        state = ResponderState(
+            config, load_watchlist(config, progress=progress, on_records=ahead.feed if ahead is not None else None),
+            progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
+        )
         workers = None  # the state closes it
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
@@ -282,8 +283,8 @@ def start_responder(
                 detail=f"serve --insecure on loopback port {port}, throw-away key epoch {epoch}",
             )
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port,
-                            scratch)
+    return RunningResponder(server, port, state, health_servicer, state.watchlist_summary, servicer, metrics,
+                            metrics_port, scratch)
 
 
 def _with_port(listen: str, port: int) -> str:

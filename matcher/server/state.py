@@ -130,6 +130,7 @@ class ResponderState:
     def __init__(
         self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None,
         epoch_dir: Path | None = None, shared: ResponderState | None = None, ahead: SetupAhead | None = None,
+        release_records: bool = False,
     ) -> None:
         """``epoch_dir``: where the epoch key and its setup cache live (default ``state_dir``;
         ``serve --insecure`` gives a throw-away folder so the production epoch is never used).
@@ -137,6 +138,10 @@ class ResponderState:
         ``shared``: a reload's predecessor, still serving while this one is built; its worker
         pool, session log, budget ledger, hits-file lock and epoch folder are used, not opened
         a second time (one hash chain, one ledger), and closing is left to the last state.
+
+        ``watchlist``'s summary goes to ``progress``; with ``release_records`` its records are
+        taken (``watchlist.records`` is emptied once their tokens are read), so they are freed
+        before the setup is computed.
 
         ``ahead``: the first setup's group operations, started while ``watchlist`` was
         loaded (:func:`setup_ahead`, fed every record of it); used if its key is the one in force.
@@ -150,6 +155,10 @@ class ResponderState:
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self.epoch_dir: Path = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
+        #: rows read, used and rejected (the records themselves are not kept)
+        self.watchlist_summary = watchlist.summary()
+        if progress:
+            progress(self.watchlist_summary)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
@@ -161,6 +170,8 @@ class ResponderState:
             for r in watchlist.records:
                 for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
+        if release_records:  # not needed from here on: freed before the setup is built (half the peak memory)
+            watchlist.records = []
         self._tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
         if self.settings.reveal == "cardinality":  # the setup is the points b·H(y) themselves (the responder counts)
             self._tag_len = ecdh.POINT_BYTES
