@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matcher.config import load_requester_config  # noqa: E402
-from matcher.identity.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
+from matcher.identity.normalise_n1 import RAW_FIELDS  # noqa: E402
+from matcher.identity.record_sources import _resolve_columns  # noqa: E402
+from matcher.identity.records import load_records  # noqa: E402
 from matcher.protocols import ecdh, ecdh_index, group_backend  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gettext
 import itertools
+import operator
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -242,9 +243,8 @@ _ICAO_VALUES: dict[str, int] = {
 
 def icao_check_digit(text: str) -> str:
     """ICAO 9303 check digit of an upper-case A–Z0–9 string (weights 7, 3, 1)."""
-    values = _ICAO_VALUES
     try:
-        total = sum([values[ch] * w for ch, w in zip(text, itertools.cycle(_ICAO_WEIGHTS))])
+        total = sum(map(operator.mul, map(_ICAO_VALUES.__getitem__, text), itertools.cycle(_ICAO_WEIGHTS)))
     except KeyError:  # not A-Z0-9: the general rule (digits by value, anything else by code point)
         total = 0
         for i, ch in enumerate(text):

@@ -94,10 +94,14 @@ class _RowPipeline:
         width = len(self.header)
         keyspec, date_order, normalise = self.keyspec, self.fmt.date_order, self.normalise
         encoding = "UTF-8" if self.by_key else self.fmt.encoding
+        # per-row lookups hoisted (this loop runs once per row of a file of millions)
+        progress, first_seen, raw_columns, tokens_of = self.progress, self._first_seen, self.raw_columns, keyspec.tokens
+        id_col, case_col, require_case_ref = self.id_col, self.case_col, self.require_case_ref
+        records, on_records = self.records, self.on_records
         for start, row, unreadable in rows:
             self.rows_read += 1
-            if self.progress is not None and self.rows_read % PROGRESS_EVERY == 0:
-                self.progress(self.rows_read)
+            if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
+                progress(self.rows_read)
             if row is None:
                 self._reject(start, unreadable or "row cannot be read", None)
                 continue
@@ -115,17 +119,17 @@ class _RowPipeline:
                         start, f"column(s) {', '.join(too_long)} longer than {MAX_FIELD_CHARS} characters", row
                     )
                     continue
-            record_id = row[self.id_col].strip()
+            record_id = row[id_col].strip()
             if not record_id:
                 self._reject(start, "record_id is empty", row)
                 continue
-            first = self._first_seen.get(record_id)
+            first = first_seen.get(record_id)
             if first is not None:
                 self._reject(start, f"duplicate record_id (first used on {self._place(first)})", row)
                 continue
-            self._first_seen[record_id] = start
-            case_ref = row[self.case_col].strip() if self.case_col is not None else ""
-            if self.require_case_ref and not case_ref:
+            first_seen[record_id] = start
+            case_ref = row[case_col].strip() if case_col is not None else ""
+            if require_case_ref and not case_ref:
                 self._reject(start, "case_ref is empty", row)
                 continue
             if ";" in case_ref:  # the responder joins the case references of one token by ";"
@@ -133,7 +137,7 @@ class _RowPipeline:
                     start, "case_ref contains ';' (it separates case references in a hit): use another character", row
                 )
                 continue
-            raw = {f: row[i] for f, i in self.raw_columns}
+            raw = {f: row[i] for f, i in raw_columns}
             row_dropped: list[str] = []
             normalised: Mapping[str, str | Sequence[str]] | None = None
             row_error: RecordError | None = None
@@ -152,7 +156,7 @@ class _RowPipeline:
             if normalised is None:
                 self._reject(start, str(row_error), row)
                 continue
-            tokens = keyspec.tokens(normalised)
+            tokens = tokens_of(normalised)
             if not tokens:
                 if row_dropped:
                     reason = f"no match key can be computed after dropping {', '.join(row_dropped)}"
@@ -164,8 +168,8 @@ class _RowPipeline:
                 continue
             if row_dropped:
                 self.rows_with_dropped += 1
-            self.records.append(TokenisedRecord(record_id, case_ref, tokens))
-            if self.on_records is not None and len(self.records) - self._handed >= RECORDS_BATCH:
+            records.append(TokenisedRecord(record_id, case_ref, tokens))
+            if on_records is not None and len(records) - self._handed >= RECORDS_BATCH:
                 self._hand_on()
         if self.on_records is not None:
             self._hand_on()

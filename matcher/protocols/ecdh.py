@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement
 from matcher.protocols import group_backend as _backend
+from matcher.protocols import label_backend as _labels
 
 if TYPE_CHECKING:
     from matcher.parallel import Workers
@@ -279,8 +280,8 @@ def setup_rows(
         for y, d in points:
             ys.append(y)
             ds.append(d)
-        return [(*row, y) for row, y in zip(_sealed_rows(ds, pairs, tag_len, size), ys, strict=True)]
-    return _sealed_rows([d for _, d in points], pairs, tag_len, size)
+        return [(*row, y) for row, y in zip(_sealed_rows(b"".join(ds), pairs, tag_len, size), ys, strict=True)]
+    return _sealed_rows(b"".join([d for _, d in points]), pairs, tag_len, size)
 
 
 OUTPUT_BYTES = 64
@@ -305,23 +306,29 @@ def seal_rows(
 ) -> list[tuple[bytes, ...]]:
     """Batch kernel: (tag, sealed label) of each (token, case reference) from its output hash
     (``outputs``: :func:`setup_outputs` of the pairs' tokens, in order)."""
-    if len(outputs) != OUTPUT_BYTES * len(pairs):
-        raise ValueError("one 64-byte output hash per pair is needed")
-    ds = [outputs[i : i + OUTPUT_BYTES] for i in range(0, len(outputs), OUTPUT_BYTES)]
-    return _sealed_rows(ds, pairs, tag_len, size)
+    return _sealed_rows(outputs, pairs, tag_len, size)
 
 
 def _sealed_rows(
-    ds: Sequence[bytes], pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int
+    outputs: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int
 ) -> list[tuple[bytes, ...]]:
-    """(tag, label) rows from each pair's output hash ``d``: the tag is ``d[:tag_len]``, the
-    label the case reference padded to ``size`` and sealed under ``d[32:]`` (no label when 0)."""
+    """(tag, label) rows from each pair's output hash ``d`` (``outputs``: 64 bytes per pair): the tag
+    is ``d[:tag_len]``, the label the case reference padded to ``size`` and sealed under ``d[32:]``
+    (no label when ``size`` is 0)."""
+    if len(outputs) != OUTPUT_BYTES * len(pairs):
+        raise ValueError("one 64-byte output hash per pair is needed")
+    ds = [outputs[i : i + OUTPUT_BYTES] for i in range(0, len(outputs), OUTPUT_BYTES)]
     if not size:
         return [(d[:tag_len], b"") for d in ds]
     if any(len(ref) + 2 > size for _, ref in pairs):
         raise ValueError("case reference longer than the label size")
     # One CSPRNG read for the whole batch: a fresh random nonce per label, as in _seal.
     nonces = os.urandom(NONCE_BYTES * len(pairs))
+    if _labels.SEAL is not None:  # the whole batch in C, the same bytes (label_backend checks it at load)
+        sealed = _labels.SEAL.seal(outputs, [t for t, _ in pairs], [r for _, r in pairs], size, nonces,
+                                   LABEL_AD_PREFIX)
+        width = NONCE_BYTES + size + 16
+        return [(d[:tag_len], sealed[i : i + width]) for d, i in zip(ds, range(0, len(sealed), width), strict=True)]
     aead, sha256, prefix, zeros = ChaCha20Poly1305, hashlib.sha256, LABEL_AD_PREFIX, bytes(size)
     rows: list[tuple[bytes, ...]] = []
     append = rows.append
