@@ -279,7 +279,7 @@ class KeySpec:
                 per_key.append([(name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
         cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
         if cap is None or sum(map(len, per_key)) <= cap:
-            return tuple(t for tokens in per_key for t in tokens)
+            return tuple(per_key[0]) if len(per_key) == 1 else tuple(itertools.chain.from_iterable(per_key))
         # Over the cap: every key keeps its first token, then its second, ..., until the cap;
         # the kept ones stay in key order.
         order = sorted((rank, k) for k, tokens in enumerate(per_key) for rank in range(len(tokens)))[:cap]
