@@ -260,16 +260,12 @@ class ResponderState:
                 with self._lock:  # a waiter at start-up: the first thread may have finished
                     if self._epoch is not None and not self._due(self._epoch):
                         return self._epoch
-                ahead, self._ahead = self._ahead, None  # for the first epoch only
+                ahead = self._ahead
                 key, fresh = load_or_rotate(
                     self.epoch_dir, self.settings.key_rotation_days, watchlist_digest=self._watchlist_digest,
                     next_key=ahead.key if ahead is not None and ahead.new_epoch else None,
                 )
-                if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.count == len(
-                        self._entries)):
-                    ahead.cancel()
-                    ahead = None
-                new = self._setup_for(key, ahead)
+                new = self._setup_for(key)
                 log.info(
                     "key epoch %s in force (%s key, %s setup of %d entries)", new.key.epoch,
                     "new" if fresh else "loaded", "cached" if new.from_cache else "new", len(new.setup),
@@ -296,7 +292,7 @@ class ResponderState:
 
         return report
 
-    def _setup_for(self, key: EpochKey, ahead: SetupAhead | None = None) -> Epoch:
+    def _setup_for(self, key: EpochKey) -> Epoch:
         """The epoch's setup from the state folder's cache if it is authentic and fits the watchlist, else computed.
 
         The key epoch is bound to the watchlist (load_or_rotate), so a changed watchlist
@@ -304,6 +300,10 @@ class ResponderState:
         the epoch key: a cache that fails the check is logged (also in the session log)
         and rebuilt, never served.
         """
+        ahead, self._ahead = self._ahead, None  # the work started while loading serves the first epoch only
+        if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.count == len(self._entries)):
+            ahead.cancel()  # computed under another key (or not for every entry): dropped
+            ahead = None
         with_labels = self.settings.reveal in ("requester", "both")
         # reveal = "both" keeps b·H(y) -> y in memory to check hit reports; those points
         # are never written to disk, so that mode always computes its setup.
