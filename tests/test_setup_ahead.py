@@ -107,3 +107,21 @@ def test_outputs_of_another_length_are_refused():
     entries = [(b"tok-%d" % i, b"C") for i in range(5)]
     with pytest.raises(ValueError):
         ecdh.responder_setup(key, entries, 10, outputs=ecdh.setup_outputs(key, [t for t, _ in entries[:4]]))
+
+
+def test_setup_ahead_on_a_worker_pool_gives_every_output_in_order():
+    """Batches fed faster than one worker computes them wait and go together; nothing is lost or reordered."""
+    from matcher.identity.records import TokenisedRecord
+    from matcher.parallel import Workers
+    from matcher.server.state import SETUP_AHEAD_MIN, SetupAhead
+
+    key = ecdh.new_key()
+    records = [TokenisedRecord(f"r{i}", "C", (("k", b"tok-%d" % i),)) for i in range(3 * SETUP_AHEAD_MIN + 5)]
+    with Workers(2) as workers:
+        ahead = SetupAhead(workers, key, new_epoch=True)
+        for i in range(0, len(records), 1000):
+            ahead.feed(records[i : i + 1000])
+        assert ahead.fed == len(records)
+        outputs = ahead.outputs()
+    assert outputs == ecdh.setup_outputs(key, [r.tokens[0][1] for r in records])
+    assert "tok-" not in repr(ahead) and key.hex() not in repr(ahead)

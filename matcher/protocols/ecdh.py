@@ -413,7 +413,7 @@ def responder_setup(
     else:
         rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
     kept = {row[2]: token for row, (token, _) in zip(rows, pairs, strict=True)} if keep_points else None
-    rows.sort(key=lambda r: r[0])
+    rows.sort()  # by tag (tuples compare their tags first; no key function for a million rows)
     return ResponderSetup(tag_len or POINT_BYTES, [r[0] for r in rows], [r[1] for r in rows], kept)
 
 

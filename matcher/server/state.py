@@ -71,26 +71,41 @@ class SetupAhead:
         #: the key is a fresh one for the new epoch the start will begin (else: the current epoch's)
         self.new_epoch = new_epoch
         self._parts: list = []
-        self.count = 0
+        self._waiting: list[bytes] = []  # tokens not yet sent (the workers are busy)
+        #: batches on the workers at once: all cores but the one that reads the watchlist
+        self._in_flight = max(1, workers.size - 1)
+        self.count = 0  # tokens sent
 
     def __repr__(self) -> str:  # never the key
-        return f"SetupAhead(<{self.count} tokens>)"
+        return f"SetupAhead(<{self.fed} tokens>)"
+
+    @property
+    def fed(self) -> int:
+        """Tokens handed over so far (sent or waiting)."""
+        return self.count + len(self._waiting)
 
     def feed(self, records: Sequence[TokenisedRecord]) -> None:
         """Start the group operations of these records' tokens (in order, as the entries list them).
 
-        A small batch (a small watchlist is handed on in one) is computed here: starting
-        worker processes for it would cost more than it saves.
+        While the workers are busy the tokens wait, and go in one larger batch once one is
+        free: the reading of the watchlist keeps a core to itself and stays the pace-setter.
         """
-        tokens = [token for r in records for _key, token in r.tokens]
+        self._waiting.extend(token for r in records for _key, token in r.tokens)
+        busy = sum(1 for p in self._parts if not isinstance(p, bytes) and not p.done())
+        if busy < self._in_flight and len(self._waiting) >= SETUP_AHEAD_MIN:
+            self._send()
+
+    def _send(self) -> None:
+        tokens, self._waiting = self._waiting, []
         if len(tokens) >= SETUP_AHEAD_MIN:
             self._parts.append(self._workers.submit(ecdh.setup_outputs, self.key, tokens))
-        elif tokens:
+        elif tokens:  # a small rest (or a small watchlist): here, not worth a worker process
             self._parts.append(ecdh.setup_outputs(self.key, tokens))
         self.count += len(tokens)
 
     def outputs(self) -> bytes:
         """The 64-byte output hashes of every token fed, in order (waits for the workers)."""
+        self._send()
         parts, self._parts = self._parts, []
         return b"".join([p if isinstance(p, bytes) else p.result() for p in parts])
 
@@ -99,7 +114,7 @@ class SetupAhead:
         for p in self._parts:
             if not isinstance(p, bytes):
                 p.cancel()
-        self._parts = []
+        self._parts, self._waiting = [], []
 
 
 def setup_ahead(
@@ -301,7 +316,7 @@ class ResponderState:
         and rebuilt, never served.
         """
         ahead, self._ahead = self._ahead, None  # the work started while loading serves the first epoch only
-        if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.count == len(self._entries)):
+        if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.fed == len(self._entries)):
             ahead.cancel()  # computed under another key (or not for every entry): dropped
             ahead = None
         with_labels = self.settings.reveal in ("requester", "both")
@@ -335,6 +350,6 @@ class ResponderState:
             points_only=self.settings.reveal == "cardinality",
             outputs=ahead.outputs() if ahead is not None else None,
         )
-        save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
+        sid = save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.epoch_dir, path, "setup-*.bin")
-        return Epoch(key, setup, setup_id(setup))
+        return Epoch(key, setup, sid)
