@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -233,11 +234,19 @@ def start_responder(
         s = config.responder
         workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)
         ahead = setup_ahead(s, scratch or s.state_dir, workers)
-        # The state frees the records once it has their tokens, before the setup.
-        state = ResponderState(
-            config, load_watchlist(config, progress=progress, on_records=ahead.feed if ahead is not None else None),
-            progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
-        )
+        # The state frees the records once it has their tokens, before the setup. The cyclic
+        # garbage collector is paused meanwhile (millions of new objects, no cycles: its passes
+        # over them cost seconds at 1M records).
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            state = ResponderState(
+                config, load_watchlist(config, progress=progress, on_records=ahead.feed if ahead is not None else None),
+                progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
+            )
+        finally:
+            if gc_on:
+                gc.enable()
         workers = None  # the state closes it
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)

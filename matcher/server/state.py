@@ -103,9 +103,17 @@ class SetupAhead:
             self._parts.append(ecdh.setup_outputs(self.key, tokens))
         self.count += len(tokens)
 
+    def flush(self) -> None:
+        """The watchlist is read: send the waiting tokens now, split over every worker."""
+        rest, self._waiting = self._waiting, []
+        step = max(SETUP_AHEAD_MIN, -(-len(rest) // self._workers.size))
+        for i in range(0, len(rest), step):
+            self._waiting = rest[i : i + step]
+            self._send()
+
     def outputs(self) -> bytes:
         """The 64-byte output hashes of every token fed, in order (waits for the workers)."""
-        self._send()
+        self.flush()
         parts, self._parts = self._parts, []
         return b"".join([p if isinstance(p, bytes) else p.result() for p in parts])
 
@@ -170,6 +178,8 @@ class ResponderState:
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self.epoch_dir: Path = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
+        if ahead is not None:
+            ahead.flush()  # the rest of the work ahead runs while the entries and their digest are made
         #: rows read, used and rejected (the records themselves are not kept)
         self.watchlist_summary = watchlist.summary()
         if progress:
