@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated set sizes (both sides)")
     ap.add_argument("--workers", type=int, default=0, help="matcher worker processes per side (0 = all cores)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--no-openmined", action="store_true",
+                    help="matcher only (quick runs while developing): OpenMined columns are left empty")
     args = ap.parse_args(argv)
     cores = args.workers or default_processes()
     rows = []
@@ -103,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         req_tokens = [t for r in req for _, t in r.tokens]
         resp_tokens = [t for r in resp for _, t in r.tokens]
         with tempfile.TemporaryDirectory() as tmp:
-            print(f"[{n}] OpenMined PSI ...", file=sys.stderr, flush=True)
-            om = run_openmined(req_tokens, resp_tokens, Path(tmp))
+            if args.no_openmined:
+                om = {"seconds": float("nan"), "bytes": float("nan"), "intersection": n // 10}
+            else:
+                print(f"[{n}] OpenMined PSI ...", file=sys.stderr, flush=True)
+                om = run_openmined(req_tokens, resp_tokens, Path(tmp))
             print(f"[{n}] matcher cold and warm ...", file=sys.stderr, flush=True)
             m = run_matcher(req, resp, Path(tmp), args.workers)
         ops = group_op_costs()

@@ -615,6 +615,55 @@ static PyObject *py_canonical(PyObject *self, PyObject *args)
     return drive(points, NULL, NULL, 0, NULL, 0, OP_DECODE, 0);
 }
 
+/* find_tags(tags, tag_len, digests) -> [(j, i), ...]: for each digest j whose first
+ * tag_len bytes equal a tag, j and the index i of the first such tag.  ``tags`` is the
+ * setup's tags concatenated (n * tag_len bytes, sorted: the requester's setup index
+ * checks the order when it receives them); ``digests`` a list of bytes of at least
+ * tag_len bytes.  The requester's tag lookup as one call over contiguous memory: a
+ * binary search in Python over a list of bytes objects cost about 1 µs per element.
+ * Public data only (the setup's tags and the tags of the requester's output hashes). */
+static PyObject *py_find_tags(PyObject *self, PyObject *args)
+{
+    Py_buffer tags;
+    PyObject *digests;
+    Py_ssize_t tag_len;
+    if (!PyArg_ParseTuple(args, "y*nO!", &tags, &tag_len, &PyList_Type, &digests)) return NULL;
+    if (tag_len <= 0 || tag_len > 64 || tags.len % tag_len) {
+        PyBuffer_Release(&tags);
+        PyErr_SetString(PyExc_ValueError, "tag length out of range or not a divisor of the tags' length");
+        return NULL;
+    }
+    const uint8_t *base = tags.buf;
+    Py_ssize_t nt = tags.len / tag_len, nd = PyList_GET_SIZE(digests);
+    PyObject *out = PyList_New(0);
+    if (!out) { PyBuffer_Release(&tags); return NULL; }
+    for (Py_ssize_t j = 0; j < nd; j++) {
+        PyObject *d = PyList_GET_ITEM(digests, j);
+        if (!PyBytes_Check(d) || PyBytes_GET_SIZE(d) < tag_len) {
+            Py_DECREF(out); PyBuffer_Release(&tags);
+            PyErr_SetString(PyExc_ValueError, "every digest must be bytes of at least the tag length");
+            return NULL;
+        }
+        const char *key = PyBytes_AS_STRING(d);
+        Py_ssize_t lo = 0, hi = nt;  /* first tag >= key */
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (memcmp(base + mid * tag_len, key, (size_t)tag_len) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < nt && memcmp(base + lo * tag_len, key, (size_t)tag_len) == 0) {
+            PyObject *pair = Py_BuildValue("(nn)", j, lo);
+            if (!pair || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair); Py_DECREF(out); PyBuffer_Release(&tags);
+                return NULL;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    PyBuffer_Release(&tags);
+    return out;
+}
+
 #define GUARD(fn) \
     static PyObject *guarded_##fn(PyObject *self, PyObject *args) { \
         if (!cpu_ok()) { PyErr_SetString(PyExc_RuntimeError, "this CPU lacks AVX-512 IFMA"); return NULL; } \
@@ -635,6 +684,8 @@ static PyMethodDef methods[] = {
     {"multiply", guarded_py_multiply, METH_VARARGS, "multiply(key, points) -> [key*P] or index of the first invalid P"},
     {"multiply_outputs", guarded_py_multiply_outputs, METH_VARARGS,
      "multiply_outputs(key, out_domain, points) -> [SHA-512(out_domain||key*P)] or index of the first invalid P"},
+    {"find_tags", py_find_tags, METH_VARARGS,
+     "find_tags(sorted tags, tag_len, digests) -> [(j, i)] for each digest j whose tag is tags[i] (first such i)"},
     {"canonical", guarded_py_canonical, METH_VARARGS, "canonical(points) -> [decode-then-encode of P] or index of the first invalid P"},
     {NULL, NULL, 0, NULL}
 };
