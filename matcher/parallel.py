@@ -221,6 +221,8 @@ class ThreadWorkers(Workers):
         return ThreadPoolExecutor(self.size, thread_name_prefix="matcher-kernel")
 
 
+#: ``processes`` keeps GIL-free kernels on the worker processes (for comparison runs)
+KERNEL_POOL_ENV = "MATCHER_KERNEL_POOL"
 _THREADS: dict[int, ThreadWorkers] = {}
 _THREADS_LOCK = threading.Lock()
 
@@ -229,9 +231,10 @@ def kernel_threads(like: Workers) -> Workers:
     """Where GIL-free kernels run best for ``like``: a shared thread pool of its size, or ``like``.
 
     A Dask cluster (``like`` not local) stays as it is; a local process pool is
-    replaced by threads of this process, one per process it would have used.
+    replaced by threads of this process, one per process it would have used, unless
+    ``MATCHER_KERNEL_POOL=processes`` is set (read at each session, for comparisons).
     """
-    if not like.is_local or like.size == 1:
+    if not like.is_local or like.size == 1 or os.environ.get(KERNEL_POOL_ENV, "").strip().lower() == "processes":
         return like
     with _THREADS_LOCK:
         pool = _THREADS.get(like.size)

@@ -63,12 +63,22 @@ def test_the_c_tag_lookup_sees_tags_added_after_a_lookup():
 
 @needs_fast
 def test_the_c_tag_lookup_refuses_malformed_input():
+    fast = group_backend.FAST
+    table = fast.tag_buckets(b"x" * 8, 8)
     with pytest.raises(ValueError):
-        group_backend.FAST.find_tags(b"x" * 9, 8, [b"y" * 64])  # not a whole number of tags
+        fast.tag_buckets(b"x" * 9, 8)  # not a whole number of tags
     with pytest.raises(ValueError):
-        group_backend.FAST.find_tags(b"x" * 8, 8, [b"short"])
+        fast.find_tags(b"x" * 16, table, 8, [b"y" * 64])  # a table of another tag list
+    with pytest.raises(ValueError):
+        fast.find_tags(b"x" * 8, table[:-4], 8, [b"y" * 64])
+    bad = bytearray(table)
+    bad[4 * ord("x") * 256 : 4 * ord("x") * 256 + 4] = (7).to_bytes(4, "little")  # not ascending
+    with pytest.raises(ValueError):
+        fast.find_tags(b"x" * 8, bytes(bad), 8, [b"y" * 64])
+    with pytest.raises(ValueError):
+        fast.find_tags(b"x" * 8, table, 8, [b"short"])
     with pytest.raises(TypeError):
-        group_backend.FAST.find_tags(b"x" * 8, 8, (b"y" * 64,))
+        fast.find_tags(b"x" * 8, table, 8, (b"y" * 64,))
 
 
 def test_the_requester_refuses_a_reply_repeated_from_an_earlier_chunk():

@@ -26,7 +26,8 @@ class SetupIndex:
         self.tag_length = tag_length
         self.tags: list[bytes] = []
         self.labels: list[bytes] = []
-        self._joined: bytes | None = None  # the tags concatenated, for the C lookup (made on first use)
+        #: the tags concatenated and their prefix table, for the C lookup (made on first use)
+        self._joined: tuple[bytes, bytes] | None = None
 
     @classmethod
     def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
@@ -116,14 +117,16 @@ class SetupIndex:
         """(j, i) for each output j whose tag is in the setup, i the first entry with that tag.
 
         One C call over the tags concatenated when the IFMA extension is loaded (a
-        binary search per element in contiguous memory, about 0.1 µs, for n·L more
-        bytes held); the same search with :mod:`bisect` otherwise.
+        table of the first tag of each 16-bit prefix, then a binary search in that
+        prefix's few tags: about 0.1 µs an element, for n·L + 256 KB more bytes held);
+        the same search with :mod:`bisect` otherwise.
         """
         n, tags = self.tag_length, self.tags
         if _backend.FAST is not None and isinstance(outputs, list):
             if self._joined is None:
-                self._joined = b"".join(tags)
-            found: list[tuple[int, int]] = _backend.FAST.find_tags(self._joined, n, outputs)
+                joined = b"".join(tags)
+                self._joined = joined, _backend.FAST.tag_buckets(joined, n)
+            found: list[tuple[int, int]] = _backend.FAST.find_tags(*self._joined, n, outputs)
             return found
         out = []
         size = len(tags)
