@@ -122,7 +122,7 @@ class SetupIndex:
         the same search with :mod:`bisect` otherwise.
         """
         n, tags = self.tag_length, self.tags
-        if _backend.FAST is not None and isinstance(outputs, list):
+        if _backend.FAST is not None and isinstance(outputs, list) and n >= 2:  # (tags are >= 8 bytes on the wire)
             if self._joined is None:
                 joined = b"".join(tags)
                 self._joined = joined, _backend.FAST.tag_buckets(joined, n)
