@@ -228,11 +228,32 @@ def _keys_table(run: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _causes_table(runs: dict[str, list[dict]]) -> str:
+    """Missed links by cause (sums over the seeds), one column per run."""
+    totals = {n: sum(len_links(r) for r in run) for n, run in runs.items()}
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for n, run in runs.items():
+        for r in run:
+            for c, k in r.get("causes", {}).items():
+                if " | " not in c:
+                    sums[c][n] += k
+    head = " | ".join(f"{n}: missed (share of {totals[n]} links)" for n in runs)
+    lines = [f"| cause of the miss (first that applies) | {head} |", "|---|" + "---:|" * len(runs)]
+    for c in sorted(sums, key=lambda c: -sum(sums[c].values())):
+        cells = " | ".join(f"{sums[c][n]} ({sums[c][n] / totals[n]:.4f})" for n in runs)
+        lines.append(f"| {c} | {cells} |")
+    cells = " | ".join(f"{sum(sums[c][n] for c in sums)} ({sum(sums[c][n] for c in sums) / totals[n]:.4f})"
+                       for n in runs)
+    lines.append(f"| **all misses** | {cells} |")
+    return "\n".join(lines)
+
+
 def doc_figures(folder: Path) -> None:
-    """The figures of docs/match-quality.md (section n3) from the six --json outputs in ``folder``:
-    {ind,own,closed}_{n3,n2}.json."""
+    """The figures of docs/match-quality.md (section n3) from the --json outputs in ``folder``:
+    {ind,icu,own,closed}_{n3,n2}.json and tier_{icu,own,closed}.json (see the doc for the commands)."""
     runs = {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
-            for name in ("ind_n3", "ind_n2", "own_n3", "own_n2", "closed_n3", "closed_n2")}
+            for name in ("ind_n3", "ind_n2", "icu_n3", "icu_n2", "own_n3", "own_n2", "closed_n3", "closed_n2",
+                         "tier_icu", "tier_own", "tier_closed")}
 
     def tokens(run: list[dict]) -> str:
         req = sum(r["overall"]["tokens_req"] for r in run) / len(run)
@@ -241,23 +262,35 @@ def doc_figures(folder: Path) -> None:
 
     print("| data | n3, default n3 keys: recall / precision (per seed) | n2, default keys |")
     print("|---|---|---|")
-    for name, label in (("ind", "third-party romanisers"), ("own", "own generator, realistic surname frequencies"),
+    for name, label in (("ind", "third-party libraries"), ("icu", "third-party libraries and ICU transforms"),
+                        ("own", "own generator, realistic surname frequencies"),
                         ("closed", "own generator, closed pools (stress)")):
         print(f"| {label} | {_overall(runs[name + '_n3'])} | {_overall(runs[name + '_n2'])} |")
-    print("| tokens/record (requester / responder), third-party | "
-          f"{tokens(runs['ind_n3'])} | {tokens(runs['ind_n2'])} |")
-    print("\n**Per script and scheme** (third-party romanisers; sums over the seeds; the scheme is the "
-          "responder copy's, \"native\" = left in its script; precision per script counts predicted links by "
-          "the requester record's script):\n")
-    paths = [folder / "ind_n3.json", folder / "ind_n2.json"]
-    compare(paths, ["n3", "n2"])
-    for name, label in (("ind_n3", "Third-party romanisers, n3"),
+    print("| tokens/record (requester / responder), libraries and ICU | "
+          f"{tokens(runs['icu_n3'])} | {tokens(runs['icu_n2'])} |")
+    print("\n**Missed links by cause**, n3 (sums over the seeds; `bench/quality_n3.py` classifies each missed "
+          "link by what its two rows show, first cause that applies):\n")
+    print(_causes_table({"libraries": runs["ind_n3"], "libraries and ICU": runs["icu_n3"],
+                         "own, realistic": runs["own_n3"]}))
+    print("\n**Per script and scheme** (third-party libraries and ICU transforms; sums over the seeds; the "
+          "scheme is the responder copy's, \"native\" = left in its script; precision per script counts "
+          "predicted links by the requester record's script):\n")
+    before = folder / "icu_n3_before.json"  # optional: n3 of an earlier commit on the same data
+    if before.exists():
+        compare([folder / "icu_n3.json", before, folder / "icu_n2.json"], ["n3", "n3 before", "n2"])
+    else:
+        compare([folder / "icu_n3.json", folder / "icu_n2.json"], ["n3", "n2"])
+    for name, label in (("icu_n3", "Third-party libraries and ICU transforms, n3"),
                         ("own_n3", ("Own generator, realistic surname frequencies "
                                     "(`matcher/quality/synth_surnames.py`), n3")),
                         ("closed_n3", ("Own generator, closed pools (surnames drawn evenly from the short head lists: "
                                        "two Poles share one 1 time in 68 instead of about 1 in 6,000), n3")),
                         ("own_n2", "For comparison, own generator, realistic frequencies, n2")):
         print(f"\n{label}:\n")
+        print(_keys_table(runs[name]))
+    for name, label in (("tier_icu", "libraries and ICU"), ("tier_own", "own generator, realistic frequencies"),
+                        ("tier_closed", "own generator, closed pools")):
+        print(f"\nWith a sixth, weakest tier `names_sex_nationality` (no date; not a default key), {label}:\n")
         print(_keys_table(runs[name]))
 
 
@@ -279,8 +312,8 @@ def main() -> int:
     ap.add_argument("--keys", type=json.loads, default={},
                     help='JSON {"name": [fields]}: this key set instead of the default one (trying keys out)')
     ap.add_argument("--compare", type=Path, nargs="+", help="print one table from these --json outputs and stop")
-    ap.add_argument("--doc-figures", type=Path, help="folder with {ind,own,closed}_{n3,n2}.json: print the "
-                    "figures of docs/match-quality.md (section n3) and stop")
+    ap.add_argument("--doc-figures", type=Path, help="folder with the --json outputs named in docs/match-quality.md: "
+                    "print the figures of its section n3 and stop")
     args = ap.parse_args()
     if args.doc_figures:
         doc_figures(args.doc_figures)

@@ -54,7 +54,7 @@ def test_n3_default_keys_on_the_independent_benchmark(tmp_path: Path) -> None:
         r3, p3, t3 = r3 + r / 2, p3 + p / 2, max(t3, t)
         r2 += _quality(tmp_path, KeySpec.from_mapping("n2", DEFAULT_MATCH_KEYS), res)[0] / 2
     assert p3 >= 0.995
-    assert r3 >= 0.94  # 0.949
+    assert r3 >= 0.94  # 0.946
     assert r3 > r2 + 0.02  # n2: 0.918
     assert t3 <= 8
 
