@@ -248,6 +248,30 @@ def _causes_table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def _causes_by_script(run: list[dict]) -> str:
+    """Missed links per script of the responder copy and cause group (sums over the seeds)."""
+    groups = ("no date on one side", "year only on one side", "full dates differ", "same date, names differ")
+    links: dict[str, int] = defaultdict(int)
+    for r in run:
+        for g, v in r["groups"].items():
+            if g.startswith("script "):
+                links[g.removeprefix("script ")] += v[0]
+    table: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in run:
+        for c, k in r.get("causes", {}).items():
+            if " | " in c:
+                cause, where = c.split(" | ")
+                script = where.split()[0]
+                table[script][next(g for g in groups if cause.startswith(g))] += k
+    lines = ["| script (responder copy) | true links | " + " | ".join(groups) + " | recall |",
+             "|---|---:|" + "---:|" * (len(groups) + 1)]
+    for script in sorted(links):
+        missed = sum(table[script].values())
+        cells = " | ".join(str(table[script][g]) for g in groups)
+        lines.append(f"| {script} | {links[script]} | {cells} | {1 - missed / links[script]:.3f} |")
+    return "\n".join(lines)
+
+
 def doc_figures(folder: Path) -> None:
     """The figures of docs/match-quality.md (section n3) from the --json outputs in ``folder``:
     {ind,icu,own,closed}_{n3,n2}.json and tier_{icu,own,closed}.json (see the doc for the commands)."""
@@ -272,6 +296,9 @@ def doc_figures(folder: Path) -> None:
           "link by what its two rows show, first cause that applies):\n")
     print(_causes_table({"libraries": runs["ind_n3"], "libraries and ICU": runs["icu_n3"],
                          "own, realistic": runs["own_n3"]}))
+    print("\nThe same misses per script (libraries and ICU, n3; the causes per scheme are printed by "
+          "`--by-scheme-causes`):\n")
+    print(_causes_by_script(runs["icu_n3"]))
     print("\n**Per script and scheme** (third-party libraries and ICU transforms; sums over the seeds; the "
           "scheme is the responder copy's, \"native\" = left in its script; precision per script counts "
           "predicted links by the requester record's script):\n")
