@@ -1,13 +1,17 @@
 """Match quality per script, per romanisation scheme, per key and per strength cut-off (test data only).
 
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3            # independent romanisers
+    python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --icu      # ... and ICU's transforms (uconv)
     python bench/quality_n3.py --size 10000 --seeds 1,2,3 --norm n3 --own      # matcher.quality.synth's own data
     python bench/quality_n3.py --size 10000 --seeds 1 --norm n3 --own --closed-pools
     python bench/quality_n3.py --compare n3.json n2.json    # per script and scheme, side by side
     python bench/quality_n3.py --doc-figures DIR            # docs/match-quality.md's figures (see there)
 
-Writes a Markdown report to stdout (and --json to a file). Identity data never leaves the
-temporary folder; the report holds only counts.
+Writes a Markdown report to stdout (and --json to a file): recall and precision per seed, per key
+and per strength cut-off, missed links by cause (--by-scheme-causes: per script and scheme too) and,
+for third-party data, per script and scheme. Identity data never leaves the temporary folder; the
+report holds only counts (--show-misses prints the synthetic rows of missed and false links, for
+debugging).
 """
 
 from __future__ import annotations
