@@ -27,6 +27,7 @@ class PaillierRequesterSession(RequesterSession):
                  key_bits: int = pl.DEFAULT_KEY_BITS, _key: pl.RequesterSecret | None = None) -> None:
         super().__init__(records, keyspec, reveal, workers)
         self._key = _key or pl.generate_key(key_bits)
+        pl.warm_up(self._key, workers)  # worker start-up and tables overlap the proof and the Hello
         self.query = pl.build_query(self.tokens, self._key)
         self.workers = workers
         self._size = pl.ciphertext_bytes(self._key.n)

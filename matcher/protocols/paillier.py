@@ -65,8 +65,15 @@ MAX_DEGREE = 128
 MIN_DEGREE = 2
 _ENC_DOMAIN = b"matcher/v1/paillier\x00"
 _ENC_MASK = (1 << ENCODING_BITS) - 1
+#: Dummy roots are uniform in [2^128, 2^256): never an encoding, unpredictable, and short
+#: enough to keep building the polynomials cheap (any value ≥ 2^128 below n would do).
+_DUMMY_LOW = 1 << ENCODING_BITS
+_DUMMY_SPAN = (1 << (2 * ENCODING_BITS)) - _DUMMY_LOW
 _N_X = 32  # full n-th residues in the re-randomiser's small-subgroup cover
 _WINDOW = 8
+#: The requester's fixed-base window: 21 multiplications per 224-bit half instead of 28 at 8
+#: bits, for two tables of 21·2048 residues mod p² and q² (about 24 MiB per process).
+REQ_WINDOW = 11
 _SMALL_PRIMES = 1
 for _p in range(3, 20000, 2):
     if gmpy2.is_prime(_p):
@@ -113,25 +120,48 @@ def degree_for(m: int, bins: int) -> int:
     return d
 
 
-def choose_bins(m: int, responder_size: int | None = None) -> tuple[int, int]:
+#: What one Horner step (a 128-bit exponentiation mod n², at the responder) costs in requester
+#: encryptions (CRT, fixed-base tables), measured on the 2-core EPYC (docs/performance.md):
+#: about 118 µs against 80 µs where the 8-lane multi-buffer exponentiation takes n², about
+#: 540 µs with gmpy2.
+STEP_COST_MULTI_BUFFER = 1.5
+STEP_COST_GMPY2 = 5.0
+#: the responders' default ``paillier_max_degree``: the choice stays within it when it can
+DEFAULT_MAX_DEGREE = 32
+_LOADS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def step_cost(n_bits: int) -> float:
+    """:data:`STEP_COST_MULTI_BUFFER` if this machine's multi-buffer exponentiation takes n² of an
+    ``n_bits`` key, else :data:`STEP_COST_GMPY2` (the requester assumes a responder like itself)."""
+    fast = modexp_backend.get()
+    n2_bits = 2 * n_bits
+    if fast is not None and fast.size_for((1 << (n2_bits - 1)) | 1) is not None:
+        return STEP_COST_MULTI_BUFFER
+    return STEP_COST_GMPY2
+
+
+def choose_bins(m: int, responder_size: int | None = None, step: float = STEP_COST_GMPY2) -> tuple[int, int]:
     """(bin count B, degree d) for ``m`` requester tokens.
 
-    Cost model (measured, per unit): the responder does ``R·(d−1)`` 128-bit exponentiations
-    mod n² (~0.5 ms each) and the requester ``B·d`` encryptions (~0.1 ms each); B is taken
-    from a few load factors to minimise ``5·R·d + B·d``.
+    The bin-dependent work is the requester's ``B·d`` encryptions and the responder's
+    ``R·(d−1)`` Horner steps, each step costing ``step`` encryptions (:func:`step_cost`);
+    the responder's mask, re-randomiser and the requester's decryption are one per reply
+    whatever B is. B is taken from a few load factors ``m/B`` to minimise
+    ``step·R·(d−1) + B·d``, among those with ``d ≤`` :data:`DEFAULT_MAX_DEGREE` when any.
     """
     if m <= 0:
         return 1, 1
     r = responder_size if responder_size is not None else m
-    best: tuple[float, int, int] | None = None
-    for load in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
+    best: tuple[bool, float, int, int] | None = None
+    for load in _LOADS:
         b = max(1, math.ceil(m / load))
         d = degree_for(m, b)
-        cost = 5.0 * max(1, r) * d + b * d
-        if best is None or cost < best[0]:
-            best = (cost, b, d)
+        key = (d > DEFAULT_MAX_DEGREE, step * max(1, r) * (d - 1) + b * d, b, d)
+        if best is None or key[:2] < best[:2]:
+            best = key
     assert best is not None
-    return best[1], best[2]
+    return best[2], best[3]
 
 
 def security_bits(n_bits: int) -> int:
@@ -203,40 +233,70 @@ def check_ciphertext(data: bytes, n: mpz, n2: mpz, size: int, index: int = 0) ->
     return c
 
 
+def check_ciphertexts(elements: Sequence[bytes], n: mpz, n2: mpz, size: int, offset: int = 0) -> list[mpz]:
+    """:func:`check_ciphertext` of each, with one gcd for the batch.
+
+    ``gcd(∏ c mod n, n) = 1`` exactly when every ``c`` is prime to n (a prime factor of n
+    divides the product only if it divides a factor), so one gcd stands for all; when it
+    is not 1, the elements are checked one by one to name the first bad one.
+    """
+    out: list[mpz] = []
+    prod = mpz(1)
+    for i, data in enumerate(elements):
+        if not isinstance(data, bytes | bytearray) or len(data) != size:
+            raise InvalidElement(f"element {offset + i} is not a {size}-byte Paillier ciphertext")
+        c = mpz(int.from_bytes(data, "big"))
+        if not 0 < c < n2:
+            raise InvalidElement(f"element {offset + i} is not a Paillier ciphertext (out of range 0 < c < n²)")
+        prod = prod * c % n
+        out.append(c)
+    if gmpy2.gcd(prod, n) != 1:
+        for i, data in enumerate(elements):
+            check_ciphertext(data, n, n2, size, offset + i)
+    return out
+
+
 def to_wire(c: int, size: int) -> bytes:
     return int(c).to_bytes(size, "big")
 
 
 # -- fixed-base exponentiation --------------------------------------------------------------
 class FixedBase:
-    """``base^e mod m`` for ``e < 2^bits`` with a windowed table: ``⌈bits/8⌉`` multiplications.
+    """``base^e mod m`` for ``e < 2^bits`` with a windowed table: ``⌈bits/window⌉`` multiplications.
 
-    ``table[i][j] = base^(j·2^(8i))``, so ``base^e = ∏_i table[i][digit_i(e)]``.
+    ``table[i][j] = base^(j·2^(window·i))``, so ``base^e = ∏_i table[i][digit_i(e)]``. The
+    table holds ``⌈bits/window⌉·2^window`` residues: 28·256 for the responder's 224-bit
+    exponents at the default 8 bits, 21·2048 (about 12 MiB for a residue mod p² of a
+    2048-bit key) at the requester's :data:`REQ_WINDOW`.
     """
 
-    def __init__(self, base: int, modulus: int, bits: int) -> None:
+    def __init__(self, base: int, modulus: int, bits: int, window: int = _WINDOW) -> None:
         self.m = mpz(modulus)
-        self.windows = max(1, math.ceil(bits / _WINDOW))
+        self.window = window
+        self.windows = max(1, math.ceil(bits / window))
         self.table: list[list[mpz]] = []
         b = mpz(base) % self.m
         for _ in range(self.windows):
             row = [mpz(1), b]
-            for _ in range(2, 1 << _WINDOW):
+            for _ in range(2, 1 << window):
                 row.append(row[-1] * b % self.m)
             self.table.append(row)
             b = row[-1] * b % self.m
         self.bits = bits
 
     def pow(self, e: int) -> mpz:
-        acc = mpz(1)
         m = self.m
-        mask = (1 << _WINDOW) - 1
+        w = self.window
+        mask = (1 << w) - 1
         e = int(e)
-        for row in self.table:
+        table = self.table
+        acc = table[0][e & mask]
+        e >>= w
+        for i in range(1, len(table)):
             d = e & mask
             if d:
-                acc = acc * row[d] % m
-            e >>= _WINDOW
+                acc = acc * table[i][d] % m
+            e >>= w
         return acc
 
 
@@ -297,8 +357,8 @@ class _RequesterCtx:
         self.p2, self.q2 = self.p * self.p, self.q * self.q
         self.n2 = self.n * self.n
         self.alpha_bits = 2 * security_bits(key.bits)
-        self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits)
-        self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits)
+        self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits, REQ_WINDOW)
+        self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits, REQ_WINDOW)
         self.p2_inv_q2 = gmpy2.invert(self.p2, self.q2)
         # hp = L_p(g^(p−1) mod p²)^−1 mod p, with g = 1 + n.
         self.hp = gmpy2.invert((gmpy2.powmod(1 + self.n, self.p - 1, self.p2) - 1) // self.p, self.p)
@@ -344,16 +404,21 @@ def _requester_ctx(key: RequesterSecret) -> _RequesterCtx:
 
 
 def poly_from_roots(roots: Sequence[int], n: int) -> list[mpz]:
-    """Coefficients ``[a_0, …, a_{d−1}]`` of the monic ``∏ (x − root) mod n`` (``a_d = 1`` implied)."""
-    n = mpz(n)
+    """Coefficients ``[a_0, …, a_{d−1}]`` of the monic ``∏ (x − root) mod n`` (``a_d = 1`` implied).
+
+    Built over the integers and reduced once at the end: the roots are short (128-bit
+    encodings, dummies below 2^256), so the products stay far cheaper than a reduction
+    mod n after every step.
+    """
     coeffs = [mpz(1)]  # highest first during the build
     for root in roots:
         r = mpz(root)
         nxt = coeffs + [mpz(0)]
         for i in range(1, len(nxt)):
-            nxt[i] = (nxt[i] - r * coeffs[i - 1]) % n
+            nxt[i] -= r * coeffs[i - 1]
         coeffs = nxt
-    return list(reversed(coeffs[1:]))  # a_0 … a_{d−1}
+    n = mpz(n)
+    return [c % n for c in reversed(coeffs[1:])]  # a_0 … a_{d−1}
 
 
 def evaluate_plain(coeffs: Sequence[int], x: int, n: int) -> int:
@@ -379,7 +444,7 @@ def _decrypt_batch(key: RequesterSecret, elements: list[bytes], offset: int) -> 
     """Worker task: check and decrypt (mod p) each returned ciphertext."""
     ctx = _requester_ctx(key)
     size = ciphertext_bytes(key.n)
-    cs = [check_ciphertext(data, ctx.n, ctx.n2, size, offset + i) for i, data in enumerate(elements)]
+    cs = check_ciphertexts(elements, ctx.n, ctx.n2, size, offset)
     return [int(m) for m in ctx.decrypt_many_mod_p(cs)]
 
 
@@ -394,6 +459,23 @@ def worker_count(workers: Workers | None) -> int:
 
 def get_pool(workers: Workers | None) -> Workers:
     return workers if workers is not None else inline()
+
+
+def _warm_requester(key: RequesterSecret) -> None:
+    _requester_ctx(key)
+
+
+def warm_up(key: RequesterSecret, workers: Workers | None) -> None:
+    """Start ``workers`` and build this key's tables in each, without waiting (best effort).
+
+    Called as soon as the key exists, so process start-up and the ~0.15 s of tables per
+    worker overlap the modulus proof and the responder's checks of the Hello instead of
+    delaying the first encryptions.
+    """
+    if workers is None or workers.size <= 1:
+        return
+    for _ in range(workers.size):
+        workers.submit(_warm_requester, key)
 
 
 # -- requester half ----------------------------------------------------------------------------
@@ -430,7 +512,7 @@ def build_query(
     bin holds more than the chosen degree the degree is raised to its load.
     """
     encodings = {encode_token(t): i for i, t in enumerate(tokens)}
-    bins, degree = choose_bins(len(encodings), responder_size)
+    bins, degree = choose_bins(len(encodings), responder_size, step_cost(key.bits))
     bins, degree = _bins or bins, _degree or degree
     seed = secrets.randbits(64)
     lists: list[list[int]] = [[] for _ in range(bins)]
@@ -439,10 +521,9 @@ def build_query(
     # Never degree 1: a bin's only coefficient would be E(−root), from which a dishonest
     # responder computes E(root + payload) and forges a hit with a case reference of its choice.
     degree = max(MIN_DEGREE, degree, max((len(x) for x in lists), default=0))
-    span = key.n - (1 << ENCODING_BITS)
     for roots in lists:
         while len(roots) < degree:
-            roots.append((1 << ENCODING_BITS) + secrets.randbelow(span))
+            roots.append(_DUMMY_LOW + secrets.randbelow(_DUMMY_SPAN))
         secrets.SystemRandom().shuffle(roots)
     return RequesterQuery(key, seed, bins, degree, lists, encodings)
 

@@ -68,6 +68,7 @@ class PaillierResponderSession(ResponderSession):
         # Re-randomisation bases for this n, computed before the coefficients stream in.
         self.rerandomiser = plr.Rerandomiser.new(n)
         self.workers = state.workers
+        plr.warm_up(self.rerandomiser, self.workers)
 
     @classmethod
     def budget_cost(cls, state: ResponderContext, hello: pb.Hello) -> int:
