@@ -158,6 +158,7 @@ class Floor:
     degree: int
     cores: int
     parts: tuple[FloorPart, ...]
+    choices: int = 1
 
     @property
     def cpu_s(self) -> float:
@@ -196,10 +197,11 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
                   key: pl.RequesterSecret | None = None) -> Floor:
     """Lower bound on the wall clock of ``size`` x ``size`` paillier on ``cores`` cores.
 
-    For the (bins, degree) that the requester picks (``choose_bins(size, step=step_cost)``),
-    times on ``samples`` operations of each kind, with a real key of ``key_bits`` (or ``key``):
+    For the binning the requester picks (``choose_params(size, costs=costs_for(bits))``:
+    ``choices`` candidate bins per token, ``bins``, ``degree``), times on ``samples``
+    operations of each kind, with a real key of ``key_bits`` (or ``key``):
 
-    * per responder token: the mask ``c^r mod n²`` with ``r`` uniform in Z_n and
+    * per reply (``choices`` per responder token): the mask ``c^r mod n²`` with ``r`` uniform in Z_n and
       ``degree − 1`` Horner steps ``acc^e mod n²`` with a 128-bit ``e`` (the monic top
       coefficient enters as ``g^e``, one multiplication: not counted), each timed with
       the primitive the protocol uses here: the multi-buffer ``mbx_exp`` per lane of full
@@ -209,7 +211,7 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     * per bin: its polynomial from the roots (``poly_from_roots``);
     * per coefficient (``bins · degree``): one encryption, ``_RequesterCtx.encrypt``
       (CRT and fixed-base tables; the multi-buffer call is slower here);
-    * per responder reply (``size``): one decryption, ``_RequesterCtx.decrypt_many_mod_p``
+    * per reply: one decryption, ``_RequesterCtx.decrypt_many_mod_p``
       in batches of eight (multi-buffer where available).
 
     Sums count x seconds-per-operation to CPU-seconds and divides by ``cores`` (default
@@ -222,7 +224,8 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     end-to-end figure.
     """
     key = key or pl.generate_key(key_bits, _allow_small=key_bits < pl.MIN_KEY_BITS)
-    bins, degree = pl.choose_bins(size, step=pl.step_cost(key.bits))
+    params = pl.choose_params(size, costs=pl.costs_for(key.bits))
+    bins, degree, replies = params.bins, params.degree, params.choices * size
     ctx = pl._RequesterCtx(key)
     n2 = ctx.n2
     cts = [ctx.encrypt(secrets.randbelow(key.n)) for _ in range(samples)]
@@ -247,19 +250,19 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     polys = [([secrets.randbits(pl.ENCODING_BITS)] * (degree // 2) + [dummy] * (degree - degree // 2), key.n)
              for _ in range(max(1, samples // 10))]
     parts = (
-        FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s, size),
-        FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s, size * (degree - 1)),
-        FloorPart("responder re-randomisers (fixed base)", rerand_s, size),
+        FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s, replies),
+        FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s, replies * (degree - 1)),
+        FloorPart("responder re-randomisers (fixed base)", rerand_s, replies),
         FloorPart("requester polynomials from roots", _timed(pl.poly_from_roots, polys), bins),
         FloorPart("requester encryptions (CRT, fixed base)", _timed(ctx.encrypt, coeffs), bins * degree),
-        FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s, size),
+        FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s, replies),
     )
-    return Floor(bins, degree, cores if cores is not None else cores_used(0), parts)
+    return Floor(bins, degree, cores if cores is not None else cores_used(0), parts, params.choices)
 
 
 def print_floor(floor: Floor, size: int) -> None:
-    print(f"floor: the unavoidable arithmetic for {size} x {size} ({floor.bins} bins of degree {floor.degree}), "
-          f"timed on samples in this run:", flush=True)
+    print(f"floor: the unavoidable arithmetic for {size} x {size} ({floor.bins} bins of degree {floor.degree}, "
+          f"{floor.choices} candidate bin(s) per token), timed on samples in this run:", flush=True)
     for p in floor.parts:
         print(f"  {p.name:55s} {p.count:>8d} x {p.per_op_s * 1e3:7.3f} ms = {p.cpu_s:6.1f} CPU-s")
     print(f"  total {floor.cpu_s:.1f} CPU-s / {floor.cores} cores = floor {floor.wall_s:.1f} s "

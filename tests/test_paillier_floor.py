@@ -1,4 +1,4 @@
-"""bench/compare_paillier.py's floor: the right operation counts for choose_bins, positive parts (no timing limits)."""
+"""bench/compare_paillier.py's floor: the right operation counts for choose_params, positive parts (no timing limits)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ def small_key() -> pl.RequesterSecret:
 
 
 @pytest.mark.parametrize("size", [40, 400])
-def test_floor_counts_follow_choose_bins(small_key, size):
+def test_floor_counts_follow_choose_params(small_key, size):
     floor = measure_floor(size, 512, samples=4, cores=2, key=small_key)
-    bins, degree = pl.choose_bins(size, step=pl.step_cost(small_key.bits))
-    assert (floor.bins, floor.degree) == (bins, degree)
-    assert [p.count for p in floor.parts] == [size, size * (degree - 1), size, bins, bins * degree, size]
+    params = pl.choose_params(size, costs=pl.costs_for(small_key.bits))
+    bins, degree, replies = params.bins, params.degree, params.choices * size
+    assert (floor.bins, floor.degree, floor.choices) == (bins, degree, params.choices)
+    assert [p.count for p in floor.parts] == [replies, replies * (degree - 1), replies, bins, bins * degree, replies]
     assert all(p.per_op_s > 0 for p in floor.parts)
     assert floor.cpu_s == pytest.approx(sum(p.per_op_s * p.count for p in floor.parts))
     assert floor.wall_s == pytest.approx(floor.cpu_s / 2)

@@ -44,7 +44,7 @@ class PaillierRequesterSession(RequesterSession):
         q = self.query
         hello.paillier.CopyFrom(pb.PaillierParams(
             n=q.key.n.to_bytes((q.key.n.bit_length() + 7) // 8, "big"), bins=q.bins, degree=q.degree, bin_seed=q.seed,
-            modulus_proof=paillier_proof.prove(q.key.n, q.key.p, q.key.q),
+            modulus_proof=paillier_proof.prove(q.key.n, q.key.p, q.key.q), choices=q.choices,
         ))
 
     def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -91,6 +92,105 @@ def bin_of(encoding: int, seed: int, bins: int) -> int:
     return xxhash.xxh3_64_intdigest(encoding.to_bytes(ENCODING_BYTES, "big"), seed=seed) % bins
 
 
+def bins_of(encoding: int, seed: int, bins: int) -> tuple[int, int]:
+    """The two candidate bins of an encoding (two-choice binning, ``bins ≥ 2``): ``b1 = bin_of``,
+    ``b2 = (b1 + 1 + xxh3_64(e, seed ⊕ 1) mod (bins − 1)) mod bins`` (always ``≠ b1``)."""
+    data = encoding.to_bytes(ENCODING_BYTES, "big")
+    b1 = xxhash.xxh3_64_intdigest(data, seed=seed) % bins
+    return b1, (b1 + 1 + xxhash.xxh3_64_intdigest(data, seed=seed ^ 1) % (bins - 1)) % bins
+
+
+def candidate_bins(encoding: int, seed: int, bins: int, choices: int) -> tuple[int, ...]:
+    """The bins a responder evaluates an encoding in: ``(bin_of,)`` or :func:`bins_of`."""
+    return bins_of(encoding, seed, bins) if choices == 2 else (bin_of(encoding, seed, bins),)
+
+
+def _log_tail(m: int, q: float, a: int) -> float:
+    """Natural log of an upper bound on ``Pr[Binomial(m, q) ≥ a]`` (0.0 when no useful bound).
+
+    The pmf ratio ``pmf(k+1)/pmf(k) = (m−k)·q / ((k+1)·(1−q))`` falls as k grows, so beyond
+    ``a`` the terms shrink at least geometrically: tail ≤ pmf(a) / (1 − ratio(a)).
+    """
+    if a <= 0:
+        return 0.0
+    if a > m or q <= 0.0:
+        return -math.inf
+    if q >= 1.0:
+        return 0.0
+    ratio = (m - a) * q / ((a + 1) * (1 - q))
+    if ratio >= 1.0:
+        return 0.0
+    log_pmf = (math.lgamma(m + 1) - math.lgamma(a + 1) - math.lgamma(m - a + 1)
+               + a * math.log(q) + (m - a) * math.log1p(-q))
+    return min(0.0, log_pmf - math.log1p(-ratio))
+
+
+def two_choice_failure_log2(m: int, bins: int, capacity: int) -> float:
+    """log2 of a bound on the chance that ``m`` items with two distinct random candidate bins
+    each cannot be placed at most ``capacity`` to a bin.
+
+    By Hall's theorem a placement exists unless some set S of k bins is the only choice of
+    more than ``capacity·k`` items; an item has both choices in S with probability
+    ``k(k−1)/(bins(bins−1))``. The union bound over all S:
+    ``Σ_k C(bins, k) · Pr[Binomial(m, k(k−1)/(bins(bins−1))) ≥ capacity·k + 1]``.
+    """
+    if bins < 2:
+        return 0.0
+    total = 0.0
+    log_b = math.lgamma(bins + 1)
+    pairs = bins * (bins - 1)
+    for k in range(2, bins + 1):
+        a = capacity * k + 1
+        if a > m:
+            break
+        log_term = log_b - math.lgamma(k + 1) - math.lgamma(bins - k + 1) + _log_tail(m, k * (k - 1) / pairs, a)
+        if log_term >= 0.0:
+            return 0.0
+        total += math.exp(log_term)
+    return math.log2(total) if total > 0 else -math.inf
+
+
+def place_two_choice(pairs: Sequence[tuple[int, int]], bins: int, capacity: int) -> list[list[int]] | None:
+    """Put each item ``i`` in one of its bins ``pairs[i]``, at most ``capacity`` per bin, or None.
+
+    Each item goes to the less loaded of its two bins; when both are full, a breadth-first
+    search moves earlier items to their other bins along a path that ends in a bin with
+    room (an augmenting path), so it finds a placement whenever one exists.
+    """
+    content: list[list[int]] = [[] for _ in range(bins)]
+    for i, (b1, b2) in enumerate(pairs):
+        first = b1 if len(content[b1]) <= len(content[b2]) else b2
+        if len(content[first]) < capacity:
+            content[first].append(i)
+            continue
+        parent: dict[int, tuple[int, int] | None] = {b1: None, b2: None}
+        queue = deque((b1, b2))
+        found = None
+        while queue and found is None:
+            b = queue.popleft()
+            for j in content[b]:
+                other = pairs[j][0] if pairs[j][1] == b else pairs[j][1]
+                if other in parent:
+                    continue
+                parent[other] = (b, j)
+                if len(content[other]) < capacity:
+                    found = other
+                    break
+                queue.append(other)
+        if found is None:
+            return None
+        b = found
+        step = parent[b]
+        while step is not None:
+            prev, j = step
+            content[prev].remove(j)
+            content[b].append(j)
+            b = prev
+            step = parent[b]
+        content[b].append(i)
+    return content
+
+
 def overflow_log2(m: int, bins: int, degree: int) -> float:
     """log2 of the union bound ``bins · Pr[Binomial(m, 1/bins) > degree]`` on any bin overflowing."""
     if m <= degree:
@@ -120,29 +220,86 @@ def degree_for(m: int, bins: int) -> int:
     return d
 
 
-#: What one Horner step (a 128-bit exponentiation mod n², at the responder) costs in requester
-#: encryptions (CRT, fixed-base tables), measured on the 2-core EPYC (docs/performance.md):
-#: about 118 µs against 80 µs where the 8-lane multi-buffer exponentiation takes n², about
-#: 540 µs with gmpy2.
-STEP_COST_MULTI_BUFFER = 1.5
-STEP_COST_GMPY2 = 5.0
+@dataclass(frozen=True)
+class Costs:
+    """Relative costs for choosing the binning, in requester encryptions (CRT, fixed-base tables).
+
+    ``step``: one Horner step at the responder (a 128-bit exponentiation mod n²); ``reply``:
+    what every reply costs whatever the binning: the responder's mask (a |n|-bit
+    exponentiation mod n²) and re-randomiser, and the requester's decryption. Measured on
+    the 2-core EPYC (docs/performance.md): encryption 80–90 µs; with the 8-lane multi-buffer
+    exponentiation a step 118–155 µs and a reply 2.3 ms, with gmpy2 540 µs and about 11 ms.
+    """
+
+    step: float
+    reply: float
+
+
+COSTS_MULTI_BUFFER = Costs(step=1.5, reply=26.0)
+COSTS_GMPY2 = Costs(step=5.0, reply=125.0)
+STEP_COST_MULTI_BUFFER = COSTS_MULTI_BUFFER.step
+STEP_COST_GMPY2 = COSTS_GMPY2.step
 #: the responders' default ``paillier_max_degree``: the choice stays within it when it can
 DEFAULT_MAX_DEGREE = 32
 _LOADS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+#: two-choice candidates: (bin capacity = degree, items per bin)
+_TWO_CHOICE = ((2, 1.0), (2, 1.2), (2, 1.4), (3, 1.8), (3, 2.1), (4, 2.8))
+#: above this many bins the two-choice bound (O(bins) to compute) is not evaluated
+_TWO_CHOICE_MAX_BINS = 250_000
 
 
-def step_cost(n_bits: int) -> float:
-    """:data:`STEP_COST_MULTI_BUFFER` if this machine's multi-buffer exponentiation takes n² of an
-    ``n_bits`` key, else :data:`STEP_COST_GMPY2` (the requester assumes a responder like itself)."""
+def costs_for(n_bits: int) -> Costs:
+    """:data:`COSTS_MULTI_BUFFER` if this machine's multi-buffer exponentiation takes n² of an
+    ``n_bits`` key, else :data:`COSTS_GMPY2` (the requester assumes a responder like itself)."""
     fast = modexp_backend.get()
     n2_bits = 2 * n_bits
     if fast is not None and fast.size_for((1 << (n2_bits - 1)) | 1) is not None:
-        return STEP_COST_MULTI_BUFFER
-    return STEP_COST_GMPY2
+        return COSTS_MULTI_BUFFER
+    return COSTS_GMPY2
+
+
+def step_cost(n_bits: int) -> float:
+    """The Horner step's cost in encryptions for an ``n_bits`` key here (:func:`costs_for`)."""
+    return costs_for(n_bits).step
+
+
+@dataclass(frozen=True)
+class BinParams:
+    """How the requester bins: ``choices`` candidate bins per token (1 or 2), ``bins``, ``degree``."""
+
+    choices: int
+    bins: int
+    degree: int
+
+    @property
+    def coefficients(self) -> int:
+        return self.bins * self.degree
+
+
+def choose_params(m: int, responder_size: int | None = None, costs: Costs = COSTS_GMPY2) -> BinParams:
+    """The cheapest binning for ``m`` requester tokens against ``responder_size`` (default m).
+
+    Candidates: one choice (:func:`choose_bins`) and two choices with bins of capacity
+    2–4 (:data:`_TWO_CHOICE`) whose failure bound (:func:`two_choice_failure_log2`) is
+    ≤ 2^-40. Cost ``choices·R·(reply + step·(d−1)) + B·d`` in encryptions: two choices
+    double the replies (each with its mask) but need a tiny degree and about 1.4 m
+    coefficients; they win where the multi-buffer exponentiation makes replies cheap.
+    """
+    r = max(1, responder_size if responder_size is not None else m)
+    b, d = choose_bins(m, responder_size, costs.step)
+    best = (r * (costs.reply + costs.step * (max(MIN_DEGREE, d) - 1)) + b * max(MIN_DEGREE, d), BinParams(1, b, d))
+    for capacity, load in _TWO_CHOICE:
+        bins = math.ceil(m / load)
+        if bins < 2 or bins > _TWO_CHOICE_MAX_BINS:
+            continue
+        cost = 2 * r * (costs.reply + costs.step * (capacity - 1)) + bins * capacity
+        if cost < best[0] and two_choice_failure_log2(m, bins, capacity) <= -OVERFLOW_BITS:
+            best = (cost, BinParams(2, bins, capacity))
+    return best[1]
 
 
 def choose_bins(m: int, responder_size: int | None = None, step: float = STEP_COST_GMPY2) -> tuple[int, int]:
-    """(bin count B, degree d) for ``m`` requester tokens.
+    """(bin count B, degree d) for ``m`` requester tokens, one candidate bin per token.
 
     The bin-dependent work is the requester's ``B·d`` encryptions and the responder's
     ``R·(d−1)`` Horner steps, each step costing ``step`` encryptions (:func:`step_cost`);
@@ -484,7 +641,7 @@ class RequesterQuery:
     """What the requester sends: parameters and the bins' roots (encrypted lazily in chunks)."""
 
     def __repr__(self) -> str:  # the roots are the requester's token encodings
-        return f"RequesterQuery(bins={self.bins}, degree={self.degree}, key={self.key!r})"
+        return f"RequesterQuery(choices={self.choices}, bins={self.bins}, degree={self.degree}, key={self.key!r})"
 
     key: RequesterSecret
     seed: int
@@ -492,6 +649,7 @@ class RequesterQuery:
     degree: int
     root_lists: list[list[int]]
     encodings: dict[int, int]  # encoding -> token index
+    choices: int = 1
 
     @property
     def element_count(self) -> int:
@@ -505,19 +663,37 @@ def build_query(
     responder_size: int | None = None,
     _bins: int | None = None,
     _degree: int | None = None,
+    _choices: int | None = None,
 ) -> RequesterQuery:
     """Encode, bin (fresh xxhash seed) and pad the requester's tokens.
 
-    ``_bins``/``_degree`` are test-only overrides (to force an overflowing bin); when a
-    bin holds more than the chosen degree the degree is raised to its load.
+    One choice: each encoding goes to :func:`bin_of`. Two choices: to one of its
+    :func:`bins_of`, placed by :func:`place_two_choice` at most ``degree`` per bin.
+    ``_bins``/``_degree``/``_choices`` are test-only overrides (to force an overflowing
+    bin); when the tokens do not fit the chosen degree (a bin's load, or no two-choice
+    placement), the degree is raised until they do: nothing is ever dropped.
     """
     encodings = {encode_token(t): i for i, t in enumerate(tokens)}
-    bins, degree = choose_bins(len(encodings), responder_size, step_cost(key.bits))
-    bins, degree = _bins or bins, _degree or degree
+    params = choose_params(len(encodings), responder_size, costs_for(key.bits))
+    choices = _choices or params.choices
+    if choices != params.choices:  # test override: the other scheme's plain parameters
+        params = (BinParams(2, max(2, len(encodings)), MIN_DEGREE) if choices == 2
+                  else BinParams(1, *choose_bins(len(encodings), responder_size)))
+    bins, degree = _bins or params.bins, _degree or params.degree
+    if choices == 2 and bins < 2:
+        raise ValueError("two-choice binning needs at least 2 bins")
     seed = secrets.randbits(64)
-    lists: list[list[int]] = [[] for _ in range(bins)]
-    for e in encodings:
-        lists[bin_of(e, seed, bins)].append(e)
+    encs = list(encodings)
+    if choices == 2:
+        pairs = [bins_of(e, seed, bins) for e in encs]
+        degree = max(MIN_DEGREE, degree)
+        while (placed := place_two_choice(pairs, bins, degree)) is None:
+            degree += 1  # probability ≤ 2^-40 (two_choice_failure_log2)
+        lists = [[encs[i] for i in content] for content in placed]
+    else:
+        lists = [[] for _ in range(bins)]
+        for e in encs:
+            lists[bin_of(e, seed, bins)].append(e)
     # Never degree 1: a bin's only coefficient would be E(−root), from which a dishonest
     # responder computes E(root + payload) and forges a hit with a case reference of its choice.
     degree = max(MIN_DEGREE, degree, max((len(x) for x in lists), default=0))
@@ -525,7 +701,7 @@ def build_query(
         while len(roots) < degree:
             roots.append(_DUMMY_LOW + secrets.randbelow(_DUMMY_SPAN))
         secrets.SystemRandom().shuffle(roots)
-    return RequesterQuery(key, seed, bins, degree, lists, encodings)
+    return RequesterQuery(key, seed, bins, degree, lists, encodings, choices)
 
 
 def encrypt_query(query: RequesterQuery, bins_per_task: int, workers: Workers | None = None) -> Iterator[list[bytes]]:

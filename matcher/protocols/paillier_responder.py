@@ -25,7 +25,7 @@ from matcher.protocols.paillier import (
     ENCODING_BITS,
     FixedBase,
     _cached,
-    bin_of,
+    candidate_bins,
     check_ciphertexts,
     ciphertext_bytes,
     encode_payload,
@@ -199,21 +199,26 @@ def evaluate_all(
     *,
     batch: int = 32,
     workers: Workers | None = None,
+    choices: int = 1,
 ) -> Iterator[list[bytes]]:
-    """All replies, in a uniformly random order, ``batch`` per yielded list.
+    """All replies, one per own token and candidate bin (``choices`` per token), in a
+    uniformly random order, ``batch`` per yielded list.
 
     The order is drawn before any work starts, independently of bins, so the stream
-    reveals nothing about which bin (hence which token) a reply belongs to.
+    reveals nothing about which bin (hence which token) a reply belongs to, nor which
+    two replies come from the same token.
     """
-    order = list(range(len(items.encodings)))
+    order = list(range(choices * len(items.encodings)))
     secrets.SystemRandom().shuffle(order)
 
     def tasks() -> Iterator[tuple[Rerandomiser, list[tuple[list[bytes], int, int]]]]:
         for i in range(0, len(order), batch):
             part: list[tuple[list[bytes], int, int]] = []
             for j in order[i : i + batch]:
-                e = items.encodings[j]
-                part.append((store.bin(bin_of(e, seed, store.bins)), e, items.payloads[j]))
+                token, choice = divmod(j, choices)
+                e = items.encodings[token]
+                b = candidate_bins(e, seed, store.bins, choices)[choice]
+                part.append((store.bin(b), e, items.payloads[token]))
             yield rr, part
 
     yield from get_pool(workers).map_ordered(_evaluate_batch, tasks(), 2 * worker_count(workers))

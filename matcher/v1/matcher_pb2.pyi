@@ -71,18 +71,20 @@ class Hello(_message.Message):
     def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class PaillierParams(_message.Message):
-    __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof")
+    __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof", "choices")
     N_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
     DEGREE_FIELD_NUMBER: _ClassVar[int]
     BIN_SEED_FIELD_NUMBER: _ClassVar[int]
     MODULUS_PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
     n: bytes
     bins: int
     degree: int
     bin_seed: int
     modulus_proof: bytes
-    def __init__(self, n: _Optional[bytes] = ..., bins: _Optional[int] = ..., degree: _Optional[int] = ..., bin_seed: _Optional[int] = ..., modulus_proof: _Optional[bytes] = ...) -> None: ...
+    choices: int
+    def __init__(self, n: _Optional[bytes] = ..., bins: _Optional[int] = ..., degree: _Optional[int] = ..., bin_seed: _Optional[int] = ..., modulus_proof: _Optional[bytes] = ..., choices: _Optional[int] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal", "setup_id", "setup_skipped")
