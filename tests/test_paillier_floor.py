@@ -1,4 +1,4 @@
-"""bench/compare_paillier.py's floor: the right operation counts for choose_params, positive parts (no timing limits)."""
+"""bench/compare_paillier.py's floor: operation counts that follow choose_params, positive parts (no timing limits)."""
 
 from __future__ import annotations
 
