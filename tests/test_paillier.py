@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import gmpy2
 import pytest
@@ -124,6 +125,27 @@ def test_bins_of_are_two_distinct_bins_and_the_first_is_bin_of():
         b1, b2 = pl.bins_of(e, 99, 7)
         assert b1 == pl.bin_of(e, 99, 7) and b1 != b2 and 0 <= b2 < 7
     assert {pl.bins_of(pl.encode_token(b"x%d" % i), 5, 2) for i in range(50)} == {(0, 1), (1, 0)}
+
+
+CHOICES_VECTORS = "protocol.v2-paillier-choices.json"
+
+
+def test_two_choice_bin_vectors():
+    """docs/PROTOCOL.md §8 [V: paillier bin2]; the file is frozen like the other vector files."""
+    import hashlib
+
+    from matcher.identity import conformance
+
+    path = Path(conformance.__file__).parent / "vectors" / CHOICES_VECTORS
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "099fe065ba5290ec2b1edb38b893da00c6226700228fb14907ec820aba188d2a"
+    ), f"{CHOICES_VECTORS} changed: a changed vector is a new version (new file), never an edit"
+    rows = conformance.read_vectors(CHOICES_VECTORS)["tokens"]
+    assert {r["bins"] for r in rows} == {2, 3, 97, 8334}
+    for r in rows:
+        e = pl.encode_token(bytes.fromhex(r["token_hex"]))
+        assert e.to_bytes(pl.ENCODING_BYTES, "big").hex() == r["encoding_hex"]
+        assert pl.bins_of(e, r["bin_seed"], r["bins"]) == (r["bin"], r["bin2"])
 
 
 def test_multi_buffer_costs_choose_two_choices_for_10k():
