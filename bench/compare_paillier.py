@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -64,7 +65,14 @@ def _one_key(text: str) -> str:
     return text[: text.index("[match_keys]")] + ONE_KEY
 
 
-def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float, int]:
+def _cpu_now() -> float:
+    """CPU-seconds of this process and of its children that have ended (the worker pools)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float, int, float]:
+    """(wall seconds, hits, CPU-seconds of both agencies' processes and workers) for one run."""
     from matcher.config import load_requester_config, load_responder_config
     from matcher.demo import write_demo_files
     from matcher.requester import run_match
@@ -92,6 +100,7 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
             assert old in text, old
             text = text.replace(old, new, 1)
         req_toml.write_text(_one_key(text))
+        cpu0 = _cpu_now()
         running = start_responder(load_responder_config(resp_toml))
         try:
             t0 = time.perf_counter()
@@ -100,7 +109,7 @@ def run_ours(size: int, common: int, key_bits: int, workers: int) -> tuple[float
             elapsed = time.perf_counter() - t0
         finally:
             running.stop(grace=0)
-        return elapsed, len(run.result.hits)
+        return elapsed, len(run.result.hits), _cpu_now() - cpu0
 
 
 def run_straightforward(size: int, common: int, key_bits: int) -> tuple[float, int]:
@@ -146,10 +155,15 @@ class FloorPart:
     name: str
     per_op_s: float
     count: int
+    per_op_busy_s: float = 0.0  # the same operations timed by this process's CPU clock
 
     @property
     def cpu_s(self) -> float:
         return self.per_op_s * self.count
+
+    @property
+    def busy_s(self) -> float:
+        return self.per_op_busy_s * self.count
 
 
 @dataclass(frozen=True)
@@ -169,6 +183,12 @@ class Floor:
         """The CPU-seconds spread perfectly over ``cores``: no wall clock can be lower."""
         return self.cpu_s / self.cores
 
+    @property
+    def busy_s(self) -> float:
+        """The floor by the CPU clock: what the arithmetic costs when the run is not descheduled
+        by other load (compare with ours' CPU-seconds, the load-robust ratio)."""
+        return sum(p.busy_s for p in self.parts)
+
 
 def cores_used(workers: int) -> int:
     """Cores the run can keep busy: ``workers`` (0 = all), never more than this process may use."""
@@ -176,21 +196,21 @@ def cores_used(workers: int) -> int:
     return min(workers, avail) if workers > 0 else avail
 
 
-def _timed(fn: Callable[..., object], args: Sequence[tuple]) -> float:
-    """Seconds per call of ``fn(*a)`` over ``args`` (wall clock, one core, like "ours")."""
-    t0 = time.perf_counter()
+def _timed(fn: Callable[..., object], args: Sequence[tuple]) -> tuple[float, float]:
+    """Seconds per call of ``fn(*a)`` over ``args``: wall clock (one core, like "ours") and CPU clock."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for a in args:
         fn(*a)
-    return (time.perf_counter() - t0) / len(args)
+    return (time.perf_counter() - t0) / len(args), (time.process_time() - c0) / len(args)
 
 
-def _timed_batched(powmod, triples: Sequence[tuple], modulus, exp_bits: int) -> float:
-    """Seconds per lane of ``powmod(bases, exps, modulus, exp_bits)`` over batches of eight."""
-    t0 = time.perf_counter()
+def _timed_batched(powmod, triples: Sequence[tuple], modulus, exp_bits: int) -> tuple[float, float]:
+    """Seconds per lane of ``powmod(bases, exps, modulus, exp_bits)`` over batches of eight (wall, CPU)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(triples), 8):
         part = triples[i : i + 8]
         powmod([b for b, _, _ in part], [e for _, e, _ in part], modulus, exp_bits)
-    return (time.perf_counter() - t0) / len(triples)
+    return (time.perf_counter() - t0) / len(triples), (time.process_time() - c0) / len(triples)
 
 
 def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | None = None,
@@ -242,20 +262,21 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
         how = "gmpy2"
         mask_s, step_s = _timed(gmpy2.powmod, masks), _timed(gmpy2.powmod, steps)
     groups = [(cts[i : i + 8],) for i in range(0, len(cts), 8)]
-    dec_s = _timed(ctx.decrypt_many_mod_p, groups) * len(groups) / len(cts)
+    dec_s = tuple(t * len(groups) / len(cts) for t in _timed(ctx.decrypt_many_mod_p, groups))
     dec_how = "mbx_exp, 8 lanes" if fast is not None and fast.size_for(ctx.p2) else "gmpy2"
     rctx = plr._ResponderCtx(plr.Rerandomiser.new(key.n))
     rerand_s = _timed(rctx.rerandomiser, [()] * samples)
     dummy = pl._DUMMY_LOW + secrets.randbelow(pl._DUMMY_SPAN)
     polys = [([secrets.randbits(pl.ENCODING_BITS)] * (degree // 2) + [dummy] * (degree - degree // 2), key.n)
              for _ in range(max(1, samples // 10))]
+    poly_s, enc_s = _timed(pl.poly_from_roots, polys), _timed(ctx.encrypt, coeffs)
     parts = (
-        FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s, replies),
-        FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s, replies * (degree - 1)),
-        FloorPart("responder re-randomisers (fixed base)", rerand_s, replies),
-        FloorPart("requester polynomials from roots", _timed(pl.poly_from_roots, polys), bins),
-        FloorPart("requester encryptions (CRT, fixed base)", _timed(ctx.encrypt, coeffs), bins * degree),
-        FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s, replies),
+        FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s[0], replies, mask_s[1]),
+        FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s[0], replies * (degree - 1), step_s[1]),
+        FloorPart("responder re-randomisers (fixed base)", rerand_s[0], replies, rerand_s[1]),
+        FloorPart("requester polynomials from roots", poly_s[0], bins, poly_s[1]),
+        FloorPart("requester encryptions (CRT, fixed base)", enc_s[0], bins * degree, enc_s[1]),
+        FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s[0], replies, dec_s[1]),
     )
     return Floor(bins, degree, cores if cores is not None else cores_used(0), parts, params.choices)
 
@@ -267,6 +288,7 @@ def print_floor(floor: Floor, size: int) -> None:
         print(f"  {p.name:55s} {p.count:>8d} x {p.per_op_s * 1e3:7.3f} ms = {p.cpu_s:6.1f} CPU-s")
     print(f"  total {floor.cpu_s:.1f} CPU-s / {floor.cores} cores = floor {floor.wall_s:.1f} s "
           f"(perfect parallelism, no transport, no overhead)", flush=True)
+    print(f"  by the CPU clock (not descheduled): {floor.busy_s:.1f} CPU-s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,10 +311,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(floor / target: {floor.wall_s / TARGET_S:.2f})", flush=True)
     if args.floor_only:
         return 0
-    ours, hits = run_ours(args.size, common, args.key_bits, args.workers)
+    ours, hits, ours_cpu = run_ours(args.size, common, args.key_bits, args.workers)
     assert hits == common, (hits, common)
     print(f"ours, end to end over loopback gRPC (mTLS): {ours:.1f} s, {hits} hits", flush=True)
     print(f"ours / floor: {ours / floor.wall_s:.2f}", flush=True)
+    print(f"ours CPU (both agencies, workers, responder start included): {ours_cpu:.1f} CPU-s; "
+          f"/ floor by the CPU clock: {ours_cpu / floor.busy_s:.2f}", flush=True)
     bsize = min(args.size, args.baseline_size)
     bcommon = max(1, bsize // 100) if bsize < args.size else common
     base, bhits = run_straightforward(bsize, bcommon, args.key_bits)

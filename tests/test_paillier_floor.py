@@ -21,7 +21,7 @@ def test_floor_counts_follow_choose_params(small_key, size):
     bins, degree, replies = params.bins, params.degree, params.choices * size
     assert (floor.bins, floor.degree, floor.choices) == (bins, degree, params.choices)
     assert [p.count for p in floor.parts] == [replies, replies * (degree - 1), replies, bins, bins * degree, replies]
-    assert all(p.per_op_s > 0 for p in floor.parts)
+    assert all(p.per_op_s > 0 and p.per_op_busy_s > 0 for p in floor.parts)
     assert floor.cpu_s == pytest.approx(sum(p.per_op_s * p.count for p in floor.parts))
     assert floor.wall_s == pytest.approx(floor.cpu_s / 2)
 

@@ -1,19 +1,22 @@
 """Freedman–Nissim–Pinkas polynomial PSI with Paillier (DESIGN §3, protocol ``paillier``).
 
-Notation: the requester holds a Paillier key ``n = p·q`` (``phe`` generates it; 3072 bits
+Notation: the requester holds a Paillier key ``n = p·q`` (:func:`generate_key`, Blum primes; 3072 bits
 by default, never fewer than 2048), ``g = 1 + n``, ``E(m) = (1 + m·n)·ρⁿ mod n²``.
 Tokens become 128-bit *encodings* ``e(t) = SHA-256("matcher/v1/paillier" ‖ 0 ‖ t)[:16]``.
 
 * Requester: each encoding goes to bin ``xxh3_64(e, seed) mod B`` (``seed`` fresh per
-  session; xxhash only spreads load, it is never an identity hash). Bin ``b`` gets the
+  session; xxhash only spreads load, it is never an identity hash), or, with two choices
+  (``choices = 2``), to one of its two candidate bins :func:`bins_of`, placed so that no
+  bin holds more than ``d`` (:func:`place_two_choice`). Bin ``b`` gets the
   monic polynomial ``P_b(x) = ∏ (x − root) = x^d + a_{d−1}x^{d−1} + … + a_0 (mod n)``
-  whose roots are its encodings, padded with random dummy roots from ``[2^128, n)`` so
+  whose roots are its encodings, padded with random dummy roots from ``[2^128, 2^256)`` so
   every bin has the same degree ``d`` (a dummy root can never equal an encoding). It sends
-  ``E(a_0) … E(a_{d−1})`` for every bin, bin-major. ``B`` and ``d`` are chosen from the
-  set size so that a bin overflows ``d`` with probability ≤ 2^-40 (:func:`choose_bins`);
-  if one does anyway, ``d`` is raised to the largest load for that session: nothing
-  is ever dropped.
-* Responder, for each own token ``y`` (encoding ``e``, bin ``b``): Horner evaluation
+  ``E(a_0) … E(a_{d−1})`` for every bin, bin-major. ``choices``, ``B`` and ``d`` are chosen
+  from the set size by a cost model (:func:`choose_params`) so that a bin overflows ``d``
+  with probability ≤ 2^-40; if one does anyway, ``d`` is raised for that session:
+  nothing is ever dropped.
+* Responder, for each own token ``y`` (encoding ``e``) and each of its ``choices``
+  candidate bins ``b``: Horner evaluation
   ``acc ← E(a_{d−1})·g^e``; ``acc ← acc^e · E(a_i)`` for ``i = d−2 … 0`` gives
   ``E(P_b(e))``; then ``E(r·P_b(e) + pay)`` = ``acc^r · (1 + pay·n) · ρ`` with ``r``
   uniform in ``Z_n`` and a fresh re-randomiser ``ρ``; replies are shuffled. ``pay`` is
