@@ -561,13 +561,18 @@ def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
             paillier_max_degree = 32
 
     assert PaillierResponderSession.budget_cost(_State, hello) == 2 * 1 + 3 * (1 + 1)
+    # two candidate bins: the same guesses, twice the evaluations
+    two = pb.Hello(request_size=4, paillier=pb.PaillierParams(bins=2, degree=2, choices=2))
+    assert PaillierResponderSession.budget_cost(_State, two) == 2 * 4 + 2 * 3 * (2 + 1)
 
 
-def test_a_responder_cannot_forge_a_hit_from_a_one_token_query():
+@pytest.mark.parametrize("choices", [None, 2])
+def test_a_responder_cannot_forge_a_hit_from_a_one_token_query(choices):
     """With one root per bin, E(a_0) = E(−e) gives a dishonest responder E(e + payload): a false hit
-    with a case reference of its choosing. Every bin is padded to degree 2 or more."""
+    with a case reference of its choosing. Every bin is padded to degree 2 or more (two-choice bins too)."""
     token = b"matcher/v1/n2/document/ONLY-ONE"
-    query = pl.build_query([token], KEY)
+    query = pl.build_query([token], KEY, _choices=choices)
+    assert query.choices == (choices or 1)
     assert query.degree >= 2
     coefficients = [c for part in pl.encrypt_query(query, bins_per_task=1) for c in part]
     n, n2 = int(KEY.n), int(KEY.n) ** 2
