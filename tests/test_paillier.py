@@ -148,6 +148,31 @@ def test_two_choice_bin_vectors():
         assert pl.bins_of(e, r["bin_seed"], r["bins"]) == (r["bin"], r["bin2"])
 
 
+def test_one_choice_unless_the_responder_takes_two(monkeypatch):
+    """A responder from before PaillierParams.choices (Policy.paillier_choices unset) evaluates one
+    bin per token: a requester must not place tokens in second bins it would never look at."""
+    monkeypatch.setattr(pl, "costs_for", lambda bits: pl.COSTS_MULTI_BUFFER)
+    tokens = [b"t%d" % i for i in range(300)]
+    assert pl.build_query(tokens, KEY, max_choices=1).choices == 1
+    assert pl.build_query(tokens, KEY, max_choices=2).choices == 2
+
+
+def test_the_requester_bins_after_reading_the_policy(monkeypatch):
+    from clients.sessions.paillier import PaillierRequesterSession
+
+    monkeypatch.setattr(pl, "costs_for", lambda bits: pl.COSTS_MULTI_BUFFER)
+    session = PaillierRequesterSession.__new__(PaillierRequesterSession)
+    session.tokens, session._key, session._query = [b"t%d" % i for i in range(2000)], KEY, None
+    session._responder_size, session._max_choices = None, 1
+    assert session.query.choices == 1  # no Policy read: one choice
+    session.use_policy(pb.Policy(setup_size=2000, paillier_choices=0), "r")
+    assert session.query.choices == 1  # an older responder
+    session.use_policy(pb.Policy(setup_size=2000, paillier_choices=2), "r")
+    assert session.query.choices == 2
+    session.use_policy(pb.Policy(setup_size=200_000, paillier_choices=2), "r")
+    assert session.query.choices == 1  # 100 replies per requester token: twice the masks cost more
+
+
 def test_multi_buffer_costs_choose_two_choices_for_10k():
     """With the multi-buffer exponentiation, 10k tokens: two candidate bins of degree 2 (16,668
     coefficients, 20,000 replies of one Horner step each) instead of one bin of degree 17."""
@@ -336,7 +361,13 @@ def test_two_choice_binning_end_to_end_gives_the_same_hits(agencies, start, smal
     """The Hello's choices = 2: the responder evaluates each own token in both bins (twice the replies)."""
     _paillier_agencies(agencies)
     agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
-    monkeypatch.setattr(pl, "choose_params", lambda m, r=None, costs=None: pl.BinParams(2, max(2, m // 2 + 1), 3))
+    asked = []
+
+    def two_choices(m, r=None, costs=None, max_choices=2):
+        asked.append((r, max_choices))
+        return pl.BinParams(2, max(2, m // 2 + 1), 3)
+
+    monkeypatch.setattr(pl, "choose_params", two_choices)
     accepted = []
     from clients.sessions import paillier as client_paillier
 
@@ -353,6 +384,8 @@ def test_two_choice_binning_end_to_end_gives_the_same_hits(agencies, start, smal
     own = {t for r in load_records(cfg.responder.watchlist, cfg.records.csv_format(), cfg.key_spec(),
                                    require_case_ref=True).records for _, t in r.tokens}
     assert accepted and accepted[0] == 2 * len(own)
+    # the responder's Policy said it evaluates two bins, and how many tokens it holds
+    assert [c for _, c in asked] == [2] and asked[0][0] and asked[0][0] >= len(own)
 
 
 def test_cli_protocol_flag(agencies, start, small_keys, capsys):

@@ -28,9 +28,26 @@ class PaillierRequesterSession(RequesterSession):
         super().__init__(records, keyspec, reveal, workers)
         self._key = _key or pl.generate_key(key_bits)
         pl.warm_up(self._key, workers)  # worker start-up and tables overlap the proof and the Hello
-        self.query = pl.build_query(self.tokens, self._key)
+        # Binned once the responder's Policy is known: its token count weighs the choice of
+        # bins, and two candidate bins per token only where it says it evaluates both.
+        self._responder_size: int | None = None
+        self._max_choices = 1
+        self._query: pl.RequesterQuery | None = None
         self.workers = workers
         self._size = pl.ciphertext_bytes(self._key.n)
+
+    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
+        self._responder_size = policy.setup_size or None
+        self._max_choices = max(1, min(2, policy.paillier_choices))
+        self._query = None
+
+    @property
+    def query(self) -> pl.RequesterQuery:
+        """The binned tokens (built on first use, after :meth:`use_policy`)."""
+        if self._query is None:
+            self._query = pl.build_query(self.tokens, self._key, responder_size=self._responder_size,
+                                         max_choices=self._max_choices)
+        return self._query
 
     @property
     def request_size(self) -> int:

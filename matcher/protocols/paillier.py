@@ -279,7 +279,9 @@ class BinParams:
         return self.bins * self.degree
 
 
-def choose_params(m: int, responder_size: int | None = None, costs: Costs = COSTS_GMPY2) -> BinParams:
+def choose_params(
+    m: int, responder_size: int | None = None, costs: Costs = COSTS_GMPY2, max_choices: int = 2
+) -> BinParams:
     """The cheapest binning for ``m`` requester tokens against ``responder_size`` (default m).
 
     Candidates: one choice (:func:`choose_bins`) and two choices with bins of capacity
@@ -287,11 +289,12 @@ def choose_params(m: int, responder_size: int | None = None, costs: Costs = COST
     ≤ 2^-40. Cost ``choices·R·(reply + step·(d−1)) + B·d`` in encryptions: two choices
     double the replies (each with its mask) but need a tiny degree and about 1.4 m
     coefficients; they win where the multi-buffer exponentiation makes replies cheap.
+    ``max_choices = 1`` (a responder that does not evaluate two bins) keeps one choice.
     """
     r = max(1, responder_size if responder_size is not None else m)
     b, d = choose_bins(m, responder_size, costs.step)
     best = (r * (costs.reply + costs.step * (max(MIN_DEGREE, d) - 1)) + b * max(MIN_DEGREE, d), BinParams(1, b, d))
-    for capacity, load in _TWO_CHOICE:
+    for capacity, load in _TWO_CHOICE if max_choices >= 2 else ():
         bins = math.ceil(m / load)
         if bins < 2 or bins > _TWO_CHOICE_MAX_BINS:
             continue
@@ -664,20 +667,22 @@ def build_query(
     key: RequesterSecret,
     *,
     responder_size: int | None = None,
+    max_choices: int = 2,
     _bins: int | None = None,
     _degree: int | None = None,
     _choices: int | None = None,
 ) -> RequesterQuery:
     """Encode, bin (fresh xxhash seed) and pad the requester's tokens.
 
-    One choice: each encoding goes to :func:`bin_of`. Two choices: to one of its
+    One choice: each encoding goes to :func:`bin_of`. Two choices (only if ``max_choices``,
+    what the responder's Policy says it evaluates, allows): to one of its
     :func:`bins_of`, placed by :func:`place_two_choice` at most ``degree`` per bin.
     ``_bins``/``_degree``/``_choices`` are test-only overrides (to force an overflowing
     bin); when the tokens do not fit the chosen degree (a bin's load, or no two-choice
     placement), the degree is raised until they do: nothing is ever dropped.
     """
     encodings = {encode_token(t): i for i, t in enumerate(tokens)}
-    params = choose_params(len(encodings), responder_size, costs_for(key.bits))
+    params = choose_params(len(encodings), responder_size, costs_for(key.bits), max_choices)
     choices = _choices or params.choices
     if choices != params.choices:  # test override: the other scheme's plain parameters
         params = (BinParams(2, max(2, len(encodings)), MIN_DEGREE) if choices == 2
