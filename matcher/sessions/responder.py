@@ -80,6 +80,7 @@ def policy(state: ResponderContext) -> pb.Policy:
         wire_version=WIRE_VERSION,
         norm_conformance_digest=state.conformance.digest,
         norm_libraries=state.conformance.libraries,
+        paillier_choices=2 if "paillier" in state.settings.protocols else 0,
     )
 
 
