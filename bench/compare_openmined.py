@@ -2,6 +2,7 @@
 
     make bench-compare                       # 10k and 100k
     make bench-compare SIZES=10000,100000,1000000
+    python bench/compare_openmined.py --sizes 20000 --no-openmined   # matcher only, while developing
 
 For each size, on the same generated sets (10% overlap), in one run:
   * OpenMined PSI (openmined-psi, C++; in its own throw-away venv, bench/.venv-openmined),
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated set sizes (both sides)")
     ap.add_argument("--workers", type=int, default=0, help="matcher worker processes per side (0 = all cores)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--no-openmined", action="store_true",
+                    help="matcher only (quick runs while developing): OpenMined columns are left empty")
     args = ap.parse_args(argv)
     cores = args.workers or default_processes()
     rows = []
@@ -103,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         req_tokens = [t for r in req for _, t in r.tokens]
         resp_tokens = [t for r in resp for _, t in r.tokens]
         with tempfile.TemporaryDirectory() as tmp:
-            print(f"[{n}] OpenMined PSI ...", file=sys.stderr, flush=True)
-            om = run_openmined(req_tokens, resp_tokens, Path(tmp))
+            if args.no_openmined:
+                om = {"seconds": float("nan"), "bytes": float("nan"), "intersection": n // 10}
+            else:
+                print(f"[{n}] OpenMined PSI ...", file=sys.stderr, flush=True)
+                om = run_openmined(req_tokens, resp_tokens, Path(tmp))
             print(f"[{n}] matcher cold and warm ...", file=sys.stderr, flush=True)
             m = run_matcher(req, resp, Path(tmp), args.workers)
         ops = group_op_costs()
@@ -124,10 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         om, m, n = r["openmined"], r["matcher"], r["n"]
+        if args.no_openmined:
+            om_s = cold_x = warm_x = om_mb = "–"
+        else:
+            om_s, om_mb = f"{om['seconds']:.2f}", f"{om['bytes'] / 1e6:.1f} MB"
+            cold_x = f"{om['seconds'] / m['cold_seconds']:.2f}×"
+            warm_x = f"{om['seconds'] / m['warm_seconds']:.2f}×"
         print(
-            f"| {n:,} | {om['seconds']:.2f} | {m['cold_seconds']:.2f} | {om['seconds'] / m['cold_seconds']:.2f}× | "
-            f"{m['warm_seconds']:.2f} | {om['seconds'] / m['warm_seconds']:.2f}× | "
-            f"{om['bytes'] / 1e6:.1f} MB / {m['cold_bytes'] / 1e6:.1f} MB / {m['warm_bytes'] / 1e6:.1f} MB | "
+            f"| {n:,} | {om_s} | {m['cold_seconds']:.2f} | {cold_x} | {m['warm_seconds']:.2f} | {warm_x} | "
+            f"{om_mb} / {m['cold_bytes'] / 1e6:.1f} MB / {m['warm_bytes'] / 1e6:.1f} MB | "
             f"{m['cold_cpu'] / n * 1e6:.0f} ({r['floor_cold_cpu'] / n * 1e6:.0f}) | "
             f"{m['warm_cpu'] / n * 1e6:.0f} ({r['floor_warm_cpu'] / n * 1e6:.0f}) | "
             f"{m['warm_cpu'] / r['floor_warm_cpu']:.2f} |"

@@ -13,7 +13,7 @@ KEY = pl.generate_key(2048)
 REQ = pl._RequesterCtx(KEY)
 RR = plr.Rerandomiser.new(KEY.n)
 RESP = plr._ResponderCtx(RR)
-COEFFS = [REQ.encrypt(secrets.randbelow(KEY.n)) for _ in range(14)]
+COEFFS = [REQ.encrypt(secrets.randbelow(KEY.n)) for _ in range(17)]
 CT = REQ.encrypt(12345)
 
 
@@ -29,10 +29,27 @@ def test_rerandomiser(benchmark):
     benchmark(RESP.rerandomiser)
 
 
-@pytest.mark.parametrize("degree", [1, 14])
+@pytest.mark.parametrize("degree", [2, 17])
 def test_evaluate_one(benchmark, degree):
     e = pl.encode_token(b"token")
     benchmark(plr.evaluate_one, RESP, COEFFS[:degree], e, pl.encode_payload(e, b"CASE-1", KEY.bits))
+
+
+@pytest.mark.parametrize("degree", [2, 17])
+def test_evaluate_many_32_replies(benchmark, degree):
+    """What one responder task does: 32 replies (Horner, mask, payload, re-randomiser), 8 lanes a call."""
+    items = [(COEFFS[:degree], pl.encode_token(b"t%d" % i), 0) for i in range(32)]
+    benchmark(plr.evaluate_many, RESP, items)
+
+
+def test_choose_params_and_place_10k(benchmark):
+    """The requester's binning for 10k tokens: the two-choice bound and the placement."""
+    def run():
+        params = pl.choose_params(10_000, costs=pl.COSTS_MULTI_BUFFER)
+        pairs = [pl.bins_of(secrets.randbits(128), 7, params.bins) for _ in range(10_000)]
+        return pl.place_two_choice(pairs, params.bins, params.degree)
+
+    assert benchmark(run) is not None
 
 
 def test_poly_from_roots_degree_14(benchmark):

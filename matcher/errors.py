@@ -32,14 +32,16 @@ class RecordError(MatcherError):
 
     ``field`` names the record field at fault (e.g. ``date_of_birth``), so the loader
     can drop that field alone and keep the rest of the record; None when the problem
-    is the row as a whole.
+    is the row as a whole. ``kept``: what of the value the loader keeps in its place (e.g. the
+    year of a date that is no calendar date, under normalisation n3); "" drops the whole value.
     """
 
     status = "INVALID_ARGUMENT"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, kept: str = "") -> None:
         super().__init__(message)
         self.field = field
+        self.kept = kept
 
 
 class InvalidElement(MatcherError):

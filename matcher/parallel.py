@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 #: Elements per batch sent to a worker: large enough that IPC is <1% of the work.
@@ -86,7 +87,9 @@ class Workers:
     def __init__(self, processes: int = 0, dask_scheduler: str | None = None, dask_tls: Any = None) -> None:
         self.dask_scheduler = dask_scheduler
         self._dask = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         if dask_scheduler:
             from matcher.errors import ConfigError
 
@@ -112,8 +115,22 @@ class Workers:
             self.size = max(1, sum(self._dask.nthreads().values()))
         else:
             self.size = processes or default_processes()
-            if self.size > 1:
-                self._pool = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context("spawn"))
+
+    def _executor(self) -> Executor | None:
+        """The local pool, started on first use: a process that never submits never spawns one."""
+        if self._pool is None and self.size > 1 and self._dask is None:
+            with self._lock:
+                if self._pool is None and not self._closed:
+                    self._pool = self._new_pool()
+        return self._pool
+
+    def _new_pool(self) -> Executor:
+        return ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context("spawn"))
+
+    @property
+    def is_local(self) -> bool:
+        """Whether batches run on this machine (inline or a local pool), not on a Dask cluster."""
+        return self._dask is None
 
     def __enter__(self) -> Workers:
         return self
@@ -122,6 +139,7 @@ class Workers:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -133,8 +151,9 @@ class Workers:
         """Run ``fn(*args)`` on a worker; returns an object with ``.result()``."""
         if self._dask is not None:
             return self._dask.submit(fn, *args, pure=False)
-        if self._pool is not None:
-            return self._pool.submit(fn, *args)
+        pool = self._executor()
+        if pool is not None:
+            return pool.submit(fn, *args)
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))
@@ -185,3 +204,40 @@ def inline() -> Workers:
     if _INLINE is None:
         _INLINE = Workers(processes=1)
     return _INLINE
+
+
+class ThreadWorkers(Workers):
+    """Threads of this process instead of worker processes, for kernels that release the GIL.
+
+    The IFMA batch kernels of :mod:`matcher.protocols.group_backend` run without the
+    GIL, so threads run them in parallel with no copy of inputs and results to another
+    process (pickling a chunk each way cost more than a tenth of a session's CPU).
+    """
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(processes=max(1, threads))
+
+    def _new_pool(self) -> Executor:
+        return ThreadPoolExecutor(self.size, thread_name_prefix="matcher-kernel")
+
+
+#: ``processes`` keeps GIL-free kernels on the worker processes (for comparison runs)
+KERNEL_POOL_ENV = "MATCHER_KERNEL_POOL"
+_THREADS: dict[int, ThreadWorkers] = {}
+_THREADS_LOCK = threading.Lock()
+
+
+def kernel_threads(like: Workers) -> Workers:
+    """Where GIL-free kernels run best for ``like``: a shared thread pool of its size, or ``like``.
+
+    A Dask cluster (``like`` not local) stays as it is; a local process pool is
+    replaced by threads of this process, one per process it would have used, unless
+    ``MATCHER_KERNEL_POOL=processes`` is set (read at each session, for comparisons).
+    """
+    if not like.is_local or like.size == 1 or os.environ.get(KERNEL_POOL_ENV, "").strip().lower() == "processes":
+        return like
+    with _THREADS_LOCK:
+        pool = _THREADS.get(like.size)
+        if pool is None:
+            pool = _THREADS[like.size] = ThreadWorkers(like.size)
+        return pool

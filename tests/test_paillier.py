@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import gmpy2
 import pytest
@@ -28,8 +29,9 @@ def _run(req_tokens, resp_entries, *, cardinality=False, workers=None, **overrid
     assert off == q.element_count
     items = plr.responder_items(resp_entries, KEY.bits, with_payload=not cardinality)
     rr = plr.Rerandomiser.new(KEY.n)
-    replies = [c for part in plr.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers) for c in part]
-    assert len(replies) == len(items.encodings)
+    replies = [c for part in plr.evaluate_all(store, items, q.seed, rr, batch=4, workers=workers, choices=q.choices)
+               for c in part]
+    assert len(replies) == q.choices * len(items.encodings)
     residues = pl.decrypt_replies(KEY, replies, workers=workers)
     if cardinality:
         return q, pl.count_zeros(residues)
@@ -51,6 +53,133 @@ def test_hits_equal_plaintext_intersection_with_case_refs():
     _, hits = _run(req, resp)
     expected = {t: r for t, r in resp if t in set(req)}
     assert hits == expected and len(hits) == 5
+
+
+def test_two_choice_binning_hits_equal_plaintext_intersection():
+    req, resp = _sets(random.Random(11), 40, 30, 9)
+    q, hits = _run(req, resp, _choices=2)
+    assert q.choices == 2 and q.degree <= 3  # 40 bins of 2 for 40 tokens (3 with chance < 2^-16)
+    assert hits == {t: r for t, r in resp if t in set(req)} and len(hits) == 9
+
+
+def test_two_choice_cardinality_counts_each_hit_once():
+    """A requester token sits in one of its two bins: of a common token's two replies one is 0."""
+    req, resp = _sets(random.Random(12), 30, 25, 7)
+    assert _run(req, resp, cardinality=True, _choices=2)[1] == 7
+
+
+def test_two_choice_overflow_raises_degree_and_loses_nothing():
+    req, resp = _sets(random.Random(13), 9, 6, 6)
+    q, hits = _run(req, resp, _choices=2, _bins=2, _degree=2)
+    assert q.degree >= 5  # 9 tokens in 2 bins cannot fit 2 each
+    assert hits == dict(resp)
+
+
+def _hall_holds(pairs, bins, capacity):
+    from itertools import combinations
+
+    for k in range(2, bins + 1):
+        for subset in combinations(range(bins), k):
+            inside = set(subset)
+            if sum(1 for a, b in pairs if a in inside and b in inside) > capacity * k:
+                return False
+    return True
+
+
+def test_two_choice_placement_is_found_exactly_when_one_exists():
+    rng = random.Random(14)
+    seen = {True: 0, False: 0}
+    for _ in range(300):
+        bins, capacity = rng.randint(2, 6), rng.randint(1, 3)
+        pairs = []
+        for _ in range(rng.randint(1, bins * capacity + 2)):
+            a, b = rng.sample(range(bins), 2)
+            pairs.append((a, b))
+        placed = pl.place_two_choice(pairs, bins, capacity)
+        exists = _hall_holds(pairs, bins, capacity)
+        assert (placed is not None) == exists
+        seen[exists] += 1
+        if placed is not None:
+            assert sorted(i for content in placed for i in content) == list(range(len(pairs)))
+            assert all(len(c) <= capacity and all(b in pairs[i] for i in c) for b, c in enumerate(placed))
+    assert seen[True] > 20 and seen[False] > 20
+
+
+def test_two_choice_failure_bound_is_above_the_observed_rate():
+    """The union bound must not be below what happens: 20 bins of 2 for 30 items fail often."""
+    rng = random.Random(15)
+    m, bins, capacity = 30, 20, 2
+    fails = 0
+    trials = 400
+    for _ in range(trials):
+        pairs = [tuple(rng.sample(range(bins), 2)) for _ in range(m)]
+        fails += pl.place_two_choice(pairs, bins, capacity) is None
+    assert fails > 0
+    assert 2 ** pl.two_choice_failure_log2(m, bins, capacity) >= fails / trials
+    assert pl.two_choice_failure_log2(10_000, 8334, 2) <= -40  # the 10k parameters
+
+
+def test_bins_of_are_two_distinct_bins_and_the_first_is_bin_of():
+    for i in range(200):
+        e = pl.encode_token(b"t%d" % i)
+        b1, b2 = pl.bins_of(e, 99, 7)
+        assert b1 == pl.bin_of(e, 99, 7) and b1 != b2 and 0 <= b2 < 7
+    assert {pl.bins_of(pl.encode_token(b"x%d" % i), 5, 2) for i in range(50)} == {(0, 1), (1, 0)}
+
+
+CHOICES_VECTORS = "protocol.v2-paillier-choices.json"
+
+
+def test_two_choice_bin_vectors():
+    """docs/PROTOCOL.md §8 [V: paillier bin2]; the file is frozen like the other vector files."""
+    import hashlib
+
+    from matcher.identity import conformance
+
+    path = Path(conformance.__file__).parent / "vectors" / CHOICES_VECTORS
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "099fe065ba5290ec2b1edb38b893da00c6226700228fb14907ec820aba188d2a"
+    ), f"{CHOICES_VECTORS} changed: a changed vector is a new version (new file), never an edit"
+    rows = conformance.read_vectors(CHOICES_VECTORS)["tokens"]
+    assert {r["bins"] for r in rows} == {2, 3, 97, 8334}
+    for r in rows:
+        e = pl.encode_token(bytes.fromhex(r["token_hex"]))
+        assert e.to_bytes(pl.ENCODING_BYTES, "big").hex() == r["encoding_hex"]
+        assert pl.bins_of(e, r["bin_seed"], r["bins"]) == (r["bin"], r["bin2"])
+
+
+def test_one_choice_unless_the_responder_takes_two(monkeypatch):
+    """A responder from before PaillierParams.choices (Policy.paillier_choices unset) evaluates one
+    bin per token: a requester must not place tokens in second bins it would never look at."""
+    monkeypatch.setattr(pl, "costs_for", lambda bits: pl.COSTS_MULTI_BUFFER)
+    tokens = [b"t%d" % i for i in range(300)]
+    assert pl.build_query(tokens, KEY, max_choices=1).choices == 1
+    assert pl.build_query(tokens, KEY, max_choices=2).choices == 2
+
+
+def test_the_requester_bins_after_reading_the_policy(monkeypatch):
+    from clients.sessions.paillier import PaillierRequesterSession
+
+    monkeypatch.setattr(pl, "costs_for", lambda bits: pl.COSTS_MULTI_BUFFER)
+    session = PaillierRequesterSession.__new__(PaillierRequesterSession)
+    session.tokens, session._key, session._query = [b"t%d" % i for i in range(2000)], KEY, None
+    session._responder_size, session._max_choices = None, 1
+    assert session.query.choices == 1  # no Policy read: one choice
+    session.use_policy(pb.Policy(setup_size=2000, paillier_choices=0), "r")
+    assert session.query.choices == 1  # an older responder
+    session.use_policy(pb.Policy(setup_size=2000, paillier_choices=2), "r")
+    assert session.query.choices == 2
+    session.use_policy(pb.Policy(setup_size=200_000, paillier_choices=2), "r")
+    assert session.query.choices == 1  # 100 replies per requester token: twice the masks cost more
+
+
+def test_multi_buffer_costs_choose_two_choices_for_10k():
+    """With the multi-buffer exponentiation, 10k tokens: two candidate bins of degree 2 (16,668
+    coefficients, 20,000 replies of one Horner step each) instead of one bin of degree 17."""
+    params = pl.choose_params(10_000, costs=pl.COSTS_MULTI_BUFFER)
+    assert (params.choices, params.degree) == (2, 2) and params.coefficients < 20_000
+    assert pl.choose_params(10_000, costs=pl.COSTS_GMPY2).choices == 1  # replies cost 125 encryptions there
+    assert pl.choose_params(1, costs=pl.COSTS_MULTI_BUFFER).choices == 1
 
 
 def test_duplicate_responder_tokens_merge_case_refs():
@@ -85,11 +214,57 @@ def test_process_pool_gives_the_same_hits():
         assert _run(req, resp, workers=pool)[1] == _run(req, resp)[1]
 
 
-def test_parameters_bound_overflow_probability():
+@pytest.mark.parametrize("step", [pl.STEP_COST_MULTI_BUFFER, pl.STEP_COST_GMPY2])
+def test_parameters_bound_overflow_probability(step):
     for m in (1, 10, 1000, 10_000):
-        b, d = pl.choose_bins(m)
+        b, d = pl.choose_bins(m, step=step)
         assert pl.overflow_log2(m, b, d) <= -40
-        assert d <= pl.MAX_DEGREE
+        assert d <= pl.DEFAULT_MAX_DEGREE
+
+
+def test_cheaper_horner_steps_buy_fewer_coefficients():
+    """With the multi-buffer exponentiation a Horner step costs ~1.5 encryptions, not ~5: fewer,
+    fuller bins (10k tokens: 170,000 coefficients of degree 17 instead of 280,000 of degree 14)."""
+    fast_b, fast_d = pl.choose_bins(10_000, step=pl.STEP_COST_MULTI_BUFFER)
+    slow_b, slow_d = pl.choose_bins(10_000, step=pl.STEP_COST_GMPY2)
+    assert fast_b * fast_d < slow_b * slow_d and fast_d > slow_d
+
+    def cost(step, b, d):
+        return step * 10_000 * (d - 1) + b * d
+
+    for step, (b, d) in ((pl.STEP_COST_MULTI_BUFFER, (fast_b, fast_d)), (pl.STEP_COST_GMPY2, (slow_b, slow_d))):
+        other = (slow_b, slow_d) if (b, d) == (fast_b, fast_d) else (fast_b, fast_d)
+        assert cost(step, b, d) <= cost(step, *other)
+
+
+def test_dummy_roots_are_short_unpredictable_and_never_encodings():
+    q = pl.build_query([b"a", b"b", b"c"], KEY, _bins=2, _degree=6)
+    encodings = set(q.encodings)
+    dummies = [r for roots in q.root_lists for r in roots if r not in encodings]
+    assert len(dummies) == 2 * q.degree - 3 and len(set(dummies)) == len(dummies)
+    assert all(1 << 128 <= r < 1 << 256 for r in dummies)
+    assert all(pl.evaluate_plain(pl.poly_from_roots(roots, KEY.n), e, KEY.n) == 0
+               for roots in q.root_lists for e in roots)
+
+
+@pytest.mark.parametrize("window", [8, pl.REQ_WINDOW])
+def test_fixed_base_tables_give_powmod(window):
+    m = gmpy2.mpz(KEY.p) ** 2
+    fb = pl.FixedBase(KEY.hs, m, 224, window)
+    for e in (0, 1, (1 << 224) - 1, 1 << 223, *(random.getrandbits(224) for _ in range(20))):
+        assert fb.pow(e) == gmpy2.powmod(KEY.hs, e, m)
+
+
+def test_a_bad_ciphertext_inside_a_batch_is_named():
+    """The batch's one gcd fails, then the element is found and named."""
+    n = gmpy2.mpz(KEY.n)
+    size = pl.ciphertext_bytes(n)
+    ctx = pl._RequesterCtx(KEY)
+    good = [pl.to_wire(ctx.encrypt(i), size) for i in range(6)]
+    store = plr.CoefficientStore(KEY.n, 2, 3)
+    store.add(good[:3], 0)
+    with pytest.raises(InvalidElement, match="element 4 .*not invertible"):
+        store.add([good[3], pl.to_wire(gmpy2.mpz(KEY.q) * 777, size), good[5]], 3)
 
 
 def test_polynomial_has_the_roots():
@@ -182,6 +357,37 @@ def test_policy_offers_paillier_and_demo_hits_match_ecdh(agencies, start, small_
     assert out.read_text().splitlines()[0] == "record_id,match_keys,strength,case_ref"
 
 
+def test_two_choice_binning_end_to_end_gives_the_same_hits(agencies, start, small_keys, monkeypatch):
+    """The Hello's choices = 2: the responder evaluates each own token in both bins (twice the replies)."""
+    _paillier_agencies(agencies)
+    agencies.edit("requester", 'protocol = "ecdh"', 'protocol = "paillier"')
+    asked = []
+
+    def two_choices(m, r=None, costs=None, max_choices=2):
+        asked.append((r, max_choices))
+        return pl.BinParams(2, max(2, m // 2 + 1), 3)
+
+    monkeypatch.setattr(pl, "choose_params", two_choices)
+    accepted = []
+    from clients.sessions import paillier as client_paillier
+
+    orig = client_paillier.PaillierRequesterSession.on_evaluated
+    monkeypatch.setattr(client_paillier.PaillierRequesterSession, "on_evaluated",
+                        lambda self, chunk: (accepted.append(self.accepted.setup_size), orig(self, chunk))[1])
+    running = start()
+    run = run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
+                    f"127.0.0.1:{running.port}", out=None)
+    assert {h.record_id: (h.match_keys, h.case_ref) for h in run.result.hits} == EXPECTED_DEMO
+    cfg = agencies.responder_config()
+    from matcher.identity.records import load_records
+
+    own = {t for r in load_records(cfg.responder.watchlist, cfg.records.csv_format(), cfg.key_spec(),
+                                   require_case_ref=True).records for _, t in r.tokens}
+    assert accepted and accepted[0] == 2 * len(own)
+    # the responder's Policy said it evaluates two bins, and how many tokens it holds
+    assert [c for _, c in asked] == [2] and asked[0][0] and asked[0][0] >= len(own)
+
+
 def test_cli_protocol_flag(agencies, start, small_keys, capsys):
     _paillier_agencies(agencies)
     running = start()
@@ -212,10 +418,10 @@ def _raw(agencies, running, messages):
         return list(pb_grpc.ResponderStub(ch).Match(iter(messages), timeout=30))
 
 
-def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None):
+def _hello(agencies, n=KEY.n, bins=1, degree=2, size=None, choices=0):
     fp = agencies.requester_config().key_spec().fingerprint()
     params = pb.PaillierParams(n=int(n).to_bytes((int(n).bit_length() + 7) // 8, "big"), bins=bins, degree=degree,
-                               bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"")
+                               bin_seed=7, modulus_proof=KEY_PROOF if n == KEY.n else b"", choices=choices)
     return pb.MatchRequest(hello=pb.Hello(norm_conformance_digest=norm_digest(), protocol="paillier",
                                           key_spec_fingerprint=fp, reveal="requester",
                                           request_size=bins * degree if size is None else size, paillier=params,
@@ -253,6 +459,8 @@ def test_bad_ciphertext_is_invalid_argument_and_server_keeps_serving(agencies, s
         ({"degree": pl.MAX_DEGREE + 1}, "degree"),
         ({"degree": 33}, "paillier_max_degree"),
         ({"size": 5}, "announced"),
+        ({"choices": 3}, "candidate bins"),
+        ({"choices": 2, "bins": 1}, "candidate bins"),
     ],
 )
 def test_bad_hello_parameters_refused(agencies, start, kw, words):
@@ -297,6 +505,18 @@ def test_the_modulus_proof_accepts_two_blum_primes_and_refuses_anything_else():
         paillier_proof.verify(KEY.n, bytes(tampered))
 
 
+def test_the_modulus_proof_verifies_alike_without_the_multi_buffer_exponentiation(monkeypatch):
+    from matcher.errors import InvalidElement
+    from matcher.protocols import modexp_backend
+
+    monkeypatch.setattr(modexp_backend, "_selected", (None, "gmpy2 (test)"))
+    paillier_proof.verify(KEY.n, KEY_PROOF)
+    tampered = bytearray(KEY_PROOF)
+    tampered[-5] ^= 1
+    with pytest.raises(InvalidElement, match="does not verify"):
+        paillier_proof.verify(KEY.n, bytes(tampered))
+
+
 def test_a_modulus_of_three_primes_cannot_be_proven():
     """Soundness: with a third prime factor some challenge has no fourth root of any of its four forms."""
     import gmpy2
@@ -335,7 +555,7 @@ def test_a_paillier_session_is_charged_its_guesses_and_the_responders_work(agenc
         run_match(agencies.requester_config(), agencies.workdir / "agency_b_records.csv",
                   f"127.0.0.1:{running.port}", out=None)
     (hello,) = hellos
-    expected = 2 * hello.request_size + len(own) * (hello.paillier.degree + 1)
+    expected = 2 * hello.request_size + (hello.paillier.choices or 1) * len(own) * (hello.paillier.degree + 1)
     assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert f"this request needs {expected}" in err.value.details
     assert BudgetLedger(agencies.workdir / "agency_a_state" / "budgets.db").spent("agency-b") == 0
@@ -350,7 +570,7 @@ def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
     e1, e2 = pl.encode_token(t1), pl.encode_token(t2)
     p, q = int(KEY.p), int(KEY.q)
     root = (e1 * q * pow(q, -1, p) + e2 * p * pow(p, -1, q)) % int(KEY.n)  # ≡ e1 mod p, ≡ e2 mod q
-    query = pl.build_query([t1], KEY, _bins=1, _degree=1)
+    query = pl.build_query([t1], KEY, _bins=1, _degree=1, _choices=1)
     query.root_lists = [[root]]
     store = plr.CoefficientStore(KEY.n, 1, 1)
     off = 0
@@ -374,13 +594,18 @@ def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
             paillier_max_degree = 32
 
     assert PaillierResponderSession.budget_cost(_State, hello) == 2 * 1 + 3 * (1 + 1)
+    # two candidate bins: the same guesses, twice the evaluations
+    two = pb.Hello(request_size=4, paillier=pb.PaillierParams(bins=2, degree=2, choices=2))
+    assert PaillierResponderSession.budget_cost(_State, two) == 2 * 4 + 2 * 3 * (2 + 1)
 
 
-def test_a_responder_cannot_forge_a_hit_from_a_one_token_query():
+@pytest.mark.parametrize("choices", [None, 2])
+def test_a_responder_cannot_forge_a_hit_from_a_one_token_query(choices):
     """With one root per bin, E(a_0) = E(−e) gives a dishonest responder E(e + payload): a false hit
-    with a case reference of its choosing. Every bin is padded to degree 2 or more."""
+    with a case reference of its choosing. Every bin is padded to degree 2 or more (two-choice bins too)."""
     token = b"matcher/v1/n2/document/ONLY-ONE"
-    query = pl.build_query([token], KEY)
+    query = pl.build_query([token], KEY, _choices=choices)
+    assert query.choices == (choices or 1)
     assert query.degree >= 2
     coefficients = [c for part in pl.encrypt_query(query, bins_per_task=1) for c in part]
     n, n2 = int(KEY.n), int(KEY.n) ** 2

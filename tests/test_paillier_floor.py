@@ -1,4 +1,4 @@
-"""bench/compare_paillier.py's floor: the right operation counts for choose_bins, positive parts (no timing limits)."""
+"""bench/compare_paillier.py's floor: operation counts that follow choose_params, positive parts (no timing limits)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ def small_key() -> pl.RequesterSecret:
 
 
 @pytest.mark.parametrize("size", [40, 400])
-def test_floor_counts_follow_choose_bins(small_key, size):
+def test_floor_counts_follow_choose_params(small_key, size):
     floor = measure_floor(size, 512, samples=4, cores=2, key=small_key)
-    bins, degree = pl.choose_bins(size)
-    assert (floor.bins, floor.degree) == (bins, degree)
-    assert [p.count for p in floor.parts] == [size, size * (degree - 1), bins * degree, size]
-    assert all(p.per_op_s > 0 for p in floor.parts)
+    params = pl.choose_params(size, costs=pl.costs_for(small_key.bits))
+    bins, degree, replies = params.bins, params.degree, params.choices * size
+    assert (floor.bins, floor.degree, floor.choices) == (bins, degree, params.choices)
+    assert [p.count for p in floor.parts] == [replies, replies * (degree - 1), replies, bins, bins * degree, replies]
+    assert all(p.per_op_s > 0 and p.per_op_busy_s > 0 for p in floor.parts)
     assert floor.cpu_s == pytest.approx(sum(p.per_op_s * p.count for p in floor.parts))
     assert floor.wall_s == pytest.approx(floor.cpu_s / 2)
 
@@ -33,4 +34,4 @@ def test_cores_used():
 def test_floor_only_cli(capsys):
     assert main(["--size", "40", "--key-bits", "512", "--floor-samples", "3", "--floor-only"]) == 0
     out = capsys.readouterr().out
-    assert "floor" in out and "target 60 s / floor" in out and "ours" not in out
+    assert "floor" in out and "target 30 s / floor" in out and "ours" not in out

@@ -5,7 +5,8 @@ normalised fields -> tokens, computed by this checkout's normaliser (n3's record
 spellings of vectors/n3/spellings.json, matcher.identity.n3_vectors). Protocol vectors
 (protocol.v2.json): token -> group element -> blinded with fixed test scalars ->
 evaluated -> tag -> sealed label (fixed nonces, in vectors only), keyed-hash tags,
-paillier encodings, key-spec fingerprints.
+paillier encodings, key-spec fingerprints; protocol.v2-paillier-choices.json: paillier's two
+candidate bins per token.
 
 A vector file, once committed, is never changed: a changed output is a new normalisation
 or protocol version, so this tool refuses to overwrite a file whose content would differ
@@ -346,6 +347,30 @@ def protocol_file() -> dict:
     }
 
 
+#: Two-choice binning for paillier (PaillierParams.choices = 2), added beside protocol.v2.json:
+#: nothing in that file changes, so the protocol version does not either.
+PAILLIER_CHOICES_FILE = "protocol.v2-paillier-choices.json"
+
+
+def paillier_choices_file() -> dict:
+    """Each token's two candidate bins (bin, bin2) for a few bin counts, including 2."""
+    rows = []
+    for t in ECDH_TOKENS:
+        e = paillier.encode_token(t.encode())
+        for bins in (2, 3, 97, 8334):
+            b1, b2 = paillier.bins_of(e, 1234567, bins)
+            rows.append({"token_hex": t.encode().hex(),
+                         "encoding_hex": e.to_bytes(paillier.ENCODING_BYTES, "big").hex(),
+                         "bin_seed": 1234567, "bins": bins, "bin": b1, "bin2": b2})
+    return {
+        "format": "matcher-protocol-vectors/2",
+        "about": "paillier with PaillierParams.choices = 2 (docs/PROTOCOL.md §8): bin(e) = XXH3_64(e, seed) mod B, "
+        "bin2(e) = (bin(e) + 1 + XXH3_64(e, seed xor 1) mod (B - 1)) mod B. Never edit: a changed value is a new "
+        "protocol version.",
+        "tokens": rows,
+    }
+
+
 def dump(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
 
@@ -357,7 +382,7 @@ def main() -> int:
     from matcher.identity.n3_vectors import build_vectors as n3_file
 
     files = {NORM_VECTOR_FILES[v]: norm_file(v) for v in ("n1", "n2")} | {NORM_VECTOR_FILES["n3"]: n3_file()}
-    files |= {PROTOCOL_VECTOR_FILE: protocol_file()}
+    files |= {PROTOCOL_VECTOR_FILE: protocol_file(), PAILLIER_CHOICES_FILE: paillier_choices_file()}
     status = 0
     for name, doc in files.items():
         path = OUT / name

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from clients.sessions.base import RequesterSession
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
-from matcher.parallel import SMALL_BATCH, Workers, inline
+from matcher.parallel import SMALL_BATCH, Workers, inline, kernel_threads
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
@@ -43,6 +43,8 @@ class EcdhRequesterSession(RequesterSession):
 
     def __init__(self, records, keyspec, reveal, workers: Workers | None = None) -> None:
         super().__init__(records, keyspec, reveal)
+        if workers is not None and ecdh.KERNELS_RELEASE_GIL:
+            workers = kernel_threads(workers)  # GIL-free kernels: threads, no copies to worker processes
         self._workers = workers if workers is not None and len(self.tokens) >= 2 * SMALL_BATCH else inline()
         self._pool = workers if workers is not None else inline()
         self._key = ecdh.new_key()
@@ -51,6 +53,7 @@ class EcdhRequesterSession(RequesterSession):
         self._cache = None
         self._responder = ""
         self._cached: ecdh.ResponderSetup | None = None
+        self._cached_id = ""  # setup id of _cached (the load checked the content against it)
         self._received = False
         self._label_length = 0
         self._replies: set[bytes] = set()  # every reply seen: two elements never get the same point
@@ -80,10 +83,13 @@ class EcdhRequesterSession(RequesterSession):
         self._cache, self._responder = setup_cache, responder
         if setup_cache is not None and policy.setup_id:
             self._cached = setup_cache.load(responder, policy.setup_id)
+            if self._cached is not None:
+                # load() refuses content whose setup id is not this one: no need to hash it again
+                self._cached_id = policy.setup_id
 
     def fill_hello(self, hello: pb.Hello) -> None:
         if self._cached is not None:
-            hello.cached_setup_id = setup_id(self._cached)
+            hello.cached_setup_id = self._cached_id
 
     @property
     def progress_total(self) -> int:
@@ -98,6 +104,9 @@ class EcdhRequesterSession(RequesterSession):
         batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
         blinded_batches = self._workers.map_ordered(ecdh.blind_tokens, batches)
         for (off, end, _, _), blinded in zip(bounds, blinded_batches, strict=True):
+            if bisect.bisect_left(self._canary_at, off) == bisect.bisect_left(self._canary_at, end):
+                yield blinded  # no check element in this chunk (the common case)
+                continue
             real = iter(blinded)
             out = []
             for pos in range(off, end):
@@ -124,7 +133,7 @@ class EcdhRequesterSession(RequesterSession):
             raise ProtocolViolation(f"the responder announced a setup of {accepted.setup_size} entries")
         self._index = ecdh_index.SetupIndex(accepted.tag_length)
         if accepted.setup_skipped:
-            if self._cached is None or setup_id(self._cached) != accepted.setup_id:
+            if self._cached is None or self._cached_id != accepted.setup_id:
                 raise ProtocolViolation("the responder skipped a setup this requester does not hold")
             if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
                 raise ProtocolViolation("cached setup does not fit the responder's announcement")
@@ -159,30 +168,37 @@ class EcdhRequesterSession(RequesterSession):
         order.check(chunk.offset, len(elements))
         off = order.done
         self._check_distinct(elements)
-        real = [(pos, e) for pos, e in enumerate(elements, off) if pos not in self._canaries]
+        # The check elements among positions off..off+len: most chunks have none.
+        lo, hi = bisect.bisect_left(self._canary_at, off), bisect.bisect_left(self._canary_at, off + len(elements))
+        canaries = self._canary_at[lo:hi]
+        if canaries:
+            real = [(pos, e) for pos, e in enumerate(elements, off) if pos not in self._canaries]
+            replies = [e for _, e in real]
+        else:
+            replies = elements
         t0 = self._first_token(off)
-        tokens = self.tokens[t0 : t0 + len(real)]
-        replies = [e for _, e in real]
+        tokens = self.tokens[t0 : t0 + len(replies)]
         try:
             if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
                 points = self._workers.map_split(ecdh.unblind, (self._inverse,), replies, offset=off)
                 outputs = ecdh.output_hashes(points)
             else:
                 outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), replies, offset=off)
-            for pos, e in enumerate(elements, off):
-                if pos in self._canaries:
-                    self._canary_out[pos] = ecdh.unblind_outputs(self._canaries[pos][2], [e], pos)[0]
+            for pos in canaries:
+                e = elements[pos - off]
+                self._canary_out[pos] = ecdh.unblind_outputs(self._canaries[pos][2], [e], pos)[0]
         except InvalidElement as exc:
             raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
-        for j, t in enumerate(range(t0, t0 + len(real))):
-            if t in self._bases:
-                self._base_out[t] = outputs[j]
+        for t in self._bases:
+            if t0 <= t < t0 + len(replies):
+                self._base_out[t] = outputs[t - t0]
         found = self._index.lookup_outputs(outputs, tokens, off)
         for j, ref in enumerate(found):
             if ref is not None:
                 self.add_hit(t0 + j, ref)
                 if self.reveal == "both":
-                    self._hits.append((real[j][0], points[j], real[j][1]))
+                    pos = real[j][0] if canaries else off + j
+                    self._hits.append((pos, points[j], replies[j]))
         order.take(off, len(elements))
         if self._done == self.request_size:
             self._check_canaries()
@@ -190,7 +206,11 @@ class EcdhRequesterSession(RequesterSession):
 
     def _check_distinct(self, elements: list[bytes]) -> None:
         """Distinct elements give distinct b·X: a repeated reply is the responder's doing."""
-        for j, e in enumerate(elements):
+        fresh = set(elements)
+        if len(fresh) == len(elements) and self._replies.isdisjoint(fresh):
+            self._replies |= fresh  # the common case, one set operation per chunk
+            return
+        for j, e in enumerate(elements):  # a repeat: find the first one, to name it
             if e in self._replies:
                 raise ResponderMisbehaved(
                     f"the responder's reply {self._done + j} repeats an earlier reply: distinct elements "

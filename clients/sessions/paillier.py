@@ -27,9 +27,27 @@ class PaillierRequesterSession(RequesterSession):
                  key_bits: int = pl.DEFAULT_KEY_BITS, _key: pl.RequesterSecret | None = None) -> None:
         super().__init__(records, keyspec, reveal, workers)
         self._key = _key or pl.generate_key(key_bits)
-        self.query = pl.build_query(self.tokens, self._key)
+        pl.warm_up(self._key, workers)  # worker start-up and tables overlap the proof and the Hello
+        # Binned once the responder's Policy is known: its token count weighs the choice of
+        # bins, and two candidate bins per token only where it says it evaluates both.
+        self._responder_size: int | None = None
+        self._max_choices = 1
+        self._query: pl.RequesterQuery | None = None
         self.workers = workers
         self._size = pl.ciphertext_bytes(self._key.n)
+
+    def use_policy(self, policy: pb.Policy, responder: str, setup_cache=None) -> None:
+        self._responder_size = policy.setup_size or None
+        self._max_choices = max(1, min(2, policy.paillier_choices))
+        self._query = None
+
+    @property
+    def query(self) -> pl.RequesterQuery:
+        """The binned tokens (built on first use, after :meth:`use_policy`)."""
+        if self._query is None:
+            self._query = pl.build_query(self.tokens, self._key, responder_size=self._responder_size,
+                                         max_choices=self._max_choices)
+        return self._query
 
     @property
     def request_size(self) -> int:
@@ -43,7 +61,7 @@ class PaillierRequesterSession(RequesterSession):
         q = self.query
         hello.paillier.CopyFrom(pb.PaillierParams(
             n=q.key.n.to_bytes((q.key.n.bit_length() + 7) // 8, "big"), bins=q.bins, degree=q.degree, bin_seed=q.seed,
-            modulus_proof=paillier_proof.prove(q.key.n, q.key.p, q.key.q),
+            modulus_proof=paillier_proof.prove(q.key.n, q.key.p, q.key.q), choices=q.choices,
         ))
 
     def chunks(self, chunk_elements: int) -> Iterator[list[bytes]]:

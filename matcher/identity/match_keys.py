@@ -307,7 +307,7 @@ N3_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "names_dob": ["name_keys", "date_of_birth_or_swapped"],
     "pair_dob": ["name_pairs", "date_of_birth"],
-    "initials_dob": ["name_initials", "date_of_birth"],
+    "initials_dob": ["name_initials", "date_of_birth", "nationality"],
     "names_year": ["name_keys_fine", "year_of_birth", "nationality"],
 }
 

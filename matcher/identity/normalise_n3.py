@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 
+from matcher.errors import RecordError
 from matcher.identity.normalise_n2 import (
     NICKNAMES,
     PARTICLES,
@@ -70,9 +71,19 @@ N3_PARTICLES: frozenset[str] = PARTICLES | frozenset(
 _INNER_MARKS = re.compile(r"(?<=\w)[._^~]+(?=\w)|^[._^~]+(?=\w)")
 
 
+#: ArabTeX writes ta marbuta (ة) as a capital T at a word's end (smyrT, hAlT), t being ت: in a word
+#: with lower-case letters (so not a name in capitals), such a final T is read as the vowel it sounds.
+_ARABTEX_TA_MARBUTA = re.compile(r"(?<=[a-zA-Z'`])T(?=[\s\-]|$)")
+_HAS_LOWER = re.compile(r"[a-z]")
+
+
+def _arabtex_ta_marbuta(text: str) -> str:
+    return " ".join(_ARABTEX_TA_MARBUTA.sub("a", w) if _HAS_LOWER.search(w) else w for w in text.split(" "))
+
+
 def latin(text: str) -> str:
     """Lower-case Latin letters of a name in any script (script letters by their scheme's table)."""
-    low = unicodedata.normalize("NFKC", text).lower()
+    low = unicodedata.normalize("NFKC", _arabtex_ta_marbuta(text)).lower()
     if _CYRILLIC.search(low):
         low = cyrillic.romanise(low, cyrillic.language(low))
     if _GREEK.search(low):
@@ -164,9 +175,36 @@ def name_initials(given: str, family: str) -> Alternatives:
     return tuple(dict.fromkeys(out))
 
 
+#: A full date's shape whose year has four digits in a fixed place: compact YYYYMMDD, ISO-like
+#: YYYY-MM-DD, or D-M-YYYY / M-D-YYYY (any of / . - or a space between the parts).
+_DATED_YEAR = re.compile(
+    r"(\d{4})\d{4}|(\d{4})\s*[/.\- ]\s*\d{1,2}\s*[/.\- ]\s*\d{1,2}|\d{1,2}\s*[/.\- ]\s*\d{1,2}\s*[/.\- ]\s*(\d{4})"
+)
+
+
+def year_of_bad_date(text: str) -> str:
+    """The year of a value written as a full date that is no calendar date (19450493, 31.02.1980),
+    when the year has four digits in its fixed place and lies in 1900..2100; "" otherwise.
+
+    Under n3 such a date keeps its year (``year_of_birth``) when its full date is dropped: a day or
+    month out of range says nothing against the year, and keys with a year still find the person."""
+    m = _DATED_YEAR.fullmatch(text.strip())
+    year = next((g for g in m.groups() if g), "") if m else ""
+    return year if year and 1900 <= int(year) <= 2100 else ""
+
+
 def normalise_record_n3(raw: Mapping[str, str], date_order: str) -> dict[str, Alternatives]:
-    """Normalise one record under n3: every n2 field unchanged, plus the column-proof name fields."""
-    record = normalise_record_n2(raw, date_order)
+    """Normalise one record under n3: every n2 field unchanged, plus the column-proof name fields.
+
+    A date of birth that is no calendar date raises RecordError as under n2, with its year as the
+    part the loader keeps (:func:`year_of_bad_date`, ``RecordError.kept``)."""
+    try:
+        record = normalise_record_n2(raw, date_order)
+    except RecordError as exc:
+        year = year_of_bad_date(raw.get("date_of_birth") or "") if exc.field == "date_of_birth" else ""
+        if year:
+            raise RecordError(f"{exc}; its year is kept", exc.field, kept=year) from exc
+        raise
     given, family = (raw.get("given_names") or "").strip(), (raw.get("family_name") or "").strip()
     record["name_keys"] = name_keys(given, family)
     record["name_pairs"] = name_pairs(given, family)

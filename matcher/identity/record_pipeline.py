@@ -162,7 +162,7 @@ class _RowPipeline:
                     row_error, bad = exc, exc.field
                     if bad is None or not (raw.get(bad) or "").strip():
                         break  # not one field's fault: the row goes
-                    raw[bad] = ""
+                    raw[bad] = exc.kept if exc.kept != raw[bad] else ""
                     row_dropped.append(bad)
                     key = self._key(start, row)
                     self.dropped.append(DroppedField(start, bad, str(exc), key))

@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 #: info): libsodium through rbcl, or the AVX-512 IFMA backend when
 #: :mod:`matcher.protocols.group_backend` selected it at start-up.
 GROUP_BACKEND = "ifma-libcrypto_mb" if _backend.NAME == "ifma" else "libsodium-portable"
+#: True when the batch kernels (blind, evaluate, unblind) run without the GIL, so that
+#: threads of one process compute them in parallel (the IFMA backend); the portable
+#: backend's per-element loop holds the GIL and needs worker processes.
+KERNELS_RELEASE_GIL = _backend.FAST is not None
 
 POINT_BYTES = 32
 SCALAR_BYTES = 32

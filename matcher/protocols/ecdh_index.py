@@ -10,6 +10,7 @@ import bisect
 from collections.abc import Sequence
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
+from matcher.protocols import group_backend as _backend
 from matcher.protocols.ecdh import ResponderSetup, _derive, _open_with, label_ad
 
 
@@ -25,6 +26,8 @@ class SetupIndex:
         self.tag_length = tag_length
         self.tags: list[bytes] = []
         self.labels: list[bytes] = []
+        #: the tags concatenated and their prefix table, for the C lookup (made on first use)
+        self._joined: tuple[bytes, bytes] | None = None
 
     @classmethod
     def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
@@ -52,13 +55,14 @@ class SetupIndex:
                 raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
             previous = tag
         self.tags.extend(tags)
+        self._joined = None
         self.labels.extend(labels if labels else [b""] * len(tags))
 
     def __len__(self) -> int:
         return len(self.tags)
 
-    def _candidates(self, tag: bytes) -> list[bytes]:
-        i = bisect.bisect_left(self.tags, tag)
+    def _candidates_from(self, i: int, tag: bytes) -> list[bytes]:
+        """The labels of the entries with ``tag``, the first of them at ``i``."""
         out = []
         while i < len(self.tags) and self.tags[i] == tag:
             out.append(self.labels[i])
@@ -84,10 +88,10 @@ class SetupIndex:
         Without labels (cardinality mode) ``tokens`` may be None and a tag match is a
         hit with the value ``b""``.
         """
-        out: list[bytes | None] = []
-        n = self.tag_length
-        for j, d in enumerate(outputs):
-            candidates = self._candidates(d[:n])
+        out: list[bytes | None] = [None] * len(outputs)
+        for j, first in self._found(outputs):
+            d = outputs[j]
+            candidates = self._candidates_from(first, d[: self.tag_length])
             found: bytes | None = None
             if candidates:
                 if not candidates[0]:
@@ -106,5 +110,29 @@ class SetupIndex:
                             "sealed for this element: the reply was permuted, repeated, substituted or taken "
                             "from another session (an honest collision has a chance under 2^-40)"
                         )
-            out.append(found)
+            out[j] = found
+        return out
+
+    def _found(self, outputs: Sequence[bytes]) -> list[tuple[int, int]]:
+        """(j, i) for each output j whose tag is in the setup, i the first entry with that tag.
+
+        One C call over the tags concatenated when the IFMA extension is loaded (a
+        table of the first tag of each 16-bit prefix, then a binary search in that
+        prefix's few tags: about 0.1 µs an element, for n·L + 256 KB more bytes held);
+        the same search with :mod:`bisect` otherwise.
+        """
+        n, tags = self.tag_length, self.tags
+        if _backend.FAST is not None and isinstance(outputs, list) and n >= 2:  # (tags are >= 8 bytes on the wire)
+            if self._joined is None:
+                joined = b"".join(tags)
+                self._joined = joined, _backend.FAST.tag_buckets(joined, n)
+            found: list[tuple[int, int]] = _backend.FAST.find_tags(*self._joined, n, outputs)
+            return found
+        out = []
+        size = len(tags)
+        for j, d in enumerate(outputs):
+            tag = d[:n]
+            i = bisect.bisect_left(tags, tag)
+            if i < size and tags[i] == tag:
+                out.append((j, i))
         return out

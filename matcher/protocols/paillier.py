@@ -1,19 +1,22 @@
 """Freedman–Nissim–Pinkas polynomial PSI with Paillier (DESIGN §3, protocol ``paillier``).
 
-Notation: the requester holds a Paillier key ``n = p·q`` (``phe`` generates it; 3072 bits
+Notation: the requester holds a Paillier key ``n = p·q`` (:func:`generate_key`, Blum primes; 3072 bits
 by default, never fewer than 2048), ``g = 1 + n``, ``E(m) = (1 + m·n)·ρⁿ mod n²``.
 Tokens become 128-bit *encodings* ``e(t) = SHA-256("matcher/v1/paillier" ‖ 0 ‖ t)[:16]``.
 
 * Requester: each encoding goes to bin ``xxh3_64(e, seed) mod B`` (``seed`` fresh per
-  session; xxhash only spreads load, it is never an identity hash). Bin ``b`` gets the
+  session; xxhash only spreads load, it is never an identity hash), or, with two choices
+  (``choices = 2``), to one of its two candidate bins :func:`bins_of`, placed so that no
+  bin holds more than ``d`` (:func:`place_two_choice`). Bin ``b`` gets the
   monic polynomial ``P_b(x) = ∏ (x − root) = x^d + a_{d−1}x^{d−1} + … + a_0 (mod n)``
-  whose roots are its encodings, padded with random dummy roots from ``[2^128, n)`` so
+  whose roots are its encodings, padded with random dummy roots from ``[2^128, 2^256)`` so
   every bin has the same degree ``d`` (a dummy root can never equal an encoding). It sends
-  ``E(a_0) … E(a_{d−1})`` for every bin, bin-major. ``B`` and ``d`` are chosen from the
-  set size so that a bin overflows ``d`` with probability ≤ 2^-40 (:func:`choose_bins`);
-  if one does anyway, ``d`` is raised to the largest load for that session: nothing
-  is ever dropped.
-* Responder, for each own token ``y`` (encoding ``e``, bin ``b``): Horner evaluation
+  ``E(a_0) … E(a_{d−1})`` for every bin, bin-major. ``choices``, ``B`` and ``d`` are chosen
+  from the set size by a cost model (:func:`choose_params`) so that a bin overflows ``d``
+  with probability ≤ 2^-40; if one does anyway, ``d`` is raised for that session:
+  nothing is ever dropped.
+* Responder, for each own token ``y`` (encoding ``e``) and each of its ``choices``
+  candidate bins ``b``: Horner evaluation
   ``acc ← E(a_{d−1})·g^e``; ``acc ← acc^e · E(a_i)`` for ``i = d−2 … 0`` gives
   ``E(P_b(e))``; then ``E(r·P_b(e) + pay)`` = ``acc^r · (1 + pay·n) · ρ`` with ``r``
   uniform in ``Z_n`` and a fresh re-randomiser ``ρ``; replies are shuffled. ``pay`` is
@@ -42,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -65,8 +69,15 @@ MAX_DEGREE = 128
 MIN_DEGREE = 2
 _ENC_DOMAIN = b"matcher/v1/paillier\x00"
 _ENC_MASK = (1 << ENCODING_BITS) - 1
+#: Dummy roots are uniform in [2^128, 2^256): never an encoding, unpredictable, and short
+#: enough to keep building the polynomials cheap (any value ≥ 2^128 below n would do).
+_DUMMY_LOW = 1 << ENCODING_BITS
+_DUMMY_SPAN = (1 << (2 * ENCODING_BITS)) - _DUMMY_LOW
 _N_X = 32  # full n-th residues in the re-randomiser's small-subgroup cover
 _WINDOW = 8
+#: The requester's fixed-base window: 21 multiplications per 224-bit half instead of 28 at 8
+#: bits, for two tables of 21·2048 residues mod p² and q² (about 24 MiB per process).
+REQ_WINDOW = 11
 _SMALL_PRIMES = 1
 for _p in range(3, 20000, 2):
     if gmpy2.is_prime(_p):
@@ -82,6 +93,105 @@ def encode_token(token: bytes) -> int:
 def bin_of(encoding: int, seed: int, bins: int) -> int:
     """The bin of an encoding: ``xxh3_64(e, seed) mod bins`` (load spreading only)."""
     return xxhash.xxh3_64_intdigest(encoding.to_bytes(ENCODING_BYTES, "big"), seed=seed) % bins
+
+
+def bins_of(encoding: int, seed: int, bins: int) -> tuple[int, int]:
+    """The two candidate bins of an encoding (two-choice binning, ``bins ≥ 2``): ``b1 = bin_of``,
+    ``b2 = (b1 + 1 + xxh3_64(e, seed ⊕ 1) mod (bins − 1)) mod bins`` (always ``≠ b1``)."""
+    data = encoding.to_bytes(ENCODING_BYTES, "big")
+    b1 = xxhash.xxh3_64_intdigest(data, seed=seed) % bins
+    return b1, (b1 + 1 + xxhash.xxh3_64_intdigest(data, seed=seed ^ 1) % (bins - 1)) % bins
+
+
+def candidate_bins(encoding: int, seed: int, bins: int, choices: int) -> tuple[int, ...]:
+    """The bins a responder evaluates an encoding in: ``(bin_of,)`` or :func:`bins_of`."""
+    return bins_of(encoding, seed, bins) if choices == 2 else (bin_of(encoding, seed, bins),)
+
+
+def _log_tail(m: int, q: float, a: int) -> float:
+    """Natural log of an upper bound on ``Pr[Binomial(m, q) ≥ a]`` (0.0 when no useful bound).
+
+    The pmf ratio ``pmf(k+1)/pmf(k) = (m−k)·q / ((k+1)·(1−q))`` falls as k grows, so beyond
+    ``a`` the terms shrink at least geometrically: tail ≤ pmf(a) / (1 − ratio(a)).
+    """
+    if a <= 0:
+        return 0.0
+    if a > m or q <= 0.0:
+        return -math.inf
+    if q >= 1.0:
+        return 0.0
+    ratio = (m - a) * q / ((a + 1) * (1 - q))
+    if ratio >= 1.0:
+        return 0.0
+    log_pmf = (math.lgamma(m + 1) - math.lgamma(a + 1) - math.lgamma(m - a + 1)
+               + a * math.log(q) + (m - a) * math.log1p(-q))
+    return min(0.0, log_pmf - math.log1p(-ratio))
+
+
+def two_choice_failure_log2(m: int, bins: int, capacity: int) -> float:
+    """log2 of a bound on the chance that ``m`` items with two distinct random candidate bins
+    each cannot be placed at most ``capacity`` to a bin.
+
+    By Hall's theorem a placement exists unless some set S of k bins is the only choice of
+    more than ``capacity·k`` items; an item has both choices in S with probability
+    ``k(k−1)/(bins(bins−1))``. The union bound over all S:
+    ``Σ_k C(bins, k) · Pr[Binomial(m, k(k−1)/(bins(bins−1))) ≥ capacity·k + 1]``.
+    """
+    if bins < 2:
+        return 0.0
+    total = 0.0
+    log_b = math.lgamma(bins + 1)
+    pairs = bins * (bins - 1)
+    for k in range(2, bins + 1):
+        a = capacity * k + 1
+        if a > m:
+            break
+        log_term = log_b - math.lgamma(k + 1) - math.lgamma(bins - k + 1) + _log_tail(m, k * (k - 1) / pairs, a)
+        if log_term >= 0.0:
+            return 0.0
+        total += math.exp(log_term)
+    return math.log2(total) if total > 0 else -math.inf
+
+
+def place_two_choice(pairs: Sequence[tuple[int, int]], bins: int, capacity: int) -> list[list[int]] | None:
+    """Put each item ``i`` in one of its bins ``pairs[i]``, at most ``capacity`` per bin, or None.
+
+    Each item goes to the less loaded of its two bins; when both are full, a breadth-first
+    search moves earlier items to their other bins along a path that ends in a bin with
+    room (an augmenting path), so it finds a placement whenever one exists.
+    """
+    content: list[list[int]] = [[] for _ in range(bins)]
+    for i, (b1, b2) in enumerate(pairs):
+        first = b1 if len(content[b1]) <= len(content[b2]) else b2
+        if len(content[first]) < capacity:
+            content[first].append(i)
+            continue
+        parent: dict[int, tuple[int, int] | None] = {b1: None, b2: None}
+        queue = deque((b1, b2))
+        found = None
+        while queue and found is None:
+            b = queue.popleft()
+            for j in content[b]:
+                other = pairs[j][0] if pairs[j][1] == b else pairs[j][1]
+                if other in parent:
+                    continue
+                parent[other] = (b, j)
+                if len(content[other]) < capacity:
+                    found = other
+                    break
+                queue.append(other)
+        if found is None:
+            return None
+        b = found
+        step = parent[b]
+        while step is not None:
+            prev, j = step
+            content[prev].remove(j)
+            content[b].append(j)
+            b = prev
+            step = parent[b]
+        content[b].append(i)
+    return content
 
 
 def overflow_log2(m: int, bins: int, degree: int) -> float:
@@ -113,25 +223,108 @@ def degree_for(m: int, bins: int) -> int:
     return d
 
 
-def choose_bins(m: int, responder_size: int | None = None) -> tuple[int, int]:
-    """(bin count B, degree d) for ``m`` requester tokens.
+@dataclass(frozen=True)
+class Costs:
+    """Relative costs for choosing the binning, in requester encryptions (CRT, fixed-base tables).
 
-    Cost model (measured, per unit): the responder does ``R·(d−1)`` 128-bit exponentiations
-    mod n² (~0.5 ms each) and the requester ``B·d`` encryptions (~0.1 ms each); B is taken
-    from a few load factors to minimise ``5·R·d + B·d``.
+    ``step``: one Horner step at the responder (a 128-bit exponentiation mod n²); ``reply``:
+    what every reply costs whatever the binning: the responder's mask (a |n|-bit
+    exponentiation mod n²) and re-randomiser, and the requester's decryption. Measured on
+    the 2-core EPYC (docs/performance.md): encryption 80–90 µs; with the 8-lane multi-buffer
+    exponentiation a step 118–155 µs and a reply 2.3 ms, with gmpy2 540 µs and about 11 ms.
+    """
+
+    step: float
+    reply: float
+
+
+COSTS_MULTI_BUFFER = Costs(step=1.5, reply=26.0)
+COSTS_GMPY2 = Costs(step=5.0, reply=125.0)
+STEP_COST_MULTI_BUFFER = COSTS_MULTI_BUFFER.step
+STEP_COST_GMPY2 = COSTS_GMPY2.step
+#: the responders' default ``paillier_max_degree``: the choice stays within it when it can
+DEFAULT_MAX_DEGREE = 32
+_LOADS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+#: two-choice candidates: (bin capacity = degree, items per bin)
+_TWO_CHOICE = ((2, 1.0), (2, 1.2), (2, 1.4), (3, 1.8), (3, 2.1), (4, 2.8))
+#: above this many bins the two-choice bound (O(bins) to compute) is not evaluated
+_TWO_CHOICE_MAX_BINS = 250_000
+
+
+def costs_for(n_bits: int) -> Costs:
+    """:data:`COSTS_MULTI_BUFFER` if this machine's multi-buffer exponentiation takes n² of an
+    ``n_bits`` key, else :data:`COSTS_GMPY2` (the requester assumes a responder like itself)."""
+    fast = modexp_backend.get()
+    n2_bits = 2 * n_bits
+    if fast is not None and fast.size_for((1 << (n2_bits - 1)) | 1) is not None:
+        return COSTS_MULTI_BUFFER
+    return COSTS_GMPY2
+
+
+def step_cost(n_bits: int) -> float:
+    """The Horner step's cost in encryptions for an ``n_bits`` key here (:func:`costs_for`)."""
+    return costs_for(n_bits).step
+
+
+@dataclass(frozen=True)
+class BinParams:
+    """How the requester bins: ``choices`` candidate bins per token (1 or 2), ``bins``, ``degree``."""
+
+    choices: int
+    bins: int
+    degree: int
+
+    @property
+    def coefficients(self) -> int:
+        return self.bins * self.degree
+
+
+def choose_params(
+    m: int, responder_size: int | None = None, costs: Costs = COSTS_GMPY2, max_choices: int = 2
+) -> BinParams:
+    """The cheapest binning for ``m`` requester tokens against ``responder_size`` (default m).
+
+    Candidates: one choice (:func:`choose_bins`) and two choices with bins of capacity
+    2–4 (:data:`_TWO_CHOICE`) whose failure bound (:func:`two_choice_failure_log2`) is
+    ≤ 2^-40. Cost ``choices·R·(reply + step·(d−1)) + B·d`` in encryptions: two choices
+    double the replies (each with its mask) but need a tiny degree and about 1.4 m
+    coefficients; they win where the multi-buffer exponentiation makes replies cheap.
+    ``max_choices = 1`` (a responder that does not evaluate two bins) keeps one choice.
+    """
+    r = max(1, responder_size if responder_size is not None else m)
+    b, d = choose_bins(m, responder_size, costs.step)
+    best = (r * (costs.reply + costs.step * (max(MIN_DEGREE, d) - 1)) + b * max(MIN_DEGREE, d), BinParams(1, b, d))
+    for capacity, load in _TWO_CHOICE if max_choices >= 2 else ():
+        bins = math.ceil(m / load)
+        if bins < 2 or bins > _TWO_CHOICE_MAX_BINS:
+            continue
+        cost = 2 * r * (costs.reply + costs.step * (capacity - 1)) + bins * capacity
+        if cost < best[0] and two_choice_failure_log2(m, bins, capacity) <= -OVERFLOW_BITS:
+            best = (cost, BinParams(2, bins, capacity))
+    return best[1]
+
+
+def choose_bins(m: int, responder_size: int | None = None, step: float = STEP_COST_GMPY2) -> tuple[int, int]:
+    """(bin count B, degree d) for ``m`` requester tokens, one candidate bin per token.
+
+    The bin-dependent work is the requester's ``B·d`` encryptions and the responder's
+    ``R·(d−1)`` Horner steps, each step costing ``step`` encryptions (:func:`step_cost`);
+    the responder's mask, re-randomiser and the requester's decryption are one per reply
+    whatever B is. B is taken from a few load factors ``m/B`` to minimise
+    ``step·R·(d−1) + B·d``, among those with ``d ≤`` :data:`DEFAULT_MAX_DEGREE` when any.
     """
     if m <= 0:
         return 1, 1
     r = responder_size if responder_size is not None else m
-    best: tuple[float, int, int] | None = None
-    for load in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
+    best: tuple[bool, float, int, int] | None = None
+    for load in _LOADS:
         b = max(1, math.ceil(m / load))
         d = degree_for(m, b)
-        cost = 5.0 * max(1, r) * d + b * d
-        if best is None or cost < best[0]:
-            best = (cost, b, d)
+        key = (d > DEFAULT_MAX_DEGREE, step * max(1, r) * (d - 1) + b * d, b, d)
+        if best is None or key[:2] < best[:2]:
+            best = key
     assert best is not None
-    return best[1], best[2]
+    return best[2], best[3]
 
 
 def security_bits(n_bits: int) -> int:
@@ -203,40 +396,70 @@ def check_ciphertext(data: bytes, n: mpz, n2: mpz, size: int, index: int = 0) ->
     return c
 
 
+def check_ciphertexts(elements: Sequence[bytes], n: mpz, n2: mpz, size: int, offset: int = 0) -> list[mpz]:
+    """:func:`check_ciphertext` of each, with one gcd for the batch.
+
+    ``gcd(∏ c mod n, n) = 1`` exactly when every ``c`` is prime to n (a prime factor of n
+    divides the product only if it divides a factor), so one gcd stands for all; when it
+    is not 1, the elements are checked one by one to name the first bad one.
+    """
+    out: list[mpz] = []
+    prod = mpz(1)
+    for i, data in enumerate(elements):
+        if not isinstance(data, bytes | bytearray) or len(data) != size:
+            raise InvalidElement(f"element {offset + i} is not a {size}-byte Paillier ciphertext")
+        c = mpz(int.from_bytes(data, "big"))
+        if not 0 < c < n2:
+            raise InvalidElement(f"element {offset + i} is not a Paillier ciphertext (out of range 0 < c < n²)")
+        prod = prod * c % n
+        out.append(c)
+    if gmpy2.gcd(prod, n) != 1:
+        for i, data in enumerate(elements):
+            check_ciphertext(data, n, n2, size, offset + i)
+    return out
+
+
 def to_wire(c: int, size: int) -> bytes:
     return int(c).to_bytes(size, "big")
 
 
 # -- fixed-base exponentiation --------------------------------------------------------------
 class FixedBase:
-    """``base^e mod m`` for ``e < 2^bits`` with a windowed table: ``⌈bits/8⌉`` multiplications.
+    """``base^e mod m`` for ``e < 2^bits`` with a windowed table: ``⌈bits/window⌉`` multiplications.
 
-    ``table[i][j] = base^(j·2^(8i))``, so ``base^e = ∏_i table[i][digit_i(e)]``.
+    ``table[i][j] = base^(j·2^(window·i))``, so ``base^e = ∏_i table[i][digit_i(e)]``. The
+    table holds ``⌈bits/window⌉·2^window`` residues: 28·256 for the responder's 224-bit
+    exponents at the default 8 bits, 21·2048 (about 12 MiB for a residue mod p² of a
+    2048-bit key) at the requester's :data:`REQ_WINDOW`.
     """
 
-    def __init__(self, base: int, modulus: int, bits: int) -> None:
+    def __init__(self, base: int, modulus: int, bits: int, window: int = _WINDOW) -> None:
         self.m = mpz(modulus)
-        self.windows = max(1, math.ceil(bits / _WINDOW))
+        self.window = window
+        self.windows = max(1, math.ceil(bits / window))
         self.table: list[list[mpz]] = []
         b = mpz(base) % self.m
         for _ in range(self.windows):
             row = [mpz(1), b]
-            for _ in range(2, 1 << _WINDOW):
+            for _ in range(2, 1 << window):
                 row.append(row[-1] * b % self.m)
             self.table.append(row)
             b = row[-1] * b % self.m
         self.bits = bits
 
     def pow(self, e: int) -> mpz:
-        acc = mpz(1)
         m = self.m
-        mask = (1 << _WINDOW) - 1
+        w = self.window
+        mask = (1 << w) - 1
         e = int(e)
-        for row in self.table:
+        table = self.table
+        acc = table[0][e & mask]
+        e >>= w
+        for i in range(1, len(table)):
             d = e & mask
             if d:
-                acc = acc * row[d] % m
-            e >>= _WINDOW
+                acc = acc * table[i][d] % m
+            e >>= w
         return acc
 
 
@@ -297,8 +520,8 @@ class _RequesterCtx:
         self.p2, self.q2 = self.p * self.p, self.q * self.q
         self.n2 = self.n * self.n
         self.alpha_bits = 2 * security_bits(key.bits)
-        self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits)
-        self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits)
+        self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits, REQ_WINDOW)
+        self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits, REQ_WINDOW)
         self.p2_inv_q2 = gmpy2.invert(self.p2, self.q2)
         # hp = L_p(g^(p−1) mod p²)^−1 mod p, with g = 1 + n.
         self.hp = gmpy2.invert((gmpy2.powmod(1 + self.n, self.p - 1, self.p2) - 1) // self.p, self.p)
@@ -344,16 +567,21 @@ def _requester_ctx(key: RequesterSecret) -> _RequesterCtx:
 
 
 def poly_from_roots(roots: Sequence[int], n: int) -> list[mpz]:
-    """Coefficients ``[a_0, …, a_{d−1}]`` of the monic ``∏ (x − root) mod n`` (``a_d = 1`` implied)."""
-    n = mpz(n)
+    """Coefficients ``[a_0, …, a_{d−1}]`` of the monic ``∏ (x − root) mod n`` (``a_d = 1`` implied).
+
+    Built over the integers and reduced once at the end: the roots are short (128-bit
+    encodings, dummies below 2^256), so the products stay far cheaper than a reduction
+    mod n after every step.
+    """
     coeffs = [mpz(1)]  # highest first during the build
     for root in roots:
         r = mpz(root)
         nxt = coeffs + [mpz(0)]
         for i in range(1, len(nxt)):
-            nxt[i] = (nxt[i] - r * coeffs[i - 1]) % n
+            nxt[i] -= r * coeffs[i - 1]
         coeffs = nxt
-    return list(reversed(coeffs[1:]))  # a_0 … a_{d−1}
+    n = mpz(n)
+    return [c % n for c in reversed(coeffs[1:])]  # a_0 … a_{d−1}
 
 
 def evaluate_plain(coeffs: Sequence[int], x: int, n: int) -> int:
@@ -379,7 +607,7 @@ def _decrypt_batch(key: RequesterSecret, elements: list[bytes], offset: int) -> 
     """Worker task: check and decrypt (mod p) each returned ciphertext."""
     ctx = _requester_ctx(key)
     size = ciphertext_bytes(key.n)
-    cs = [check_ciphertext(data, ctx.n, ctx.n2, size, offset + i) for i, data in enumerate(elements)]
+    cs = check_ciphertexts(elements, ctx.n, ctx.n2, size, offset)
     return [int(m) for m in ctx.decrypt_many_mod_p(cs)]
 
 
@@ -396,13 +624,30 @@ def get_pool(workers: Workers | None) -> Workers:
     return workers if workers is not None else inline()
 
 
+def _warm_requester(key: RequesterSecret) -> None:
+    _requester_ctx(key)
+
+
+def warm_up(key: RequesterSecret, workers: Workers | None) -> None:
+    """Start ``workers`` and build this key's tables in each, without waiting (best effort).
+
+    Called as soon as the key exists, so process start-up and the ~0.15 s of tables per
+    worker overlap the modulus proof and the responder's checks of the Hello instead of
+    delaying the first encryptions.
+    """
+    if workers is None or workers.size <= 1:
+        return
+    for _ in range(workers.size):
+        workers.submit(_warm_requester, key)
+
+
 # -- requester half ----------------------------------------------------------------------------
 @dataclass(repr=False)
 class RequesterQuery:
     """What the requester sends: parameters and the bins' roots (encrypted lazily in chunks)."""
 
     def __repr__(self) -> str:  # the roots are the requester's token encodings
-        return f"RequesterQuery(bins={self.bins}, degree={self.degree}, key={self.key!r})"
+        return f"RequesterQuery(choices={self.choices}, bins={self.bins}, degree={self.degree}, key={self.key!r})"
 
     key: RequesterSecret
     seed: int
@@ -410,6 +655,7 @@ class RequesterQuery:
     degree: int
     root_lists: list[list[int]]
     encodings: dict[int, int]  # encoding -> token index
+    choices: int = 1
 
     @property
     def element_count(self) -> int:
@@ -421,30 +667,49 @@ def build_query(
     key: RequesterSecret,
     *,
     responder_size: int | None = None,
+    max_choices: int = 2,
     _bins: int | None = None,
     _degree: int | None = None,
+    _choices: int | None = None,
 ) -> RequesterQuery:
     """Encode, bin (fresh xxhash seed) and pad the requester's tokens.
 
-    ``_bins``/``_degree`` are test-only overrides (to force an overflowing bin); when a
-    bin holds more than the chosen degree the degree is raised to its load.
+    One choice: each encoding goes to :func:`bin_of`. Two choices (only if ``max_choices``,
+    what the responder's Policy says it evaluates, allows): to one of its
+    :func:`bins_of`, placed by :func:`place_two_choice` at most ``degree`` per bin.
+    ``_bins``/``_degree``/``_choices`` are test-only overrides (to force an overflowing
+    bin); when the tokens do not fit the chosen degree (a bin's load, or no two-choice
+    placement), the degree is raised until they do: nothing is ever dropped.
     """
     encodings = {encode_token(t): i for i, t in enumerate(tokens)}
-    bins, degree = choose_bins(len(encodings), responder_size)
-    bins, degree = _bins or bins, _degree or degree
+    params = choose_params(len(encodings), responder_size, costs_for(key.bits), max_choices)
+    choices = _choices or params.choices
+    if choices != params.choices:  # test override: the other scheme's plain parameters
+        params = (BinParams(2, max(2, len(encodings)), MIN_DEGREE) if choices == 2
+                  else BinParams(1, *choose_bins(len(encodings), responder_size)))
+    bins, degree = _bins or params.bins, _degree or params.degree
+    if choices == 2 and bins < 2:
+        raise ValueError("two-choice binning needs at least 2 bins")
     seed = secrets.randbits(64)
-    lists: list[list[int]] = [[] for _ in range(bins)]
-    for e in encodings:
-        lists[bin_of(e, seed, bins)].append(e)
+    encs = list(encodings)
+    if choices == 2:
+        pairs = [bins_of(e, seed, bins) for e in encs]
+        degree = max(MIN_DEGREE, degree)
+        while (placed := place_two_choice(pairs, bins, degree)) is None:
+            degree += 1  # probability ≤ 2^-40 (two_choice_failure_log2)
+        lists = [[encs[i] for i in content] for content in placed]
+    else:
+        lists = [[] for _ in range(bins)]
+        for e in encs:
+            lists[bin_of(e, seed, bins)].append(e)
     # Never degree 1: a bin's only coefficient would be E(−root), from which a dishonest
     # responder computes E(root + payload) and forges a hit with a case reference of its choice.
     degree = max(MIN_DEGREE, degree, max((len(x) for x in lists), default=0))
-    span = key.n - (1 << ENCODING_BITS)
     for roots in lists:
         while len(roots) < degree:
-            roots.append((1 << ENCODING_BITS) + secrets.randbelow(span))
+            roots.append(_DUMMY_LOW + secrets.randbelow(_DUMMY_SPAN))
         secrets.SystemRandom().shuffle(roots)
-    return RequesterQuery(key, seed, bins, degree, lists, encodings)
+    return RequesterQuery(key, seed, bins, degree, lists, encodings, choices)
 
 
 def encrypt_query(query: RequesterQuery, bins_per_task: int, workers: Workers | None = None) -> Iterator[list[bytes]]:

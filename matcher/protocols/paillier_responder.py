@@ -25,8 +25,8 @@ from matcher.protocols.paillier import (
     ENCODING_BITS,
     FixedBase,
     _cached,
-    bin_of,
-    check_ciphertext,
+    candidate_bins,
+    check_ciphertexts,
     ciphertext_bytes,
     encode_payload,
     encode_token,
@@ -58,9 +58,13 @@ class Rerandomiser:
             return mpz(secrets.randbelow(int(n) - 2) + 2)
 
         x = rnd()
-        hs = gmpy2.powmod(n - x * x % n, n, n2)
-        xs = tuple(int(gmpy2.powmod(rnd(), n, n2)) for _ in range(_N_X))
-        return cls(int(n), int(hs), xs)
+        bases = [n - x * x % n] + [rnd() for _ in range(_N_X)]
+        fast = modexp_backend.get()
+        if fast is not None and fast.size_for(n2) is not None:  # 33 exponentiations, 8 per call
+            powers = fast.powmod(bases, [n] * len(bases), n2, n.bit_length())
+        else:
+            powers = [gmpy2.powmod(b, n, n2) for b in bases]
+        return cls(int(n), int(powers[0]), tuple(int(v) for v in powers[1:]))
 
 
 class _ResponderCtx:
@@ -82,6 +86,19 @@ class _ResponderCtx:
 
 def _responder_ctx(rr: Rerandomiser) -> _ResponderCtx:
     return _cached(("resp", rr.n, rr.hs), lambda: _ResponderCtx(rr))
+
+
+def _warm_responder(rr: Rerandomiser) -> None:
+    _responder_ctx(rr)
+
+
+def warm_up(rr: Rerandomiser, workers: Workers | None) -> None:
+    """Build the re-randomiser's tables in each of ``workers`` while the coefficients stream in
+    (best effort, not waited for)."""
+    if workers is None or workers.size <= 1:
+        return
+    for _ in range(workers.size):
+        workers.submit(_warm_responder, rr)
 
 
 def evaluate_one(ctx: _ResponderCtx, coeffs: Sequence[mpz], e: int, pay: int) -> mpz:
@@ -167,8 +184,7 @@ class CoefficientStore:
     def add(self, elements: Sequence[bytes], offset: int) -> None:
         if offset != len(self.elements):
             raise ProtocolViolation(f"coefficients out of order at {offset}")
-        for i, data in enumerate(elements):
-            check_ciphertext(data, self.n, self.n2, self.size, offset + i)
+        check_ciphertexts(elements, self.n, self.n2, self.size, offset)
         self.elements.extend(bytes(x) for x in elements)
 
     def bin(self, b: int) -> list[bytes]:
@@ -183,21 +199,26 @@ def evaluate_all(
     *,
     batch: int = 32,
     workers: Workers | None = None,
+    choices: int = 1,
 ) -> Iterator[list[bytes]]:
-    """All replies, in a uniformly random order, ``batch`` per yielded list.
+    """All replies, one per own token and candidate bin (``choices`` per token), in a
+    uniformly random order, ``batch`` per yielded list.
 
     The order is drawn before any work starts, independently of bins, so the stream
-    reveals nothing about which bin (hence which token) a reply belongs to.
+    reveals nothing about which bin (hence which token) a reply belongs to, nor which
+    two replies come from the same token.
     """
-    order = list(range(len(items.encodings)))
+    order = list(range(choices * len(items.encodings)))
     secrets.SystemRandom().shuffle(order)
 
     def tasks() -> Iterator[tuple[Rerandomiser, list[tuple[list[bytes], int, int]]]]:
         for i in range(0, len(order), batch):
             part: list[tuple[list[bytes], int, int]] = []
             for j in order[i : i + batch]:
-                e = items.encodings[j]
-                part.append((store.bin(bin_of(e, seed, store.bins)), e, items.payloads[j]))
+                token, choice = divmod(j, choices)
+                e = items.encodings[token]
+                b = candidate_bins(e, seed, store.bins, choices)[choice]
+                part.append((store.bin(b), e, items.payloads[token]))
             yield rr, part
 
     yield from get_pool(workers).map_ordered(_evaluate_batch, tasks(), 2 * worker_count(workers))

@@ -14,7 +14,12 @@ one published scheme per copy, so a measurement never grades a normaliser agains
 * Arabic: ``lang-trans`` (ISO 233 with its diacritics, ArabTeX) and ``unidecode``, besides the
   everyday spellings listed with each name (:data:`matcher.quality.synth_names.ARABIC_GIVEN`);
 * Latin-script names (German, Polish, Spanish, Turkish): as written, diacritics stripped by
-  ``unidecode``, German umlauts as ae/oe/ue.
+  ``unidecode``, German umlauts as ae/oe/ue;
+* with ``icu=True`` also ICU's CLDR transforms, run by ICU's own ``uconv`` tool (Debian package
+  ``icu-devtools``; the figures in docs/match-quality.md used ICU 72.1): BGN/PCGN for Russian,
+  Ukrainian, Belarusian, Bulgarian and Serbian, BGN/PCGN and UNGEGN for Greek (γ → y before e/i,
+  δ → dh; η with a macron below), and ICU's Arabic-Latin. PyICU, the Python binding, has no wheel for
+  this platform; the command-line tool needs no build.
 
 Persons of Russian, Ukrainian, Bulgarian and Greek origin are drawn from ``Faker``'s locale name
 pools (evenly, a few hundred to a thousand names each); Serbian and Belarusian ones from the short
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
+import subprocess
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +135,30 @@ def _lang_trans(name: str) -> Romaniser:
     return lambda text: module.transliterate(text)
 
 
+#: ICU transforms (CLDR) per locale, used with ``icu=True``: scheme name → transform ID.
+ICU_TRANSFORMS: dict[str, dict[str, str]] = {
+    "ru": {"icu:russian_bgn": "Russian-Latin/BGN"},
+    "uk": {"icu:ukrainian_bgn": "Ukrainian-Latin/BGN"},
+    "be": {"icu:belarusian_bgn": "Belarusian-Latin/BGN"},
+    "bg": {"icu:bulgarian_bgn": "Bulgarian-Latin/BGN"},
+    "sr": {"icu:serbian_bgn": "Serbian-Latin/BGN"},
+    "el": {"icu:greek_bgn": "Greek-Latin/BGN", "icu:greek_ungegn": "Greek-Latin/UNGEGN"},
+    "ar": {"icu:arabic": "Arabic-Latin"},
+}
+
+
+@cache
+def _uconv(transform: str, text: str) -> str:
+    """``text`` through ICU's transform ``transform`` (the ``uconv`` tool; one process per distinct name)."""
+    done = subprocess.run(["uconv", "-f", "utf-8", "-t", "utf-8", "-x", transform], input=text.encode("utf-8"),
+                          capture_output=True, check=True, timeout=30)
+    return done.stdout.decode("utf-8").rstrip("\n")
+
+
+def _icu(transform: str) -> Romaniser:
+    return lambda text: _uconv(transform, text)
+
+
 def _umlaut_e(text: str) -> str:
     for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("Ä", "Ae"), ("Ö", "Oe"), ("Ü", "Ue")):
         text = text.replace(a, b)
@@ -140,10 +171,13 @@ _RUSSIAN_IULIIA = ("ICAO_DOC_9303", "BGN_PCGN", "MVD_782", "MVD_310", "GOST_7034
 
 #: Per locale, the schemes (name → romaniser) a copy in Latin letters is written with, chosen evenly.
 #: "everyday" for Arabic is one of the name's listed everyday spellings.
-def check_installed() -> None:
+def check_installed(icu: bool = False) -> None:
     """Raise ConfigError naming the fix when the third-party romanisers are not installed."""
     import importlib.util
 
+    if icu and shutil.which("uconv") is None:
+        raise ConfigError("ICU's uconv tool is not installed (needed for the ICU transforms): "
+                          "apt-get install icu-devtools, or leave the ICU schemes out")
     missing = [m for m in ("iuliia", "cyrtranslit", "transliterate", "lang_trans", "unidecode", "faker")
                if importlib.util.find_spec(m) is None]
     if missing:
@@ -154,8 +188,16 @@ def check_installed() -> None:
 
 
 @cache
-def schemes(locale: str) -> dict[str, Romaniser]:
-    """The third-party romanisers of ``locale`` (imported on first use: dev extra only)."""
+def schemes(locale: str, icu: bool = False) -> dict[str, Romaniser]:
+    """The third-party romanisers of ``locale`` (imported on first use: dev extra only); with ``icu``
+    also ICU's transforms for it (:data:`ICU_TRANSFORMS`)."""
+    out = _library_schemes(locale)
+    if icu:
+        out = out | {name: _icu(t) for name, t in ICU_TRANSFORMS.get(locale, {}).items()}
+    return out
+
+
+def _library_schemes(locale: str) -> dict[str, Romaniser]:
     if locale == "ru":
         out = {f"iuliia:{n.lower()}": _iuliia(n) for n in _RUSSIAN_IULIIA}
         return out | {"cyrtranslit:ru": _cyrtranslit("ru"), "transliterate:ru": _transliterate("ru")}
@@ -225,18 +267,18 @@ def new_person(rng: random.Random, today: date, seed: int, closed_pools: bool = 
     return Person(locale, sex, given, family, dob, nationality, document, {})
 
 
-def _speller(p: Person, rng: random.Random, native_script: float) -> tuple[str, Romaniser]:
+def _speller(p: Person, rng: random.Random, native_script: float, icu: bool = False) -> tuple[str, Romaniser]:
     """The scheme of one copy of ``p`` and the function that writes its names."""
     if SCRIPT[p.locale] != "Latin" and rng.random() < native_script:
         return "native", str
     if p.locale == "ar":
-        table = schemes("ar")
+        table = schemes("ar", icu)
         names = ["everyday", *table]
         scheme = rng.choice(names)
         if scheme == "everyday":
             return scheme, lambda text: " ".join(rng.choice(p.latin[w]) for w in text.split())
         return scheme, table[scheme]
-    table = schemes(p.locale)
+    table = schemes(p.locale, icu)
     scheme = rng.choice(sorted(table))
     return scheme, table[scheme]
 
@@ -253,7 +295,7 @@ class IndependentResult:
 
 
 def generate_independent(size: int, overlap: float, seed: int, out: Path, corruption: Corruption | None = None,
-                         responder_size: int | None = None) -> IndependentResult:
+                         responder_size: int | None = None, icu: bool = False) -> IndependentResult:
     """Like :func:`matcher.quality.synth.generate`, with names romanised by third-party libraries.
 
     Writes ``requester.csv``, ``responder.csv``, ``links.csv``, ``link_schemes.csv``
@@ -261,11 +303,12 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
     configs, and ``record_schemes.csv`` (record_id, locale, script, scheme of every record). The
     requester keeps non-Latin names in their own script 60 % of the time, the
     responder 5 %; otherwise each copy picks one scheme of its locale evenly. Deterministic in
-    ``seed`` for pinned library versions.
+    ``seed`` for pinned library versions. ``icu``: ICU's transforms are schemes too (:data:`ICU_TRANSFORMS`;
+    needs ``uconv``), which changes every copy's draw, so its files differ from those without.
     """
     if not 0 <= overlap <= 1:
         raise ValueError("overlap must be between 0 and 1")
-    check_installed()
+    check_installed(icu)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="iuliia")
     c = corruption or Corruption()
     rng = random.Random(seed)
@@ -275,7 +318,7 @@ def generate_independent(size: int, overlap: float, seed: int, out: Path, corrup
     )
 
     def row(p: Person, native: float, order: str) -> tuple[str, list[str]]:
-        scheme, spell = _speller(p, rng, native)
+        scheme, spell = _speller(p, rng, native, icu)
         return scheme, _render(p, rng, c, native_script=native, date_order=order, spell=spell)
 
     req_rows = [(i, *row(p, 0.6, "MDY")) for i, p in enumerate(req_people)]

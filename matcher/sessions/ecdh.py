@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from matcher.errors import ProtocolViolation
-from matcher.parallel import SMALL_BATCH, inline
+from matcher.parallel import SMALL_BATCH, inline, kernel_threads
 from matcher.protocols import ecdh, ecdh_reveal
 from matcher.sessions.base import ResponderSession
 from matcher.sessions.chunks import InOrder
@@ -47,7 +47,9 @@ class EcdhResponderSession(ResponderSession):
         self.epoch = state.current()
         self.reveal = state.settings.reveal
         self.cardinality = self.reveal == "cardinality"
-        self._workers = state.workers
+        # The IFMA kernels release the GIL: threads of this process evaluate without copying
+        # each chunk to a worker process and back (matcher.parallel.kernel_threads).
+        self._workers = kernel_threads(state.workers) if ecdh.KERNELS_RELEASE_GIL else state.workers
         self._pending: deque[tuple[int, list[Any]]] = deque()  # (offset, [futures]) in order
         self._reported = 0
         #: cardinality: this session's b·X_i (never sent); both: the replies in order, to check the report

@@ -80,6 +80,7 @@ def policy(state: ResponderContext) -> pb.Policy:
         wire_version=WIRE_VERSION,
         norm_conformance_digest=state.conformance.digest,
         norm_libraries=state.conformance.libraries,
+        paillier_choices=2 if "paillier" in state.settings.protocols else 0,
     )
 
 
@@ -123,8 +124,12 @@ def refuse_repeats(seen: set[int], elements: Iterable[bytes], offset: int) -> No
     (about 70 bytes of memory each while the session runs), and a peer cannot craft
     a collision that would make an honest session be refused.
     """
-    for i, e in enumerate(elements):
-        h = hash(bytes(e))
+    hashes = [hash(bytes(e)) for e in elements]
+    fresh = set(hashes)
+    if len(fresh) == len(hashes) and seen.isdisjoint(fresh):
+        seen |= fresh  # the common case: one set operation per chunk
+        return
+    for i, h in enumerate(hashes):  # a repeat: find the first one, to name it
         if h in seen:
             raise ProtocolViolation(
                 f"element {offset + i} repeats an earlier element of this session; "

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18matcher/v1/matcher.proto\x12\nmatcher.v1\"\x12\n\x10GetPolicyRequest\"+\n\x0bMatchKeyDef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"\xca\x02\n\x06Policy\x12\x11\n\tprotocols\x18\x01 \x03(\t\x12+\n\nmatch_keys\x18\x02 \x03(\x0b\x32\x17.matcher.v1.MatchKeyDef\x12\x1c\n\x14key_spec_fingerprint\x18\x03 \x01(\t\x12\x14\n\x0cnorm_version\x18\x04 \x01(\t\x12\x11\n\tkey_epoch\x18\x05 \x01(\t\x12\x18\n\x10max_request_size\x18\x06 \x01(\x04\x12\x1a\n\x12max_chunk_elements\x18\x07 \x01(\r\x12\x0e\n\x06reveal\x18\x08 \x01(\t\x12\x12\n\nsetup_size\x18\t \x01(\x04\x12\x10\n\x08setup_id\x18\n \x01(\t\x12\x14\n\x0cwire_version\x18\x0b \x01(\r\x12\x1f\n\x17norm_conformance_digest\x18\x0c \x01(\t\x12\x16\n\x0enorm_libraries\x18\r \x01(\t\"\xf3\x01\n\x05Hello\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x1c\n\x14key_spec_fingerprint\x18\x02 \x01(\t\x12\x14\n\x0crequest_size\x18\x03 \x01(\x04\x12\x0e\n\x06reveal\x18\x04 \x01(\t\x12\x17\n\x0f\x63\x61\x63hed_setup_id\x18\x05 \x01(\t\x12,\n\x08paillier\x18\x06 \x01(\x0b\x32\x1a.matcher.v1.PaillierParams\x12\x14\n\x0cwire_version\x18\x07 \x01(\r\x12\x1f\n\x17norm_conformance_digest\x18\x08 \x01(\t\x12\x16\n\x0enorm_libraries\x18\t \x01(\t\"b\n\x0ePaillierParams\x12\t\n\x01n\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ins\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65gree\x18\x03 \x01(\r\x12\x10\n\x08\x62in_seed\x18\x04 \x01(\x06\x12\x15\n\rmodulus_proof\x18\x05 \x01(\x0c\"\xae\x01\n\x08\x41\x63\x63\x65pted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tkey_epoch\x18\x02 \x01(\t\x12\x12\n\nsetup_size\x18\x03 \x01(\x04\x12\x12\n\ntag_length\x18\x04 \x01(\r\x12\x1a\n\x12max_chunk_elements\x18\x05 \x01(\r\x12\x0e\n\x06reveal\x18\x06 \x01(\t\x12\x10\n\x08setup_id\x18\x07 \x01(\t\x12\x15\n\rsetup_skipped\x18\x08 \x01(\x08\"*\n\nSetupChunk\x12\x0c\n\x04tags\x18\x01 \x03(\x0c\x12\x0e\n\x06labels\x18\x02 \x03(\x0c\"0\n\x0c\x45lementChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x10\n\x08\x65lements\x18\x02 \x03(\x0c\"\x1f\n\x06\x46inish\x12\x15\n\relements_sent\x18\x01 \x01(\x04\"8\n\x07Summary\x12\x1a\n\x12\x65lements_evaluated\x18\x01 \x01(\x04\x12\x11\n\thit_count\x18\n \x01(\x04\"=\n\tHitReport\x12\x10\n\x08\x65lements\x18\x01 \x03(\x0c\x12\x0f\n\x07indices\x18\x02 \x03(\x04\x12\r\n\x05proof\x18\x03 \x01(\x0c\"\xe9\x01\n\x0cMatchRequest\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.matcher.v1.HelloH\x00\x12+\n\x07\x62linded\x18\x02 \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x12$\n\x06\x66inish\x18\x03 \x01(\x0b\x32\x12.matcher.v1.FinishH\x00\x12+\n\nhit_report\x18\n \x01(\x0b\x32\x15.matcher.v1.HitReportH\x00\x12-\n\treblinded\x18\x0b \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x42\x06\n\x04kind\"\xc1\x01\n\rMatchResponse\x12(\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x14.matcher.v1.AcceptedH\x00\x12\'\n\x05setup\x18\x02 \x01(\x0b\x32\x16.matcher.v1.SetupChunkH\x00\x12-\n\tevaluated\x18\x03 \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x12&\n\x07summary\x18\x04 \x01(\x0b\x32\x13.matcher.v1.SummaryH\x00\x42\x06\n\x04kind2\x8c\x01\n\tResponder\x12=\n\tGetPolicy\x12\x1c.matcher.v1.GetPolicyRequest\x1a\x12.matcher.v1.Policy\x12@\n\x05Match\x12\x18.matcher.v1.MatchRequest\x1a\x19.matcher.v1.MatchResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18matcher/v1/matcher.proto\x12\nmatcher.v1\"\x12\n\x10GetPolicyRequest\"+\n\x0bMatchKeyDef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"\xe4\x02\n\x06Policy\x12\x11\n\tprotocols\x18\x01 \x03(\t\x12+\n\nmatch_keys\x18\x02 \x03(\x0b\x32\x17.matcher.v1.MatchKeyDef\x12\x1c\n\x14key_spec_fingerprint\x18\x03 \x01(\t\x12\x14\n\x0cnorm_version\x18\x04 \x01(\t\x12\x11\n\tkey_epoch\x18\x05 \x01(\t\x12\x18\n\x10max_request_size\x18\x06 \x01(\x04\x12\x1a\n\x12max_chunk_elements\x18\x07 \x01(\r\x12\x0e\n\x06reveal\x18\x08 \x01(\t\x12\x12\n\nsetup_size\x18\t \x01(\x04\x12\x10\n\x08setup_id\x18\n \x01(\t\x12\x14\n\x0cwire_version\x18\x0b \x01(\r\x12\x1f\n\x17norm_conformance_digest\x18\x0c \x01(\t\x12\x16\n\x0enorm_libraries\x18\r \x01(\t\x12\x18\n\x10paillier_choices\x18\x0e \x01(\r\"\xf3\x01\n\x05Hello\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\x1c\n\x14key_spec_fingerprint\x18\x02 \x01(\t\x12\x14\n\x0crequest_size\x18\x03 \x01(\x04\x12\x0e\n\x06reveal\x18\x04 \x01(\t\x12\x17\n\x0f\x63\x61\x63hed_setup_id\x18\x05 \x01(\t\x12,\n\x08paillier\x18\x06 \x01(\x0b\x32\x1a.matcher.v1.PaillierParams\x12\x14\n\x0cwire_version\x18\x07 \x01(\r\x12\x1f\n\x17norm_conformance_digest\x18\x08 \x01(\t\x12\x16\n\x0enorm_libraries\x18\t \x01(\t\"s\n\x0ePaillierParams\x12\t\n\x01n\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ins\x18\x02 \x01(\r\x12\x0e\n\x06\x64\x65gree\x18\x03 \x01(\r\x12\x10\n\x08\x62in_seed\x18\x04 \x01(\x06\x12\x15\n\rmodulus_proof\x18\x05 \x01(\x0c\x12\x0f\n\x07\x63hoices\x18\x06 \x01(\r\"\xae\x01\n\x08\x41\x63\x63\x65pted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tkey_epoch\x18\x02 \x01(\t\x12\x12\n\nsetup_size\x18\x03 \x01(\x04\x12\x12\n\ntag_length\x18\x04 \x01(\r\x12\x1a\n\x12max_chunk_elements\x18\x05 \x01(\r\x12\x0e\n\x06reveal\x18\x06 \x01(\t\x12\x10\n\x08setup_id\x18\x07 \x01(\t\x12\x15\n\rsetup_skipped\x18\x08 \x01(\x08\"*\n\nSetupChunk\x12\x0c\n\x04tags\x18\x01 \x03(\x0c\x12\x0e\n\x06labels\x18\x02 \x03(\x0c\"0\n\x0c\x45lementChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x10\n\x08\x65lements\x18\x02 \x03(\x0c\"\x1f\n\x06\x46inish\x12\x15\n\relements_sent\x18\x01 \x01(\x04\"8\n\x07Summary\x12\x1a\n\x12\x65lements_evaluated\x18\x01 \x01(\x04\x12\x11\n\thit_count\x18\n \x01(\x04\"=\n\tHitReport\x12\x10\n\x08\x65lements\x18\x01 \x03(\x0c\x12\x0f\n\x07indices\x18\x02 \x03(\x04\x12\r\n\x05proof\x18\x03 \x01(\x0c\"\xe9\x01\n\x0cMatchRequest\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.matcher.v1.HelloH\x00\x12+\n\x07\x62linded\x18\x02 \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x12$\n\x06\x66inish\x18\x03 \x01(\x0b\x32\x12.matcher.v1.FinishH\x00\x12+\n\nhit_report\x18\n \x01(\x0b\x32\x15.matcher.v1.HitReportH\x00\x12-\n\treblinded\x18\x0b \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x42\x06\n\x04kind\"\xc1\x01\n\rMatchResponse\x12(\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x14.matcher.v1.AcceptedH\x00\x12\'\n\x05setup\x18\x02 \x01(\x0b\x32\x16.matcher.v1.SetupChunkH\x00\x12-\n\tevaluated\x18\x03 \x01(\x0b\x32\x18.matcher.v1.ElementChunkH\x00\x12&\n\x07summary\x18\x04 \x01(\x0b\x32\x13.matcher.v1.SummaryH\x00\x42\x06\n\x04kind2\x8c\x01\n\tResponder\x12=\n\tGetPolicy\x12\x1c.matcher.v1.GetPolicyRequest\x1a\x12.matcher.v1.Policy\x12@\n\x05Match\x12\x18.matcher.v1.MatchRequest\x1a\x19.matcher.v1.MatchResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,27 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHKEYDEF']._serialized_start=60
   _globals['_MATCHKEYDEF']._serialized_end=103
   _globals['_POLICY']._serialized_start=106
-  _globals['_POLICY']._serialized_end=436
-  _globals['_HELLO']._serialized_start=439
-  _globals['_HELLO']._serialized_end=682
-  _globals['_PAILLIERPARAMS']._serialized_start=684
-  _globals['_PAILLIERPARAMS']._serialized_end=782
-  _globals['_ACCEPTED']._serialized_start=785
-  _globals['_ACCEPTED']._serialized_end=959
-  _globals['_SETUPCHUNK']._serialized_start=961
-  _globals['_SETUPCHUNK']._serialized_end=1003
-  _globals['_ELEMENTCHUNK']._serialized_start=1005
-  _globals['_ELEMENTCHUNK']._serialized_end=1053
-  _globals['_FINISH']._serialized_start=1055
-  _globals['_FINISH']._serialized_end=1086
-  _globals['_SUMMARY']._serialized_start=1088
-  _globals['_SUMMARY']._serialized_end=1144
-  _globals['_HITREPORT']._serialized_start=1146
-  _globals['_HITREPORT']._serialized_end=1207
-  _globals['_MATCHREQUEST']._serialized_start=1210
-  _globals['_MATCHREQUEST']._serialized_end=1443
-  _globals['_MATCHRESPONSE']._serialized_start=1446
-  _globals['_MATCHRESPONSE']._serialized_end=1639
-  _globals['_RESPONDER']._serialized_start=1642
-  _globals['_RESPONDER']._serialized_end=1782
+  _globals['_POLICY']._serialized_end=462
+  _globals['_HELLO']._serialized_start=465
+  _globals['_HELLO']._serialized_end=708
+  _globals['_PAILLIERPARAMS']._serialized_start=710
+  _globals['_PAILLIERPARAMS']._serialized_end=825
+  _globals['_ACCEPTED']._serialized_start=828
+  _globals['_ACCEPTED']._serialized_end=1002
+  _globals['_SETUPCHUNK']._serialized_start=1004
+  _globals['_SETUPCHUNK']._serialized_end=1046
+  _globals['_ELEMENTCHUNK']._serialized_start=1048
+  _globals['_ELEMENTCHUNK']._serialized_end=1096
+  _globals['_FINISH']._serialized_start=1098
+  _globals['_FINISH']._serialized_end=1129
+  _globals['_SUMMARY']._serialized_start=1131
+  _globals['_SUMMARY']._serialized_end=1187
+  _globals['_HITREPORT']._serialized_start=1189
+  _globals['_HITREPORT']._serialized_end=1250
+  _globals['_MATCHREQUEST']._serialized_start=1253
+  _globals['_MATCHREQUEST']._serialized_end=1486
+  _globals['_MATCHRESPONSE']._serialized_start=1489
+  _globals['_MATCHRESPONSE']._serialized_end=1682
+  _globals['_RESPONDER']._serialized_start=1685
+  _globals['_RESPONDER']._serialized_end=1825
 # @@protoc_insertion_point(module_scope)

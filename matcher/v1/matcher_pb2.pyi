@@ -19,7 +19,7 @@ class MatchKeyDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id", "wire_version", "norm_conformance_digest", "norm_libraries")
+    __slots__ = ("protocols", "match_keys", "key_spec_fingerprint", "norm_version", "key_epoch", "max_request_size", "max_chunk_elements", "reveal", "setup_size", "setup_id", "wire_version", "norm_conformance_digest", "norm_libraries", "paillier_choices")
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     MATCH_KEYS_FIELD_NUMBER: _ClassVar[int]
     KEY_SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Policy(_message.Message):
     WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
     NORM_CONFORMANCE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     NORM_LIBRARIES_FIELD_NUMBER: _ClassVar[int]
+    PAILLIER_CHOICES_FIELD_NUMBER: _ClassVar[int]
     protocols: _containers.RepeatedScalarFieldContainer[str]
     match_keys: _containers.RepeatedCompositeFieldContainer[MatchKeyDef]
     key_spec_fingerprint: str
@@ -46,7 +47,8 @@ class Policy(_message.Message):
     wire_version: int
     norm_conformance_digest: str
     norm_libraries: str
-    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
+    paillier_choices: int
+    def __init__(self, protocols: _Optional[_Iterable[str]] = ..., match_keys: _Optional[_Iterable[_Union[MatchKeyDef, _Mapping]]] = ..., key_spec_fingerprint: _Optional[str] = ..., norm_version: _Optional[str] = ..., key_epoch: _Optional[str] = ..., max_request_size: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ..., reveal: _Optional[str] = ..., setup_size: _Optional[int] = ..., setup_id: _Optional[str] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ..., paillier_choices: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol", "key_spec_fingerprint", "request_size", "reveal", "cached_setup_id", "paillier", "wire_version", "norm_conformance_digest", "norm_libraries")
@@ -71,18 +73,20 @@ class Hello(_message.Message):
     def __init__(self, protocol: _Optional[str] = ..., key_spec_fingerprint: _Optional[str] = ..., request_size: _Optional[int] = ..., reveal: _Optional[str] = ..., cached_setup_id: _Optional[str] = ..., paillier: _Optional[_Union[PaillierParams, _Mapping]] = ..., wire_version: _Optional[int] = ..., norm_conformance_digest: _Optional[str] = ..., norm_libraries: _Optional[str] = ...) -> None: ...
 
 class PaillierParams(_message.Message):
-    __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof")
+    __slots__ = ("n", "bins", "degree", "bin_seed", "modulus_proof", "choices")
     N_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
     DEGREE_FIELD_NUMBER: _ClassVar[int]
     BIN_SEED_FIELD_NUMBER: _ClassVar[int]
     MODULUS_PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
     n: bytes
     bins: int
     degree: int
     bin_seed: int
     modulus_proof: bytes
-    def __init__(self, n: _Optional[bytes] = ..., bins: _Optional[int] = ..., degree: _Optional[int] = ..., bin_seed: _Optional[int] = ..., modulus_proof: _Optional[bytes] = ...) -> None: ...
+    choices: int
+    def __init__(self, n: _Optional[bytes] = ..., bins: _Optional[int] = ..., degree: _Optional[int] = ..., bin_seed: _Optional[int] = ..., modulus_proof: _Optional[bytes] = ..., choices: _Optional[int] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("session_id", "key_epoch", "setup_size", "tag_length", "max_chunk_elements", "reveal", "setup_id", "setup_skipped")

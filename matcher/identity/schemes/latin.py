@@ -35,6 +35,8 @@ DIACRITICS: dict[str, str] = {
     "š": "sh", "č": "ch", "ž": "zh", "ć": "ch", "đ": "dj", "ŭ": "u", "ė": "e", "ĭ": "i", "ǐ": "i", "ǎ": "a",
     # ISO 233 / DIN 31635 (Arabic): emphatics to plain letters, ta marbuta and alif marks to vowels
     "ḥ": "h", "ṭ": "t", "ṣ": "s", "ḍ": "d", "ẓ": "z", "ḏ": "dh", "ṯ": "th", "ġ": "gh", "ḫ": "kh", "ẖ": "kh",
+    # ICU Arabic-Latin: alif with hamza as ạ + hook above (ạ̉ḥmd = ʾḥmd)
+    "\u0309": "'",
     "ǧ": "j", "ẗ": "a", "ạ": "a", "ā": "a", "ī": "i", "ū": "u", "ỳ": "a", "ʿ": "'", "ʾ": "'", "ʻ": "'",
     "ʼ": "'", "ʹ": "'", "ʺ": "'", "ˈ": "'", "`": "'", "´": "'", "’": "'", "‘": "'",
     # Turkish
@@ -51,20 +53,29 @@ FOLDS: tuple[tuple[str, str, str], ...] = (
     (r"tsch|tch|ch|cz", "c", "ч: German, French/English, Polish, BGN/ICAO; Greek χ ELOT 743 (ch)"),
     (r"kh|gh", "k", "х: BGN/PCGN, ICAO, MVD (kh); Greek χ BGN (kh); Arabic غ (gh)"),
     (r"zh|sh|sz", "s", "ж/ш: BGN/ICAO (zh, sh), Polish (sz)"),
+    (r"^(?:nt|nd)", "d",
+     "Greek initial ντ: ELOT 743 (d) against letter-for-letter (nt) and UNGEGN (nd); before ts/tz, so that "
+     "initial ντζ (Ntziavida) meets ELOT's dz"),
     (r"ts|tz|tc", "c", "ц: BGN/ICAO (ts), German (tz)"),
     (r"dh|th", "d", "Greek δ BGN/PCGN (dh), θ (th); Arabic ذ/ث (dh, th)"),
     (r"ph", "f", "Greek φ in classical transcription (ph)"),
     (r"ck", "k", "German ck"),
     (r"gg", "ng", "Greek γγ letter for letter (gg) against ELOT 743 (ng)"),
+    (r"(?<=[a-z])gk", "nk", "Greek γκ inside a word: ELOT 743 and letter for letter (gk) against UNGEGN (nk), "
+     "BGN/PCGN (ng)"),
     (r"^(?:'|a|'a)bd[aeiou']{0,2}l(?=[^aeiou'])", "abd", "Arabic ʿAbd al- glued: Abdelrahman, Abdulrahman, ʿbdʾlrḥmn"),
     (r"(?<=[a-z])mp|^mp|^mb", "b",
      "Greek μπ: ELOT 743 (b initially, mp inside) against transliteration (b) and UNGEGN (mb)"),
-    (r"^(?:nt|nd)", "d", "Greek initial ντ: ELOT 743 (d) against letter-for-letter (nt) and UNGEGN (nd)"),
     (r"^nk", "g", "Greek initial γκ: UNGEGN/BGN (g) against letter-for-letter (nk); ELOT's gk folds by class"),
     (r"([ae])u", r"\1v", "Greek αυ/ευ: transliteration (au, eu) against ELOT 743 (av, ev)"),
     (r"^(?:'?[ae]|')l'?(?=[^aeiouyj'][a-z']{2}|j[^aeiou'])", "",
      "Arabic article glued to the name: al-/el-/ʾl- (also Al'bina = Albina)"),
-    (r"^l'?(?=[^aeiouylh'][a-z']{2})", "", "Arabic article with its alif dropped (unidecode, everyday: lHsn, l-Shami)"),
+    (r"^(?:'?[ae]|')l(?:a?')(?=[^aeiouy'][a-z'])", "",
+     "Arabic article before ʿain or hamza (ArabTeX Al`mr, ISO 233 ʾlʿmr, ICU ạlạ̉nṣạry): the apostrophe "
+     "marks it, so a short name follows"),
+    (r"^l'(?=[^aeiouy'][a-z'])|^l(?=(?!j[aeiouy])[^aeiouyl'][a-z'])", "",
+     "Arabic article with its alif dropped (unidecode lHkym, l'Hmd, l`mr, lqD; everyday l-Shami): an l "
+     "before a consonant at a word's start (not Ll, nor Lj before a vowel: Ljubov, Ljiljana)"),
     (r"(?<=[aeiou])h$", "", "Arabic ta marbuta and final -ah (Fatimah/Fatima)"),
     (r"(?<=[lmnrvb])h(?=s?$)", "",
      "final η letter for letter (Frynh, Christofilh, -hs) and Arabic final ه after l (ʾllh)"),
@@ -75,16 +86,18 @@ _FOLDS = tuple((re.compile(p), r) for p, r, _ in FOLDS)
 _INITIAL_FOLDS = tuple((re.compile(p), r) for p, r, about in FOLDS if "article" not in about)
 
 #: A second reading of a Latin word, for spellings that write Greek letter for letter (Greeklish:
-#: η → h, ω → w, υ → y, so Γεώργιου → Gewrgioy, Ευάγγελος → Eyaggelos, Δημήτρης → Dhmhtrhs). Applied
-#: to every word that contains one of the patterns, whatever its origin, as an *alternative* (never
-#: instead of the word): ay/ey → av/ev, oy → ou, w before a consonant or at the end → o, h after a
-#: consonant that forms no digraph with it, after a vowel or at the start before a consonant, or in
-#: a final -khs/-ths → i.
+#: η → h, ω → w, υ → y, so Γεώργιου → Gewrgioy, Ευάγγελος → Eyaggelos, Δημήτρης → Dhmhtrhs) or write
+#: γ as y before e and i (BGN/PCGN 1962: Yeoryios, Aryiriou). Applied to every word that contains one
+#: of the patterns, whatever its origin, as an *alternative* (never instead of the word): ay/ey → av/ev,
+#: y before e or i → g, oy → ou, w before a consonant or at the end → o, h after a consonant that
+#: forms no digraph with it, after a vowel or at the start before a consonant, in a final -khs/-ths,
+#: or right after a digraph with h (θη as thh: Athhnodwrs) → i.
 LETTER_FOR_LETTER_GREEK: tuple[tuple[str, str], ...] = (
-    (r"(?<=[ae])y", "v"),
+    (r"(?<=[ae])y(?![ei])", "v"),
+    (r"y(?=[ei])", "g"),
     (r"(?<=o)y", "u"),
     (r"w(?=[^aeiouy]|$)", "o"),
-    (r"(?<=[bflmnrvw])h|(?<=[aeiou])h(?=[^aeiouy])|(?<=[kt])h(?=s?$)|^h(?=[^aeiouy])", "i"),
+    (r"(?<=[bflmnrvw])h|(?<=[aeiou])h(?=[^aeiouy])|(?<=[kt])h(?=s?$)|^h(?=[^aeiouy])|(?<=[tdkpcx]h)h", "i"),
 )
 _GREEKLISH = tuple((re.compile(p), r) for p, r in LETTER_FOR_LETTER_GREEK)
 

@@ -615,6 +615,92 @@ static PyObject *py_canonical(PyObject *self, PyObject *args)
     return drive(points, NULL, NULL, 0, NULL, 0, OP_DECODE, 0);
 }
 
+/* The lookup table of find_tags: for each 16-bit prefix v, the index of the first tag
+ * whose first two bytes are >= v (65,537 entries of 4 bytes, the last one n).  Tags are
+ * uniform hashes, so a prefix's bucket holds n / 65,536 tags on average and a lookup
+ * touches the 256 KB table and one or two neighbouring cache lines of the tags, where a
+ * binary search over the whole array missed the cache at nearly every step. */
+#define TAG_BUCKETS 65536
+static PyObject *py_tag_buckets(PyObject *self, PyObject *args)
+{
+    Py_buffer tags;
+    Py_ssize_t tag_len;
+    if (!PyArg_ParseTuple(args, "y*n", &tags, &tag_len)) return NULL;
+    if (tag_len < 2 || tag_len > 64 || tags.len % tag_len || tags.len / tag_len > 0xffffffffLL) {
+        PyBuffer_Release(&tags);
+        PyErr_SetString(PyExc_ValueError, "tag length out of range or not a divisor of the tags' length");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (TAG_BUCKETS + 1) * 4);
+    if (!out) { PyBuffer_Release(&tags); return NULL; }
+    uint32_t *first = (uint32_t *)PyBytes_AS_STRING(out);
+    const uint8_t *t = tags.buf;
+    Py_ssize_t n = tags.len / tag_len, i = 0;
+    for (uint32_t v = 0; v < TAG_BUCKETS; v++) {  /* tags sorted: one pass */
+        while (i < n && (((uint32_t)t[i * tag_len] << 8) | t[i * tag_len + 1]) < v) i++;
+        first[v] = (uint32_t)i;
+    }
+    first[TAG_BUCKETS] = (uint32_t)n;
+    PyBuffer_Release(&tags);
+    return out;
+}
+
+/* find_tags(tags, buckets, tag_len, digests) -> [(j, i), ...]: for each digest j whose
+ * first tag_len bytes equal a tag, j and the index i of the first such tag.  ``tags`` is
+ * the setup's tags concatenated (n * tag_len bytes, sorted: the requester's setup index
+ * checks the order when it receives them), ``buckets`` their tag_buckets() table;
+ * ``digests`` a list of bytes of at least tag_len bytes.  The requester's tag lookup as
+ * one call: a binary search in Python cost about 1 µs per element.  Public data only
+ * (the setup's tags and the tags of the requester's output hashes). */
+static PyObject *py_find_tags(PyObject *self, PyObject *args)
+{
+    Py_buffer tags, buckets;
+    PyObject *digests;
+    Py_ssize_t tag_len;
+    if (!PyArg_ParseTuple(args, "y*y*nO!", &tags, &buckets, &tag_len, &PyList_Type, &digests)) return NULL;
+    PyObject *out = NULL;
+    const uint32_t *first = buckets.buf;
+    Py_ssize_t nt = tag_len > 0 ? tags.len / tag_len : 0, nd = PyList_GET_SIZE(digests);
+    if (tag_len < 2 || tag_len > 64 || tags.len % tag_len || buckets.len != (TAG_BUCKETS + 1) * 4
+        || first[TAG_BUCKETS] != (uint32_t)nt) {
+        PyErr_SetString(PyExc_ValueError, "tags, bucket table and tag length do not fit together");
+        goto done;
+    }
+    for (uint32_t v = 0; v < TAG_BUCKETS; v++) {  /* a table from elsewhere must not send us out of bounds */
+        if (first[v] > first[v + 1]) {
+            PyErr_SetString(PyExc_ValueError, "bucket table not ascending");
+            goto done;
+        }
+    }
+    const uint8_t *base = tags.buf;
+    if (!(out = PyList_New(0))) goto done;
+    for (Py_ssize_t j = 0; j < nd; j++) {
+        PyObject *d = PyList_GET_ITEM(digests, j);
+        if (!PyBytes_Check(d) || PyBytes_GET_SIZE(d) < tag_len) {
+            Py_CLEAR(out);
+            PyErr_SetString(PyExc_ValueError, "every digest must be bytes of at least the tag length");
+            goto done;
+        }
+        const uint8_t *key = (const uint8_t *)PyBytes_AS_STRING(d);
+        uint32_t v = ((uint32_t)key[0] << 8) | key[1];
+        Py_ssize_t lo = first[v], hi = first[v + 1];  /* first tag >= key within the prefix's bucket */
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (memcmp(base + mid * tag_len, key, (size_t)tag_len) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < first[v + 1] && memcmp(base + lo * tag_len, key, (size_t)tag_len) == 0) {
+            PyObject *pair = Py_BuildValue("(nn)", j, lo);
+            if (!pair || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_CLEAR(out); goto done; }
+            Py_DECREF(pair);
+        }
+    }
+done:
+    PyBuffer_Release(&tags);
+    PyBuffer_Release(&buckets);
+    return out;
+}
+
 #define GUARD(fn) \
     static PyObject *guarded_##fn(PyObject *self, PyObject *args) { \
         if (!cpu_ok()) { PyErr_SetString(PyExc_RuntimeError, "this CPU lacks AVX-512 IFMA"); return NULL; } \
@@ -635,6 +721,10 @@ static PyMethodDef methods[] = {
     {"multiply", guarded_py_multiply, METH_VARARGS, "multiply(key, points) -> [key*P] or index of the first invalid P"},
     {"multiply_outputs", guarded_py_multiply_outputs, METH_VARARGS,
      "multiply_outputs(key, out_domain, points) -> [SHA-512(out_domain||key*P)] or index of the first invalid P"},
+    {"tag_buckets", py_tag_buckets, METH_VARARGS,
+     "tag_buckets(sorted tags concatenated, tag_len) -> index of the first tag of each 16-bit prefix (uint32 x 65537)"},
+    {"find_tags", py_find_tags, METH_VARARGS,
+     "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i)] for each digest j whose tag is tag i"},
     {"canonical", guarded_py_canonical, METH_VARARGS, "canonical(points) -> [decode-then-encode of P] or index of the first invalid P"},
     {NULL, NULL, 0, NULL}
 };
