@@ -4,7 +4,12 @@
  * best of REPS runs over NV vectors of eight).  Not part of the package: it
  * includes the extension's source to time its static functions.
  *
- *   make bench-ifma-split     (or see the Makefile target for the compile line)
+ * Compile and run from the work tree (after make has built the extension):
+ *   D=matcher/protocols/_ifma; PYINC=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+ *   PYLIB=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
+ *   cc -O2 -fno-strict-aliasing -I$PYINC -I$D bench/ifma_split.c -o /tmp/ifma_split -L$D/build \
+ *      -l:libcrypto_mb.so.13 -l:libcrypto.so.3 -L$PYLIB -lpython3.11 -Wl,-rpath,$PWD/$D/build:$PYLIB
+ *   /tmp/ifma_split
  */
 #include "ristretto255_ifma.c"
 #include <stdio.h>
@@ -38,7 +43,11 @@ __attribute__((target("avx512f,avx512ifma,avx512vl,avx512bw,avx512dq")))
 static void run(void)
 {
     uint8_t key[32];
+    uint64_t khalf[4];
     const uint8_t *lane[LANES];
+    static dstate st[NV];
+    static mask zerom[NV];
+    static uint8_t dbl[NV][LANES][32];
     uint8_t enc[LANES][32];
     for (int i = 0; i < NV * LANES; i++) for (int j = 0; j < 64; j++) hashes[i][j] = (uint8_t)rand();
     for (int j = 0; j < 32; j++) key[j] = (uint8_t)rand();
@@ -48,8 +57,22 @@ static void run(void)
         encode8((uint8_t (*)[32])encs[v * LANES], &pts[v]);
     }
     TIME("decode8 (1 inverse sqrt)", { for (int j = 0; j < LANES; j++) lane[j] = encs[v * LANES + j]; (void)decode8(&pts[v], lane); });
-    TIME("scalar_mul8 (point multiplication)", scalar_mul8(&outs[v], &pts[v], key));
+    halve_scalar(khalf, key);
+    TIME("scalar_mul8 (point multiplication)", scalar_mul8(&outs[v], &pts[v], khalf));
     TIME("encode8 (1 inverse sqrt)", encode8(enc, &outs[v]));
+    {   /* the kernels' encoding of 2*outs[v]: per chunk of CHUNK vectors, one shared inversion */
+        double best = 1e9;
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now();
+            for (int c = 0; c < NV; c += CHUNK) {
+                for (int v = 0; v < CHUNK; v++)
+                    double_state(&st[c + v], &zerom[c + v], &outs[c + v], v ? st[c + v - 1].acc : NULL, v == 0);
+                double_encode_batch(&dbl[c], &st[c], &zerom[c], CHUNK);
+            }
+            double t = now() - t0; if (t < best) best = t;
+        }
+        printf("%-34s %7.3f us/element\n", "double_encode_batch (of 2Q)", best * 1e6 / (NV * LANES));
+    }
     TIME("from_hash8 (2 Elligator + add)", { for (int j = 0; j < LANES; j++) lane[j] = hashes[v * LANES + j]; from_hash8(&pts[v], lane); });
     {
         batch b;

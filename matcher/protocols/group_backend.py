@@ -11,8 +11,9 @@ The choice is made once, when this module is imported (each worker process makes
 again): ``ifma`` is used only if the CPU reports AVX-512 IFMA, the extension was built
 (``make`` builds it; see :mod:`matcher.protocols._ifma.build`), its files are not
 writable by anyone but their owner, and a known-answer test against libsodium passes
-(hash to group, blinding, multiplication, output hashes, and refusal of the identity,
-non-canonical, negative and off-curve encodings). Anything else keeps ``portable``,
+(hash to group, blinding, multiplication, output hashes, refusal of the identity,
+non-canonical, negative and off-curve encodings, refused lanes beside valid ones, and
+identity results). Anything else keeps ``portable``,
 and :func:`describe` says why. ``MATCHER_GROUP_BACKEND=portable`` forces the portable
 backend (``auto``, the default, picks as above).
 
