@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # Never fails the build; `matcher policy` and `serve` say which backend runs.
 IFMA_DIR := matcher/protocols/_ifma
 IFMA     := $(IFMA_DIR)/build/.stamp
-$(IFMA): $(STAMP) $(IFMA_DIR)/ristretto255_ifma.c $(IFMA_DIR)/constants.h $(IFMA_DIR)/build.py
+$(IFMA): $(STAMP) $(IFMA_DIR)/ristretto255_ifma.c $(IFMA_DIR)/label_seal.c $(IFMA_DIR)/constants.h $(IFMA_DIR)/build.py
 	$(PY) -m matcher.protocols._ifma.build
 	mkdir -p $(IFMA_DIR)/build && touch $@
 

@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matcher.config import load_requester_config  # noqa: E402
-from matcher.identity.records import RAW_FIELDS, _resolve_columns, load_records  # noqa: E402
-from matcher.protocols import ecdh, ecdh_index, group_backend  # noqa: E402
+from matcher.identity.normalise_n1 import RAW_FIELDS  # noqa: E402
+from matcher.identity.record_sources import _resolve_columns  # noqa: E402
+from matcher.identity.records import load_records  # noqa: E402
+from matcher.protocols import ecdh, ecdh_index, group_backend, label_backend  # noqa: E402
 from matcher.v1 import matcher_pb2 as pb  # noqa: E402
 
 
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     print(f"ristretto255 backend: {group_backend.describe()}")
+    print(f"setup label sealing: {label_backend.DETAIL}")
     with tempfile.TemporaryDirectory() as tmp:
         rec = per_record(args.records, Path(tmp))
     tokens = rec.pop("_tokens")
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if k != "elements":
             print(f"  {k[:-3]:<55} {v:8.2f}")
     if args.json:
-        doc = {"backend": group_backend.describe(), "per_record": rec, "per_element": el}
+        doc = {"backend": group_backend.describe(), "label_sealing": label_backend.DETAIL, "per_record": rec,
+               "per_element": el}
         args.json.write_text(json.dumps(doc, indent=2))
     return 0
 

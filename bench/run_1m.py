@@ -3,7 +3,8 @@
     make bench-1m                 # 1,000,000 records each side (one document token each)
     make bench-1m N=200000        # smaller
 
-Reports: the responder's cold start (load + setup), the 1M × 1M session, a 10k
+Reports: the responder's cold start (load + setup; the setup's group operations run on
+the worker pool while the watchlist is read), the 1M × 1M session, a 10k
 query against the 1M watchlist with warm caches (responder setup on disk and
 loaded, requester's cached copy of the setup), and each process's peak RSS
 (from wait4). Writes its files to a temporary folder (or --dir).
@@ -125,10 +126,11 @@ def main() -> int:
     server.send_signal(signal.SIGTERM)
     _, _, usage = os.wait4(server.pid, 0)
     server_rss = usage.ru_maxrss / 1024
-    from matcher.protocols import group_backend
+    from matcher.protocols import group_backend, label_backend
 
     print()
     print(f"ristretto255 backend (this process and its children): {group_backend.describe()}")
+    print(f"setup label sealing: {label_backend.DETAIL}")
     print("| what | seconds | peak RSS |")
     print("|---|---|---|")
     print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")

@@ -231,6 +231,15 @@ class KeySpec:
         """SHA-256 (hex) of the canonical JSON: equal fingerprints = identical tokens."""
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
+    @functools.cached_property
+    def _plan(self) -> tuple[tuple[str, str, tuple[tuple[tuple[str, ...], str, str], ...]], ...]:
+        """Per key: its name, its token head and each field as (transforms, field, spec), parsed once."""
+        return tuple(
+            (k.name, TOKEN_PREFIX + self.norm_version + "/" + k.name + "/",
+             tuple((*parse_field(f), f) for f in k.fields))
+            for k in self.keys
+        )
+
     def tokens(self, record: Mapping[str, str | Sequence[str]]) -> tuple[tuple[str, bytes], ...]:
         """The ``(key name, token)`` pairs of one normalised record, in key order.
 
@@ -243,16 +252,34 @@ class KeySpec:
         alternatives go first (every key keeps its primary token).
         """
         per_key: list[list[tuple[str, bytes]]] = []
-        for key in self.keys:
-            per_field = [_alternatives(record, f) for f in key.fields]
-            if not all(per_field):
-                continue
-            head = TOKEN_PREFIX + self.norm_version + "/" + key.name + "/"
-            combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
-            per_key.append([(key.name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
+        get = record.get
+        for name, head, fields in self._plan:
+            per_field: list[tuple[str, ...]] = []
+            single = True
+            for transforms, field, spec in fields:
+                raw = get(field, ())
+                if not raw:  # "" or (): the key cannot be computed (checked before any transform runs)
+                    break
+                if not transforms and isinstance(raw, str):
+                    alts: tuple[str, ...] = (raw,)
+                elif not transforms and len(raw) == 1:
+                    alts = (raw[0],) if raw[0] else ()
+                else:
+                    alts = _alternatives(record, spec)
+                if not alts:
+                    break
+                if len(alts) > 1:
+                    single = False
+                per_field.append(alts)
+            else:
+                if single:  # one value per field (the common case): one token, no product
+                    per_key.append([(name, (head + FIELD_SEPARATOR.join([a[0] for a in per_field])).encode("utf-8"))])
+                    continue
+                combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
+                per_key.append([(name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
         cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
         if cap is None or sum(map(len, per_key)) <= cap:
-            return tuple(t for tokens in per_key for t in tokens)
+            return tuple(per_key[0]) if len(per_key) == 1 else tuple(itertools.chain.from_iterable(per_key))
         # Over the cap: every key keeps its first token, then its second, ..., until the cap;
         # the kept ones stay in key order.
         order = sorted((rank, k) for k, tokens in enumerate(per_key) for rank in range(len(tokens)))[:cap]

@@ -217,6 +217,8 @@ def normalise_document(text: str) -> str:
     Spaces, dashes and dots are formatting that differs between systems, so
     they are dropped; non-Latin characters are transliterated first.
     """
+    if text.isascii() and text.isalnum():  # already letters and digits only (the common case): same result
+        return text.upper()
     return _NOT_DOC.sub("", anyascii(unicodedata.normalize("NFKC", text)).upper())
 
 
@@ -231,6 +233,7 @@ for _code, _words in {
         _SEX[_w] = _code
 
 
+@lru_cache(maxsize=4096)
 def normalise_sex(text: str) -> str:
     """"M", "F" or "X" from common spellings (m/male/männlich/м, f/female/w/weiblich/ж, x/divers).
 

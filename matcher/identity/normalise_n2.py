@@ -32,6 +32,8 @@ Error messages never contain the offending value.
 from __future__ import annotations
 
 import gettext
+import itertools
+import operator
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -41,7 +43,14 @@ import pycountry
 from anyascii import anyascii
 
 from matcher.errors import RecordError
-from matcher.identity.normalise_n1 import _check_order, _country_code, normalise_date, normalise_document, normalise_sex
+from matcher.identity.normalise_n1 import (
+    DATE_ORDERS,
+    _check_order,
+    _country_code,
+    normalise_date,
+    normalise_document,
+    normalise_sex,
+)
 from matcher.identity.transliterate import latin_forms, latin_forms_aligned
 
 NORM_VERSION_N2 = "n2"
@@ -211,6 +220,7 @@ def _country_names() -> dict[str, str]:
     return table | _DEMONYMS
 
 
+@lru_cache(maxsize=4096)  # a few hundred distinct values fill a whole file; errors are not cached
 def normalise_country_n2(text: str, field: str = "country") -> str:
     """ISO 3166-1 alpha-3 from codes or names in several languages and scripts, or nationality words."""
     code = _country_code(text)
@@ -225,14 +235,21 @@ def normalise_country_n2(text: str, field: str = "country") -> str:
 
 
 _ICAO_WEIGHTS = (7, 3, 1)
+#: ICAO 9303 character values: 0-9 as themselves, A-Z as 10-35
+_ICAO_VALUES: dict[str, int] = {
+    **{str(d): d for d in range(10)}, **{chr(c): c - 55 for c in range(ord("A"), ord("Z") + 1)}
+}
 
 
 def icao_check_digit(text: str) -> str:
     """ICAO 9303 check digit of an upper-case A–Z0–9 string (weights 7, 3, 1)."""
-    total = 0
-    for i, ch in enumerate(text):
-        value = int(ch) if ch.isdigit() else ord(ch) - 55
-        total += value * _ICAO_WEIGHTS[i % 3]
+    try:
+        total = sum(map(operator.mul, map(_ICAO_VALUES.__getitem__, text), itertools.cycle(_ICAO_WEIGHTS)))
+    except KeyError:  # not A-Z0-9: the general rule (digits by value, anything else by code point)
+        total = 0
+        for i, ch in enumerate(text):
+            value = int(ch) if ch.isdigit() else ord(ch) - 55
+            total += value * _ICAO_WEIGHTS[i % 3]
     return str(total % 10)
 
 
@@ -253,30 +270,33 @@ def normalise_record_n2(raw: Mapping[str, str], date_order: str) -> dict[str, Al
     Non-empty dates, sexes or countries that cannot be understood raise
     RecordError (naming the field, never the value), as in v1.
     """
-    _check_order(date_order)
-
-    def get(name: str) -> str:
-        return (raw.get(name) or "").strip()
-
-    def one(value: str) -> Alternatives:
-        return (value,) if value else ()
-
-    given = given_forms(get("given_names"))
-    family = family_forms(get("family_name"))
-    dob_raw = get("date_of_birth")
+    if date_order not in DATE_ORDERS:
+        _check_order(date_order)
+    get = raw.get
+    # (value or "").strip() of each field, inline: this runs once per row of every file
+    given_raw = (get("given_names") or "").strip()
+    family_raw = (get("family_name") or "").strip()
+    dob_raw = (get("date_of_birth") or "").strip()
+    sex_raw = (get("sex") or "").strip()
+    nat_raw = (get("nationality") or "").strip()
+    doc_raw = (get("document_number") or "").strip()
+    doc_country_raw = (get("document_country") or "").strip()
+    place_raw = (get("place_of_birth") or "").strip()
+    given = given_forms(given_raw) if given_raw else ()
     dob, year = normalise_date_n2(dob_raw, date_order) if dob_raw else ("", "")
-    nat_raw, doc_country_raw = get("nationality"), get("document_country")
+    sex = normalise_sex(sex_raw) if sex_raw else ""
     return {
         "given_names": given,
-        "family_name": family,
-        "name_tokens": name_token_forms(get("given_names"), get("family_name")),
-        "given_initial": one(given[0][:1] if given else ""),
-        "date_of_birth": one(dob),
+        "family_name": family_forms(family_raw) if family_raw else (),
+        "name_tokens": name_token_forms(given_raw, family_raw) if given_raw or family_raw else (),
+        "given_initial": (given[0][:1],) if given and given[0][:1] else (),
+        "date_of_birth": (dob,) if dob else (),
         "date_of_birth_or_swapped": dob_or_swapped(dob),
-        "year_of_birth": one(year),
-        "sex": one(normalise_sex(get("sex"))),
-        "nationality": one(normalise_country_n2(nat_raw, "nationality") if nat_raw else ""),
-        "document_number": document_forms(get("document_number")),
-        "document_country": one(normalise_country_n2(doc_country_raw, "document_country") if doc_country_raw else ""),
-        "place_of_birth": name_forms(get("place_of_birth"))[:1],
+        "year_of_birth": (year,) if year else (),
+        "sex": (sex,) if sex else (),
+        "nationality": (normalise_country_n2(nat_raw, "nationality"),) if nat_raw else (),
+        "document_number": document_forms(doc_raw) if doc_raw else (),
+        "document_country": (normalise_country_n2(doc_country_raw, "document_country"),) if doc_country_raw else (),
+        "place_of_birth": name_forms(place_raw)[:1] if place_raw else (),
     }
+

@@ -57,6 +57,7 @@ def load_records(
     require_case_ref: bool = False,
     rejects_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_records: Callable[[list[TokenisedRecord]], None] | None = None,
 ) -> LoadResult:
     """Read, normalise and tokenise every row of a CSV records file or a database source.
 
@@ -75,10 +76,15 @@ def load_records(
     same encoding and delimiter as the input, database: UTF-8 and commas). Without
     problems a stale rejects file is removed. Completely empty CSV lines are skipped and
     not counted as rows.
+
+    ``on_records`` is called with the records made so far, in order and each once, about
+    every ``RECORDS_BATCH`` records and at the end (so work on them can start while the
+    rest is read); all of them are in the result as well.
     """
     if isinstance(source, SqlSource):
         with open_rows(source) as (header, cells):
-            pipeline = _RowPipeline(header, fmt, keyspec, source.shown, require_case_ref, progress, by_key=True)
+            pipeline = _RowPipeline(header, fmt, keyspec, source.shown, require_case_ref, progress, by_key=True,
+                                    on_records=on_records)
             pipeline.run((n, row, None) for n, row in enumerate(cells, start=1))
         return pipeline.finish(rejects_path, replace(fmt, encoding="utf-8", delimiter=","))
 
@@ -106,6 +112,7 @@ def load_records(
             raise InputFileError(
                 f"{path}: the header row is not valid {fmt.encoding}; set the file's encoding in the [records] config"
             )
-        pipeline = _RowPipeline(header, fmt, keyspec, path, require_case_ref, progress, by_key=False)
+        pipeline = _RowPipeline(header, fmt, keyspec, path, require_case_ref, progress, by_key=False,
+                                on_records=on_records)
         pipeline.run(_csv_rows(reader, lines, path, fmt))
     return pipeline.finish(rejects_path, fmt)

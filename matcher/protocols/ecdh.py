@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from matcher.errors import InvalidElement
 from matcher.protocols import group_backend as _backend
+from matcher.protocols import label_backend as _labels
 
 if TYPE_CHECKING:
     from matcher.parallel import Workers
@@ -275,17 +276,70 @@ def setup_rows(
     row also carries b·H(y) (reveal = "both"). ``tag_len`` = 0 stands for the
     cardinality setup: the row is (b·H(y), b"") itself, no tag and no label.
     """
+    points = _setup_points(key, pairs, derive=bool(tag_len))
+    if not tag_len:
+        return [(y, b"") for y, _ in points]
+    if keep_points:
+        ys, ds = [], []
+        for y, d in points:
+            ys.append(y)
+            ds.append(d)
+        return [(*row, y) for row, y in zip(_sealed_rows(b"".join(ds), pairs, tag_len, size), ys, strict=True)]
+    return _sealed_rows(b"".join([d for _, d in points]), pairs, tag_len, size)
+
+
+OUTPUT_BYTES = 64
+
+
+def setup_outputs(key: bytes, tokens: Sequence[bytes]) -> bytes:
+    """Batch kernel: the 64-byte output hash of ``key·H(y)`` of each token, concatenated.
+
+    The setup's group operations, computed apart from its labels so they can run
+    while the watchlist is still being read (the labels need every case reference);
+    :func:`seal_rows` finishes the rows.
+    """
+    if _backend.FAST is not None:
+        fast = _backend.FAST.blind_outputs(key, _H2G_DOMAIN, _OUT_DOMAIN, tokens)
+        if isinstance(fast, tuple):
+            return b"".join(fast[0])
+    return b"".join([_derive(_smul(key, _from_hash(hashlib.sha512(_H2G_DOMAIN + t).digest()))) for t in tokens])
+
+
+def seal_rows(
+    outputs: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int
+) -> list[tuple[bytes, ...]]:
+    """Batch kernel: (tag, sealed label) of each (token, case reference) from its output hash
+    (``outputs``: :func:`setup_outputs` of the pairs' tokens, in order)."""
+    return _sealed_rows(outputs, pairs, tag_len, size)
+
+
+def _sealed_rows(
+    outputs: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int
+) -> list[tuple[bytes, ...]]:
+    """(tag, label) rows from each pair's output hash ``d`` (``outputs``: 64 bytes per pair): the tag
+    is ``d[:tag_len]``, the label the case reference padded to ``size`` and sealed under ``d[32:]``
+    (no label when ``size`` is 0)."""
+    if len(outputs) != OUTPUT_BYTES * len(pairs):
+        raise ValueError("one 64-byte output hash per pair is needed")
+    ds = [outputs[i : i + OUTPUT_BYTES] for i in range(0, len(outputs), OUTPUT_BYTES)]
+    if not size:
+        return [(d[:tag_len], b"") for d in ds]
+    if any(len(ref) + 2 > size for _, ref in pairs):
+        raise ValueError("case reference longer than the label size")
+    # One CSPRNG read for the whole batch: a fresh random nonce per label, as in _seal.
+    nonces = os.urandom(NONCE_BYTES * len(pairs))
+    if _labels.SEAL is not None:  # the whole batch in C, the same bytes (label_backend checks it at load)
+        sealed = _labels.SEAL.seal(outputs, [t for t, _ in pairs], [r for _, r in pairs], size, nonces,
+                                   LABEL_AD_PREFIX)
+        width = NONCE_BYTES + size + 16
+        return [(d[:tag_len], sealed[i : i + width]) for d, i in zip(ds, range(0, len(sealed), width), strict=True)]
+    aead, sha256, prefix, zeros = ChaCha20Poly1305, hashlib.sha256, LABEL_AD_PREFIX, bytes(size)
     rows: list[tuple[bytes, ...]] = []
-    for (token, ref), (y, d) in zip(pairs, _setup_points(key, pairs, derive=bool(tag_len)), strict=True):
-        if not tag_len:
-            rows.append((y, b""))
-            continue
-        if size:
-            plain = len(ref).to_bytes(2, "big") + ref
-            label = _seal(d[32:], plain + bytes(size - len(plain)), label_ad(token))
-        else:
-            label = b""
-        rows.append((d[:tag_len], label, y) if keep_points else (d[:tag_len], label))
+    append = rows.append
+    for i, ((token, ref), d) in enumerate(zip(pairs, ds, strict=True)):
+        nonce = nonces[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]
+        plain = len(ref).to_bytes(2, "big") + ref + zeros[len(ref) + 2 :]
+        append((d[:tag_len], nonce + aead(d[32:]).encrypt(nonce, plain, prefix + sha256(token).digest())))
     return rows
 
 
@@ -310,6 +364,7 @@ def responder_setup(
     keep_points: bool = False,
     progress: Callable[[int, int], None] | None = None,
     points_only: bool = False,
+    outputs: bytes | None = None,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
@@ -322,7 +377,9 @@ def responder_setup(
     ``workers`` (a :class:`matcher.parallel.Workers`) spreads the work; the
     result does not depend on it. With ``keep_points`` the setup also keeps
     b·H(y) -> y for :func:`check_hit_report`. ``progress(done, total)`` is called as
-    batches complete.
+    batches complete. ``outputs``: :func:`setup_outputs` of every entry's token under
+    ``key``, in the order of ``entries``, computed ahead (while the watchlist was read):
+    only the labels are left to do (not with ``keep_points`` or ``points_only``).
     """
     # One reference per token is the common case: keep a set only where there are more
     # (a set per entry would double the memory of a large watchlist's setup).
@@ -336,16 +393,31 @@ def responder_setup(
         elif seen != ref:
             refs_by_token[token] = {seen, ref}
     pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
+    merged = len(refs_by_token) < len(entries)
     del refs_by_token
     size = label_size(r for _, r in pairs) if with_labels and not points_only else 0
     if points_only:
         tag_len, keep_points = 0, False
-    if workers is None or len(pairs) < 4096:
+    if outputs is not None and not keep_points and tag_len:
+        if len(outputs) != OUTPUT_BYTES * len(entries):
+            raise ValueError("outputs must hold one 64-byte output hash per entry")
+        if merged:  # a token of several entries: the first one's output (all are equal), in pairs' order
+            first: dict[bytes, int] = {}
+            for i, (token, _) in enumerate(entries):
+                first.setdefault(token, i)
+            view = memoryview(outputs)
+            outputs = b"".join([view[OUTPUT_BYTES * i : OUTPUT_BYTES * (i + 1)] for i in first.values()])
+            del first, view
+        if workers is None or len(pairs) < 4096:
+            rows = seal_rows(outputs, pairs, tag_len, size)
+        else:
+            rows = _split_seal(workers, outputs, pairs, tag_len, size, progress)
+    elif workers is None or len(pairs) < 4096:
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
         rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
     kept = {row[2]: token for row, (token, _) in zip(rows, pairs, strict=True)} if keep_points else None
-    rows.sort(key=lambda r: r[0])
+    rows.sort()  # by tag (tuples compare their tags first; no key function for a million rows)
     return ResponderSetup(tag_len or POINT_BYTES, [r[0] for r in rows], [r[1] for r in rows], kept)
 
 
@@ -363,6 +435,29 @@ def _split_setup(
     out: list[tuple[bytes, ...]] = []
     batches = ((key, pairs[i : i + step], tag_len, size, keep) for i in range(0, len(pairs), step))
     for part in workers.map_ordered(setup_rows, batches):
+        out.extend(part)
+        if progress:
+            progress(len(out), len(pairs))
+    return out
+
+
+def _split_seal(
+    workers: Workers,
+    outputs: bytes,
+    pairs: Sequence[tuple[bytes, bytes]],
+    tag_len: int,
+    size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[bytes, ...]]:
+    """The setup's rows from output hashes computed ahead, sealed in batches on ``workers``, in order."""
+    step = 8192
+    out: list[tuple[bytes, ...]] = []
+    view = memoryview(outputs)
+    batches = (
+        (bytes(view[OUTPUT_BYTES * i : OUTPUT_BYTES * (i + step)]), pairs[i : i + step], tag_len, size)
+        for i in range(0, len(pairs), step)
+    )
+    for part in workers.map_ordered(seal_rows, batches):
         out.extend(part)
         if progress:
             progress(len(out), len(pairs))

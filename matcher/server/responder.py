@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -18,23 +19,25 @@ from grpc_health.v1 import health, health_pb2
 from matcher.config import ResponderConfig, load_responder_config, require_keyed_hash_opt_in  # noqa: F401
 from matcher.errors import ConfigError, MatcherError
 from matcher.identity.conformance import require_conformant
-from matcher.identity.records import LoadResult, load_records
+from matcher.identity.records import LoadResult, TokenisedRecord, load_records
 from matcher.identity.sql_source import SqlSource
 from matcher.logs import log_fields
+from matcher.parallel import Workers
 from matcher.peer_auth import PeerAllowlist
 from matcher.server.metrics import ResponderMetrics
 from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
-from matcher.server.state import ResponderState
+from matcher.server.state import ResponderState, setup_ahead
 from matcher.storage.secrets_store import check_private
 
 log = logging.getLogger("matcher.server.responder")
 
 
 def load_watchlist(
-    config: ResponderConfig, rejects_path: Path | None = None, progress: Callable[[str], None] | None = None
+    config: ResponderConfig, rejects_path: Path | None = None, progress: Callable[[str], None] | None = None,
+    on_records: Callable[[list[TokenisedRecord]], None] | None = None,
 ) -> LoadResult:
     """The responder's records with their tokens, from its CSV watchlist or its database
-    ``[records] source``; bad rows go to the rejects file."""
+    ``[records] source``; bad rows go to the rejects file. ``on_records``: see :func:`load_records`."""
     s = config.responder
     source: Path | SqlSource | None = config.records.sql_source()
     if source is not None:
@@ -46,6 +49,7 @@ def load_watchlist(
     return load_records(
         source, config.records.csv_format(), config.key_spec(), require_case_ref=True, rejects_path=rejects,
         progress=(lambda n: progress(f"loading watchlist: {n} rows read")) if progress else None,
+        on_records=on_records,
     )
 
 
@@ -126,19 +130,19 @@ class RunningResponder:
             raise ConfigError(f"{path}: no [[peers]] configured: nobody would be allowed to match")
         require_conformant(config.key_spec().norm_version)  # as at start: a broken installation never serves
         tls = None if insecure else read_tls(config)
-        watchlist = load_watchlist(config, progress=progress)
-        if progress:
-            progress(watchlist.summary())
-        state = ResponderState(config, watchlist, progress=progress, shared=old)  # the new epoch's setup, aside
+        # the new epoch's setup, aside (the records are freed before it is built)
+        state = ResponderState(config, load_watchlist(config, progress=progress), progress=progress, shared=old,
+                               release_records=True)
+        summary = state.watchlist_summary
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
             state.keyed_hash_index()
         assert self.servicer is not None
         serving = self.servicer.prepare(state, tls)
         epoch = state.current().key.epoch
-        detail = (f"{watchlist.summary()}; key epoch {epoch}; {len(config.peers)} peer(s)"
+        detail = (f"{summary}; key epoch {epoch}; {len(config.peers)} peer(s)"
                   f"{'' if tls is None else '; TLS files read'}")
-        return detail, serving, watchlist.summary()
+        return detail, serving, summary
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop taking sessions, let running ones finish for ``grace`` seconds, then cancel them.
@@ -223,11 +227,27 @@ def start_responder(
     scratch = insecure_epoch_dir(listen) if insecure else None
     state = None
     metrics = None
+    workers: Workers | None = None
     try:
-        watchlist = load_watchlist(config, progress=progress)
-        if progress:
-            progress(watchlist.summary())
-        state = ResponderState(config, watchlist, progress=progress, epoch_dir=scratch)
+        # The worker pool starts now, so that the setup's group operations run on it while
+        # the watchlist is read (setup_ahead), not after it.
+        s = config.responder
+        workers = Workers(s.workers, s.dask_scheduler, s.dask_tls)
+        ahead = setup_ahead(s, scratch or s.state_dir, workers)
+        # The state frees the records once it has their tokens, before the setup. The cyclic
+        # garbage collector is paused meanwhile (millions of new objects, no cycles: its passes
+        # over them cost seconds at 1M records).
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            state = ResponderState(
+                config, load_watchlist(config, progress=progress, on_records=ahead.feed if ahead is not None else None),
+                progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
+            )
+        finally:
+            if gc_on:
+                gc.enable()
+        workers = None  # the state closes it
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
             state.keyed_hash_index()  # fail now, not in a session, if the secret is missing
@@ -253,6 +273,8 @@ def start_responder(
             metrics.close()
         if state is not None:
             state.close()
+        if workers is not None:
+            workers.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -270,8 +292,8 @@ def start_responder(
                 detail=f"serve --insecure on loopback port {port}, throw-away key epoch {epoch}",
             )
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return RunningResponder(server, port, state, health_servicer, watchlist.summary(), servicer, metrics, metrics_port,
-                            scratch)
+    return RunningResponder(server, port, state, health_servicer, state.watchlist_summary, servicer, metrics,
+                            metrics_port, scratch)
 
 
 def _with_port(listen: str, port: int) -> str:

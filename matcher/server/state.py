@@ -7,6 +7,7 @@ disk per epoch (matcher.storage.setup_cache) so a restart within the epoch reuse
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -14,16 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matcher.config import ResponderConfig
+from matcher.config import ResponderConfig, ResponderSettings
 from matcher.files import private_dir
 from matcher.identity.conformance import require_conformant
 from matcher.identity.match_keys import KeySpec
-from matcher.identity.records import LoadResult
+from matcher.identity.records import LoadResult, TokenisedRecord
 from matcher.parallel import Workers
 from matcher.protocols import ecdh
 from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.server.hits import append_responder_hits
-from matcher.storage.secrets_store import EpochKey, load_or_rotate
+from matcher.storage.secrets_store import EpochKey, load_or_rotate, read_key
 from matcher.storage.session_log import KEY_FILE as SESSION_LOG_KEY
 from matcher.storage.session_log import SessionLog
 from matcher.storage.setup_cache import (
@@ -48,12 +49,111 @@ class Epoch:
     from_cache: bool = False
 
 
+#: Fewest tokens in a batch that :class:`SetupAhead` sends to the worker processes.
+SETUP_AHEAD_MIN = 4096
+
+
+class SetupAhead:
+    """The group operations of the first epoch's setup, started on the workers while the watchlist is read.
+
+    A setup costs one hash-to-group and one scalar multiplication per token, under a key
+    that is settled only once the whole watchlist is known (a changed watchlist starts a
+    new epoch). :func:`guess_setup_key` names the likely key beforehand; :meth:`feed`
+    takes the records as the loader makes them and sends their tokens to the workers
+    (:func:`matcher.protocols.ecdh.setup_outputs`), so loading and the group operations
+    use both cores. If the key in force turns out to be another, or the setup comes from
+    the cache, the work is dropped and nothing else changes.
+    """
+
+    def __init__(self, workers: Workers, key: bytes, new_epoch: bool) -> None:
+        self._workers = workers
+        self.key = key
+        #: the key is a fresh one for the new epoch the start will begin (else: the current epoch's)
+        self.new_epoch = new_epoch
+        self._parts: list = []
+        self._waiting: list[bytes] = []  # tokens not yet sent (the workers are busy)
+        #: batches on the workers at once: all cores but the one that reads the watchlist
+        self._in_flight = max(1, workers.size - 1)
+        self.count = 0  # tokens sent
+
+    def __repr__(self) -> str:  # never the key
+        return f"SetupAhead(<{self.fed} tokens>)"
+
+    @property
+    def fed(self) -> int:
+        """Tokens handed over so far (sent or waiting)."""
+        return self.count + len(self._waiting)
+
+    def feed(self, records: Sequence[TokenisedRecord]) -> None:
+        """Start the group operations of these records' tokens (in order, as the entries list them).
+
+        While the workers are busy the tokens wait, and go in one larger batch once one is
+        free: the reading of the watchlist keeps a core to itself and stays the pace-setter.
+        """
+        self._waiting.extend(token for r in records for _key, token in r.tokens)
+        busy = sum(1 for p in self._parts if not isinstance(p, bytes) and not p.done())
+        if busy < self._in_flight and len(self._waiting) >= SETUP_AHEAD_MIN:
+            self._send()
+
+    def _send(self) -> None:
+        tokens, self._waiting = self._waiting, []
+        if len(tokens) >= SETUP_AHEAD_MIN:
+            self._parts.append(self._workers.submit(ecdh.setup_outputs, self.key, tokens))
+        elif tokens:  # a small rest (or a small watchlist): here, not worth a worker process
+            self._parts.append(ecdh.setup_outputs(self.key, tokens))
+        self.count += len(tokens)
+
+    def flush(self) -> None:
+        """The watchlist is read: send the waiting tokens now, split over every worker."""
+        rest, self._waiting = self._waiting, []
+        step = max(SETUP_AHEAD_MIN, -(-len(rest) // self._workers.size))
+        for i in range(0, len(rest), step):
+            self._waiting = rest[i : i + step]
+            self._send()
+
+    def outputs(self) -> bytes:
+        """The 64-byte output hashes of every token fed, in order (waits for the workers)."""
+        self.flush()
+        parts, self._parts = self._parts, []
+        return b"".join([p if isinstance(p, bytes) else p.result() for p in parts])
+
+    def cancel(self) -> None:
+        """Drop the work (not needed): what has not started is not run."""
+        for p in self._parts:
+            if not isinstance(p, bytes):
+                p.cancel()
+        self._parts, self._waiting = [], []
+
+
+def setup_ahead(
+    settings: ResponderSettings, epoch_dir: Path, workers: Workers, now: float | None = None
+) -> SetupAhead | None:
+    """A :class:`SetupAhead` under the key the first setup will most likely be computed with, or None
+    when it is better not to guess.
+
+    No key yet, or an expired one: a new epoch starts, with a key drawn now (handed to
+    :func:`load_or_rotate`). A current key whose setup is not on disk (the cache was
+    removed): that key. A current key with its setup on disk: None, the cache will most
+    likely serve. reveal = "both" and "cardinality" keep the points themselves: None
+    (their setup is computed as before).
+    """
+    if settings.reveal in ("both", "cardinality"):
+        return None
+    current = read_key(epoch_dir)
+    if current is None or current.expired(settings.key_rotation_days, time.time() if now is None else now):
+        return SetupAhead(workers, ecdh.new_key(), new_epoch=True)
+    if (epoch_dir / f"setup-{current.epoch}.bin").exists():
+        return None
+    return SetupAhead(workers, current.key, new_epoch=False)
+
+
 class ResponderState:
     """The watchlist's tokens and the current epoch, rotated when the configured time has passed."""
 
     def __init__(
         self, config: ResponderConfig, watchlist: LoadResult, progress=None, workers: Workers | None = None,
-        epoch_dir: Path | None = None, shared: ResponderState | None = None,
+        epoch_dir: Path | None = None, shared: ResponderState | None = None, ahead: SetupAhead | None = None,
+        release_records: bool = False,
     ) -> None:
         """``epoch_dir``: where the epoch key and its setup cache live (default ``state_dir``;
         ``serve --insecure`` gives a throw-away folder so the production epoch is never used).
@@ -61,6 +161,13 @@ class ResponderState:
         ``shared``: a reload's predecessor, still serving while this one is built; its worker
         pool, session log, budget ledger, hits-file lock and epoch folder are used, not opened
         a second time (one hash chain, one ledger), and closing is left to the last state.
+
+        ``watchlist``'s summary goes to ``progress``; with ``release_records`` its records are
+        taken (``watchlist.records`` is emptied once their tokens are read), so they are freed
+        before the setup is computed.
+
+        ``ahead``: the first setup's group operations, started while ``watchlist`` was
+        loaded (:func:`setup_ahead`, fed every record of it); used if its key is the one in force.
         """
         self.config = config
         self.workers: Workers = (shared.workers if shared is not None else None) or workers or Workers(
@@ -71,6 +178,12 @@ class ResponderState:
         self.settings = config.responder
         private_dir(self.settings.state_dir)  # keys, setup, budgets, hits: the owner's only (0700)
         self.epoch_dir: Path = shared.epoch_dir if shared is not None else (epoch_dir or self.settings.state_dir)
+        if ahead is not None:
+            ahead.flush()  # the rest of the work ahead runs while the entries and their digest are made
+        #: rows read, used and rejected (the records themselves are not kept)
+        self.watchlist_summary = watchlist.summary()
+        if progress:
+            progress(self.watchlist_summary)
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
@@ -82,6 +195,8 @@ class ResponderState:
             for r in watchlist.records:
                 for key_name, token in r.tokens:
                     self.owners.setdefault(token, []).append((r.record_id, key_name, r.case_ref))
+        if release_records:  # not needed from here on: freed before the setup is built (half the peak memory)
+            watchlist.records = []
         self._tag_len = ecdh.tag_length(len(self._entries), self.settings.max_request_size)
         if self.settings.reveal == "cardinality":  # the setup is the points b·H(y) themselves (the responder counts)
             self._tag_len = ecdh.POINT_BYTES
@@ -97,6 +212,7 @@ class ResponderState:
         self._rotate_lock = threading.Lock()  # one rotation at a time
         self._rotating = False
         self._epoch: Epoch | None = None
+        self._ahead = ahead
         #: which configuration sessions run under (in every session-log row)
         self.config_fingerprint = config.fingerprint()
         if shared is not None:
@@ -169,8 +285,11 @@ class ResponderState:
                 with self._lock:  # a waiter at start-up: the first thread may have finished
                     if self._epoch is not None and not self._due(self._epoch):
                         return self._epoch
-                key, fresh = load_or_rotate(self.epoch_dir, self.settings.key_rotation_days,
-                                            watchlist_digest=self._watchlist_digest)
+                ahead = self._ahead
+                key, fresh = load_or_rotate(
+                    self.epoch_dir, self.settings.key_rotation_days, watchlist_digest=self._watchlist_digest,
+                    next_key=ahead.key if ahead is not None and ahead.new_epoch else None,
+                )
                 new = self._setup_for(key)
                 log.info(
                     "key epoch %s in force (%s key, %s setup of %d entries)", new.key.epoch,
@@ -206,6 +325,10 @@ class ResponderState:
         the epoch key: a cache that fails the check is logged (also in the session log)
         and rebuilt, never served.
         """
+        ahead, self._ahead = self._ahead, None  # the work started while loading serves the first epoch only
+        if ahead is not None and not (hmac.compare_digest(ahead.key, key.key) and ahead.fed == len(self._entries)):
+            ahead.cancel()  # computed under another key (or not for every entry): dropped
+            ahead = None
         with_labels = self.settings.reveal in ("requester", "both")
         # reveal = "both" keeps b·H(y) -> y in memory to check hit reports; those points
         # are never written to disk, so that mode always computes its setup.
@@ -225,6 +348,8 @@ class ResponderState:
                                         detail=f"cached setup {path.name} failed its authentication check; rebuilt",
                                         config_fingerprint=self.config_fingerprint)
         if cached is not None and cached[0].get("digest") == digest and not keep_points:
+            if ahead is not None:
+                ahead.cancel()
             setup = cached[1]
             return Epoch(key, setup, setup_id(setup), from_cache=True)
         if self._progress:
@@ -233,7 +358,8 @@ class ResponderState:
             key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
             keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
             points_only=self.settings.reveal == "cardinality",
+            outputs=ahead.outputs() if ahead is not None else None,
         )
-        save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
+        sid = save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.epoch_dir, path, "setup-*.bin")
-        return Epoch(key, setup, setup_id(setup))
+        return Epoch(key, setup, sid)

@@ -94,14 +94,41 @@ def load_shared_secret(config) -> bytes:
     return secret
 
 
-def new_epoch_key(now: float | None = None) -> EpochKey:
-    """A fresh epoch: a CSPRNG key and a random public epoch id."""
-    return EpochKey(epoch=secrets.token_hex(8), created=time.time() if now is None else now, key=ecdh.new_key())
+def new_epoch_key(now: float | None = None, key: bytes | None = None) -> EpochKey:
+    """A fresh epoch: a CSPRNG key (or ``key``, drawn the same way beforehand) and a random public epoch id."""
+    return EpochKey(epoch=secrets.token_hex(8), created=time.time() if now is None else now,
+                    key=ecdh.new_key() if key is None else key)
+
+
+def read_key(state_dir: Path) -> EpochKey | None:
+    """The epoch key in ``state_dir`` as it is, or None when there is none or it cannot be read.
+
+    Changes nothing (unlike :func:`load_or_rotate`): for guessing, before the watchlist is
+    loaded, which key its setup will be computed under.
+    """
+    path = state_dir / KEY_FILE
+    try:
+        check_private(path)
+        return _parse_key(path)
+    except (OSError, ConfigError):
+        return None
+
+
+def _parse_key(path: Path) -> EpochKey:
+    try:
+        raw = json.loads(path.read_text(encoding="ascii"))
+        current = EpochKey(str(raw["epoch"]), float(raw["created"]), bytes.fromhex(raw["key"]),
+                           str(raw.get("binding", "")))
+        if len(current.key) != ecdh.SCALAR_BYTES:
+            raise ValueError("wrong key length")
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} is damaged; move it away to start a new key epoch") from None
+    return current
 
 
 def load_or_rotate(
     state_dir: Path, rotation_days: float, now: float | None = None, force: bool = False,
-    watchlist_digest: str | None = None,
+    watchlist_digest: str | None = None, next_key: bytes | None = None,
 ) -> tuple[EpochKey, bool]:
     """The current epoch key, starting a new epoch when none exists, the old one expired, or ``force``.
 
@@ -113,6 +140,9 @@ def load_or_rotate(
     otherwise a requester holding setups of both could link entries across them and
     re-test earlier evaluations offline.
 
+    ``next_key``: the key a new epoch gets, if one is started (drawn beforehand with
+    :func:`matcher.protocols.ecdh.new_key`, so its setup could be started early).
+
     Returns the key and whether a new epoch was started.
     """
     now = time.time() if now is None else now
@@ -120,18 +150,11 @@ def load_or_rotate(
     path = state_dir / KEY_FILE
     if path.exists():
         check_private(path)
-        try:
-            raw = json.loads(path.read_text(encoding="ascii"))
-            current = EpochKey(str(raw["epoch"]), float(raw["created"]), bytes.fromhex(raw["key"]),
-                               str(raw.get("binding", "")))
-            if len(current.key) != ecdh.SCALAR_BYTES:
-                raise ValueError("wrong key length")
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path} is damaged; move it away to start a new key epoch") from None
+        current = _parse_key(path)
         bound = watchlist_digest is None or current.bound_to(watchlist_digest)
         if not force and bound and not current.expired(rotation_days, now):
             return current, False
-    fresh = new_epoch_key(now)
+    fresh = new_epoch_key(now, next_key)
     if watchlist_digest is not None:
         fresh = EpochKey(fresh.epoch, fresh.created, fresh.key, _binding(fresh.key, watchlist_digest))
     body = {"epoch": fresh.epoch, "created": fresh.created, "key": fresh.key.hex(), "binding": fresh.binding}

@@ -72,8 +72,11 @@ def _mac(key: bytes, body: bytes | memoryview) -> bytes:
     return m.digest()
 
 
-def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | None = None) -> None:
-    """Write ``setup`` and ``meta`` atomically to ``path`` (mode 0600), authenticated under ``mac_key`` if given."""
+def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | None = None) -> str:
+    """Write ``setup`` and ``meta`` atomically to ``path`` (mode 0600), authenticated under ``mac_key`` if given.
+
+    Returns the setup's :func:`setup_id` (computed from the rows written, not joined twice).
+    """
     label_len = len(setup.labels[0]) if setup.labels else 0
     if any(len(t) != setup.tag_length for t in setup.tags) or any(len(x) != label_len for x in setup.labels):
         raise ValueError("setup rows are not of one fixed length")
@@ -84,6 +87,7 @@ def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | N
     rows = b"".join(t + x for t, x in zip(setup.tags, setup.labels or [b""] * len(setup), strict=True))
     body = MAGIC + len(header).to_bytes(4, "big") + header + rows
     write_private(path, body + (_mac(mac_key, body) if mac_key is not None else b""))
+    return _rows_id(setup.tag_length, rows)
 
 
 def load_setup(

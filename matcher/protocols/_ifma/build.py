@@ -10,7 +10,8 @@ portable libsodium backend). It
 2. copies it into ``build/`` beside this file and drops the Intel compiler runtime
    libraries from its DT_NEEDED list with ``patchelf --remove-needed`` (the library
    uses none of their symbols, and the wheel does not ship them);
-3. compiles ``ristretto255_ifma.c`` against it with the system C compiler.
+3. compiles ``ristretto255_ifma.c`` against it with the system C compiler, and
+   ``label_seal.c`` (the setup's batch label sealing on the system's OpenSSL) beside it.
 
 Nothing here runs an AVX-512 instruction: whether the result may be used is decided
 at start-up by :mod:`matcher.protocols.group_backend` (CPU check and known-answer test).
@@ -34,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
 SOURCE = HERE / "ristretto255_ifma.c"
 MODULE = "_ristretto255_ifma"
+LABELS_SOURCE = HERE / "label_seal.c"
+LABELS_MODULE = "_labels"
 #: the exact ipp-crypto release and library file the kernels were written and tested against
 IPP_CRYPTO_VERSION = "2026.2.0"
 LIB_NAME = "libcrypto_mb.so.13"
@@ -112,10 +115,28 @@ def build(verbose: bool = False) -> Path:
             raise BuildError("C compiler failed:\n" + result.stderr[-4000:])
         if verbose and result.stderr:
             print(result.stderr, file=sys.stderr)
-        for f in (tmp_lib, tmp_ext):
+        built = [tmp_lib, tmp_ext]
+        # The batch label sealer (OpenSSL's ChaCha20-Poly1305), optional on its own: without it the
+        # labels are sealed in Python (matcher.protocols.label_backend).
+        tmp_labels = Path(tmp) / labels_path().name
+        result = subprocess.run(
+            [cc, "-O2", "-fPIC", "-shared", "-Wall", f"-I{sysconfig.get_paths()['include']}", str(LABELS_SOURCE),
+             "-o", str(tmp_labels), "-l:libcrypto.so.3", "-Wl,-z,now"], capture_output=True, text=True)
+        if result.returncode == 0:
+            built.append(tmp_labels)
+        else:
+            print("matcher: label sealer not built (labels are sealed in Python):\n" + result.stderr[-2000:],
+                  file=sys.stderr)
+        for f in built:
             os.chmod(f, 0o755)
             os.replace(f, BUILD / f.name)
     return extension_path()
+
+
+def labels_path() -> Path:
+    """Where the built label sealer lives (loaded by :mod:`matcher.protocols.label_backend`)."""
+    suffix: str = sysconfig.get_config_var("EXT_SUFFIX")
+    return BUILD / (LABELS_MODULE + suffix)
 
 
 def main() -> int:
