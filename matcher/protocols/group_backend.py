@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import rbcl
@@ -70,30 +71,41 @@ def _safe_to_load(path: str) -> str | None:
     return None
 
 
-def _load_extension() -> ModuleType:
-    from matcher.protocols._ifma import build
+def load_built_module(path: Path, name: str, *also_checked: Path) -> ModuleType:
+    """Import the C module at ``path`` as ``name``, after checking that it (and ``also_checked``)
+    and its folder belong to us and nobody else may write them; raises :class:`ExtensionUnavailable`.
 
-    path = build.extension_path()
+    Shared by the optional C modules of :mod:`matcher.protocols._ifma` (group kernels, label sealer).
+    """
     if not path.exists():
-        raise _Unavailable("extension not built (make builds it where a C compiler and ipp-crypto are present)")
-    bad = _safe_to_load(str(path)) or _safe_to_load(str(path.parent / build.LIB_NAME))
-    if bad:
-        raise _Unavailable(bad)
-    spec = importlib.util.spec_from_file_location(build.MODULE, path)
+        raise ExtensionUnavailable("not built (make builds it where a C compiler and its libraries are present)")
+    for p in (path, *also_checked):
+        bad = _safe_to_load(str(p))
+        if bad:
+            raise ExtensionUnavailable(bad)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise _Unavailable(f"cannot load {path}")
+        raise ExtensionUnavailable(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except ImportError as e:
-        raise _Unavailable(f"extension does not load: {e}") from None
-    if not module.cpu_supported():
-        raise _Unavailable("CPU or OS without AVX-512 IFMA state")
+        raise ExtensionUnavailable(f"does not load: {e}") from None
     return module
 
 
-class _Unavailable(Exception):
-    pass
+def _load_extension() -> ModuleType:
+    from matcher.protocols._ifma import build
+
+    path = build.extension_path()
+    module = load_built_module(path, build.MODULE, path.parent / build.LIB_NAME)
+    if not module.cpu_supported():
+        raise ExtensionUnavailable("CPU or OS without AVX-512 IFMA state")
+    return module
+
+
+class ExtensionUnavailable(Exception):
+    """An optional C module is not built, not safe to load, or does not load here."""
 
 
 def self_test(fast: ModuleType, rounds: int = 3) -> None:
@@ -193,7 +205,7 @@ def _select() -> None:
     try:
         fast = _load_extension()
         self_test(fast)
-    except _Unavailable as e:
+    except ExtensionUnavailable as e:
         NAME, DETAIL = "portable", f"libsodium; IFMA backend unavailable: {e}"
         return
     except SelfTestFailed as e:
