@@ -427,20 +427,24 @@ def responder_setup(
     only the labels are left to do (not with ``keep_points`` or ``points_only``); or a function
     that waits for them, called once the entries are merged (that work overlaps the wait).
     """
-    # One reference per token is the common case: keep a set only where there are more
-    # (a set per entry would double the memory of a large watchlist's setup).
-    refs_by_token: dict[bytes, bytes | set[bytes]] = {}
-    for token, ref in entries:
-        seen = refs_by_token.get(token)
-        if seen is None:
-            refs_by_token[token] = ref
-        elif isinstance(seen, set):
-            seen.add(ref)
-        elif seen != ref:
-            refs_by_token[token] = {seen, ref}
-    pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
-    merged = len(refs_by_token) < len(entries)
-    del refs_by_token
+    pairs: Sequence[tuple[bytes, bytes]]
+    if len({token for token, _ in entries}) == len(entries):  # every token once (the common case): as they are
+        pairs, merged = entries, False
+    else:
+        # One reference per token is the common case: keep a set only where there are more
+        # (a set per entry would double the memory of a large watchlist's setup).
+        refs_by_token: dict[bytes, bytes | set[bytes]] = {}
+        for token, ref in entries:
+            seen = refs_by_token.get(token)
+            if seen is None:
+                refs_by_token[token] = ref
+            elif isinstance(seen, set):
+                seen.add(ref)
+            elif seen != ref:
+                refs_by_token[token] = {seen, ref}
+        pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
+        merged = len(refs_by_token) < len(entries)
+        del refs_by_token
     size = label_size(r for _, r in pairs) if with_labels and not points_only else 0
     if points_only:
         tag_len, keep_points = 0, False

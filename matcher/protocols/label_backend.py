@@ -28,7 +28,8 @@ SEAL: ModuleType | None = None
 DETAIL = "python (cryptography)"
 #: the C sealer also writes whole setup rows (``tag ‖ label``, its ``tag_len`` argument) and
 #: seals without holding the GIL, so threads of this process can share a setup's batches;
-#: and it sorts fixed-width rows in one buffer (``sort_rows``)
+#: and it sorts fixed-width rows in one buffer (``sort_rows``) and the watchlist digest's
+#: (token, reference) pairs (``pairs_sorted``)
 ROWS = False
 
 
@@ -84,7 +85,19 @@ def _select() -> None:
         return
     SEAL, DETAIL = module, "C (OpenSSL ChaCha20-Poly1305, batch), known-answer test passed"
     # an older build has neither tag_len nor sort_rows: False
-    ROWS = known_answer(module, 6) and known_answer(module, 0) and sorts_rows(module)
+    ROWS = known_answer(module, 6) and known_answer(module, 0) and sorts_rows(module) and sorts_pairs(module)
+
+
+def sorts_pairs(module: ModuleType) -> bool:
+    """Whether ``module.pairs_sorted`` orders (token, ref) pairs exactly as ``sorted`` orders the tuples
+    (a token that is another's prefix, equal tokens, empty values) and writes each length-prefixed."""
+    pairs = [(b"ab", b"2"), (b"a", b"zz"), (b"abc", b""), (b"ab", b"10"), (b"", b"x"), (b"a\xff", b"1"),
+             (b"ab", b"1"), (b"a\x00", b"y"), (b"ab", b"1")]
+    expected = b"".join(len(t).to_bytes(4, "big") + t + len(r).to_bytes(4, "big") + r for t, r in sorted(pairs))
+    try:
+        return bool(module.pairs_sorted(pairs) == expected)
+    except Exception:
+        return False
 
 
 def sorts_rows(module: ModuleType) -> bool:

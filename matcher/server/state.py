@@ -187,8 +187,7 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
-        #: distinct watchlist tokens: what a paillier session makes the responder evaluate
-        self.distinct_tokens = len({token for token, _ in self._entries})
+        self._distinct_tokens: int | None = None
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":
@@ -255,6 +254,14 @@ class ResponderState:
         if self.session_log is not None:
             self.session_log.close()
         self.workers.close()
+
+    @property
+    def distinct_tokens(self) -> int:
+        """Distinct watchlist tokens: what a paillier session makes the responder evaluate (counted at
+        first use, not at start-up)."""
+        if self._distinct_tokens is None:
+            self._distinct_tokens = len({token for token, _ in self._entries})
+        return self._distinct_tokens
 
     @property
     def entries(self) -> list[tuple[bytes, bytes]]:

@@ -66,6 +66,9 @@ def entries_digest(entries: Iterable[tuple[bytes, bytes]], *context: str) -> str
     h = hashlib.sha256("\x00".join(context).encode("utf-8") + b"\x00")
     if not isinstance(entries, list):
         entries = list(entries)
+    if label_backend.ROWS and label_backend.SEAL is not None:  # sorted and written in C, in one buffer
+        h.update(label_backend.SEAL.pairs_sorted(entries))
+        return h.hexdigest()
     width = len(entries[0][0]) if entries else 0
     if entries and all(len(token) == width for token, _ in entries):
         h.update(_fixed_width_digest_input(entries, width))
@@ -87,13 +90,6 @@ def _fixed_width_digest_input(entries: list[tuple[bytes, bytes]], width: int) ->
     ref_len = len(entries[0][1])
     if all(len(ref) == ref_len for _, ref in entries):
         middle = ref_len.to_bytes(4, "big")
-        if label_backend.ROWS and label_backend.SEAL is not None:  # sorted in C, in one buffer
-            n = len(entries)
-            flat: list[bytes] = [prefix] * (4 * n)  # length, token, length, reference of each entry
-            flat[1::4] = [token for token, _ in entries]
-            flat[2::4] = [middle] * n
-            flat[3::4] = [ref for _, ref in entries]
-            return label_backend.SEAL.sort_rows(b"".join(flat), 8 + width + ref_len)
         keys = [prefix + token + middle + ref for token, ref in entries]
         keys.sort()
         return b"".join(keys)

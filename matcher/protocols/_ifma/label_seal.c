@@ -166,7 +166,92 @@ done:
     return result;
 }
 
+typedef struct {
+    const uint8_t *t, *r;
+    size_t tl, rl;
+} pair_ref;
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static int pair_cmp(const void *x, const void *y)
+{
+    const pair_ref *a = x, *b = y;
+    int c = bytes_cmp(a->t, a->tl, b->t, b->tl);
+    return c ? c : bytes_cmp(a->r, a->rl, b->r, b->rl);
+}
+
+static void put_len(uint8_t *dst, size_t n)
+{
+    dst[0] = (uint8_t)(n >> 24);
+    dst[1] = (uint8_t)(n >> 16);
+    dst[2] = (uint8_t)(n >> 8);
+    dst[3] = (uint8_t)n;
+}
+
+/* pairs_sorted(pairs) -> bytes: the (token, ref) pairs of bytes sorted as Python sorts the tuples,
+ * each written as 4-byte big-endian length || token || 4-byte length || ref (the watchlist digest's
+ * input, matcher.storage.setup_cache.entries_digest); sorted without the GIL. */
+static PyObject *py_pairs_sorted(PyObject *self, PyObject *arg)
+{
+    PyObject *items = PySequence_Tuple(arg);  /* our own references: the items stay alive */
+    if (!items) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    pair_ref *refs = PyMem_RawMalloc(sizeof(*refs) * (size_t)(n + 1));
+    if (!refs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *p = PyTuple_GET_ITEM(items, i);
+        if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(p, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(p, 1))) {
+            PyErr_SetString(PyExc_TypeError, "pairs_sorted: pairs must be (bytes, bytes) tuples");
+            goto done;
+        }
+        PyObject *t = PyTuple_GET_ITEM(p, 0), *r = PyTuple_GET_ITEM(p, 1);
+        refs[i].t = (const uint8_t *)PyBytes_AS_STRING(t);
+        refs[i].tl = (size_t)PyBytes_GET_SIZE(t);
+        refs[i].r = (const uint8_t *)PyBytes_AS_STRING(r);
+        refs[i].rl = (size_t)PyBytes_GET_SIZE(r);
+        if (refs[i].tl > 0xffffffffu || refs[i].rl > 0xffffffffu) {
+            PyErr_SetString(PyExc_ValueError, "pairs_sorted: a token or reference longer than 2^32 - 1 bytes");
+            goto done;
+        }
+        total += 8 + refs[i].tl + refs[i].rl;
+    }
+    if (total > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!result) goto done;
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    qsort(refs, (size_t)n, sizeof(*refs), pair_cmp);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        put_len(dst, refs[i].tl);
+        memcpy(dst + 4, refs[i].t, refs[i].tl);
+        dst += 4 + refs[i].tl;
+        put_len(dst, refs[i].rl);
+        memcpy(dst + 4, refs[i].r, refs[i].rl);
+        dst += 4 + refs[i].rl;
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_RawFree(refs);
+    Py_DECREF(items);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"pairs_sorted", py_pairs_sorted, METH_O,
+     "pairs_sorted(pairs) -> the (token, ref) pairs sorted, each as len||token||len||ref, concatenated"},
     {"sort_rows", py_sort_rows, METH_VARARGS, "sort_rows(rows, width) -> the fixed-width rows sorted, concatenated"},
     {"seal", py_seal, METH_VARARGS,
      "seal(outputs, tokens, refs, size, nonces, ad_prefix[, tag_len]) -> [tag||]nonce||ChaCha20-Poly1305 rows, concatenated"},
