@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clients import Hit, MatchClient, MatchFailed, MatchResult, TlsFiles
 from clients.match_client import Progress
+from clients.sessions.ecdh import BlindAhead
 from matcher.config import RequesterConfig
 from matcher.errors import ConfigError, MatcherError, ResponderMisbehaved
 from matcher.files import open_private
@@ -172,6 +173,14 @@ def write_tokens(
     return loaded
 
 
+def _blind_ahead(config: RequesterConfig, client: MatchClient | None) -> BlindAhead | None:
+    """A :class:`BlindAhead` for an ecdh session with the IFMA kernels on threads, else None."""
+    s = config.requester
+    if s.protocol != "ecdh" or s.dask_scheduler:
+        return None
+    return BlindAhead.for_pool(client.workers if client is not None else Workers(s.workers))
+
+
 def run_match(
     config: RequesterConfig,
     records_path: str | os.PathLike[str] | None,
@@ -191,11 +200,24 @@ def run_match(
     use (it stays open); by default one is made from the config and closed after.
     """
     source, rejects = records_input(config, records_path, rejects_path)
-    loaded = load_records(
-        source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
-        progress=(lambda n: progress("records read", n, 0)) if progress else None,
-    )
     s = config.requester
+    # ecdh: the session key is drawn now and the tokens are blinded on the kernel threads
+    # while the rest of the file is read (nothing is sent before the load is complete).
+    ahead = _blind_ahead(config, client)
+    try:
+        with ahead.loading() if ahead is not None else contextlib.nullcontext():
+            loaded = load_records(
+                source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
+                progress=(lambda n: progress("records read", n, 0)) if progress else None,
+                on_records=ahead.feed if ahead is not None else None,
+            )
+    except BaseException:
+        if ahead is not None:
+            ahead.cancel()
+        raise
+    options = session_options(config)
+    if ahead is not None:
+        options["ahead"] = ahead
     log = SessionLog(s.session_log) if s.session_log else None
     started = time.monotonic()
     common = dict(role="requester", peer=peer, protocol=s.protocol, reveal=s.reveal,
@@ -212,7 +234,7 @@ def run_match(
                 protocol=s.protocol,
                 reveal=s.reveal,
                 progress=progress,
-                **session_options(config),
+                **options,
             )
         outcome, code, detail = "OK", 0, None
     except MatchFailed as exc:
@@ -227,6 +249,8 @@ def run_match(
         outcome, code, detail = exc.status, status_code(exc).value[0], str(exc)
         raise
     finally:
+        if ahead is not None:
+            ahead.cancel()  # no-op after a session that took every element
         if log is not None:
             log.append(
                 event="end", session_id=result.session_id if result else None,
