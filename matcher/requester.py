@@ -201,7 +201,6 @@ def run_match(
     use (it stays open); by default one is made from the config and closed after.
     """
     source, rejects = records_input(config, records_path, rejects_path)
-    s = config.requester
     # ecdh: the session key is drawn now and the tokens are blinded on the kernel threads
     # while the rest of the file is read (nothing is sent before the load is complete).
     ahead = _blind_ahead(config, client)
