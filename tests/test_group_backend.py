@@ -91,6 +91,76 @@ def test_random_points_and_scalars_including_high_scalars(monkeypatch):
         assert fast == slow
 
 
+ORDER = 2**252 + 27742317777372353535851937790883648493
+
+
+@needs_fast
+@pytest.mark.parametrize(
+    "k",
+    [3, ORDER + 1, ORDER + 2, 2 * ORDER - 1, 2**255 - 2, 2**255 - 19, 2**256 - 1, 2**256 - 2, 2**255 + 1],
+    ids=lambda k: hex(k)[:10],
+)
+def test_keys_at_the_edges_of_halving_mod_the_order_give_libsodiums_bytes(k, monkeypatch):
+    """The kernels multiply by k/2 mod the order and encode the double: odd and even keys,
+    keys above the order and with bit 255 set (cleared, as libsodium does) all agree."""
+    points = [rbcl.crypto_core_ristretto255_from_hash(os.urandom(64)) for _ in range(9)]
+    key = k.to_bytes(32, "little")
+    assert FAST.multiply(key, points) == [rbcl.crypto_scalarmult_ristretto255(key, p) for p in points]
+    fast, slow = _both(monkeypatch, ecdh.unblind_outputs, key, points)
+    assert fast == slow
+
+
+@needs_fast
+@pytest.mark.parametrize("k", [0, ORDER, 2 * ORDER, 2**255 + ORDER], ids=["0", "l", "2l", "2^255+l"])
+def test_keys_whose_results_are_the_identity_are_refused_as_libsodium_does(k, monkeypatch):
+    points = [rbcl.crypto_core_ristretto255_from_hash(os.urandom(64)) for _ in range(11)]
+    key = k.to_bytes(32, "little")
+    with pytest.raises(RuntimeError):
+        rbcl.crypto_scalarmult_ristretto255(key, points[0])
+    assert FAST.multiply(key, points) == 0
+    assert FAST.multiply_outputs(key, b"d", points) == 0
+    assert FAST.blind(key, b"d", [b"x"]) == 0
+    assert FAST.multiply_each(key, points) == [None] * len(points)
+
+
+@needs_fast
+def test_batch_sizes_across_lanes_and_shared_inversion_chunks_give_libsodiums_bytes():
+    """The batch encoding shares one field inversion per 512 elements (64 vectors of eight):
+    sizes just below, at and above one and two chunks, each element against libsodium."""
+    chunk = group_backend._CHUNK_ELEMENTS
+    sizes = (23, 24, 25, chunk - 1, chunk, chunk + 1, 2 * chunk + 9)
+    dom, out = b"matcher/test/h2g\x00", b"matcher/test/out\x00"
+    tokens = [os.urandom(i % 37) for i in range(max(sizes))]
+    key, key2 = ecdh.new_key(), ecdh.new_key()
+    hashed = [rbcl.crypto_core_ristretto255_from_hash(hashlib.sha512(dom + t).digest()) for t in tokens]
+    blinded = [rbcl.crypto_scalarmult_ristretto255(key, h) for h in hashed]
+    again = [rbcl.crypto_scalarmult_ristretto255(key2, p) for p in blinded]
+    for n in sizes:
+        assert FAST.blind(key, dom, tokens[:n]) == blinded[:n], n
+        digests, points = FAST.blind_outputs(key, dom, out, tokens[:n])
+        assert points == blinded[:n] and digests == [hashlib.sha512(out + p).digest() for p in blinded[:n]], n
+        assert FAST.multiply(key2, blinded[:n]) == again[:n], n
+        assert FAST.multiply_outputs(key2, out, blinded[:n]) == [hashlib.sha512(out + q).digest() for q in again[:n]], n
+
+
+@needs_fast
+@pytest.mark.parametrize("seed", range(3))
+def test_refused_lanes_sharing_an_inversion_with_valid_ones_leave_them_exact(seed):
+    """A refused encoding decodes a dummy identity lane; its zero must not spoil the shared
+    inversion of the valid elements in the same vector, chunk or the next chunk."""
+    rng = random.Random(seed)
+    chunk = group_backend._CHUNK_ELEMENTS
+    good = [rbcl.crypto_core_ristretto255_from_hash(rng.randbytes(64)) for _ in range(40)]
+    bad = [v for v in NOT_POINTS.values() if len(v) == 32]
+    n = chunk + 40
+    points = [good[i % 40] for i in range(n)]
+    for pos in rng.sample(range(n), 12) + [0, 7, chunk - 1, chunk, n - 1]:
+        points[pos] = rng.choice(bad)
+    key = ecdh.new_key()
+    expected = {p: rbcl.crypto_scalarmult_ristretto255(key, p) for p in good}
+    assert FAST.multiply_each(key, points) == [expected.get(p) for p in points]
+
+
 NOT_POINTS = {
     "identity": bytes(32),
     "p (non-canonical zero)": (2**255 - 19).to_bytes(32, "little"),

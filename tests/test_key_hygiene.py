@@ -48,3 +48,22 @@ def test_no_key_type_shows_secret_material():
                    repr(setup.tags[0])[2:-1], setup.tags[0].hex()):
         assert secret not in shown
     assert "1024-bit" in repr(key) and "1 entries" in repr(setup)
+
+
+def test_a_tokenised_record_shows_neither_its_ids_nor_its_tokens():
+    from matcher.identity.record_types import TokenisedRecord
+
+    rec = TokenisedRecord("PERSON-4711", "CASE-REF-9", (("document", b"matcher/v1/n2/document/SECRET-DOC"),))
+    shown = _texts(rec)
+    for secret in ("PERSON-4711", "CASE-REF-9", "SECRET-DOC"):
+        assert secret not in shown
+    assert "1 tokens" in shown  # still says what it is
+
+
+def test_a_hit_shows_its_keys_but_not_whom_it_names():
+    from clients.sessions.base import Hit
+
+    hit = Hit("PERSON-4711", ("document", "names_dob"), "CASE-REF-9")
+    shown = _texts(hit)
+    assert "PERSON-4711" not in shown and "CASE-REF-9" not in shown
+    assert "document" in shown and hit.record_id == "PERSON-4711" and hit.strength == "document"

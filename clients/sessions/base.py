@@ -32,6 +32,13 @@ class Hit:
         """The strongest key that linked this pair (key order in the spec is strength order)."""
         return self.match_keys[0]
 
+    def __repr__(self) -> str:
+        # The record id and the case reference name a person: read them as attributes, never by
+        # accident from a log line or a traceback.
+        return f"Hit(<record and case reference hidden>, match_keys={self.match_keys!r})"
+
+    __str__ = __repr__
+
 
 @dataclass
 class MatchResult:

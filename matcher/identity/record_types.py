@@ -67,6 +67,12 @@ class TokenisedRecord:
         """The record's tokens for one match key (empty if the key could not be computed)."""
         return tuple(t for k, t in self.tokens if k == key_name)
 
+    def __repr__(self) -> str:
+        # The ids name a person in an agency's files and the tokens are identity data: neither is shown.
+        return f"TokenisedRecord(<{len(self.tokens)} tokens>)"
+
+    __str__ = __repr__
+
 
 @dataclass(frozen=True)
 class RejectedRow:

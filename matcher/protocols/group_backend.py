@@ -11,8 +11,9 @@ The choice is made once, when this module is imported (each worker process makes
 again): ``ifma`` is used only if the CPU reports AVX-512 IFMA, the extension was built
 (``make`` builds it; see :mod:`matcher.protocols._ifma.build`), its files are not
 writable by anyone but their owner, and a known-answer test against libsodium passes
-(hash to group, blinding, multiplication, output hashes, and refusal of the identity,
-non-canonical, negative and off-curve encodings). Anything else keeps ``portable``,
+(hash to group, blinding, multiplication, output hashes, refusal of the identity,
+non-canonical, negative and off-curve encodings, refused lanes beside valid ones, and
+identity results). Anything else keeps ``portable``,
 and :func:`describe` says why. ``MATCHER_GROUP_BACKEND=portable`` forces the portable
 backend (``auto``, the default, picks as above).
 
@@ -26,6 +27,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import rbcl
@@ -69,38 +71,51 @@ def _safe_to_load(path: str) -> str | None:
     return None
 
 
-def _load_extension() -> ModuleType:
-    from matcher.protocols._ifma import build
+def load_built_module(path: Path, name: str, *also_checked: Path) -> ModuleType:
+    """Import the C module at ``path`` as ``name``, after checking that it (and ``also_checked``)
+    and its folder belong to us and nobody else may write them; raises :class:`ExtensionUnavailable`.
 
-    path = build.extension_path()
+    Shared by the optional C modules of :mod:`matcher.protocols._ifma` (group kernels, label sealer).
+    """
     if not path.exists():
-        raise _Unavailable("extension not built (make builds it where a C compiler and ipp-crypto are present)")
-    bad = _safe_to_load(str(path)) or _safe_to_load(str(path.parent / build.LIB_NAME))
-    if bad:
-        raise _Unavailable(bad)
-    spec = importlib.util.spec_from_file_location(build.MODULE, path)
+        raise ExtensionUnavailable("not built (make builds it where a C compiler and its libraries are present)")
+    for p in (path, *also_checked):
+        bad = _safe_to_load(str(p))
+        if bad:
+            raise ExtensionUnavailable(bad)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise _Unavailable(f"cannot load {path}")
+        raise ExtensionUnavailable(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except ImportError as e:
-        raise _Unavailable(f"extension does not load: {e}") from None
-    if not module.cpu_supported():
-        raise _Unavailable("CPU or OS without AVX-512 IFMA state")
+        raise ExtensionUnavailable(f"does not load: {e}") from None
     return module
 
 
-class _Unavailable(Exception):
-    pass
+def _load_extension() -> ModuleType:
+    from matcher.protocols._ifma import build
+
+    path = build.extension_path()
+    module = load_built_module(path, build.MODULE, path.parent / build.LIB_NAME)
+    if not module.cpu_supported():
+        raise ExtensionUnavailable("CPU or OS without AVX-512 IFMA state")
+    return module
+
+
+class ExtensionUnavailable(Exception):
+    """An optional C module is not built, not safe to load, or does not load here."""
 
 
 def self_test(fast: ModuleType, rounds: int = 3) -> None:
     """Known-answer test of the IFMA kernels against libsodium; raises :class:`SelfTestFailed` on any difference.
 
     Random inputs each time (batch sizes 1..17 cover a partial and several full lanes
-    of eight), plus fixed refusals: a backend that accepts an encoding libsodium
-    refuses, or differs by one bit anywhere, is not used.
+    of eight; one batch crosses the 512-element chunks that share a field inversion in
+    the batch encoding), plus fixed refusals, refused lanes beside valid ones in one
+    shared inversion, and keys whose results are the identity: a backend that accepts
+    an encoding libsodium refuses, or differs by one bit anywhere, is not used.
     """
     h2g = b"matcher/self-test/h2g\x00"
     out = b"matcher/self-test/out\x00"
@@ -120,6 +135,10 @@ def self_test(fast: ModuleType, rounds: int = 3) -> None:
         _expect(fast.multiply_outputs(key2, out, blinded) == [hashlib.sha512(out + p).digest() for p in again],
                 "output hashes differ")
         _expect(fast.canonical(blinded) == blinded, "decode/encode differs")
+    # across the kernels' shared-inversion chunks (no more libsodium calls: the last points repeat)
+    cycled = [blinded[i % n] for i in range(_CHUNK_ELEMENTS + 9)]
+    _expect(fast.multiply(key2, cycled) == [again[i % n] for i in range(len(cycled))],
+            "multiplication across inversion chunks differs")
     good = rbcl.crypto_core_ristretto255_from_hash(os.urandom(64))
     key = rbcl.crypto_core_ristretto255_scalar_random()
     p_bytes = (2**255 - 19).to_bytes(32, "little")
@@ -134,6 +153,18 @@ def self_test(fast: ModuleType, rounds: int = 3) -> None:
     for bad in refused:
         _expect(fast.multiply(key, [good, bad]) == 1, f"accepted {bad.hex()}")
         _expect(fast.canonical([bad]) == 0, f"decoded {bad.hex()}")
+    # refused lanes share one batch inversion with valid ones and must leave them exact
+    mixed = [good] * 3 + refused + [good] * 4
+    k_good = smul(key, good)
+    expected = [None if p in refused else k_good for p in mixed]
+    _expect(fast.multiply_each(key, mixed) == expected, "a refused lane disturbs the others")
+    order = 2**252 + 27742317777372353535851937790883648493
+    for zero_key in (bytes(32), order.to_bytes(32, "little")):  # identity results, as libsodium refuses
+        _expect(fast.multiply(zero_key, [good]) == 0, "an identity result was not refused")
+
+
+#: elements per shared field inversion in the kernels' batch encoding (CHUNK * 8 in the C file)
+_CHUNK_ELEMENTS = 512
 
 
 class SelfTestFailed(Exception):
@@ -174,7 +205,7 @@ def _select() -> None:
     try:
         fast = _load_extension()
         self_test(fast)
-    except _Unavailable as e:
+    except ExtensionUnavailable as e:
         NAME, DETAIL = "portable", f"libsodium; IFMA backend unavailable: {e}"
         return
     except SelfTestFailed as e:

@@ -15,11 +15,12 @@ Python as before.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from types import ModuleType
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from matcher.protocols.group_backend import ExtensionUnavailable
 
 #: the C batch sealer when it passed its known-answer test, else None
 SEAL: ModuleType | None = None
@@ -27,29 +28,11 @@ SEAL: ModuleType | None = None
 DETAIL = "python (cryptography)"
 
 
-class _Unavailable(Exception):
-    pass
-
-
 def _load() -> ModuleType:
     from matcher.protocols._ifma import build
-    from matcher.protocols.group_backend import _safe_to_load
+    from matcher.protocols.group_backend import load_built_module
 
-    path = build.labels_path()
-    if not path.exists():
-        raise _Unavailable("not built")
-    bad = _safe_to_load(str(path))
-    if bad:
-        raise _Unavailable(bad)
-    spec = importlib.util.spec_from_file_location(build.LABELS_MODULE, path)
-    if spec is None or spec.loader is None:
-        raise _Unavailable(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except ImportError as e:
-        raise _Unavailable(f"does not load: {e}") from None
-    return module
+    return load_built_module(build.labels_path(), build.LABELS_MODULE)
 
 
 def known_answer(seal: ModuleType) -> bool:
@@ -82,7 +65,7 @@ def _select() -> None:
         return
     try:
         module = _load()
-    except (_Unavailable, OSError) as e:
+    except (ExtensionUnavailable, OSError) as e:
         DETAIL = f"python (cryptography); C sealer unavailable: {e}"
         return
     if not known_answer(module):

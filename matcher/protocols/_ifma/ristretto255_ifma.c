@@ -10,10 +10,20 @@
  * encoding, the Elligator map and from-hash, and the batch loops that fill Python
  * lists directly.
  *
+ * The kernels that multiply (blind, setup rows, evaluate, unblind) do not encode k*P
+ * itself: they compute Q = (k/2 mod l)*P and encode 2Q, which is the same element, with
+ * the doubled-point encoding of curve25519-dalek's double_and_compress_batch.  That
+ * encoding needs an inversion instead of an inverse square root, and one field
+ * inversion is shared by a chunk of 64 vectors (Montgomery's trick): about 0.1 us per
+ * element instead of 0.6 us (see double_encode_batch and docs/performance.md).
+ *
  * Constant time: every step on a secret value (scalars, H(token), b*H(y)) is
  * branch-free and uses masks; the only data-dependent branches are on public
  * inputs (the length and canonical form of a received encoding) and on the final
- * validity of a received point.
+ * validity of a received point or of a result (an identity result is refused, as
+ * libsodium refuses it).  The scalar's halving mod l adds l under a mask; the shared
+ * inversion's control flow depends only on the batch size, and a zero factor (an
+ * identity lane) is replaced by 1 under a mask.
  *
  * Built by matcher/protocols/_ifma/build.py; the module init does not execute any
  * AVX-512 instruction, and cpu_supported() tells the caller whether it may call
@@ -22,6 +32,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
 
@@ -327,16 +338,39 @@ static void canon_point(ge *p)
     fe_canon(p->X, p->X); fe_canon(p->Y, p->Y); fe_canon(p->T, p->T); fe_canon(p->Z, p->Z);
 }
 
-/* r = k*p for one scalar k (little-endian, top bit cleared as libsodium does). */
-static void scalar_mul8(ge *r, ge *p, const uint8_t key[32])
+/* The scalar the point multiplication uses: k' with 2k' = k (mod l), k the key with its top
+ * bit cleared as libsodium does.  k' = (k + (k mod 2) * l) / 2, computed without a branch on
+ * k: l is added under a mask, then the 256-bit sum (< 2^255 + 2^253) is shifted right by one,
+ * so k' < 2^255 like the keys the multiplication took before.  Since the ristretto255 group
+ * has order l, encode(2 * k' * P) = encode(k * P) for every point P (whatever its torsion
+ * component: representatives of one element differ by E[4], which the encoding ignores). */
+static void halve_scalar(uint64_t out[4], const uint8_t key[32])
 {
-    U64 sc[5];
+    static const uint64_t L[4] = {0x5812631a5cf5d3edULL, 0x14def9dea2f79cd6ULL, 0, 0x1000000000000000ULL};
+    uint64_t k[4];
     for (int i = 0; i < 4; i++) {
         uint64_t w = 0;
         for (int j = 7; j >= 0; j--) w = (w << 8) | key[8 * i + j];
-        if (i == 3) w &= 0x7fffffffffffffffULL;
-        sc[i] = _mm512_set1_epi64((long long)w);
+        k[i] = w;
     }
+    k[3] &= 0x7fffffffffffffffULL;
+    uint64_t odd = 0 - (k[0] & 1);
+    unsigned __int128 acc = 0;
+    for (int i = 0; i < 4; i++) {
+        acc += (unsigned __int128)k[i] + (L[i] & odd);
+        k[i] = (uint64_t)acc;
+        acc >>= 64;
+    }
+    for (int i = 0; i < 4; i++) out[i] = (k[i] >> 1) | (i < 3 ? k[i + 1] << 63 : 0);
+    volatile uint64_t *vk = k;
+    for (int i = 0; i < 4; i++) vk[i] = 0;
+}
+
+/* r = k*p for one scalar k given as four little-endian 64-bit words (k < 2^255). */
+static void scalar_mul8(ge *r, ge *p, const uint64_t k[4])
+{
+    U64 sc[5];
+    for (int i = 0; i < 4; i++) sc[i] = _mm512_set1_epi64((long long)k[i]);
     sc[4] = _mm512_setzero_si512();
     canon_point(p);
     ifma_ed25519_mul_point(r, p, sc);
@@ -345,12 +379,94 @@ static void scalar_mul8(ge *r, ge *p, const uint8_t key[32])
     for (size_t i = 0; i < sizeof(sc) / 8; i++) vs[i] = 0;
 }
 
+/* 1/a = a^(p-2) = (a^((p-5)/8))^8 * a^3, from the exponentiation sqrt_ratio_m1 uses; 0 for 0. */
+static void fe_invert(fe r, const fe a)
+{
+    fe t, a3;
+    fe52_pow_2_252m3_mod25519(t, a);
+    fe_sqr(t, t); fe_sqr(t, t); fe_sqr(t, t);
+    fe_sqr(a3, a); fe_mul(a3, a3, a);
+    fe_mul(r, t, a3);
+}
+
+/* Batch encoding of doubled points (the method of curve25519-dalek's
+ * RistrettoPoint::double_and_compress_batch).  For Q = (X:Y:Z:T), 2Q = (eh : fg : fh : eg)
+ * with e = 2XY, f = Z^2 + dT^2, g = Y^2 + X^2, h = Z^2 - dT^2, and the RFC 9496 encoding of
+ * 2Q needs no square root: the inverse square root it takes is, for a doubled point, a
+ * known product of e, f, g, h over one inversion of efgh.  The inversions of a whole chunk
+ * of vectors share one field inversion (Montgomery's trick), so an encoding costs about
+ * twenty field multiplications instead of an exponentiation.
+ *
+ * Zero lanes: f and h are never 0 on the curve (completeness of the Edwards addition law:
+ * d*x^2*y^2 != +-1), and e*g = 0 exactly when 2Q has x = 0 or y = 0, i.e. 2Q lies in E[4],
+ * the identity element of ristretto255, whose encoding is 32 zero bytes.  Such a lane
+ * (never a valid input's, but a refused input decodes a dummy identity) takes 1 instead of
+ * efgh in the shared product, so the other lanes stay exact, and its s is set to 0 under
+ * the mask.  No branch and no memory access depends on the points. */
+typedef struct { fe e, f, g, h, acc; } dstate;
+
+static void double_state(dstate *st, mask *zero, const ge *q, const fe prev, int first)
+{
+    fe xx, yy, zz, dtt, t, eg, fh, one, dd;
+    fe_const(one, C_ONE); fe_const(dd, C_D);
+    fe_sqr(xx, q->X); fe_sqr(yy, q->Y); fe_sqr(zz, q->Z);
+    fe_sqr(dtt, q->T); fe_mul(dtt, dtt, dd);
+    fe_add(t, q->Y, q->Y); fe_mul(st->e, q->X, t);
+    fe_add(st->f, zz, dtt);
+    fe_add(st->g, yy, xx);
+    fe_sub(st->h, zz, dtt);
+    fe_mul(eg, st->e, st->g); fe_mul(fh, st->f, st->h);
+    fe_mul(t, eg, fh);
+    *zero = fe_iszero(t);
+    fe_select(t, t, *zero, one);
+    if (first) fe_copy(st->acc, t);
+    else fe_mul(st->acc, prev, t);
+}
+
+static void double_encode_batch(uint8_t (*out)[LANES][32], dstate *st, const mask *zero, int nv)
+{
+    fe inv, inv_i, eg, fh, x, zinv, tinv, t, e, g, h, minus_e, fsa, magic, iamd, sm1, one, s, ns;
+    uint64_t limbs[LANES][5];
+    fe_const(one, C_ONE); fe_const(iamd, C_INVSQRT_A_MINUS_D); fe_const(sm1, C_SQRT_M1);
+    fe_invert(inv, st[nv - 1].acc);
+    for (int v = nv - 1; v >= 0; v--) {
+        fe_mul(eg, st[v].e, st[v].g); fe_mul(fh, st[v].f, st[v].h);
+        fe_mul(x, eg, fh);
+        fe_select(x, x, zero[v], one);
+        if (v > 0) fe_mul(inv_i, inv, st[v - 1].acc);  /* v is a loop index, not data */
+        else fe_copy(inv_i, inv);
+        fe_mul(inv, inv, x);
+        fe_mul(zinv, eg, inv_i);  /* 1/(fh) = 1/Z of 2Q */
+        fe_mul(tinv, fh, inv_i);  /* 1/(eg) = 1/T of 2Q */
+        fe_mul(t, eg, zinv);
+        mask rotate = fe_isneg(t);
+        fe_neg(minus_e, st[v].e);
+        fe_mul(fsa, st[v].f, sm1);
+        fe_select(e, st[v].e, rotate, st[v].g);
+        fe_select(g, st[v].g, rotate, minus_e);
+        fe_select(h, st[v].h, rotate, fsa);
+        fe_select(magic, iamd, rotate, sm1);
+        fe_mul(t, h, e); fe_mul(t, t, zinv);
+        fe_neg(ns, g);
+        fe_select(g, g, fe_isneg(t), ns);
+        fe_mul(t, g, tinv); fe_mul(t, magic, t);
+        fe_sub(s, h, g); fe_mul(s, s, t);
+        fe_abs(s, s);
+        for (int i = 0; i < 5; i++) s[i] = _mm512_maskz_mov_epi64((mask)~zero[v], s[i]);
+        store_lanes(limbs, s);
+        for (int j = 0; j < LANES; j++) limbs_to_bytes(out[v][j], limbs[j]);
+    }
+    volatile uint64_t *vl = &limbs[0][0];
+    for (size_t i = 0; i < sizeof limbs / 8; i++) vl[i] = 0;
+}
+
 #pragma GCC pop_options
 
 /* ------------------------------------------------------------------------- */
 /* Batch drivers over flat buffers (no Python objects; run without the GIL).   */
 
-enum { OP_H2G = 1, OP_MUL = 2, OP_HASH_OUT = 4, OP_DECODE = 8 };
+/* OP_EACH: a refused input or identity result gives 32 zero bytes and the batch goes on. */
+enum { OP_H2G = 1, OP_MUL = 2, OP_HASH_OUT = 4, OP_DECODE = 8, OP_EACH = 16 };
 
 typedef struct {
     Py_ssize_t n;
@@ -360,56 +476,97 @@ typedef struct {
     const uint8_t *key;     /* with OP_MUL */
     const uint8_t *out_domain;
     Py_ssize_t out_domain_len;
-    Py_ssize_t bad;         /* first input that is not a valid point, or -1 */
+    Py_ssize_t bad;         /* first input that is not a valid point, -1, or -2: out of memory */
 } batch;
+
+/* Vectors of eight per shared inversion in double_encode_batch: its state (about 100 KB)
+ * stays in the L2 cache, and the one inversion costs under 1% of the chunk. */
+#define CHUNK 64
 
 static void run_batch(batch *b, int ops) __attribute__((target("avx512f,avx512ifma,avx512vl,avx512bw,avx512dq")));
 static void run_batch(batch *b, int ops)
 {
     static const uint8_t zero[32];
-    uint8_t enc[LANES][32];
+    uint8_t (*enc)[LANES][32] = aligned_alloc(64, sizeof(uint8_t[CHUNK][LANES][32]));
+    dstate *st = (ops & OP_MUL) ? aligned_alloc(64, sizeof(dstate) * CHUNK) : NULL;
+    mask okm[CHUNK], zerom[CHUNK];
     uint8_t buf[128 + 32];
+    uint64_t khalf[4] = {0, 0, 0, 0};
     b->bad = -1;
-    for (Py_ssize_t base = 0; base < b->n; base += LANES) {
-        int m = (int)((b->n - base) < LANES ? (b->n - base) : LANES);
-        const uint8_t *lane_in[LANES];
-        ge p, q;
-        mask ok = 0xff;
-        for (int j = 0; j < LANES; j++) {
-            Py_ssize_t k = base + (j < m ? j : 0);
-            lane_in[j] = b->in + k * ((ops & OP_H2G) ? 64 : 32);
-        }
-        if (ops & OP_H2G) {
-            from_hash8(&p, lane_in);
-        } else {
-            const uint8_t *checked[LANES];
-            mask canon = 0;
+    if (!enc || ((ops & OP_MUL) && !st)) {
+        free(enc); free(st);
+        b->bad = -2;
+        return;
+    }
+    if (ops & OP_MUL) halve_scalar(khalf, b->key);
+    for (Py_ssize_t cbase = 0; cbase < b->n && b->bad < 0; cbase += CHUNK * LANES) {
+        Py_ssize_t left = b->n - cbase;
+        int nv = (int)(left >= CHUNK * LANES ? CHUNK : (left + LANES - 1) / LANES);
+        for (int v = 0; v < nv; v++) {
+            Py_ssize_t base = cbase + (Py_ssize_t)v * LANES;
+            int m = (int)((b->n - base) < LANES ? (b->n - base) : LANES);
+            const uint8_t *lane_in[LANES];
+            ge p, q;
+            mask ok = 0xff;
             for (int j = 0; j < LANES; j++) {
-                int c = canonical_nonnegative(lane_in[j]) && memcmp(lane_in[j], zero, 32) != 0;
-                canon |= (mask)(c << j);
-                checked[j] = c ? lane_in[j] : zero;  /* public data: a bad lane decodes a dummy */
+                Py_ssize_t k = base + (j < m ? j : 0);
+                lane_in[j] = b->in + k * ((ops & OP_H2G) ? 64 : 32);
             }
-            ok = decode8(&p, checked) & canon;
-        }
-        if (ops & OP_MUL) {
-            scalar_mul8(&q, &p, b->key);
-        } else {
-            q = p;
-        }
-        encode8(enc, &q);
-        for (int j = 0; j < m; j++) {
-            if (!((ok >> j) & 1) || is_zero32(enc[j])) {  /* identity result: libsodium fails too */
-                b->bad = base + j;
-                return;
+            if (ops & OP_H2G) {
+                from_hash8(&p, lane_in);
+            } else {
+                const uint8_t *checked[LANES];
+                mask canon = 0;
+                for (int j = 0; j < LANES; j++) {
+                    int c = canonical_nonnegative(lane_in[j]) && memcmp(lane_in[j], zero, 32) != 0;
+                    canon |= (mask)(c << j);
+                    checked[j] = c ? lane_in[j] : zero;  /* public data: a bad lane decodes a dummy */
+                }
+                ok = decode8(&p, checked) & canon;
             }
-            memcpy(b->points + 32 * (base + j), enc[j], 32);
-            if (ops & OP_HASH_OUT) {
-                memcpy(buf, b->out_domain, (size_t)b->out_domain_len);
-                memcpy(buf + b->out_domain_len, enc[j], 32);
-                SHA512(buf, (size_t)b->out_domain_len + 32, b->digests + 64 * (base + j));
+            okm[v] = ok;
+            if (ops & OP_MUL) {
+                scalar_mul8(&q, &p, khalf);  /* q = (k/2) p; 2q is encoded below */
+                double_state(&st[v], &zerom[v], &q, v ? st[v - 1].acc : NULL, v == 0);
+            } else {
+                encode8(enc[v], &p);
+            }
+        }
+        if (ops & OP_MUL) double_encode_batch(enc, st, zerom, nv);
+        for (int v = 0; v < nv; v++) {
+            Py_ssize_t base = cbase + (Py_ssize_t)v * LANES;
+            int m = (int)((b->n - base) < LANES ? (b->n - base) : LANES);
+            for (int j = 0; j < m; j++) {
+                if (!((okm[v] >> j) & 1) || is_zero32(enc[v][j])) {  /* identity result: libsodium fails too */
+                    if (ops & OP_EACH) {
+                        memset(b->points + 32 * (base + j), 0, 32);
+                        continue;
+                    }
+                    b->bad = base + j;
+                    goto done;
+                }
+                memcpy(b->points + 32 * (base + j), enc[v][j], 32);
+                if (ops & OP_HASH_OUT) {
+                    memcpy(buf, b->out_domain, (size_t)b->out_domain_len);
+                    memcpy(buf + b->out_domain_len, enc[v][j], 32);
+                    SHA512(buf, (size_t)b->out_domain_len + 32, b->digests + 64 * (base + j));
+                }
             }
         }
     }
+done:
+    {
+        volatile uint8_t *w = (volatile uint8_t *)enc;
+        for (size_t i = 0; i < sizeof(uint8_t[CHUNK][LANES][32]); i++) w[i] = 0;
+        if (st) {
+            w = (volatile uint8_t *)st;
+            for (size_t i = 0; i < sizeof(dstate) * CHUNK; i++) w[i] = 0;
+        }
+        volatile uint64_t *vk = khalf;
+        for (int i = 0; i < 4; i++) vk[i] = 0;
+    }
+    free(enc);
+    free(st);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -556,7 +713,9 @@ static PyObject *drive(PyObject *input, PyObject *key_obj, const char *h2g_dom, 
     PyMem_RawFree(in);
     if (key_obj) PyBuffer_Release(&key);
     PyObject *result;
-    if (b.bad >= 0) {
+    if (b.bad == -2) {
+        result = PyErr_NoMemory();
+    } else if (b.bad >= 0) {
         result = PyLong_FromSsize_t(b.bad);
     } else if (ops & OP_HASH_OUT) {
         PyObject *d = bytes_list(digests, n, 64, 64);
@@ -564,6 +723,14 @@ static PyObject *drive(PyObject *input, PyObject *key_obj, const char *h2g_dom, 
         if (!d || (want_points && !p)) { Py_XDECREF(d); Py_XDECREF(p); result = NULL; }
         else if (want_points) { result = PyTuple_Pack(2, d, p); Py_DECREF(d); Py_DECREF(p); }
         else result = d;
+    } else if (ops & OP_EACH) {
+        result = PyList_New(n);
+        for (Py_ssize_t i = 0; result && i < n; i++) {
+            PyObject *item = is_zero32(points + 32 * i) ? Py_NewRef(Py_None)
+                : PyBytes_FromStringAndSize((const char *)points + 32 * i, 32);
+            if (!item) Py_CLEAR(result);
+            else PyList_SET_ITEM(result, i, item);
+        }
     } else {
         result = bytes_list(points, n, 32, 32);
     }
@@ -606,6 +773,16 @@ static PyObject *py_multiply_outputs(PyObject *self, PyObject *args)
     const char *odom; Py_ssize_t ol; PyObject *points, *key;
     if (!PyArg_ParseTuple(args, "Oy#O", &key, &odom, &ol, &points)) return NULL;
     return drive(points, key, NULL, 0, odom, ol, OP_DECODE | OP_MUL | OP_HASH_OUT, 0);
+}
+
+/* For the known-answer test and the tests: every element's result, None where libsodium
+ * refuses (the encoding, or an identity result), so that a refused lane beside valid
+ * ones in one shared inversion is seen to leave them exact. */
+static PyObject *py_multiply_each(PyObject *self, PyObject *args)
+{
+    PyObject *points, *key;
+    if (!PyArg_ParseTuple(args, "OO", &key, &points)) return NULL;
+    return drive(points, key, NULL, 0, NULL, 0, OP_DECODE | OP_MUL | OP_EACH, 0);
 }
 
 static PyObject *py_canonical(PyObject *self, PyObject *args)
@@ -711,6 +888,7 @@ GUARD(py_blind_outputs)
 GUARD(py_multiply)
 GUARD(py_multiply_outputs)
 GUARD(py_canonical)
+GUARD(py_multiply_each)
 
 static PyMethodDef methods[] = {
     {"cpu_supported", py_cpu_supported, METH_NOARGS, "True if this CPU (and OS) runs AVX-512 IFMA."},
@@ -725,6 +903,8 @@ static PyMethodDef methods[] = {
      "tag_buckets(sorted tags concatenated, tag_len) -> index of the first tag of each 16-bit prefix (uint32 x 65537)"},
     {"find_tags", py_find_tags, METH_VARARGS,
      "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i)] for each digest j whose tag is tag i"},
+    {"multiply_each", guarded_py_multiply_each, METH_VARARGS,
+     "multiply_each(key, points) -> [key*P, or None where P is refused or key*P is the identity]"},
     {"canonical", guarded_py_canonical, METH_VARARGS, "canonical(points) -> [decode-then-encode of P] or index of the first invalid P"},
     {NULL, NULL, 0, NULL}
 };
