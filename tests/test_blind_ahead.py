@@ -8,6 +8,7 @@ finds the same hits; a records file that fails half-way sends nothing at all.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import random
 from pathlib import Path
@@ -102,6 +103,7 @@ def test_blinding_during_the_load_sends_the_same_bytes_and_finds_the_same_hits(a
         out = agencies.workdir / f"hits_{ahead}.csv"
         run = run_match(agencies.requester_config(), records, peer, out=out if reveal == "requester" else None)
         runs[ahead] = (list(sent), run.result.hit_count, out.read_bytes() if reveal == "requester" else b"")
+        assert gc.isenabled() and gc.get_freeze_count() == 0  # the records were frozen only for the session
     assert len(fed) >= 2, "the overlapped run fed the records in batches while reading them"
     assert fed.count(0) == 0 and sum(fed) == N
     old, new = runs["0"], runs["1"]
@@ -136,3 +138,4 @@ def test_a_records_file_that_fails_half_way_sends_nothing(agencies, start, monke
     assert cancelled and cancelled[0] >= 4096
     assert sent == []  # not even the Hello
     assert not (agencies.workdir / "hits.csv").exists()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
