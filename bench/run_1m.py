@@ -131,6 +131,9 @@ def main() -> int:
     print()
     print(f"ristretto255 backend (this process and its children): {group_backend.describe()}")
     print(f"setup label sealing: {label_backend.DETAIL}")
+    ahead = os.environ.get("MATCHER_BLIND_AHEAD", "").strip() != "0" and group_backend.FAST is not None
+    print(f"requester blinds its tokens while reading its records: {'yes' if ahead else 'no'} "
+          "(MATCHER_BLIND_AHEAD=0 turns it off)")
     print("| what | seconds | peak RSS |")
     print("|---|---|---|")
     print(f"| responder start, {n:,} records (load CSV + setup) | {start_s:.1f} | {server_rss:,.0f} MB (whole run) |")

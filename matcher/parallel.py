@@ -241,3 +241,34 @@ def kernel_threads(like: Workers) -> Workers:
         if pool is None:
             pool = _THREADS[like.size] = ThreadWorkers(like.size)
         return pool
+
+
+class _BesideCaller(ThreadWorkers):
+    """Kernel threads that run even when there is one of them (a Workers of size 1 runs inline)."""
+
+    def _executor(self) -> Executor | None:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None and not self._closed:
+                    self._pool = self._new_pool()
+        return self._pool
+
+
+_BESIDE: dict[int, ThreadWorkers] = {}
+
+
+def kernel_threads_beside_caller(like: Workers) -> Workers:
+    """Kernel threads that leave one core to the calling thread: ``like.size - 1`` of them (at least one).
+
+    For GIL-free kernels started while the caller keeps a core busy with Python (e.g.
+    blinding tokens while the records are still being parsed): a thread per core
+    would take turns with the caller on its core and slow it down.
+    """
+    pool = kernel_threads(like)
+    if not isinstance(pool, ThreadWorkers):
+        return pool
+    with _THREADS_LOCK:
+        beside = _BESIDE.get(pool.size)
+        if beside is None:
+            beside = _BESIDE[pool.size] = _BesideCaller(max(1, pool.size - 1))
+        return beside

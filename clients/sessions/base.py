@@ -74,13 +74,17 @@ class RequesterSession(ABC):
         self.reveal = reveal
         # Distinct tokens in first-seen order. Who owns each token is looked up only for the
         # hits, once, in result(): a (record, key) list per token cost ~2 µs per element.
-        self.tokens: list[bytes] = list(dict.fromkeys([t for rec in records for _, t in rec.tokens]))
+        self.tokens: list[bytes] = self._distinct_tokens(records)
         self._hit_refs: list[tuple[int, bytes]] = []  # (token index, case reference) of each hit
         self.accepted: pb.Accepted | None = None
         self.hit_tokens = 0
         #: (record index, case reference) -> the keys that linked that pair
         self._keys_by_pair: dict[tuple[int, str], set[str]] = {}
         self._reply_order: InOrder | None = None
+
+    def _distinct_tokens(self, records: Sequence[TokenisedRecord]) -> list[bytes]:
+        """The distinct tokens of ``records`` in first-seen order (a half that has them already returns those)."""
+        return list(dict.fromkeys([t for rec in records for _, t in rec.tokens]))
 
     # -- the responder's replies, in order (matcher.sessions.chunks) ----------------------
     def replies_in_order(self, total: int) -> InOrder:

@@ -19,12 +19,16 @@ Nothing is written as a hit before every reply is in and every check has passed.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
 import random
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 
 from clients.sessions.base import RequesterSession
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
-from matcher.parallel import SMALL_BATCH, Workers, inline, kernel_threads
+from matcher.identity.records import TokenisedRecord
+from matcher.parallel import SMALL_BATCH, ThreadWorkers, Workers, inline, kernel_threads, kernel_threads_beside_caller
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
@@ -36,18 +40,156 @@ MAX_SETUP_ENTRIES = 100_000_000
 CANARIES = 8
 
 
+#: ``0`` turns off blinding while the records are read (:class:`BlindAhead`), for comparisons
+BLIND_AHEAD_ENV = "MATCHER_BLIND_AHEAD"
+
+
+class BlindAhead:
+    """Hash to group and blinding of the distinct tokens while the records are still being read.
+
+    The session key ``a`` is drawn here, before the load. :meth:`feed` takes the records
+    in file order (``load_records(on_records=...)``), keeps each token's first
+    occurrence (the order the session sends them in, as ``dict.fromkeys`` over the
+    records) and hands every ``BATCH`` new tokens to the kernel threads, which run
+    ``a·H(t)`` without the GIL while this thread goes on parsing. The session
+    (``EcdhRequesterSession(..., ahead=this)``) then takes the blinded elements in
+    order; what it sends is the same, byte for byte, as blinding at send time under
+    the same key. Nothing goes to the responder before the load is complete: the
+    Hello announces the request size.
+    """
+
+    #: tokens a batch: the chunk size the client sends by default
+    BATCH = 4096
+    #: the GIL switch interval while the file is read (seconds; Python's default is 0.005)
+    SWITCH_INTERVAL = 0.001
+
+    def __init__(self, pool: Workers, during_load: Workers | None = None) -> None:
+        """``pool``: the kernel threads for after the load; ``during_load``: those used while it runs."""
+        self.key = ecdh.new_key()
+        self.tokens: list[bytes] = []
+        self.records_fed = 0
+        self._seen: set[bytes] = set()
+        self._pool = pool
+        self._loading_pool = during_load or pool
+        self._submitted = 0  # tokens handed to a batch so far
+        self._batches: list = []  # one future (or a finished list, or None once taken) per BATCH tokens
+        self._closed = False
+
+    def __repr__(self) -> str:  # the key and the tokens identify persons: never shown
+        return f"BlindAhead(<{len(self.tokens)} tokens, {self._submitted} handed to the kernels>)"
+
+    @classmethod
+    def for_pool(cls, workers: Workers) -> BlindAhead | None:
+        """One over the GIL-free kernel threads for ``workers``, or None where blinding ahead cannot overlap.
+
+        None with the portable backend (its kernels hold the GIL), a Dask cluster, one
+        core, ``MATCHER_KERNEL_POOL=processes`` or ``MATCHER_BLIND_AHEAD=0``: the
+        session then blinds at send time as before.
+        """
+        if os.environ.get(BLIND_AHEAD_ENV, "").strip() == "0" or not ecdh.KERNELS_RELEASE_GIL:
+            return None
+        pool = kernel_threads(workers)
+        if not isinstance(pool, ThreadWorkers):
+            return None
+        # While the file is read, one core stays with the parser; after it, every core blinds.
+        return cls(pool, kernel_threads_beside_caller(workers))
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[BlindAhead]:
+        """Around the load: a shorter GIL switch interval, restored after.
+
+        A kernel thread takes the GIL twice a batch (to hash the tokens in, to build the
+        result list); with the default 5 ms the parsing thread keeps it so long that the
+        kernel thread was idle most of the load (13 of 51 batches done at its end, 42 with 1 ms).
+        """
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(min(before, self.SWITCH_INTERVAL))
+        try:
+            yield self
+        finally:
+            sys.setswitchinterval(before)
+
+    def feed(self, records: Sequence[TokenisedRecord]) -> None:
+        """The next records of the file, in order (each record once)."""
+        if self._closed:
+            raise RuntimeError("BlindAhead.feed after the session took the tokens")
+        seen, tokens = self._seen, self.tokens
+        for rec in records:
+            for _, t in rec.tokens:
+                if t not in seen:
+                    seen.add(t)
+                    tokens.append(t)
+        self.records_fed += len(records)
+        # Small files stay inline (as a session below 2·SMALL_BATCH tokens does): see take().
+        while len(tokens) - self._submitted >= self.BATCH and len(tokens) >= 2 * SMALL_BATCH:
+            self._submit(self._submitted + self.BATCH)
+
+    def _submit(self, end: int, pool: Workers | None = None) -> None:
+        part = self.tokens[self._submitted : end]
+        self._batches.append((pool or self._loading_pool).submit(ecdh.blind_tokens, self.key, part))
+        self._submitted = end
+
+    def take(self) -> list[bytes]:
+        """The distinct tokens, once the load is complete (blinding of the rest is started)."""
+        self._closed = True
+        self._seen = set()  # not needed any more: the session has its own bookkeeping
+        if self._loading_pool is not self._pool:  # batches not started yet: to every core now
+            for b, part in enumerate(self._batches):
+                if not isinstance(part, list) and part.cancel():
+                    start = b * self.BATCH
+                    part = self.tokens[start : start + self.BATCH]
+                    self._batches[b] = self._pool.submit(ecdh.blind_tokens, self.key, part)
+        if self._submitted < len(self.tokens):
+            if len(self.tokens) >= 2 * SMALL_BATCH:
+                self._submit(len(self.tokens), self._pool)
+            else:
+                self._batches.append(ecdh.blind_tokens(self.key, self.tokens[self._submitted :]))
+                self._submitted = len(self.tokens)
+        return self.tokens
+
+    def blinded(self, t0: int, t1: int) -> list[bytes]:
+        """``a·H(tokens[t0:t1])``; calls come in increasing order, and each batch is freed once passed."""
+        out: list[bytes] = []
+        b = t0 // self.BATCH
+        while b < len(self._batches) and b * self.BATCH < t1:
+            part = self._batches[b]
+            if part is None:
+                raise RuntimeError("blinded elements taken twice")
+            if not isinstance(part, list):
+                part = self._batches[b] = part.result()
+            base = b * self.BATCH
+            out.extend(part[max(t0 - base, 0) : t1 - base])
+            if base + len(part) <= t1:
+                self._batches[b] = None
+            b += 1
+        return out
+
+    def cancel(self) -> None:
+        """Stop the batches not yet started (the load failed or the session ended early)."""
+        self._closed = True
+        for part in self._batches:
+            if part is not None and not isinstance(part, list):
+                part.cancel()
+        self._batches = []
+
+
 class EcdhRequesterSession(RequesterSession):
     """Diffie-Hellman PSI, requester side, under a fresh session key ``a``."""
 
     protocol = "ecdh"
 
-    def __init__(self, records, keyspec, reveal, workers: Workers | None = None) -> None:
+    def __init__(self, records, keyspec, reveal, workers: Workers | None = None, ahead: BlindAhead | None = None
+                 ) -> None:
+        """``ahead``: the tokens of exactly these ``records``, already being blinded (see :class:`BlindAhead`)."""
+        if ahead is not None and ahead.records_fed != len(records):
+            raise ValueError(f"BlindAhead was fed {ahead.records_fed} records, the session has {len(records)}")
+        self._ahead = ahead
         super().__init__(records, keyspec, reveal)
         if workers is not None and ecdh.KERNELS_RELEASE_GIL:
             workers = kernel_threads(workers)  # GIL-free kernels: threads, no copies to worker processes
         self._workers = workers if workers is not None and len(self.tokens) >= 2 * SMALL_BATCH else inline()
         self._pool = workers if workers is not None else inline()
-        self._key = ecdh.new_key()
+        self._key = ahead.key if ahead is not None else ecdh.new_key()
         self._inverse = ecdh.invert_key(self._key)
         self._index: ecdh_index.SetupIndex | None = None
         self._cache = None
@@ -62,7 +204,14 @@ class EcdhRequesterSession(RequesterSession):
         self.cardinality = reveal == "cardinality"
         if self.cardinality:
             # The responder learns which positions matched: a random order makes that meaningless.
-            rng.shuffle(self.tokens)
+            if ahead is None:
+                rng.shuffle(self.tokens)
+            else:  # the same shuffle of the tokens and of their blinded elements
+                order = list(range(len(self.tokens)))
+                rng.shuffle(order)
+                blinded = ahead.blinded(0, len(self.tokens))
+                self.tokens = [self.tokens[i] for i in order]
+                self._shuffled = [blinded[i] for i in order]
         canaries = 0 if self.cardinality or not self.tokens else CANARIES
         total = len(self.tokens) + canaries
         self._canary_at = sorted(rng.sample(range(total), canaries))
@@ -74,6 +223,9 @@ class EcdhRequesterSession(RequesterSession):
         self._canary_out: dict[int, bytes] = {}  # position -> output hash of its unblinded reply
         self._base_out: dict[int, bytes] = {}  # base token index -> output hash of its reply
         self._bases = {base for base, _, _ in self._canaries.values()}
+
+    def _distinct_tokens(self, records) -> list[bytes]:
+        return self._ahead.take() if self._ahead is not None else super()._distinct_tokens(records)
 
     @property
     def request_size(self) -> int:
@@ -101,8 +253,14 @@ class EcdhRequesterSession(RequesterSession):
         for off in range(0, self.request_size, chunk_elements):
             end = min(off + chunk_elements, self.request_size)
             bounds.append((off, end, self._first_token(off), self._first_token(end)))
-        batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
-        blinded_batches = self._workers.map_ordered(ecdh.blind_tokens, batches)
+        blinded_batches: Iterator[list[bytes]]
+        if self._ahead is None:
+            batches = ((self._key, self.tokens[t0:t1]) for _, _, t0, t1 in bounds)
+            blinded_batches = self._workers.map_ordered(ecdh.blind_tokens, batches)
+        elif self.cardinality:
+            blinded_batches = (self._shuffled[t0:t1] for _, _, t0, t1 in bounds)
+        else:
+            blinded_batches = (self._ahead.blinded(t0, t1) for _, _, t0, t1 in bounds)
         for (off, end, _, _), blinded in zip(bounds, blinded_batches, strict=True):
             if bisect.bisect_left(self._canary_at, off) == bisect.bisect_left(self._canary_at, end):
                 yield blinded  # no check element in this chunk (the common case)
