@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,14 +88,17 @@ def open_private(path: Path, mode: str = "w", **kwargs: Any) -> IO[Any]:
     return os.fdopen(fd, mode, **kwargs)
 
 
-def _written_temp(path: Path, data: bytes) -> Path:
-    """A new temporary file (0600) beside ``path`` holding ``data``, flushed to disk."""
+def _written_temp(path: Path, data: bytes | Sequence[bytes]) -> Path:
+    """A new temporary file (0600) beside ``path`` holding ``data`` (or its pieces in order), flushed to disk."""
     ensure_parent(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = _private_fd(tmp, os.O_WRONLY | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                fh.write(data)
+            else:
+                fh.writelines(data)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
@@ -103,8 +107,9 @@ def _written_temp(path: Path, data: bytes) -> Path:
     return tmp
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), mode 0600."""
+def write_private(path: Path, data: bytes | Sequence[bytes]) -> None:
+    """Write ``data`` (bytes, or pieces written in order) to ``path`` atomically (temporary file, fsync,
+    rename), mode 0600."""
     path = Path(path)
     tmp = _written_temp(path, data)
     try:

@@ -34,7 +34,7 @@ import hashlib
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import rbcl
@@ -262,6 +262,9 @@ class ResponderSetup:
     #: reveal = "both" only: b·H(y) -> token y, to check a requester's report of its hits.
     #: Never sent; held only by the responder.
     points: dict[bytes, bytes] | None = None
+    #: the rows ``tag ‖ label`` in order, joined, when the builder had them (the setup cache
+    #: writes them without joining again and drops them: see :func:`matcher.storage.setup_cache.save_setup`)
+    rows: bytes | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.tags)
@@ -311,6 +314,48 @@ def seal_rows(
     """Batch kernel: (tag, sealed label) of each (token, case reference) from its output hash
     (``outputs``: :func:`setup_outputs` of the pairs' tokens, in order)."""
     return _sealed_rows(outputs, pairs, tag_len, size)
+
+
+def seal_rows_joined(outputs: bytes, pairs: Sequence[tuple[bytes, bytes]], tag_len: int, size: int) -> bytes:
+    """Batch kernel: :func:`seal_rows`'s rows as one buffer of fixed-width ``tag ‖ label`` rows.
+
+    One bytes object per batch instead of two per row: what a worker process sends back
+    costs the parent a copy, not the unpickling of two million small objects.
+    """
+    if size and _labels.SEAL is not None and _labels.ROWS and len(outputs) == OUTPUT_BYTES * len(pairs):
+        # in C, without the GIL: the rows in one buffer (the same bytes, label_backend checks it at load)
+        return bytes(_labels.SEAL.seal(outputs, [t for t, _ in pairs], [r for _, r in pairs], size,
+                                       os.urandom(NONCE_BYTES * len(pairs)), LABEL_AD_PREFIX, tag_len))
+    return b"".join([tag + label for tag, label in _sealed_rows(outputs, pairs, tag_len, size)])
+
+
+def sorted_setup(parts: list[bytes], tag_len: int, width: int) -> ResponderSetup:
+    """The setup from batches of fixed-width ``tag ‖ label`` rows (``width`` bytes each): rows sorted.
+
+    ``parts`` is emptied as it is read. With tags of one length, the rows as byte strings
+    sort exactly as the (tag, label) pairs, and faster than tuples; the sorted rows are
+    kept joined in :attr:`ResponderSetup.rows` for the setup cache.
+    """
+    if any(len(part) % width for part in parts):
+        raise ValueError("setup rows are not of one fixed length")
+    if _labels.ROWS and _labels.SEAL is not None:  # in C, in one buffer: no object per row
+        unsorted = b"".join(parts)
+        parts.clear()
+        joined = _labels.SEAL.sort_rows(unsorted, width)
+        del unsorted
+    else:
+        rows: list[bytes] = []
+        while parts:
+            part = parts.pop(0)
+            rows.extend([part[i : i + width] for i in range(0, len(part), width)])
+            del part
+        rows.sort()
+        joined = b"".join(rows)
+        del rows
+    tags = [joined[i : i + tag_len] for i in range(0, len(joined), width)]
+    labels = [joined[i + tag_len : i + width] for i in range(0, len(joined), width)] if width > tag_len else (
+        [b""] * len(tags))
+    return ResponderSetup(tag_len, tags, labels, rows=joined)
 
 
 def _sealed_rows(
@@ -364,7 +409,7 @@ def responder_setup(
     keep_points: bool = False,
     progress: Callable[[int, int], None] | None = None,
     points_only: bool = False,
-    outputs: bytes | None = None,
+    outputs: bytes | Callable[[], bytes] | None = None,
 ) -> ResponderSetup:
     """Build the setup for ``entries`` = (token, case reference) pairs.
 
@@ -379,26 +424,33 @@ def responder_setup(
     b·H(y) -> y for :func:`check_hit_report`. ``progress(done, total)`` is called as
     batches complete. ``outputs``: :func:`setup_outputs` of every entry's token under
     ``key``, in the order of ``entries``, computed ahead (while the watchlist was read):
-    only the labels are left to do (not with ``keep_points`` or ``points_only``).
+    only the labels are left to do (not with ``keep_points`` or ``points_only``); or a function
+    that waits for them, called once the entries are merged (that work overlaps the wait).
     """
-    # One reference per token is the common case: keep a set only where there are more
-    # (a set per entry would double the memory of a large watchlist's setup).
-    refs_by_token: dict[bytes, bytes | set[bytes]] = {}
-    for token, ref in entries:
-        seen = refs_by_token.get(token)
-        if seen is None:
-            refs_by_token[token] = ref
-        elif isinstance(seen, set):
-            seen.add(ref)
-        elif seen != ref:
-            refs_by_token[token] = {seen, ref}
-    pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
-    merged = len(refs_by_token) < len(entries)
-    del refs_by_token
+    pairs: Sequence[tuple[bytes, bytes]]
+    if len({token for token, _ in entries}) == len(entries):  # every token once (the common case): as they are
+        pairs, merged = entries, False
+    else:
+        # One reference per token is the common case: keep a set only where there are more
+        # (a set per entry would double the memory of a large watchlist's setup).
+        refs_by_token: dict[bytes, bytes | set[bytes]] = {}
+        for token, ref in entries:
+            seen = refs_by_token.get(token)
+            if seen is None:
+                refs_by_token[token] = ref
+            elif isinstance(seen, set):
+                seen.add(ref)
+            elif seen != ref:
+                refs_by_token[token] = {seen, ref}
+        pairs = [(t, r if isinstance(r, bytes) else b";".join(sorted(r))) for t, r in refs_by_token.items()]
+        merged = len(refs_by_token) < len(entries)
+        del refs_by_token
     size = label_size(r for _, r in pairs) if with_labels and not points_only else 0
     if points_only:
         tag_len, keep_points = 0, False
     if outputs is not None and not keep_points and tag_len:
+        if callable(outputs):
+            outputs = outputs()
         if len(outputs) != OUTPUT_BYTES * len(entries):
             raise ValueError("outputs must hold one 64-byte output hash per entry")
         if merged:  # a token of several entries: the first one's output (all are equal), in pairs' order
@@ -408,11 +460,14 @@ def responder_setup(
             view = memoryview(outputs)
             outputs = b"".join([view[OUTPUT_BYTES * i : OUTPUT_BYTES * (i + 1)] for i in first.values()])
             del first, view
+        width = tag_len + (NONCE_BYTES + size + 16 if size else 0)
         if workers is None or len(pairs) < 4096:
-            rows = seal_rows(outputs, pairs, tag_len, size)
+            parts = [seal_rows_joined(outputs, pairs, tag_len, size)]
         else:
-            rows = _split_seal(workers, outputs, pairs, tag_len, size, progress)
-    elif workers is None or len(pairs) < 4096:
+            parts = _split_seal(workers, outputs, pairs, tag_len, size, progress)
+        del outputs, pairs
+        return sorted_setup(parts, tag_len, width)
+    if workers is None or len(pairs) < 4096:
         rows = setup_rows(key, pairs, tag_len, size, keep_points)
     else:
         rows = _split_setup(workers, key, pairs, tag_len, size, keep_points, progress)
@@ -448,17 +503,20 @@ def _split_seal(
     tag_len: int,
     size: int,
     progress: Callable[[int, int], None] | None = None,
-) -> list[tuple[bytes, ...]]:
-    """The setup's rows from output hashes computed ahead, sealed in batches on ``workers``, in order."""
+) -> list[bytes]:
+    """The setup's rows from output hashes computed ahead, sealed in batches on ``workers``, in order:
+    one buffer of fixed-width rows per batch (:func:`seal_rows_joined`)."""
     step = 8192
-    out: list[tuple[bytes, ...]] = []
+    out: list[bytes] = []
     view = memoryview(outputs)
     batches = (
         (bytes(view[OUTPUT_BYTES * i : OUTPUT_BYTES * (i + step)]), pairs[i : i + step], tag_len, size)
         for i in range(0, len(pairs), step)
     )
-    for part in workers.map_ordered(seal_rows, batches):
-        out.extend(part)
+    done = 0
+    for part in workers.map_ordered(seal_rows_joined, batches):
+        out.append(part)
+        done = min(len(pairs), done + step)
         if progress:
-            progress(len(out), len(pairs))
+            progress(done, len(pairs))
     return out

@@ -26,6 +26,11 @@ from matcher.protocols.group_backend import ExtensionUnavailable
 SEAL: ModuleType | None = None
 #: why the C sealer is or is not used (for start-up lines and benchmarks)
 DETAIL = "python (cryptography)"
+#: the C sealer also writes whole setup rows (``tag ‖ label``, its ``tag_len`` argument) and
+#: seals without holding the GIL, so threads of this process can share a setup's batches;
+#: and it sorts fixed-width rows in one buffer (``sort_rows``) and the watchlist digest's
+#: (token, reference) pairs (``pairs_sorted``)
+ROWS = False
 
 
 def _load() -> ModuleType:
@@ -35,8 +40,12 @@ def _load() -> ModuleType:
     return load_built_module(build.labels_path(), build.LABELS_MODULE)
 
 
-def known_answer(seal: ModuleType) -> bool:
-    """Whether ``seal`` seals a fixed batch (several lengths, an empty reference) exactly as ``cryptography`` does."""
+def known_answer(seal: ModuleType, tag_len: int | None = None) -> bool:
+    """Whether ``seal`` seals a fixed batch (several lengths, an empty reference) exactly as ``cryptography`` does.
+
+    With ``tag_len``: whether it writes the rows ``tag ‖ label`` (the tag: the first ``tag_len``
+    bytes of each output hash) exactly so.
+    """
     import hashlib
 
     prefix = b"matcher/v2/label\x00"
@@ -50,16 +59,19 @@ def known_answer(seal: ModuleType) -> bool:
         nonce = nonces[12 * i : 12 * (i + 1)]
         plain = len(ref).to_bytes(2, "big") + ref + bytes(size - 2 - len(ref))
         key = outputs[64 * i + 32 : 64 * (i + 1)]
+        if tag_len is not None:
+            expected += outputs[64 * i : 64 * i + tag_len]
         expected += nonce + ChaCha20Poly1305(key).encrypt(nonce, plain, prefix + hashlib.sha256(token).digest())
     try:
-        got = seal.seal(outputs, tokens, refs, size, nonces, prefix)
+        extra = () if tag_len is None else (tag_len,)
+        got = seal.seal(outputs, tokens, refs, size, nonces, prefix, *extra)
     except Exception:
         return False
     return bool(got == expected)
 
 
 def _select() -> None:
-    global SEAL, DETAIL
+    global SEAL, DETAIL, ROWS
     if (os.environ.get("MATCHER_GROUP_BACKEND", "auto").strip().lower() or "auto") == "portable":
         DETAIL = "python (cryptography), forced by MATCHER_GROUP_BACKEND=portable"
         return
@@ -72,6 +84,34 @@ def _select() -> None:
         DETAIL = "python (cryptography); the C sealer failed its known-answer test"
         return
     SEAL, DETAIL = module, "C (OpenSSL ChaCha20-Poly1305, batch), known-answer test passed"
+    # an older build has neither tag_len nor sort_rows: False
+    ROWS = known_answer(module, 6) and known_answer(module, 0) and sorts_rows(module) and sorts_pairs(module)
+
+
+def sorts_pairs(module: ModuleType) -> bool:
+    """Whether ``module.pairs_sorted`` orders (token, ref) pairs exactly as ``sorted`` orders the tuples
+    (a token that is another's prefix, equal tokens, empty values) and writes each length-prefixed."""
+    pairs = [(b"ab", b"2"), (b"a", b"zz"), (b"abc", b""), (b"ab", b"10"), (b"", b"x"), (b"a\xff", b"1"),
+             (b"ab", b"1"), (b"a\x00", b"y"), (b"ab", b"1")]
+    expected = b"".join(len(t).to_bytes(4, "big") + t + len(r).to_bytes(4, "big") + r for t, r in sorted(pairs))
+    try:
+        return bool(module.pairs_sorted(pairs) == expected)
+    except Exception:
+        return False
+
+
+def sorts_rows(module: ModuleType) -> bool:
+    """Whether ``module.sort_rows`` orders fixed-width rows exactly as ``sorted`` orders them as bytes."""
+    import hashlib
+
+    width = 7
+    rows = [hashlib.sha256(b"kat-row-%d" % (i % 40)).digest()[: 1 + i % 3].ljust(width, b"\x00")
+            for i in range(100)]
+    try:
+        got = module.sort_rows(b"".join(rows), width)
+    except Exception:
+        return False
+    return bool(got == b"".join(sorted(rows)))
 
 
 _select()

@@ -20,8 +20,8 @@ from matcher.files import private_dir
 from matcher.identity.conformance import require_conformant
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import LoadResult, TokenisedRecord
-from matcher.parallel import Workers
-from matcher.protocols import ecdh
+from matcher.parallel import Workers, kernel_threads
+from matcher.protocols import ecdh, label_backend
 from matcher.server.budgets import BUDGET_FILE, BudgetLedger
 from matcher.server.hits import append_responder_hits
 from matcher.storage.secrets_store import EpochKey, load_or_rotate, read_key
@@ -187,8 +187,7 @@ class ResponderState:
         self._entries = [
             (token, r.case_ref.encode("utf-8")) for r in watchlist.records for _key, token in r.tokens
         ]
-        #: distinct watchlist tokens: what a paillier session makes the responder evaluate
-        self.distinct_tokens = len({token for token, _ in self._entries})
+        self._distinct_tokens: int | None = None
         #: reveal = "both": token -> (record_id, key name, case_ref) of the own records that yield it
         self.owners: dict[bytes, list[tuple[str, str, str]]] = {}
         if self.settings.reveal == "both":
@@ -255,6 +254,14 @@ class ResponderState:
         if self.session_log is not None:
             self.session_log.close()
         self.workers.close()
+
+    @property
+    def distinct_tokens(self) -> int:
+        """Distinct watchlist tokens: what a paillier session makes the responder evaluate (counted at
+        first use, not at start-up)."""
+        if self._distinct_tokens is None:
+            self._distinct_tokens = len({token for token, _ in self._entries})
+        return self._distinct_tokens
 
     @property
     def entries(self) -> list[tuple[bytes, bytes]]:
@@ -354,11 +361,14 @@ class ResponderState:
             return Epoch(key, setup, setup_id(setup), from_cache=True)
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
+        # labels sealed in C without the GIL: on threads of this process (no copy of the
+        # entries to the worker processes and of the rows back)
+        pool = kernel_threads(self.workers) if ahead is not None and label_backend.ROWS else self.workers
         setup = ecdh.responder_setup(
-            key.key, self._entries, self._tag_len, with_labels=with_labels, workers=self.workers,
+            key.key, self._entries, self._tag_len, with_labels=with_labels, workers=pool,
             keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
             points_only=self.settings.reveal == "cardinality",
-            outputs=ahead.outputs() if ahead is not None else None,
+            outputs=ahead.outputs if ahead is not None else None,  # waited for once the entries are merged
         )
         sid = save_setup(path, setup, {"digest": digest, "epoch": key.epoch}, mac_key=mac_key)
         remove_other_setups(self.epoch_dir, path, "setup-*.bin")
