@@ -90,10 +90,9 @@ def test_setup_from_buffers_gives_the_straightforward_cache_bytes_and_id(rows_ba
     assert loaded is not None and loaded[1] == plain
 
 
-def test_sort_rows_in_c_orders_as_python(rows_backend):
-    if rows_backend != "C rows":
-        pytest.skip("the C sorter only")
-    assert label_backend.SEAL is not None
+def test_sort_rows_in_c_orders_as_python():
+    if label_backend.SEAL is None:
+        pytest.skip("the C label module is not built here")
     rows = [hashlib.sha256(b"%d" % (i % 300)).digest()[:9] for i in range(1000)]
     assert label_backend.SEAL.sort_rows(b"".join(rows), 9) == b"".join(sorted(rows))
     with pytest.raises(ValueError):
