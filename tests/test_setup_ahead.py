@@ -125,3 +125,28 @@ def test_setup_ahead_on_a_worker_pool_gives_every_output_in_order():
         outputs = ahead.outputs()
     assert outputs == ecdh.setup_outputs(key, [r.tokens[0][1] for r in records])
     assert "tok-" not in repr(ahead) and key.hex() not in repr(ahead)
+
+
+def test_a_setup_from_records_already_loaded_runs_on_threads_without_a_worker_process(tmp_path):
+    """Reload and the embedded responder hand over loaded records: with GIL-free kernels and the C
+    sealer their setup runs on threads of the process, so no worker process is spawned for it."""
+    from matcher.identity.records import LoadResult
+    from matcher.parallel import Workers
+    from matcher.protocols import label_backend
+    from matcher.server.state import ResponderState
+    from tests.harness import _responder_config, synthetic_sets
+
+    if not (ecdh.KERNELS_RELEASE_GIL and label_backend.ROWS):
+        pytest.skip("needs the IFMA kernels and the C sealer (built by make where available)")
+    _, watchlist = synthetic_sets(10, 9000, 5, seed=3)  # above the 4,096 entries done in one piece
+    workers = Workers(2)
+    try:
+        state = ResponderState(_responder_config(str(tmp_path), tmp_path / "state", 2, 2_000_000),
+                               LoadResult(watchlist, [], len(watchlist)), workers=workers)
+        try:
+            assert len(state.current().setup) == len({t for r in watchlist for _, t in r.tokens})
+            assert workers._pool is None  # the process pool never started
+        finally:
+            state.close()
+    finally:
+        workers.close()

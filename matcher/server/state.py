@@ -362,8 +362,11 @@ class ResponderState:
         if self._progress:
             self._progress(f"computing setup for {len(self._entries)} watchlist tokens (epoch {key.epoch})")
         # labels sealed in C without the GIL: on threads of this process (no copy of the
-        # entries to the worker processes and of the rows back)
-        pool = kernel_threads(self.workers) if ahead is not None and label_backend.ROWS else self.workers
+        # entries to the worker processes and of the rows back); with the IFMA kernels (also
+        # GIL-free) the group operations of a setup not started while loading run there too,
+        # so no worker process has to be spawned for them
+        threads = label_backend.ROWS and (ahead is not None or ecdh.KERNELS_RELEASE_GIL)
+        pool = kernel_threads(self.workers) if threads else self.workers
         setup = ecdh.responder_setup(
             key.key, self._entries, self._tag_len, with_labels=with_labels, workers=pool,
             keep_points=keep_points, progress=self._setup_progress() if self._progress else None,
