@@ -150,3 +150,27 @@ def test_a_setup_from_records_already_loaded_runs_on_threads_without_a_worker_pr
             state.close()
     finally:
         workers.close()
+
+
+def test_the_watchlist_is_read_with_a_short_gil_switch_interval_restored_after(agencies, start, monkeypatch):
+    """The process pool's threads move batches through pipes in 64 KB pieces, one GIL hand-over
+    each: with CPython's default 5 ms interval they waited on the parsing thread at every piece
+    (the worker sat idle for most of a 1M-record load)."""
+    import sys
+
+    from matcher import parallel
+    from matcher.server import responder
+
+    seen: list[float] = []
+    real = responder.load_watchlist
+
+    def load(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(responder, "load_watchlist", load)
+    before = sys.getswitchinterval()
+    running = start()
+    assert seen and seen[0] <= parallel.SHORT_SWITCH_INTERVAL < before
+    assert sys.getswitchinterval() == before
+    assert _hits(agencies, running) == EXPECTED_DEMO

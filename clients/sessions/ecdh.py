@@ -22,13 +22,20 @@ import bisect
 import contextlib
 import os
 import random
-import sys
 from collections.abc import Iterator, Sequence
 
 from clients.sessions.base import RequesterSession
 from matcher.errors import InvalidElement, ProtocolViolation, ResponderMisbehaved
 from matcher.identity.records import TokenisedRecord
-from matcher.parallel import SMALL_BATCH, ThreadWorkers, Workers, inline, kernel_threads, kernel_threads_beside_caller
+from matcher.parallel import (
+    SMALL_BATCH,
+    ThreadWorkers,
+    Workers,
+    inline,
+    kernel_threads,
+    kernel_threads_beside_caller,
+    short_gil_switch,
+)
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
 from matcher.storage.setup_cache import setup_id
 from matcher.v1 import matcher_pb2 as pb
@@ -102,12 +109,8 @@ class BlindAhead:
         result list); with the default 5 ms the parsing thread keeps it so long that the
         kernel thread was idle most of the load (13 of 51 batches done at its end, 42 with 1 ms).
         """
-        before = sys.getswitchinterval()
-        sys.setswitchinterval(min(before, self.SWITCH_INTERVAL))
-        try:
+        with short_gil_switch(self.SWITCH_INTERVAL):
             yield self
-        finally:
-            sys.setswitchinterval(before)
 
     def feed(self, records: Sequence[TokenisedRecord]) -> None:
         """The next records of the file, in order (each record once)."""
