@@ -9,11 +9,12 @@ no hits file is written, and the requester's session log records RESPONDER_MISBE
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
 from matcher.errors import ResponderMisbehaved
-from matcher.protocols import ecdh
+from matcher.protocols import ecdh, label_backend
 from matcher.requester import run_match
 from matcher.server.responder import load_watchlist, read_tls
 from matcher.server.service import ResponderServicer, build_server
@@ -45,6 +46,23 @@ class TamperingServicer(ResponderServicer):
             elif resp.WhichOneof("kind") == "summary" and self.summary is not None:
                 resp = pb.MatchResponse(summary=self.summary(resp.summary))
             yield resp
+
+
+@pytest.fixture(autouse=True, params=["c-opener", "python-opener"])
+def opener(request, monkeypatch):
+    """Every case with the requester's labels opened in C (when built) and in Python: the same verdicts.
+
+    Yields the number of C opener calls so far (a list), to show the C path was the one taken."""
+    calls: list[int] = []
+    if request.param == "python-opener":
+        monkeypatch.setattr(label_backend, "OPEN", None)
+    elif label_backend.OPEN is None:
+        pytest.skip(f"C label opener not in use here: {label_backend.DETAIL}")
+    else:
+        real = label_backend.OPEN
+        monkeypatch.setattr(label_backend, "OPEN", SimpleNamespace(
+            open_labels=lambda *a: calls.append(1) or real.open_labels(*a)))
+    yield calls
 
 
 @pytest.fixture
@@ -150,10 +168,11 @@ def test_replies_replayed_from_an_earlier_session_make_no_hit_and_are_blamed(age
     assert [e["outcome"] for e in ends] == ["OK", "RESPONDER_MISBEHAVED"]
 
 
-def test_an_honest_responder_passes_every_check(agencies, hostile):
+def test_an_honest_responder_passes_every_check(agencies, hostile, opener, request):
     port = hostile(lambda replies, _n: replies)
     run = _match(agencies, port, agencies.workdir / "hits.csv")
     assert {h.record_id: (h.match_keys, h.case_ref) for h in run.result.hits} == EXPECTED_DEMO
+    assert bool(opener) == ("c-opener" in request.node.name)
     assert [e["outcome"] for e in _requester_ends(agencies)] == ["OK"]
 
 

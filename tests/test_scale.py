@@ -185,16 +185,15 @@ def test_a_setup_cache_that_cannot_be_written_fails_the_match_and_one_that_can_i
         tmp_path, monkeypatch):
     """The cache is saved on a thread while the hits are put together; match() waits for it."""
     req, resp = synthetic_sets(300, 2000, 40, seed=6)
-    with loopback_responder(resp, workers=1) as lb:
-        with lb.client(workers=1) as client:
-            client.setup_cache = RequesterSetupCache(tmp_path / "cache")
+    with loopback_responder(resp, workers=1) as lb, lb.client(workers=1) as client:
+        client.setup_cache = RequesterSetupCache(tmp_path / "cache")
+        client.match(req, KEYSPEC)
+        assert len(list((tmp_path / "cache").glob("setup-*.bin"))) == 1  # written before match returned
+
+        def disk_full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(RequesterSetupCache, "save", disk_full)
+        client.setup_cache = RequesterSetupCache(tmp_path / "other")
+        with pytest.raises(OSError, match="No space left"):
             client.match(req, KEYSPEC)
-            assert len(list((tmp_path / "cache").glob("setup-*.bin"))) == 1  # written before match returned
-
-            def disk_full(*args, **kwargs):
-                raise OSError(28, "No space left on device")
-
-            monkeypatch.setattr(RequesterSetupCache, "save", disk_full)
-            client.setup_cache = RequesterSetupCache(tmp_path / "other")
-            with pytest.raises(OSError, match="No space left"):
-                client.match(req, KEYSPEC)

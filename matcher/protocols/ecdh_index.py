@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
 from matcher.protocols import group_backend as _backend
-from matcher.protocols.ecdh import ResponderSetup, _derive, _open_with, label_ad
+from matcher.protocols import label_backend as _labels
+from matcher.protocols.ecdh import LABEL_AD_PREFIX, ResponderSetup, _derive, _open_with, label_ad
 
 
 class SetupIndex:
@@ -89,27 +90,28 @@ class SetupIndex:
         hit with the value ``b""``.
         """
         out: list[bytes | None] = [None] * len(outputs)
+        pending: list[tuple[int, list[bytes]]] = []  # (j, the labels of j's tag), to be opened
         for j, first in self._found(outputs):
-            d = outputs[j]
-            candidates = self._candidates_from(first, d[: self.tag_length])
-            found: bytes | None = None
-            if candidates:
-                if not candidates[0]:
-                    found = b""
-                else:
-                    if tokens is None:
-                        raise ValueError("labels can only be opened with the elements' tokens")
-                    ad = label_ad(tokens[j])
-                    for label in candidates:
-                        found = _open_with(d[32:], label, ad)
-                        if found is not None:
-                            break
-                    if found is None:
-                        raise ResponderMisbehaved(
-                            f"the responder's reply {offset + j} matches a setup entry whose label was not "
-                            "sealed for this element: the reply was permuted, repeated, substituted or taken "
-                            "from another session (an honest collision has a chance under 2^-40)"
-                        )
+            candidates = self._candidates_from(first, outputs[j][: self.tag_length])
+            if candidates and not candidates[0]:
+                out[j] = b""
+            elif candidates:
+                if tokens is None:
+                    raise ValueError("labels can only be opened with the elements' tokens")
+                pending.append((j, candidates))
+        for (j, candidates), found in zip(pending, _open_first(outputs, tokens or [], pending), strict=True):
+            if found is None:  # the next entries with the tag (an honest collision), in Python
+                ad = label_ad(tokens[j]) if tokens is not None else b""
+                for label in candidates[1:]:
+                    found = _open_with(outputs[j][32:], label, ad)
+                    if found is not None:
+                        break
+                if found is None:
+                    raise ResponderMisbehaved(
+                        f"the responder's reply {offset + j} matches a setup entry whose label was not "
+                        "sealed for this element: the reply was permuted, repeated, substituted or taken "
+                        "from another session (an honest collision has a chance under 2^-40)"
+                    )
             out[j] = found
         return out
 
@@ -136,3 +138,38 @@ class SetupIndex:
             if i < size and tags[i] == tag:
                 out.append((j, i))
         return out
+
+
+#: the label lengths the C opener takes (nonce ‖ tag at least, a 1 MiB plaintext at most)
+_C_LABELS = range(28, (1 << 20) + 28 + 1)
+
+
+def _open_first(
+    outputs: Sequence[bytes], tokens: Sequence[bytes], pending: Sequence[tuple[int, list[bytes]]]
+) -> list[bytes | None]:
+    """For each (j, labels) of ``pending``: the first label opened with output j's label key and
+    token j's associated data, or None where it does not open (as :func:`_open_with`).
+
+    One C call for the batch (OpenSSL, without the GIL: about 1 µs a label instead of
+    10-13 µs with ``cryptography``) when :data:`label_backend.OPEN` passed its known-answer
+    test and the outputs are bytes; a label of a length the C opener does not take, and every
+    label without it, is opened in Python.
+    """
+    if _labels.OPEN is None or not pending:
+        return [_open_with(outputs[j][32:], labels[0], label_ad(tokens[j])) for j, labels in pending]
+    batch = [i for i, (j, labels) in enumerate(pending)
+             if len(labels[0]) in _C_LABELS and type(outputs[j]) is bytes and len(outputs[j]) == 64
+             and type(labels[0]) is bytes and type(tokens[j]) is bytes]
+    opened: list[bytes | None] = _labels.OPEN.open_labels(
+        [outputs[pending[i][0]] for i in batch], [pending[i][1][0] for i in batch],
+        [tokens[pending[i][0]] for i in batch], LABEL_AD_PREFIX)
+    if len(batch) == len(pending):
+        return opened
+    result: list[bytes | None] = [None] * len(pending)
+    for i, found in zip(batch, opened, strict=True):
+        result[i] = found
+    done = set(batch)
+    for i, (j, labels) in enumerate(pending):
+        if i not in done:
+            result[i] = _open_with(outputs[j][32:], labels[0], label_ad(tokens[j]))
+    return result

@@ -11,6 +11,10 @@ It is used only if it was built, its files are not writable by anyone but their 
 and it seals a known-answer batch exactly as ``cryptography`` does; else, and under
 ``MATCHER_GROUP_BACKEND=portable``, :data:`SEAL` is None and the labels are sealed in
 Python as before.
+
+The same module opens the requester's hits' labels in one call per reply chunk
+(``open_labels``, :data:`OPEN`), checked at load against labels ``cryptography`` sealed
+and tampered copies of them; else the requester opens each label in Python.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ DETAIL = "python (cryptography)"
 #: and it sorts fixed-width rows in one buffer (``sort_rows``) and the watchlist digest's
 #: (token, reference) pairs (``pairs_sorted``)
 ROWS = False
+#: the C batch opener (``open_labels``) when it passed its known-answer test (opens what
+#: ``cryptography`` sealed, refuses a tampered tag, ciphertext, nonce or associated data), else None:
+#: the requester then opens each hit's label in Python
+OPEN: ModuleType | None = None
 
 
 def _load() -> ModuleType:
@@ -70,8 +78,53 @@ def known_answer(seal: ModuleType, tag_len: int | None = None) -> bool:
     return bool(got == expected)
 
 
+def opens(module: ModuleType) -> bool:
+    """Whether ``module.open_labels`` opens labels sealed by ``cryptography`` (several lengths, an
+    empty reference) exactly as :func:`matcher.protocols.ecdh._open_with` does, and returns None for a
+    label whose tag, ciphertext, nonce or associated data was altered, or whose length prefix is too long."""
+    import hashlib
+
+    prefix = b"matcher/v2/label\x00"
+    outputs: list[bytes] = []
+    labels: list[bytes] = []
+    tokens: list[bytes] = []
+    expected: list[bytes | None] = []
+    for i, (size, ref) in enumerate([(2, b""), (64, b"CASE-1"), (64, b"x" * 62), (128, b"\xff" * 30)]):
+        out = hashlib.sha512(b"kat-open-%d" % i).digest()
+        token = b"token-%d" % i
+        nonce = hashlib.sha256(b"kat-open-nonce-%d" % i).digest()[:12]
+        plain = len(ref).to_bytes(2, "big") + ref + bytes(size - 2 - len(ref))
+        label = nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, prefix + hashlib.sha256(token).digest())
+        outputs.append(out)
+        labels.append(label)
+        tokens.append(token)
+        expected.append(ref)
+        for bad in (bytes([label[0] ^ 1]) + label[1:], label[:20] + bytes([label[20] ^ 0x80]) + label[21:],
+                    label[:-1] + bytes([label[-1] ^ 1])):
+            outputs.append(out)
+            labels.append(bad)
+            tokens.append(token)
+            expected.append(None)
+        outputs.append(out)  # the associated data of another token
+        labels.append(label)
+        tokens.append(token + b"!")
+        expected.append(None)
+    out = hashlib.sha512(b"kat-open-long").digest()  # authentic, but its length prefix exceeds the plaintext
+    nonce = bytes(12)
+    plain = (63).to_bytes(2, "big") + bytes(62)
+    outputs.append(out)
+    labels.append(nonce + ChaCha20Poly1305(out[32:]).encrypt(nonce, plain, prefix + hashlib.sha256(b"t").digest()))
+    tokens.append(b"t")
+    expected.append(None)
+    try:
+        return bool(module.open_labels(outputs, labels, tokens, prefix) == expected
+                    and module.open_labels([], [], [], prefix) == [])
+    except Exception:
+        return False
+
+
 def _select() -> None:
-    global SEAL, DETAIL, ROWS
+    global SEAL, DETAIL, ROWS, OPEN
     if (os.environ.get("MATCHER_GROUP_BACKEND", "auto").strip().lower() or "auto") == "portable":
         DETAIL = "python (cryptography), forced by MATCHER_GROUP_BACKEND=portable"
         return
@@ -86,6 +139,8 @@ def _select() -> None:
     SEAL, DETAIL = module, "C (OpenSSL ChaCha20-Poly1305, batch), known-answer test passed"
     # an older build has neither tag_len nor sort_rows: False
     ROWS = known_answer(module, 6) and known_answer(module, 0) and sorts_rows(module) and sorts_pairs(module)
+    # an older build has no open_labels: None
+    OPEN = module if opens(module) else None
 
 
 def sorts_pairs(module: ModuleType) -> bool:

@@ -249,7 +249,132 @@ done:
     return result;
 }
 
+/* open_labels(outputs, labels, tokens, ad_prefix) -> list: for each i, the case reference in
+ * labels[i] opened with the label key outputs[i][32:64] (each output a 64-byte output hash) and
+ * the associated data ad_prefix || SHA-256(tokens[i]), or None when the label does not
+ * authenticate or its length prefix exceeds its plaintext: what matcher.protocols.ecdh._open_with
+ * returns for each (checked at load by matcher.protocols.label_backend).  A label shorter than
+ * nonce || tag is refused with ValueError (the caller opens those in Python).  The opening runs
+ * without the GIL; the plaintexts are written to a buffer that is wiped before it is freed. */
+static PyObject *py_open_labels(PyObject *self, PyObject *args)
+{
+    PyObject *outputs, *labels, *tokens;
+    Py_buffer prefix;
+    if (!PyArg_ParseTuple(args, "OOOy*", &outputs, &labels, &tokens, &prefix)) return NULL;
+    PyObject *result = NULL, *out = NULL, *lab = NULL, *tok = NULL;
+    const uint8_t **op = NULL, **lp = NULL, **tp = NULL;
+    Py_ssize_t *ll = NULL, *tl = NULL, *pos = NULL, *got = NULL;
+    uint8_t *plain = NULL, *ad = NULL;
+    size_t plain_len = 0;
+    EVP_CIPHER_CTX *ctx = NULL;
+    EVP_MD_CTX *md = NULL;
+    out = PySequence_Tuple(outputs);  /* tuples of our own: the items stay alive without the GIL */
+    lab = out ? PySequence_Tuple(labels) : NULL;
+    tok = lab ? PySequence_Tuple(tokens) : NULL;
+    if (!tok) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(out);
+    if (PyTuple_GET_SIZE(lab) != n || PyTuple_GET_SIZE(tok) != n || prefix.len > 256) {
+        PyErr_SetString(PyExc_ValueError, "open_labels: lengths do not agree");
+        goto done;
+    }
+    op = PyMem_RawMalloc(sizeof(*op) * (size_t)(n + 1));
+    lp = PyMem_RawMalloc(sizeof(*lp) * (size_t)(n + 1));
+    tp = PyMem_RawMalloc(sizeof(*tp) * (size_t)(n + 1));
+    ll = PyMem_RawMalloc(sizeof(*ll) * (size_t)(n + 1));
+    tl = PyMem_RawMalloc(sizeof(*tl) * (size_t)(n + 1));
+    pos = PyMem_RawMalloc(sizeof(*pos) * (size_t)(n + 1));
+    got = PyMem_RawMalloc(sizeof(*got) * (size_t)(n + 1));
+    ad = PyMem_RawMalloc((size_t)prefix.len + 32);
+    ctx = EVP_CIPHER_CTX_new();
+    md = EVP_MD_CTX_new();
+    if (!op || !lp || !tp || !ll || !tl || !pos || !got || !ad || !ctx || !md) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(out, i), *l = PyTuple_GET_ITEM(lab, i), *t = PyTuple_GET_ITEM(tok, i);
+        if (!PyBytes_Check(o) || !PyBytes_Check(l) || !PyBytes_Check(t)) {
+            PyErr_SetString(PyExc_TypeError, "open_labels: outputs, labels and tokens must be bytes");
+            goto done;
+        }
+        if (PyBytes_GET_SIZE(o) != OUT || PyBytes_GET_SIZE(l) < NONCE + TAG || PyBytes_GET_SIZE(l) > (1 << 20) + NONCE + TAG) {
+            PyErr_SetString(PyExc_ValueError, "open_labels: an output is not 64 bytes or a label is too short or long");
+            goto done;
+        }
+        op[i] = (const uint8_t *)PyBytes_AS_STRING(o);
+        lp[i] = (const uint8_t *)PyBytes_AS_STRING(l);
+        ll[i] = PyBytes_GET_SIZE(l);
+        tp[i] = (const uint8_t *)PyBytes_AS_STRING(t);
+        tl[i] = PyBytes_GET_SIZE(t);
+        pos[i] = (Py_ssize_t)plain_len;
+        plain_len += (size_t)(ll[i] - NONCE - TAG);
+    }
+    plain = PyMem_RawMalloc(plain_len + 1);
+    if (!plain) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(ad, prefix.buf, (size_t)prefix.len);
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL) == 1;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        Py_ssize_t clen = ll[i] - NONCE - TAG;
+        uint8_t *dst = plain + pos[i];
+        unsigned int dlen = 0;
+        int len = 0;
+        ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+             && EVP_DigestUpdate(md, tp[i], (size_t)tl[i]) == 1
+             && EVP_DigestFinal_ex(md, ad + prefix.len, &dlen) == 1 && dlen == 32;
+        got[i] = -1;
+        if (!ok) break;
+        if (EVP_DecryptInit_ex(ctx, NULL, NULL, op[i] + 32, lp[i]) == 1
+            && EVP_DecryptUpdate(ctx, NULL, &len, ad, (int)(prefix.len + 32)) == 1
+            && EVP_DecryptUpdate(ctx, dst, &len, lp[i] + NONCE, (int)clen) == 1 && len == clen
+            && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, (void *)(lp[i] + NONCE + clen)) == 1
+            && EVP_DecryptFinal_ex(ctx, dst + clen, &len) == 1 && clen >= 2) {
+            Py_ssize_t m = ((Py_ssize_t)dst[0] << 8) | dst[1];
+            if (m + 2 <= clen) got[i] = m;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        PyErr_SetString(PyExc_RuntimeError, "open_labels: OpenSSL failed");
+        goto done;
+    }
+    result = PyList_New(n);
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        PyObject *v;
+        if (got[i] < 0) {
+            v = Py_NewRef(Py_None);
+        } else if (!(v = PyBytes_FromStringAndSize((const char *)plain + pos[i] + 2, got[i]))) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, v);
+    }
+done:
+    if (plain) { wipe(plain, plain_len); PyMem_RawFree(plain); }
+    PyMem_RawFree(ad);
+    PyMem_RawFree(op);
+    PyMem_RawFree(lp);
+    PyMem_RawFree(tp);
+    PyMem_RawFree(ll);
+    PyMem_RawFree(tl);
+    PyMem_RawFree(pos);
+    PyMem_RawFree(got);
+    EVP_CIPHER_CTX_free(ctx);  /* clears the key schedule */
+    EVP_MD_CTX_free(md);
+    Py_XDECREF(out);
+    Py_XDECREF(lab);
+    Py_XDECREF(tok);
+    PyBuffer_Release(&prefix);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"open_labels", py_open_labels, METH_VARARGS,
+     "open_labels(outputs, labels, tokens, ad_prefix) -> [case reference or None for each label]"},
     {"pairs_sorted", py_pairs_sorted, METH_O,
      "pairs_sorted(pairs) -> the (token, ref) pairs sorted, each as len||token||len||ref, concatenated"},
     {"sort_rows", py_sort_rows, METH_VARARGS, "sort_rows(rows, width) -> the fixed-width rows sorted, concatenated"},
