@@ -40,13 +40,18 @@ def test_a_cold_start_uses_the_group_operations_computed_while_loading(agencies,
     assert _hits(agencies, running) == EXPECTED_DEMO
 
 
-def test_a_restart_without_the_setup_cache_reuses_the_epoch_key_ahead(agencies, start, monkeypatch):
-    state = agencies.workdir / "agency_a_state"
+def _first_epoch_then_cache_removed(agencies, start):
+    """Start once, stop, and delete the setup cache: the next start has its key but not its setup."""
     running = start()
     first = running.state.current()
     running.stop(grace=0)
-    for cache in state.glob("setup-*.bin"):
+    for cache in (agencies.workdir / "agency_a_state").glob("setup-*.bin"):
         cache.unlink()
+    return first
+
+
+def test_a_restart_without_the_setup_cache_reuses_the_epoch_key_ahead(agencies, start, monkeypatch):
+    first = _first_epoch_then_cache_removed(agencies, start)
     _forbid_setup_after_loading(monkeypatch)
     running = start()
     again = running.state.current()
@@ -58,12 +63,7 @@ def test_a_restart_without_the_setup_cache_reuses_the_epoch_key_ahead(agencies, 
 def test_work_ahead_under_a_key_that_is_not_kept_is_dropped(agencies, start):
     """The cache is gone and the watchlist changed: the guessed key (the old epoch's) loses its binding,
     a new epoch starts, and its setup is computed under the new key."""
-    state = agencies.workdir / "agency_a_state"
-    running = start()
-    first = running.state.current()
-    running.stop(grace=0)
-    for cache in state.glob("setup-*.bin"):
-        cache.unlink()
+    first = _first_epoch_then_cache_removed(agencies, start)
     watchlist = agencies.workdir / "agency_a_watchlist.csv"
     text = watchlist.read_text(encoding="utf-8")
     watchlist.write_text(text.replace("DE-BKA-2023-5521", "DE-BKA-2023-5599"), encoding="utf-8")
