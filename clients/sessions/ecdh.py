@@ -68,8 +68,6 @@ class BlindAhead:
 
     #: tokens a batch: the chunk size the client sends by default
     BATCH = 4096
-    #: the GIL switch interval while the file is read (seconds; Python's default is 0.005)
-    SWITCH_INTERVAL = 0.001
 
     def __init__(self, pool: Workers, during_load: Workers | None = None) -> None:
         """``pool``: the kernel threads for after the load; ``during_load``: those used while it runs."""
@@ -110,7 +108,7 @@ class BlindAhead:
         result list); with the default 5 ms the parsing thread keeps it so long that the
         kernel thread was idle most of the load (13 of 51 batches done at its end, 42 with 1 ms).
         """
-        with short_gil_switch(self.SWITCH_INTERVAL):
+        with short_gil_switch():
             yield self
 
     def feed(self, records: Sequence[TokenisedRecord]) -> None:
