@@ -288,3 +288,17 @@ def test_a_long_word_in_the_initials_key_is_compared_without_its_vowels() -> Non
     assert "initials_dob" in _shared_keys(a, b)
     # a short word keeps its vowels: Anna and Nina (both "n" without them) stay apart
     assert not set(name_initials("Anna", "K.")) & set(name_initials("Nina", "K."))
+
+
+def test_a_long_family_name_with_an_initial_and_the_date_meets_without_a_nationality() -> None:
+    # "P. / Schenkler" against "Petra / Schenkler" born the same day, the nationality written on one
+    # side only: Schenkler (5 letter classes) with an initial and the date is rare enough on its own
+    a = {"given_names": "Petra", "family_name": "Schenkler", "date_of_birth": "31.10.1956"}
+    b = {"given_names": "P.", "family_name": "SCHENKLER", "date_of_birth": "31.10.1956", "nationality": "DEU"}
+    assert "initials_dob" in _shared_keys(a, b)
+    # a short word (Stefan: 4 classes) with an initial and the date still needs the nationality: two
+    # Stefans born the same day whose family names share an initial class do not meet without it
+    c = {"given_names": "Stefan", "family_name": "Sastwald", "date_of_birth": "20.08.1979"}
+    d = {"given_names": "Stefan", "family_name": "Kuahn", "date_of_birth": "20.08.1979", "nationality": "AUT"}
+    assert not _shared_keys(c, d) and not _shared_keys(dict(c, nationality="DEU"), d)
+    assert "initials_dob" in _shared_keys(dict(c, nationality="AUT"), d)  # same nationality: a namesake hit

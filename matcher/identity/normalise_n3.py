@@ -20,7 +20,8 @@ New fields (all column-proof: a name typed in the other column gives the same va
 * ``name_keys_fine``: as ``name_keys`` with the vowels kept (for keys without a full date);
 * ``name_initials``: the skeleton of the first word of one column with the initial of the first
   word of the other, both ways round (a typo in one of the two words, or a given name written as
-  an initial, still meets).
+  an initial, still meets); ``name_initials_nat``: the same values, each followed by the
+  nationality unless its word is long (INITIALS_ALONE_FROM letter classes), for ``initials_dob``.
 
 Tokens per record stay bounded: a name has at most MAX_READINGS readings, at most MAX_NAME_WORDS
 words per column enter the pairs, and a key yields at most MAX_ALTERNATIVES_PER_KEY tokens
@@ -63,6 +64,10 @@ MAX_READINGS = 2
 #: (Anna, Anne, Nina, Ina are all "n"). Measured in docs/match-quality.md (section n3): from 3 classes
 #: precision on realistic name frequencies falls below 0.995.
 INITIALS_COARSE_FROM = 4
+#: In ``name_initials_nat`` (the key ``initials_dob``), a word with at least this many letter classes
+#: meets with the initial and the date alone; a shorter one needs the nationality too. From 4 classes
+#: on, precision on realistic name frequencies falls below 0.995 (docs/match-quality.md, section n3).
+INITIALS_ALONE_FROM = 5
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
@@ -184,18 +189,37 @@ def _initials_word(word: str) -> str:
     return coarse if len(coarse) >= INITIALS_COARSE_FROM else skeleton(word, True)
 
 
+def _initials_values(given: str, family: str) -> list[tuple[str, int]]:
+    """``name_initials``' values in their order, each with the number of letter classes of its word."""
+    out: dict[str, int] = {}
+    for gw, fw in _both(given, family):
+        if gw and fw:
+            pairs = {(f"{_initials_word(a)} {initial(b)}", len(skeleton(a)))
+                     for a, b in ((fw[0], gw[0]), (gw[0], fw[0])) if _initials_word(a) and initial(b)}
+            for value, classes in sorted(pairs):
+                out.setdefault(value, classes)
+    return list(out.items())
+
+
 def name_initials(given: str, family: str) -> Alternatives:
     """The first word of each column with the other's initial, both ways round, as a set (sorted), so
     it does not depend on the columns: the word as :func:`_initials_word` gives it (a long word by its
     skeleton, a short one with its vowels: a short skeleton with an initial meets too many namesakes),
     the initial of the other word as :func:`matcher.identity.schemes.latin.initial` reads it. Per
     reading, the written one first."""
+    return tuple(value for value, _classes in _initials_values(given, family))
+
+
+def name_initials_nat(given: str, family: str, nationality: Alternatives) -> Alternatives:
+    """``name_initials``' values for the key ``initials_dob``, each followed by the nationality unless
+    its word has INITIALS_ALONE_FROM letter classes or more: such a word (Schenkler, Kowalczyk,
+    Khrisafi) with an initial and a full date of birth is rare enough between different persons to
+    stand alone, so a record without a nationality still meets; a shorter one (Stefan, Birgit, Elena,
+    Nowak) meets namesakes born the same day, and needs the nationality to agree as well. A short word
+    on a record without nationality gives no value."""
     out: list[str] = []
-    for gw, fw in _both(given, family):
-        if gw and fw:
-            pairs = {f"{_initials_word(a)} {initial(b)}" for a, b in ((fw[0], gw[0]), (gw[0], fw[0]))
-                     if _initials_word(a) and initial(b)}
-            out.extend(sorted(pairs))
+    for value, classes in _initials_values(given, family):
+        out.extend([value] if classes >= INITIALS_ALONE_FROM else [f"{value} {nat}" for nat in nationality])
     return tuple(dict.fromkeys(out))
 
 
@@ -233,5 +257,6 @@ def normalise_record_n3(raw: Mapping[str, str], date_order: str) -> dict[str, Al
     record["name_keys"] = name_keys(given, family)
     record["name_pairs"] = name_pairs(given, family)
     record["name_initials"] = name_initials(given, family)
+    record["name_initials_nat"] = name_initials_nat(given, family, record.get("nationality", ()))
     record["name_keys_fine"] = name_keys(given, family, fine=True)
     return record
