@@ -38,7 +38,7 @@ from matcher.parallel import (
     short_gil_switch,
 )
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
-from matcher.storage.setup_cache import setup_id
+from matcher.storage.setup_cache import join_rows, setup_id
 from matcher.v1 import matcher_pb2 as pb
 
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
@@ -467,6 +467,7 @@ class _CacheSave:
 
     def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
         try:
+            join_rows(setup)  # joined once: hashed here, written by the save
             if setup_id(setup) == accepted.setup_id and len(setup) == accepted.setup_size:
                 cache.save(responder, accepted.setup_id, setup)
         except BaseException as exc:  # handed to wait()
