@@ -911,7 +911,9 @@ static PyObject *py_find_tags(PyObject *self, PyObject *args)
             else hi = mid;
         }
         if (lo < first[v + 1] && memcmp(base + lo * tag_len, key, (size_t)tag_len) == 0) {
-            PyObject *pair = Py_BuildValue("(nn)", j, lo);
+            Py_ssize_t end = lo + 1;  /* entries with the same tag follow (an honest collision) */
+            while (end < first[v + 1] && memcmp(base + end * tag_len, key, (size_t)tag_len) == 0) end++;
+            PyObject *pair = Py_BuildValue("(nnn)", j, lo, end - lo);
             if (!pair || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_CLEAR(out); goto done; }
             Py_DECREF(pair);
         }
@@ -946,7 +948,8 @@ static PyMethodDef methods[] = {
     {"tag_buckets", py_tag_buckets, METH_VARARGS,
      "tag_buckets(sorted tags concatenated, tag_len) -> index of the first tag of each 16-bit prefix (uint32 x 65537)"},
     {"find_tags", py_find_tags, METH_VARARGS,
-     "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i)] for each digest j whose tag is tag i"},
+     "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i, count)] for each digest j whose tag is "
+     "that of the count entries from i"},
     {"multiply_each", guarded_py_multiply_each, METH_VARARGS,
      "multiply_each(key, points) -> [key*P, or None where P is refused or key*P is the identity]"},
     {"canonical", guarded_py_canonical, METH_VARARGS, "canonical(points) -> [decode-then-encode of P] or index of the first invalid P"},
