@@ -117,7 +117,14 @@ class BlindAhead:
             raise RuntimeError("BlindAhead.feed after the session took the tokens")
         seen, tokens = self._seen, self.tokens
         for rec in records:
-            for _, t in rec.tokens:
+            pairs = rec.tokens
+            if len(pairs) == 1:  # one token (the common case): no inner loop
+                t = pairs[0][1]
+                if t not in seen:
+                    seen.add(t)
+                    tokens.append(t)
+                continue
+            for _, t in pairs:
                 if t not in seen:
                     seen.add(t)
                     tokens.append(t)
