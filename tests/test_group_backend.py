@@ -83,6 +83,22 @@ def test_bytes_like_tokens_hash_as_bytes_do(monkeypatch):
 
 
 @needs_fast
+@pytest.mark.parametrize("position", [0, 1, 600])
+def test_a_token_that_is_not_bytes_like_raises_type_error_on_both_backends(position, monkeypatch):
+    # the fast kernels copy the tokens under the GIL and hash them without it; a bad one
+    # half-way must fail the call as hashlib does, with what was copied so far freed
+    tokens: list[object] = [b"t%d" % i * 40 for i in range(700)]
+    tokens[position] = 5
+    key = ecdh.new_key()
+    with pytest.raises(TypeError):
+        ecdh.blind_tokens(key, tokens)
+    with monkeypatch.context() as m:
+        m.setattr(group_backend, "FAST", None)
+        with pytest.raises(TypeError):
+            ecdh.blind_tokens(key, tokens)
+
+
+@needs_fast
 def test_random_points_and_scalars_including_high_scalars(monkeypatch):
     points = [rbcl.crypto_core_ristretto255_from_hash(os.urandom(64)) for _ in range(17)]
     order = 2**252 + 27742317777372353535851937790883648493

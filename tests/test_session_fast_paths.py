@@ -9,6 +9,7 @@ pool starts only when something is submitted to it.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -48,8 +49,11 @@ def test_the_c_tag_lookup_finds_what_bisect_finds(seed, monkeypatch):
         m.setattr(group_backend, "FAST", None)
         slow = index._found(outputs)
     assert fast == slow
-    assert all(index.tags[i] == outputs[j][: index.tag_length] for j, i in fast)
-    assert all(i == 0 or index.tags[i - 1] != index.tags[i] for _, i in fast)  # the first entry with the tag
+    tag_len = index.tag_length
+    assert all(index.tags[i : i + count] == [outputs[j][:tag_len]] * count for j, i, count in fast)
+    assert all(i == 0 or index.tags[i - 1] != index.tags[i] for _, i, _ in fast)  # the first entry with the tag
+    assert all(i + count == len(index.tags) or index.tags[i + count] != index.tags[i] for _, i, count in fast)
+    assert any(count > 1 for _, _, count in fast) == any(a == b for a, b in itertools.pairwise(index.tags))
 
 
 @needs_fast
@@ -58,7 +62,7 @@ def test_the_c_tag_lookup_sees_tags_added_after_a_lookup():
     index.add([b"a" * 8], [b""])
     assert index._found([b"b" * 64]) == []
     index.add([b"b" * 8], [b""])
-    assert index._found([b"b" * 64]) == [(0, 1)]
+    assert index._found([b"b" * 64]) == [(0, 1, 1)]
 
 
 @needs_fast

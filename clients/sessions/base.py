@@ -159,7 +159,12 @@ class RequesterSession(ABC):
         """The (record index, key name) pairs behind each of ``tokens``, in record order."""
         out: dict[bytes, list[tuple[int, str]]] = {}
         for i, rec in enumerate(self.records):
-            for key_name, token in rec.tokens:
+            pairs = rec.tokens
+            if len(pairs) == 1:  # one token (the common case): no inner loop, half the time
+                if pairs[0][1] in tokens:
+                    out.setdefault(pairs[0][1], []).append((i, pairs[0][0]))
+                continue
+            for key_name, token in pairs:
                 if token in tokens:
                     out.setdefault(token, []).append((i, key_name))
         return out

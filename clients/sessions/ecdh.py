@@ -38,7 +38,7 @@ from matcher.parallel import (
     short_gil_switch,
 )
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
-from matcher.storage.setup_cache import setup_id
+from matcher.storage.setup_cache import join_rows, setup_id
 from matcher.v1 import matcher_pb2 as pb
 
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
@@ -117,7 +117,14 @@ class BlindAhead:
             raise RuntimeError("BlindAhead.feed after the session took the tokens")
         seen, tokens = self._seen, self.tokens
         for rec in records:
-            for _, t in rec.tokens:
+            pairs = rec.tokens
+            if len(pairs) == 1:  # one token (the common case): no inner loop
+                t = pairs[0][1]
+                if t not in seen:
+                    seen.add(t)
+                    tokens.append(t)
+                continue
+            for _, t in pairs:
                 if t not in seen:
                     seen.add(t)
                     tokens.append(t)
@@ -467,6 +474,7 @@ class _CacheSave:
 
     def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
         try:
+            join_rows(setup)  # joined once: hashed here, written by the save
             if setup_id(setup) == accepted.setup_id and len(setup) == accepted.setup_size:
                 cache.save(responder, accepted.setup_id, setup)
         except BaseException as exc:  # handed to wait()

@@ -256,22 +256,24 @@ class KeySpec:
         per_key: list[list[tuple[str, bytes]]] = []
         get = record.get
         for name, head, fields in self._plan:
-            per_field: list[tuple[str, ...]] = []
+            per_field: list[Sequence[str]] = []
             single = True
             for transforms, field, spec in fields:
-                raw = get(field, ())
-                if not raw:  # "" or (): the key cannot be computed (checked before any transform runs)
+                raw = get(field)
+                if not raw:  # None, "" or (): the key cannot be computed (checked before any transform runs)
                     break
-                if not transforms and isinstance(raw, str):
-                    alts: tuple[str, ...] = (raw,)
-                elif not transforms and len(raw) == 1:
-                    alts = (raw[0],) if raw[0] else ()
+                if transforms or (len(raw) > 1 and not isinstance(raw, str)):
+                    alts: Sequence[str] = _alternatives(record, spec)
+                    if not alts:
+                        break
+                    if len(alts) > 1:
+                        single = False
+                elif isinstance(raw, str):
+                    alts = (raw,)
+                elif raw[0]:
+                    alts = raw  # one alternative, as given
                 else:
-                    alts = _alternatives(record, spec)
-                if not alts:
                     break
-                if len(alts) > 1:
-                    single = False
                 per_field.append(alts)
             else:
                 if single:  # one value per field (the common case): one token, no product

@@ -112,10 +112,12 @@ class _RowPipeline:
         progress, first_seen, raw_columns, tokens_of = self.progress, self._first_seen, self.raw_columns, keyspec.tokens
         id_col, case_col, require_case_ref = self.id_col, self.case_col, self.require_case_ref
         records, on_records = self.records, self.on_records
-        for start, row, unreadable in rows:
-            self.rows_read += 1
-            if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
-                progress(self.rows_read)
+        first_row = self.rows_read + 1  # rows are counted by enumerate and stored after the loop
+        read = first_row - 1
+        next_hand_on = self._handed + RECORDS_BATCH
+        for read, (start, row, unreadable) in enumerate(rows, first_row):
+            if progress is not None and read % PROGRESS_EVERY == 0:
+                progress(read)
             if row is None:
                 self._reject(start, unreadable or "row cannot be read", None)
                 continue
@@ -183,8 +185,10 @@ class _RowPipeline:
             if row_dropped:
                 self.rows_with_dropped += 1
             records.append(TokenisedRecord(record_id, case_ref, tokens))
-            if on_records is not None and len(records) - self._handed >= RECORDS_BATCH:
+            if on_records is not None and len(records) >= next_hand_on:
                 self._hand_on()
+                next_hand_on = len(records) + RECORDS_BATCH
+        self.rows_read = read
         if self.on_records is not None:
             self._hand_on()
 

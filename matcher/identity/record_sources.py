@@ -6,10 +6,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matcher.errors import InputFileError
 from matcher.identity.match_keys import KeySpec, parse_field
 from matcher.identity.record_types import RECORD_FIELDS, CsvFormat
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
 
 # Which raw record fields each normalised key field is derived from. A key
 # field is available when ANY of its sources is non-empty (name_tokens works
@@ -33,22 +37,6 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     "name_initials_nat": ("given_names", "family_name"),
     "name_keys_fine": ("given_names", "family_name"),
 }
-
-
-class _LineCounter:
-    """Iterates over a text stream's physical lines, counting them."""
-
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-        self.count = 0
-
-    def __iter__(self) -> _LineCounter:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.count += 1
-        return line
 
 
 def _resolve_columns(
@@ -127,10 +115,14 @@ def _has_surrogates(row: list[str]) -> bool:
 _SourceRow = tuple[int, "list[str] | None", "str | None"]
 
 
-def _csv_rows(reader: Iterator[list[str]], lines: _LineCounter, path: Path, fmt: CsvFormat) -> Iterator[_SourceRow]:
-    """The CSV file's rows with the physical line each starts on; blank lines are skipped."""
+def _csv_rows(reader: _CsvReader, path: Path, fmt: CsvFormat) -> Iterator[_SourceRow]:
+    """The CSV file's rows with the physical line each starts on; blank lines are skipped.
+
+    ``reader.line_num`` counts the physical lines the reader has taken from the file (a
+    quoted field may span several), also when a row fails to parse.
+    """
     while True:
-        start = lines.count + 1
+        start = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:

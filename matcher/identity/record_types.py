@@ -7,6 +7,7 @@ import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from matcher.errors import ConfigError
 from matcher.identity.normalise_n1 import DATE_ORDERS, RAW_FIELDS
@@ -54,9 +55,12 @@ class CsvFormat:
         return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
 
 
-@dataclass(frozen=True, slots=True)  # slots: a million of them are held at once
-class TokenisedRecord:
-    """One usable row: its local id, its case reference (responder side) and its tokens."""
+class TokenisedRecord(NamedTuple):
+    """One usable row: its local id, its case reference (responder side) and its tokens.
+
+    A named tuple, immutable like a frozen dataclass, but made in about half the time
+    (a million are made per million-row load) and as small as one with slots.
+    """
 
     record_id: str
     case_ref: str  # "" on the requester side
@@ -71,7 +75,7 @@ class TokenisedRecord:
         # The ids name a person in an agency's files and the tokens are identity data: neither is shown.
         return f"TokenisedRecord(<{len(self.tokens)} tokens>)"
 
-    __str__ = __repr__
+    # str() goes through __repr__ too (tuple defines no __str__)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from matcher.errors import InputFileError
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.record_pipeline import MAX_FIELD_CHARS, PROGRESS_EVERY, _RowPipeline
 from matcher.identity.record_rejects import REJECTS_COLUMNS
-from matcher.identity.record_sources import _csv_rows, _has_surrogates, _LineCounter
+from matcher.identity.record_sources import _csv_rows, _has_surrogates
 from matcher.identity.record_types import (
     RECORD_FIELDS,
     CsvFormat,
@@ -95,8 +95,7 @@ def load_records(
         raise InputFileError(f"cannot open records file {path}: {exc.strerror or exc}") from None
     with raw_file:
         text = io.TextIOWrapper(raw_file, encoding=fmt.read_encoding, errors="surrogateescape", newline="")
-        lines = _LineCounter(iter(text))
-        reader = csv.reader(lines, delimiter=fmt.delimiter)
+        reader = csv.reader(text, delimiter=fmt.delimiter)
         try:
             header = next(reader, [])
         except csv.Error as exc:
@@ -114,5 +113,5 @@ def load_records(
             )
         pipeline = _RowPipeline(header, fmt, keyspec, path, require_case_ref, progress, by_key=False,
                                 on_records=on_records)
-        pipeline.run(_csv_rows(reader, lines, path, fmt))
+        pipeline.run(_csv_rows(reader, path, fmt))
     return pipeline.finish(rejects_path, fmt)

@@ -602,45 +602,73 @@ static void wipe(void *p, size_t n)
     while (n--) *v++ = 0;
 }
 
-/* Hash each token: SHA-512(domain || token) into n * 64 bytes. */
-static uint8_t *hash_tokens(PyObject *tokens, const uint8_t *dom, Py_ssize_t dom_len, Py_ssize_t *n_out)
+/* The tokens, copied (under the GIL) into one buffer, token i at off[i] .. off[i + 1]: hashed
+ * later by hash_gathered without the GIL, so a kernel thread holds the GIL only for copies
+ * (SHA-512 of a 4,096-token batch under the GIL stalled the thread parsing the records). */
+typedef struct {
+    uint8_t *data;       /* the tokens concatenated (identity data: wiped before it is freed) */
+    Py_ssize_t *off;     /* n + 1 offsets */
+    Py_ssize_t n, longest;
+} gathered;
+
+static void gathered_free(gathered *g)
+{
+    if (g->data) { wipe(g->data, (size_t)g->off[g->n]); PyMem_RawFree(g->data); }
+    PyMem_RawFree(g->off);
+    g->data = NULL; g->off = NULL;
+}
+
+static int gather_tokens(PyObject *tokens, gathered *g)
 {
     PyObject *tup = PySequence_Tuple(tokens);
-    if (!tup) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(tup), cap = 256;
-    uint8_t *out = PyMem_RawMalloc((size_t)(n ? n : 1) * 64);
-    uint8_t *buf = PyMem_RawMalloc((size_t)(dom_len + cap));
-    if (!out || !buf) {
-        PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
-        PyErr_NoMemory();
-        return NULL;
+    if (!tup) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(tup), cap = 64 * (n ? n : 1), used = 0;
+    g->n = n; g->longest = 0;
+    g->off = PyMem_RawMalloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    g->data = PyMem_RawMalloc((size_t)cap);
+    if (!g->off || !g->data) {
+        PyMem_RawFree(g->off); PyMem_RawFree(g->data); g->off = NULL; g->data = NULL;
+        Py_DECREF(tup); PyErr_NoMemory(); return -1;
     }
-    memcpy(buf, dom, (size_t)dom_len);
+    g->off[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_buffer view;  /* bytes, or any bytes-like object, as hashlib takes */
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(tup, i), &view, PyBUF_SIMPLE) < 0) {
-            PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
-            return NULL;
+            g->off[g->n = i] = used; gathered_free(g); Py_DECREF(tup); return -1;
         }
-        if (view.len > cap) {
-            uint8_t *bigger = PyMem_RawRealloc(buf, (size_t)(dom_len + view.len));
+        if (used + view.len > cap) {
+            Py_ssize_t want = 2 * (used + view.len);
+            uint8_t *bigger = PyMem_RawMalloc((size_t)want);
             if (!bigger) {
-                PyBuffer_Release(&view); PyMem_RawFree(out); PyMem_RawFree(buf); Py_DECREF(tup);
-                PyErr_NoMemory();
-                return NULL;
+                PyBuffer_Release(&view); g->off[g->n = i] = used; gathered_free(g); Py_DECREF(tup);
+                PyErr_NoMemory(); return -1;
             }
-            buf = bigger;
-            cap = view.len;
+            memcpy(bigger, g->data, (size_t)used);
+            wipe(g->data, (size_t)used);
+            PyMem_RawFree(g->data);
+            g->data = bigger; cap = want;
         }
-        memcpy(buf + dom_len, view.buf, (size_t)view.len);
-        SHA512(buf, (size_t)(dom_len + view.len), out + 64 * i);
+        memcpy(g->data + used, view.buf, (size_t)view.len);
+        used += view.len;
+        if (view.len > g->longest) g->longest = view.len;
+        g->off[i + 1] = used;
         PyBuffer_Release(&view);
     }
-    wipe(buf, (size_t)(dom_len + cap));
-    PyMem_RawFree(buf);
     Py_DECREF(tup);
-    *n_out = n;
-    return out;
+    return 0;
+}
+
+/* SHA-512(domain || token i) into out + 64 i for each gathered token; no Python calls (runs
+ * without the GIL). buf holds dom_len + g->longest bytes. */
+static void hash_gathered(const gathered *g, const uint8_t *dom, Py_ssize_t dom_len, uint8_t *buf, uint8_t *out)
+{
+    memcpy(buf, dom, (size_t)dom_len);
+    for (Py_ssize_t i = 0; i < g->n; i++) {
+        Py_ssize_t len = g->off[i + 1] - g->off[i];
+        memcpy(buf + dom_len, g->data + g->off[i], (size_t)len);
+        SHA512(buf, (size_t)(dom_len + len), out + 64 * i);
+    }
+    wipe(buf, (size_t)(dom_len + g->longest));
 }
 
 /* n * 32 bytes of received encodings; -2 on a Python error, else the index of the
@@ -687,10 +715,22 @@ static PyObject *drive(PyObject *input, PyObject *key_obj, const char *h2g_dom, 
     memset(&b, 0, sizeof b);
     if (out_len > 128) { PyErr_SetString(PyExc_ValueError, "output domain too long"); return NULL; }
     if (key_obj && get_key(key_obj, &key) < 0) return NULL;
-    uint8_t *in;
+    uint8_t *in, *hash_buf = NULL;
     Py_ssize_t n, bad = -1;
-    if (ops & OP_H2G) in = hash_tokens(input, (const uint8_t *)h2g_dom, h2g_len, &n);
-    else in = gather_points(input, &n, &bad);
+    gathered g = {0};
+    if (ops & OP_H2G) {
+        if (gather_tokens(input, &g) < 0) { if (key_obj) PyBuffer_Release(&key); return NULL; }
+        n = g.n;
+        in = PyMem_RawMalloc((size_t)(n ? n : 1) * 64);
+        hash_buf = PyMem_RawMalloc((size_t)(h2g_len + g.longest + 1));
+        if (!in || !hash_buf) {
+            PyMem_RawFree(in); PyMem_RawFree(hash_buf); gathered_free(&g);
+            if (key_obj) PyBuffer_Release(&key);
+            return PyErr_NoMemory();
+        }
+    } else {
+        in = gather_points(input, &n, &bad);
+    }
     if (!in) { if (key_obj) PyBuffer_Release(&key); return NULL; }
     if (bad >= 0) {
         PyMem_RawFree(in); if (key_obj) PyBuffer_Release(&key);
@@ -700,6 +740,7 @@ static PyObject *drive(PyObject *input, PyObject *key_obj, const char *h2g_dom, 
     uint8_t *digests = (ops & OP_HASH_OUT) ? PyMem_RawMalloc((size_t)(n ? n : 1) * 64) : NULL;
     if (!points || ((ops & OP_HASH_OUT) && !digests)) {
         PyMem_RawFree(in); PyMem_RawFree(points); PyMem_RawFree(digests);
+        PyMem_RawFree(hash_buf); gathered_free(&g);
         if (key_obj) PyBuffer_Release(&key);
         return PyErr_NoMemory();
     }
@@ -707,8 +748,11 @@ static PyObject *drive(PyObject *input, PyObject *key_obj, const char *h2g_dom, 
     b.key = key_obj ? key.buf : NULL;
     b.out_domain = (const uint8_t *)out_dom; b.out_domain_len = out_len;
     Py_BEGIN_ALLOW_THREADS
+    if (ops & OP_H2G) hash_gathered(&g, (const uint8_t *)h2g_dom, h2g_len, hash_buf, in);
     run_batch(&b, ops);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(hash_buf);
+    gathered_free(&g);
     wipe(in, (size_t)n * ((ops & OP_H2G) ? 64 : 32));
     PyMem_RawFree(in);
     if (key_obj) PyBuffer_Release(&key);
@@ -867,7 +911,9 @@ static PyObject *py_find_tags(PyObject *self, PyObject *args)
             else hi = mid;
         }
         if (lo < first[v + 1] && memcmp(base + lo * tag_len, key, (size_t)tag_len) == 0) {
-            PyObject *pair = Py_BuildValue("(nn)", j, lo);
+            Py_ssize_t end = lo + 1;  /* entries with the same tag follow (an honest collision) */
+            while (end < first[v + 1] && memcmp(base + end * tag_len, key, (size_t)tag_len) == 0) end++;
+            PyObject *pair = Py_BuildValue("(nnn)", j, lo, end - lo);
             if (!pair || PyList_Append(out, pair) < 0) { Py_XDECREF(pair); Py_CLEAR(out); goto done; }
             Py_DECREF(pair);
         }
@@ -902,7 +948,8 @@ static PyMethodDef methods[] = {
     {"tag_buckets", py_tag_buckets, METH_VARARGS,
      "tag_buckets(sorted tags concatenated, tag_len) -> index of the first tag of each 16-bit prefix (uint32 x 65537)"},
     {"find_tags", py_find_tags, METH_VARARGS,
-     "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i)] for each digest j whose tag is tag i"},
+     "find_tags(tags concatenated, buckets, tag_len, digests) -> [(j, i, count)] for each digest j whose tag is "
+     "that of the count entries from i"},
     {"multiply_each", guarded_py_multiply_each, METH_VARARGS,
      "multiply_each(key, points) -> [key*P, or None where P is refused or key*P is the identity]"},
     {"canonical", guarded_py_canonical, METH_VARARGS, "canonical(points) -> [decode-then-encode of P] or index of the first invalid P"},
