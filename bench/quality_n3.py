@@ -11,7 +11,7 @@ Writes a Markdown report to stdout (and --json to a file): recall and precision 
 and per strength cut-off, missed links by cause (--by-scheme-causes: per script and scheme too) and,
 for third-party data, per script and scheme. Identity data never leaves the temporary folder; the
 report holds only counts (--show-misses prints the synthetic rows of missed and false links, for
-debugging).
+debugging; --misses-cause TEXT: only the misses of that cause, each with its two rows' n3 fields).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _spec(norm: str) -> KeySpec:
 
 
 def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, misses: int = 0,
-        icu: bool = False) -> dict:
+        icu: bool = False, cause_filter: str = "") -> dict:
     if own:
         from matcher.quality.synth import generate
 
@@ -85,8 +85,8 @@ def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, mis
         groups[f"script {script}"][2] += 1
         groups[f"script {script}"][3] += (r, a) in links
     missed = sorted(links - found)
-    causes = classify_misses(out, missed, schemes_of, show=misses > 0)
-    if misses:  # debugging on synthetic data only: every false link with the keys that made it
+    causes = classify_misses(out, missed, schemes_of, show=misses > 0, cause_filter=cause_filter)
+    if misses and not cause_filter:  # debugging on synthetic data only: every false link with the keys that made it
         req_rows, resp_rows = _rows(out / "requester.csv"), _rows(out / "responder.csv")
         for r, a in sorted(found - links):
             keys = [k for k in spec.names if (r, a) in found_by_key[k]]
@@ -106,6 +106,10 @@ def run(size: int, seed: int, norm: str, own: bool, closed: bool, out: Path, mis
         "groups": {g: v for g, v in sorted(groups.items())},
     }
 
+
+#: n3 fields printed for each miss with --misses-cause.
+_SHOWN_FIELDS = ("name_keys", "name_keys_fine", "name_pairs", "name_initials", "date_of_birth_or_swapped",
+                 "year_of_birth", "nationality", "sex")
 
 _REQ_COLS = ("given_names", "family_name", "date_of_birth", "sex", "nationality", "document_number",
              "document_country")
@@ -143,7 +147,8 @@ def _date_state(raw: str, norm: dict) -> str:
 
 
 def classify_misses(folder: Path, missed: list[tuple[str, str]],
-                    schemes_of: dict[str, tuple[str, str]], show: bool = False) -> dict[str, int]:
+                    schemes_of: dict[str, tuple[str, str]], show: bool = False,
+                    cause_filter: str = "") -> dict[str, int]:
     """Count missed links per observable cause (always from n3's fields, whatever --norm measured), and
     per cause and script/scheme of the responder copy: "cause" and "cause | script scheme" keys.
 
@@ -183,10 +188,13 @@ def classify_misses(folder: Path, missed: list[tuple[str, str]],
                            "every word differs" if common == 0 else f"{len(gx) - common} of {len(gx)} words differ")
                     cause = f"same date, names differ: {how}"
         script, scheme = schemes_of.get(a, ("all", "all"))
-        if show:  # debugging on synthetic data only
+        if show and cause_filter.lower() in cause.lower():  # debugging on synthetic data only
             print("MISS", cause, "|", schemes_of.get(r, ("", ""))[1], x["given_names"], "/", x["family_name"], "/",
                   x["date_of_birth"], x["nationality"], "|", scheme, y["given_names"], "/", y["family_name"], "/",
                   y["date_of_birth"], y["nationality"], "|", nx.get("name_keys"), ny.get("name_keys"), file=sys.stderr)
+            if cause_filter:  # the two normalised rows, field by field
+                for f in _SHOWN_FIELDS:
+                    print(f"    {f}: {nx.get(f)} | {ny.get(f)}", file=sys.stderr)
         out[cause] += 1
         out[f"{cause} | {script} {scheme}"] += 1
     return dict(out)
@@ -337,6 +345,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--show-misses", type=int, default=0,
                     help="when > 0, print every missed and every false link to stderr (debugging, test data)")
+    ap.add_argument("--misses-cause", default="",
+                    help="with --show-misses: only the misses whose cause contains this text (e.g. 'initial'), "
+                    "each with its two rows' n3 fields (debugging, test data; stderr only)")
     ap.add_argument("--extra-keys", type=json.loads, default={},
                     help='JSON {"name": [fields]} appended to the key set (trying a key out)')
     ap.add_argument("--by-scheme-causes", action="store_true", help="also print each cause per script/scheme")
@@ -357,7 +368,8 @@ def main() -> int:
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            r = run(args.size, seed, args.norm, args.own, args.closed_pools, Path(tmp), args.show_misses, args.icu)
+            r = run(args.size, seed, args.norm, args.own, args.closed_pools, Path(tmp), args.show_misses, args.icu,
+                    args.misses_cause)
         results.append(r)
         o = r["overall"]
         print(f"seed {seed}: recall {o['recall']:.4f} precision {o['precision']:.4f} tokens/record "

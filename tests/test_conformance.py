@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FROZEN = {
     "n1.v1.json": "87db0fd590d61aba90f9ae231253abfceaec5f450952ad424329064679c07212",
     "n2.v1.json": "cfa647b4c755acff70e3341f33a25d8c9ba71df524cb0cd9e744ce98998011e0",
-    "n3.v1.json": "7fc93e800f13de2b7c30e212106ba9941215d1df214158a7810e5dd9c3fb05b6",
+    "n3.v1.json": "6f072b3b3d57af65972be0e61c575e80751e5ec7c7e7d2d80a9263429f0f8617",
     "protocol.v2.json": "642898cd28b71f78cfab579e9970bdee338a44e903937c6d378a6cda6a78e543",
 }
 

@@ -16,9 +16,10 @@ from matcher.identity.match_keys import parse_field
 DOCUMENT_FIELDS = {"document_number"}
 NAME_FIELDS = {
     "given_names", "family_name", "name_tokens", "name_keys", "name_keys_fine", "name_pairs", "name_initials",
+    "name_initials_nat",
 }
 #: n3 name fields: romanisation skeletons, so names that merely sound alike also meet.
-SKELETON_FIELDS = {"name_keys", "name_keys_fine", "name_pairs", "name_initials"}
+SKELETON_FIELDS = {"name_keys", "name_keys_fine", "name_pairs", "name_initials", "name_initials_nat"}
 #: Fields that narrow a name down to a person.
 NARROWING_FIELDS = {"date_of_birth", "date_of_birth_or_swapped", "place_of_birth"}
 
@@ -42,6 +43,8 @@ _FIELD_WORDS = {
     "name_keys_fine": "romanisation skeleton with vowels of the names (all of them, in any order, any column)",
     "name_pairs": "romanisation skeletons of a first name word and one word of the other column",
     "name_initials": "romanisation skeleton of one first name word and the initial of the other",
+    "name_initials_nat": ("romanisation skeleton of one first name word and the initial of the other, "
+                          "with the nationality unless the word is long"),
 }
 
 

@@ -48,7 +48,9 @@ KEY_FIELDS: frozenset[str] = frozenset(
 )
 #: Fields of normalisation n3: all of the above, plus its column-proof name skeletons
 #: (matcher.identity.normalise_n3).
-N3_KEY_FIELDS: frozenset[str] = KEY_FIELDS | frozenset({"name_keys", "name_pairs", "name_initials", "name_keys_fine"})
+N3_KEY_FIELDS: frozenset[str] = KEY_FIELDS | frozenset(
+    {"name_keys", "name_pairs", "name_initials", "name_initials_nat", "name_keys_fine"}
+)
 
 _KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRANSFORMED = re.compile(r"^([a-z_]+)\((.+)\)$")
@@ -309,7 +311,7 @@ N3_MATCH_KEYS: dict[str, list[str]] = {
     "document": ["document_number", "document_country"],
     "names_dob": ["name_keys", "date_of_birth_or_swapped"],
     "pair_dob": ["name_pairs", "date_of_birth"],
-    "initials_dob": ["name_initials", "date_of_birth", "nationality"],
+    "initials_dob": ["name_initials_nat", "date_of_birth"],
     "names_year": ["name_keys_fine", "year_of_birth", "nationality"],
 }
 

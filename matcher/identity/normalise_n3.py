@@ -20,7 +20,8 @@ New fields (all column-proof: a name typed in the other column gives the same va
 * ``name_keys_fine``: as ``name_keys`` with the vowels kept (for keys without a full date);
 * ``name_initials``: the skeleton of the first word of one column with the initial of the first
   word of the other, both ways round (a typo in one of the two words, or a given name written as
-  an initial, still meets).
+  an initial, still meets); ``name_initials_nat``: the same values, each followed by the
+  nationality unless its word is long (INITIALS_ALONE_FROM letter classes), for ``initials_dob``.
 
 Tokens per record stay bounded: a name has at most MAX_READINGS readings, at most MAX_NAME_WORDS
 words per column enter the pairs, and a key yields at most MAX_ALTERNATIVES_PER_KEY tokens
@@ -44,6 +45,7 @@ from matcher.identity.normalise_n2 import (
 from matcher.identity.schemes import arabic, cyrillic, greek
 from matcher.identity.schemes.latin import (
     DIACRITICS,
+    UMLAUT_SPELLINGS,
     greek_letter_reading,
     initial,
     skeleton,
@@ -54,8 +56,18 @@ NORM_VERSION_N3 = "n3"
 
 #: Words of one column that enter ``name_pairs`` (a longer name keeps its first ones).
 MAX_NAME_WORDS = 3
-#: Readings (as written; letter-for-letter Greek) a name field is computed for.
+#: Readings (as written; ICAO's ae oe ue or letter-for-letter Greek) a name field is computed for.
 MAX_READINGS = 2
+#: In ``name_initials``, a word whose skeleton has at least this many letter classes is compared by
+#: that skeleton (without vowels: Haddad/hdad, Khrisafi/Khrusaphe, Bönwald/Boenwald meet); a shorter
+#: word by its fine skeleton, since a short skeleton with an initial and a date meets namesakes
+#: (Anna, Anne, Nina, Ina are all "n"). Measured in docs/match-quality.md (section n3): from 3 classes
+#: precision on realistic name frequencies falls below 0.995.
+INITIALS_COARSE_FROM = 4
+#: In ``name_initials_nat`` (the key ``initials_dob``), a word with at least this many letter classes
+#: meets with the initial and the date alone; a shorter one needs the nationality too. From 4 classes
+#: on, precision on realistic name frequencies falls below 0.995 (docs/match-quality.md, section n3).
+INITIALS_ALONE_FROM = 5
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
@@ -69,6 +81,9 @@ N3_PARTICLES: frozenset[str] = PARTICLES | frozenset(
 )
 #: Characters some ASCII encodings of Arabic put inside a word (ArabTeX .h ^s _t, unidecode ~ @): removed.
 _INNER_MARKS = re.compile(r"(?<=\w)[._^~]+(?=\w)|^[._^~]+(?=\w)")
+#: Unidecode 1.4 writes ى (alif maqsura) as "~" and ة (ta marbuta) as "@": at a word's end both are the
+#: vowel a, as in the BGN/PCGN table (lyl~ = ليلى = Layla, fTm@ = فاطمة).
+_UNIDECODE_FINAL_VOWEL = re.compile(r"(?<=[^\W\d_])~(?![^\W\d_])")
 
 
 #: ArabTeX writes ta marbuta (ة) as a capital T at a word's end (smyrT, hAlT), t being ت: in a word
@@ -98,6 +113,7 @@ def name_words(text: str) -> tuple[str, ...]:
     """The ASCII words of a name, particles dropped (unless nothing else is left), nicknames
     replaced, "abd" (ʿAbd, Abdel, Abdul) joined to the next word as "abd"."""
     low = "".join("'" if DIACRITICS.get(ch) == "'" else ch for ch in latin(text)).replace("@", "a")
+    low = _UNIDECODE_FINAL_VOWEL.sub("a", low)
     low = " ".join(_INNER_MARKS.sub("", w) for w in low.split())
     words = [to_ascii(w) for w in _SPLIT.split(low.replace("_", " "))]
     words = [w for w in words if w.strip("'")]
@@ -114,11 +130,16 @@ def name_words(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=65536)
 def readings(text: str) -> tuple[tuple[str, ...], ...]:
-    """The name's words, then (when it differs) the same words read as letter-for-letter Greek:
-    at most two readings, the first as written."""
+    """The name's words, then (when it differs) one alternative reading: at most two, the first as
+    written. A name written with ä ö ü ø has ICAO 9303's spelling (ae oe ue oe, ``UMLAUT_SPELLINGS``)
+    as its alternative; any other name the same words read as letter-for-letter Greek."""
     words = name_words(text)
-    greek = tuple(greek_letter_reading(w) for w in words)
-    return (words, greek) if greek != words else (words,)
+    composed = unicodedata.normalize("NFC", text)
+    if any(ch.lower() in UMLAUT_SPELLINGS for ch in composed):
+        alt = name_words("".join(UMLAUT_SPELLINGS.get(ch.lower(), ch) for ch in composed))
+    else:
+        alt = tuple(greek_letter_reading(w) for w in words)
+    return (words, alt) if alt != words else (words,)
 
 
 def _skeletons(words: tuple[str, ...], fine: bool) -> tuple[str, ...]:
@@ -161,17 +182,44 @@ def name_pairs(given: str, family: str) -> Alternatives:
     return tuple(dict.fromkeys(out))
 
 
-def name_initials(given: str, family: str) -> Alternatives:
-    """The first word of each column with the other's initial, both ways round, as a set (sorted), so
-    it does not depend on the columns: the word as its fine skeleton (a coarse one with an initial
-    meets too many namesakes), the initial of the other word as
-    :func:`matcher.identity.schemes.latin.initial` reads it. Per reading, the written one first."""
-    out: list[str] = []
+def _initials_word(word: str) -> str:
+    """A word as ``name_initials`` compares it: its skeleton when that has INITIALS_COARSE_FROM
+    letter classes or more, else its fine skeleton (vowels kept)."""
+    coarse = skeleton(word)
+    return coarse if len(coarse) >= INITIALS_COARSE_FROM else skeleton(word, True)
+
+
+def _initials_values(given: str, family: str) -> list[tuple[str, int]]:
+    """``name_initials``' values in their order, each with the number of letter classes of its word."""
+    out: dict[str, int] = {}
     for gw, fw in _both(given, family):
         if gw and fw:
-            pairs = {f"{skeleton(a, True)} {initial(b)}" for a, b in ((fw[0], gw[0]), (gw[0], fw[0]))
-                     if skeleton(a, True) and initial(b)}
-            out.extend(sorted(pairs))
+            pairs = {(f"{_initials_word(a)} {initial(b)}", len(skeleton(a)))
+                     for a, b in ((fw[0], gw[0]), (gw[0], fw[0])) if _initials_word(a) and initial(b)}
+            for value, classes in sorted(pairs):
+                out.setdefault(value, classes)
+    return list(out.items())
+
+
+def name_initials(given: str, family: str) -> Alternatives:
+    """The first word of each column with the other's initial, both ways round, as a set (sorted), so
+    it does not depend on the columns: the word as :func:`_initials_word` gives it (a long word by its
+    skeleton, a short one with its vowels: a short skeleton with an initial meets too many namesakes),
+    the initial of the other word as :func:`matcher.identity.schemes.latin.initial` reads it. Per
+    reading, the written one first."""
+    return tuple(value for value, _classes in _initials_values(given, family))
+
+
+def name_initials_nat(given: str, family: str, nationality: Alternatives) -> Alternatives:
+    """``name_initials``' values for the key ``initials_dob``, each followed by the nationality unless
+    its word has INITIALS_ALONE_FROM letter classes or more: such a word (Schenkler, Kowalczyk,
+    Khrisafi) with an initial and a full date of birth is rare enough between different persons to
+    stand alone, so a record without a nationality still meets; a shorter one (Stefan, Birgit, Elena,
+    Nowak) meets namesakes born the same day, and needs the nationality to agree as well. A short word
+    on a record without nationality gives no value."""
+    out: list[str] = []
+    for value, classes in _initials_values(given, family):
+        out.extend([value] if classes >= INITIALS_ALONE_FROM else [f"{value} {nat}" for nat in nationality])
     return tuple(dict.fromkeys(out))
 
 
@@ -209,5 +257,6 @@ def normalise_record_n3(raw: Mapping[str, str], date_order: str) -> dict[str, Al
     record["name_keys"] = name_keys(given, family)
     record["name_pairs"] = name_pairs(given, family)
     record["name_initials"] = name_initials(given, family)
+    record["name_initials_nat"] = name_initials_nat(given, family, record.get("nationality", ()))
     record["name_keys_fine"] = name_keys(given, family, fine=True)
     return record

@@ -34,6 +34,7 @@ _KEY_FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     "name_keys": ("given_names", "family_name"),
     "name_pairs": ("given_names", "family_name"),
     "name_initials": ("given_names", "family_name"),
+    "name_initials_nat": ("given_names", "family_name"),
     "name_keys_fine": ("given_names", "family_name"),
 }
 

@@ -6,7 +6,9 @@ agencies compute the same value. Three steps:
 
 1. ``DIACRITICS``: letters with diacritics → the plain spelling of their source scheme
    (ISO 9:1995 / GOST 7.79 ŝ â û, scientific and Gaj š č ž ć đ, ISO 233 ʿ ʾ ḥ ṭ ẓ ẗ ǧ ḫ, Turkish
-   ı ş ğ ç, Polish ł, German ß, Nordic å ø æ, Belarusian ŭ ė); any other mark is stripped.
+   ı ş ğ ç, Polish ł, German ß, Nordic å ø æ, Belarusian ŭ ė); any other mark is stripped. Before
+   them, ``MARKED_SEQUENCES`` reads the marks whose meaning depends on the letter before (ICU's
+   gẖ kẖ y̱ for Arabic غ خ ى).
 2. ``FOLDS``: multi-letter spellings of one sound → one spelling, longest first, each with the
    schemes that write it. A fold never rewrites part of another scheme's digraph: ``dh`` (BGN/PCGN
    Greek δ) and ``kh`` are folded before any single ``h`` rule, ``shch`` before ``sh``/``ch``.
@@ -44,6 +46,22 @@ DIACRITICS: dict[str, str] = {
     # Polish, German, Nordic
     "ł": "l", "ß": "ss", "å": "a", "ø": "o", "æ": "ae", "œ": "oe",
 }
+
+#: Sequences read before ``DIACRITICS`` because a mark or letter there means something else on its own.
+MARKED_SEQUENCES: tuple[tuple[str, str, str], ...] = (
+    # (pattern, replacement, scheme that writes the pattern)
+    (r"(?<=[gk])ẖ", "h", "ICU/CLDR Arabic-Latin (ICU 72.1): غ as gẖ, خ as kẖ; alone, ẖ is ISO 233's خ (kh) and "
+     "gẖ read as g + kh would fold into nk (medial Greek γκ)"),
+    ("y\u0331", "a", "ICU/CLDR Arabic-Latin (ICU 72.1): ى alif maqsura as y with a macron below (y̱), a long a "
+     "as ISO 233's ỳ"),
+)
+_MARKED = tuple((re.compile(p), r) for p, r, _ in MARKED_SEQUENCES)
+
+#: ICAO Doc 9303 part 3 (7th ed. 2015, section 6, transliteration of national characters in the MRZ)
+#: and the German Duden spelling write Ä Ö Ü as AE OE UE and Ø as OE. A name written with one of these
+#: letters gets that spelling as its alternative reading (as written, the letter is read without its
+#: mark: Möller = Moller); the coarse skeleton drops vowels, so only the fine one differs.
+UMLAUT_SPELLINGS: dict[str, str] = {"ä": "ae", "ö": "oe", "ü": "ue", "ø": "oe"}
 
 #: Multi-letter spellings of one sound → one spelling (applied in this order, on lower-case ASCII).
 FOLDS: tuple[tuple[str, str, str], ...] = (
@@ -122,9 +140,13 @@ _DIGIT = re.compile(r"[0-9]")
 
 
 def to_ascii(word: str) -> str:
-    """A lower-case word of any script → lower-case ASCII letters and apostrophes, by ``DIACRITICS``."""
+    """A lower-case word of any script → lower-case ASCII letters and apostrophes, by ``MARKED_SEQUENCES``
+    and ``DIACRITICS``."""
     out = []
-    for ch in unicodedata.normalize("NFC", word.lower()):
+    word = unicodedata.normalize("NFC", word.lower())
+    for pattern, repl in _MARKED:
+        word = pattern.sub(repl, word)
+    for ch in word:
         if ch in DIACRITICS:
             out.append(DIACRITICS[ch])
             continue
