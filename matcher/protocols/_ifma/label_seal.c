@@ -167,6 +167,7 @@ done:
 }
 
 typedef struct {
+    uint64_t key;  /* 8 bytes of the token after the prefix all tokens share, big-endian, zero-padded */
     const uint8_t *t, *r;
     size_t tl, rl;
 } pair_ref;
@@ -177,9 +178,15 @@ static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
     return c ? c : (al > bl) - (al < bl);
 }
 
+/* Byte order of (token, reference). The keys decide most comparisons without touching the
+ * tokens (watchlist tokens share a long prefix such as "matcher/v1/n2/document/DEU/", and
+ * each token lives elsewhere in memory): keys that differ order the tokens as the bytes do,
+ * since a token that ends inside its key is padded with zeros (a prefix of a longer token
+ * sorts first; equal keys fall back to the full comparison). */
 static int pair_cmp(const void *x, const void *y)
 {
     const pair_ref *a = x, *b = y;
+    if (a->key != b->key) return a->key < b->key ? -1 : 1;
     int c = bytes_cmp(a->t, a->tl, b->t, b->tl);
     return c ? c : bytes_cmp(a->r, a->rl, b->r, b->rl);
 }
@@ -233,6 +240,17 @@ static PyObject *py_pairs_sorted(PyObject *self, PyObject *arg)
     if (!result) goto done;
     uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(result);
     Py_BEGIN_ALLOW_THREADS
+    size_t skip = n ? refs[0].tl : 0;  /* the prefix every token shares */
+    for (Py_ssize_t i = 1; i < n && skip; i++) {
+        size_t k = 0, lim = refs[i].tl < skip ? refs[i].tl : skip;
+        while (k < lim && refs[i].t[k] == refs[0].t[k]) k++;
+        skip = k;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = 0;
+        for (size_t j = skip; j < skip + 8; j++) key = (key << 8) | (j < refs[i].tl ? refs[i].t[j] : 0);
+        refs[i].key = key;
+    }
     qsort(refs, (size_t)n, sizeof(*refs), pair_cmp);
     for (Py_ssize_t i = 0; i < n; i++) {
         put_len(dst, refs[i].tl);
