@@ -291,3 +291,21 @@ def test_unparseable_row_rejected_rest_loads(tmp_path: Path) -> None:
     assert [r.record_id for r in result.records] == ["r2"]
     assert result.rejected[0].line == 2
     assert result.rejected[0].reason.startswith("row cannot be read as CSV")
+
+
+def test_a_loaded_record_shows_no_identity_data_however_it_is_printed(caplog):
+    # a record is a named tuple (made fast by the million): repr, str, format and logging
+    # all go through its __repr__, which names neither the id, the case reference nor a token
+    import logging
+
+    from matcher.identity.record_types import TokenisedRecord
+
+    rec = TokenisedRecord("B-4711", "CASE-SECRET", (("document", b"matcher/v1/n2/document/DEU/X123"),))
+    shown = [repr(rec), str(rec), f"{rec}", "%s" % (rec,), "{}".format(rec), repr([rec]), str({"r": rec})]  # noqa: UP031, UP032
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("record %s and %r", rec, rec)
+    shown.append(caplog.text)
+    for text in shown:
+        assert "B-4711" not in text and "CASE-SECRET" not in text and "X123" not in text, text
+        assert "TokenisedRecord(<1 tokens>)" in text
+    assert rec.record_id == "B-4711" and rec.tokens_of("document") == (b"matcher/v1/n2/document/DEU/X123",)
