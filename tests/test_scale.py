@@ -197,3 +197,27 @@ def test_a_setup_cache_that_cannot_be_written_fails_the_match_and_one_that_can_i
         client.setup_cache = RequesterSetupCache(tmp_path / "other")
         with pytest.raises(OSError, match="No space left"):
             client.match(req, KEYSPEC)
+
+
+def test_the_setup_cache_is_saved_while_the_session_goes_on_not_after_it(tmp_path, monkeypatch):
+    """The save starts once the whole setup is in, before the first evaluated chunk (it was
+    most of a 1M match's serial tail when it started at the Summary)."""
+    from clients.sessions import ecdh as ecdh_sessions
+
+    started_before_replies = []
+    on_evaluated = ecdh_sessions.EcdhRequesterSession.on_evaluated
+
+    def spy(self, chunk):
+        if self._done == 0:
+            started_before_replies.append(self._cache_save is not None)
+        return on_evaluated(self, chunk)
+
+    monkeypatch.setattr(ecdh_sessions.EcdhRequesterSession, "on_evaluated", spy)
+    req, resp = synthetic_sets(300, 2000, 40, seed=7)
+    with loopback_responder(resp, workers=1) as lb, lb.client(workers=1) as client:
+        client.setup_cache = RequesterSetupCache(tmp_path / "cache")
+        client.match(req, KEYSPEC)
+    assert started_before_replies == [True]
+    (path,) = (tmp_path / "cache").glob("setup-*.bin")
+    meta, setup = load_setup(path)
+    assert setup_id(setup) == meta["setup_id"] and len(setup) == 2000
