@@ -128,3 +128,27 @@ def test_gil_free_kernels_run_on_threads_and_a_process_pool_starts_only_when_use
         assert kernel_threads(inline()) is inline()
     finally:
         pool.close()
+
+
+def test_hits_records_from_the_blind_ahead_map_are_those_a_pass_over_the_records_finds():
+    # Tokens yielded by one record are looked up in it (BlindAhead's first-record map); a
+    # token that several records (or keys) yield goes through the pass over all records.
+    from clients.sessions.base import RequesterSession
+    from clients.sessions.ecdh import BlindAhead
+    from matcher.identity.record_types import TokenisedRecord
+
+    rng = random.Random(3)
+    pool = [b"tok-%d" % i for i in range(400)]
+    records = []
+    for i in range(900):
+        picks = rng.sample(pool, rng.choice([1, 1, 1, 2, 3]))  # most records one token; some shared
+        records.append(TokenisedRecord(f"R-{i}", "", tuple((rng.choice(["document", "names_dob"]), t) for t in picks)))
+    ahead = BlindAhead(inline())
+    ahead.feed(records[:500])
+    ahead.feed(records[500:])
+    session = EcdhRequesterSession(records, KEYSPEC, "requester", ahead=ahead)
+    every = list(range(len(session.tokens)))
+    fast = session.hit_owners(every)
+    assert fast == RequesterSession.hit_owners(session, every)
+    assert ahead.repeated and len(ahead.repeated) < len(session.tokens)  # both paths were taken
+    assert len(ahead.first_record) == len(session.tokens)

@@ -169,14 +169,19 @@ class RequesterSession(ABC):
                     out.setdefault(token, []).append((i, key_name))
         return out
 
+    def hit_owners(self, token_indices: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """The (record index, key name) pairs behind each of these tokens (by index), in record order."""
+        by_token = self.owners({self.tokens[t] for t in token_indices})
+        return {t: by_token[self.tokens[t]] for t in token_indices}
+
     def _pairs(self) -> None:
         """Fold the hits taken so far into (record index, case reference) -> keys."""
         hits, self._hit_refs = self._hit_refs, []
-        owners = self.owners({self.tokens[t] for t, _ in hits})
+        owners = self.hit_owners([t for t, _ in hits])
         for token_index, case_ref in hits:
             # The responder joins the distinct case references of one token by ";".
             refs = [r for r in case_ref.decode("utf-8", "replace").split(";") if r] or [""]
-            for rec_idx, key_name in owners[self.tokens[token_index]]:
+            for rec_idx, key_name in owners[token_index]:
                 for ref in refs:
                     self._keys_by_pair.setdefault((rec_idx, ref), set()).add(key_name)
 

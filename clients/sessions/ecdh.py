@@ -23,6 +23,7 @@ import contextlib
 import os
 import random
 import threading
+from array import array
 from collections.abc import Iterator, Sequence
 
 from clients.sessions.base import MatchResult, RequesterSession
@@ -75,6 +76,10 @@ class BlindAhead:
         self.tokens: list[bytes] = []
         self.records_fed = 0
         self._seen: set[bytes] = set()
+        #: per token (in ``tokens``' order), the index of the first record that yields it, and the
+        #: tokens yielded more than once: a hit's records are then found without a pass over all records
+        self.first_record = array("I")
+        self.repeated: set[bytes] = set()
         self._pool = pool
         self._loading_pool = during_load or pool
         self._submitted = 0  # tokens handed to a batch so far
@@ -115,19 +120,25 @@ class BlindAhead:
         """The next records of the file, in order (each record once)."""
         if self._closed:
             raise RuntimeError("BlindAhead.feed after the session took the tokens")
-        seen, tokens = self._seen, self.tokens
-        for rec in records:
+        seen, tokens, first, repeated = self._seen, self.tokens, self.first_record, self.repeated
+        for i, rec in enumerate(records, self.records_fed):
             pairs = rec.tokens
             if len(pairs) == 1:  # one token (the common case): no inner loop
                 t = pairs[0][1]
                 if t not in seen:
                     seen.add(t)
                     tokens.append(t)
+                    first.append(i)
+                else:
+                    repeated.add(t)
                 continue
             for _, t in pairs:
                 if t not in seen:
                     seen.add(t)
                     tokens.append(t)
+                    first.append(i)
+                else:
+                    repeated.add(t)
         self.records_fed += len(records)
         # Small files stay inline (as a session below 2·SMALL_BATCH tokens does): see take().
         while len(tokens) - self._submitted >= self.BATCH and len(tokens) >= 2 * SMALL_BATCH:
@@ -246,6 +257,30 @@ class EcdhRequesterSession(RequesterSession):
 
     def _distinct_tokens(self, records) -> list[bytes]:
         return self._ahead.take() if self._ahead is not None else super()._distinct_tokens(records)
+
+    def hit_owners(self, token_indices: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """As the base class, from :class:`BlindAhead`'s first-record map where it applies.
+
+        A token yielded by one record only (nearly all) is looked up in that record; the
+        rest go through the base class's pass over the records (for 1M records and 100k
+        hits, 0.25 s at the end of the match).
+        """
+        ahead = self._ahead
+        if ahead is None or self.cardinality:  # (cardinality shuffles the tokens; it has no owners to find)
+            return super().hit_owners(token_indices)
+        out: dict[int, list[tuple[int, str]]] = {}
+        rest: list[int] = []
+        tokens, records, first, repeated = self.tokens, self.records, ahead.first_record, ahead.repeated
+        for t in token_indices:
+            token = tokens[t]
+            if token in repeated:
+                rest.append(t)
+            else:
+                r = first[t]
+                out[t] = [(r, key) for key, tok in records[r].tokens if tok == token]
+        if rest:
+            out.update(super().hit_owners(rest))
+        return out
 
     @property
     def request_size(self) -> int:
