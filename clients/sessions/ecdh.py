@@ -122,17 +122,7 @@ class BlindAhead:
             raise RuntimeError("BlindAhead.feed after the session took the tokens")
         seen, tokens, first, repeated = self._seen, self.tokens, self.first_record, self.repeated
         for i, rec in enumerate(records, self.records_fed):
-            pairs = rec.tokens
-            if len(pairs) == 1:  # one token (the common case): no inner loop
-                t = pairs[0][1]
-                if t not in seen:
-                    seen.add(t)
-                    tokens.append(t)
-                    first.append(i)
-                else:
-                    repeated.add(t)
-                continue
-            for _, t in pairs:
+            for _, t in rec.tokens:
                 if t not in seen:
                     seen.add(t)
                     tokens.append(t)
