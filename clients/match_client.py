@@ -20,7 +20,6 @@ fresh session key and turns the responder's reply into hits locally.
 
 from __future__ import annotations
 
-import gc
 import os
 import queue
 import secrets
@@ -46,7 +45,7 @@ from matcher.errors import (
 from matcher.identity.conformance import check_peer, conformance
 from matcher.identity.match_keys import KeySpec
 from matcher.identity.records import TokenisedRecord
-from matcher.parallel import Workers
+from matcher.parallel import Workers, gc_paused
 from matcher.sessions.limits import WIRE_VERSION, message_limit
 from matcher.sessions.requester import RequesterMachine
 from matcher.storage.setup_cache import RequesterSetupCache
@@ -307,13 +306,8 @@ class MatchClient:
             # The cyclic GC is paused for the stream: the session builds millions of objects
             # (the setup index, the replies' sets) with no cycles among them, and its full
             # passes over them and the loaded records cost about 2 s of a 1M session.
-            paused = gc.isenabled()
-            gc.disable()
-            try:
+            with gc_paused():
                 result = self._run(call, machine, progress, tails)
-            finally:
-                if paused:
-                    gc.enable()
             result.bytes_sent = sent[0]
             return result
         except grpc.RpcError as exc:

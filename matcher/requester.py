@@ -21,7 +21,7 @@ from matcher.grpc_status import status_code
 from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, load_records
 from matcher.identity.sql_source import SqlSource
-from matcher.parallel import Workers, short_gil_switch
+from matcher.parallel import Workers, gc_paused, short_gil_switch
 from matcher.storage.secrets_store import check_private
 from matcher.storage.session_log import SessionLog
 
@@ -204,41 +204,36 @@ def run_match(
     # ecdh: the session key is drawn now and the tokens are blinded on the kernel threads
     # while the rest of the file is read (nothing is sent before the load is complete).
     ahead = _blind_ahead(config, client)
-    # The cyclic GC stays paused from the load until the records are frozen out of its
-    # sight: they live until the end and hold no cycles, and its passes over the millions
-    # of objects a load leaves in the young generation took about 2 s of a 1M match.
-    # Unfrozen after the session, into the oldest generation (no young pass walks them).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        with ahead.loading() if ahead is not None else contextlib.nullcontext():
-            loaded = load_records(
-                source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
-                progress=(lambda n: progress("records read", n, 0)) if progress else None,
-                on_records=ahead.feed if ahead is not None else None,
-            )
-    except BaseException:
-        if collecting:
-            gc.enable()
+    # The kernel threads take the GIL at the start and end of every batch, during the load
+    # (blinding) and the session (unblinding): with the 1 ms switch interval they wait less
+    # for it while the parsing thread, then the main and gRPC threads, run Python (with
+    # CPython's 5 ms, 13 of 51 batches of a 200k load were done at its end, 42 with 1 ms;
+    # in the session about 2 % of a 1M match, docs/performance.md).
+    with short_gil_switch() if ahead is not None else contextlib.nullcontext():
+        # The cyclic GC stays paused from the load until the records are frozen out of its
+        # sight: they live until the end and hold no cycles, and its passes over the millions
+        # of objects a load leaves in the young generation took about 2 s of a 1M match.
+        # Unfrozen after the session, into the oldest generation (no young pass walks them).
+        with gc_paused():
+            try:
+                loaded = load_records(
+                    source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
+                    progress=(lambda n: progress("records read", n, 0)) if progress else None,
+                    on_records=ahead.feed if ahead is not None else None,
+                )
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            gc.freeze()
+        options = session_options(config)
         if ahead is not None:
-            ahead.cancel()
-        raise
-    gc.freeze()
-    if collecting:
-        gc.enable()
-    options = session_options(config)
-    if ahead is not None:
-        options["ahead"] = ahead
-    try:
-        # The session's kernel threads, like the blinding during the load, take the GIL at the
-        # start and end of every chunk: with the 1 ms switch interval they wait less for it
-        # while the main thread and gRPC's threads run Python (1M match: about 2 % less time,
-        # docs/performance.md).
-        with short_gil_switch() if ahead is not None else contextlib.nullcontext():
+            options["ahead"] = ahead
+        try:
             return _session(config, loaded, peer, out=out, insecure=insecure, progress=progress, client=client,
                             options=options, ahead=ahead)
-    finally:
-        gc.unfreeze()
+        finally:
+            gc.unfreeze()
 
 
 def _session(

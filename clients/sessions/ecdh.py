@@ -19,7 +19,6 @@ Nothing is written as a hit before every reply is in and every check has passed.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
 import random
 import threading
@@ -36,10 +35,9 @@ from matcher.parallel import (
     inline,
     kernel_threads,
     kernel_threads_beside_caller,
-    short_gil_switch,
 )
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
-from matcher.storage.setup_cache import join_rows, setup_id
+from matcher.storage.setup_cache import rows_of, setup_id
 from matcher.v1 import matcher_pb2 as pb
 
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
@@ -104,17 +102,6 @@ class BlindAhead:
             return None
         # While the file is read, one core stays with the parser; after it, every core blinds.
         return cls(pool, kernel_threads_beside_caller(workers))
-
-    @contextlib.contextmanager
-    def loading(self) -> Iterator[BlindAhead]:
-        """Around the load: a shorter GIL switch interval, restored after.
-
-        A kernel thread takes the GIL twice a batch (to hash the tokens in, to build the
-        result list); with the default 5 ms the parsing thread keeps it so long that the
-        kernel thread was idle most of the load (13 of 51 batches done at its end, 42 with 1 ms).
-        """
-        with short_gil_switch():
-            yield self
 
     def feed(self, records: Sequence[TokenisedRecord]) -> None:
         """The next records of the file, in order (each record once)."""
@@ -506,7 +493,7 @@ class _CacheSave:
 
     def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
         try:
-            join_rows(setup)  # joined once: hashed here, written by the save
+            setup.rows = rows_of(setup)  # joined once: hashed here, written by the save
             if setup_id(setup) == accepted.setup_id and len(setup) == accepted.setup_size:
                 cache.save(responder, accepted.setup_id, setup)
         except BaseException as exc:  # handed to wait()

@@ -4,7 +4,6 @@ dropped, not the row), tokens, and the rejects contract."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from matcher.identity.normalise_n3 import NORM_VERSION_N3, normalise_record_n3
 from matcher.identity.record_rejects import _write_rejects
 from matcher.identity.record_sources import _has_surrogates, _resolve_columns, _SourceRow, _unusable_keys
 from matcher.identity.record_types import CsvFormat, DroppedField, LoadResult, RejectedRow, TokenisedRecord
+from matcher.parallel import gc_paused
 
 #: Rows between two calls of ``load_records``' progress callback.
 PROGRESS_EVERY = 100_000
@@ -96,13 +96,8 @@ class _RowPipeline:
         The cyclic garbage collector is paused meanwhile: the records form no cycles, and
         its passes over millions of new objects cost a fifth of a large file's load.
         """
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._run(rows)
-        finally:
-            if paused:
-                gc.enable()
 
     def _run(self, rows: Iterator[_SourceRow]) -> None:
         width = len(self.header)

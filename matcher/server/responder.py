@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import ipaddress
 import logging
 import os
@@ -23,7 +22,7 @@ from matcher.identity.conformance import require_conformant
 from matcher.identity.records import LoadResult, TokenisedRecord, load_records
 from matcher.identity.sql_source import SqlSource
 from matcher.logs import log_fields
-from matcher.parallel import Workers, short_gil_switch
+from matcher.parallel import Workers, gc_paused, short_gil_switch
 from matcher.peer_auth import PeerAllowlist
 from matcher.server.metrics import ResponderMetrics
 from matcher.server.service import INSECURE_PEER, ResponderServicer, TlsMaterial, build_server
@@ -240,18 +239,12 @@ def start_responder(
         # over them cost seconds at 1M records).
         # While the watchlist is read, a short GIL switch interval lets the process pool's
         # threads move batches to and from the workers (parallel.short_gil_switch).
-        gc_on = gc.isenabled()
-        gc.disable()
-        try:
-            with short_gil_switch() if ahead is not None else contextlib.nullcontext():
-                on_records = ahead.feed if ahead is not None else None
-                state = ResponderState(
-                    config, load_watchlist(config, progress=progress, on_records=on_records),
-                    progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
-                )
-        finally:
-            if gc_on:
-                gc.enable()
+        with gc_paused(), short_gil_switch() if ahead is not None else contextlib.nullcontext():
+            on_records = ahead.feed if ahead is not None else None
+            state = ResponderState(
+                config, load_watchlist(config, progress=progress, on_records=on_records),
+                progress=progress, epoch_dir=scratch, workers=workers, ahead=ahead, release_records=True,
+            )
         workers = None  # the state closes it
         if "keyed-hash" in config.responder.protocols:
             require_keyed_hash_opt_in(config)
