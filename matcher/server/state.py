@@ -58,7 +58,7 @@ class SetupAhead:
 
     A setup costs one hash-to-group and one scalar multiplication per token, under a key
     that is settled only once the whole watchlist is known (a changed watchlist starts a
-    new epoch). :func:`guess_setup_key` names the likely key beforehand; :meth:`feed`
+    new epoch). :func:`setup_ahead` names the likely key beforehand; :meth:`feed`
     takes the records as the loader makes them and sends their tokens to the workers
     (:func:`matcher.protocols.ecdh.setup_outputs`), so loading and the group operations
     use both cores. If the key in force turns out to be another, or the setup comes from
