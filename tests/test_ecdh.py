@@ -175,6 +175,20 @@ def test_setup_out_of_tag_order_is_refused():
         ecdh_index.SetupIndex(8).add([b"short"], [b"x"])
 
 
+def test_setup_index_names_the_first_bad_entry_across_chunks():
+    index = ecdh_index.SetupIndex(8)
+    index.add([b"aaaaaaaa", b"cccccccc"], [b"l1", b"l2"])
+    with pytest.raises(InvalidElement, match="setup entry 2 is out of tag order"):
+        index.add([b"bbbbbbbb", b"dddddddd"], [b"l3", b"l4"])  # below the previous chunk's last tag
+    with pytest.raises(InvalidElement, match="setup entry 4 is out of tag order"):
+        index.add([b"cccccccc", b"zzzzzzzz", b"dddddddd"], [b"l3", b"l4", b"l5"])
+    with pytest.raises(InvalidElement, match="setup tag 4 has 7 bytes, expected 8"):
+        index.add([b"cccccccc", b"dddddddd", b"eeeeeee"], [b"l3", b"l4", b"l5"])
+    assert len(index) == 2  # a refused chunk adds nothing
+    index.add([b"cccccccc", b"cccccccc", b"dddddddd"], [b"l3", b"l4", b"l5"])  # equal tags: an honest collision
+    assert index.tags == [b"aaaaaaaa", b"cccccccc", b"cccccccc", b"cccccccc", b"dddddddd"]
+
+
 def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):
     from matcher.storage.setup_cache import load_setup, save_setup, setup_id
 

@@ -342,7 +342,7 @@ class EcdhRequesterSession(RequesterSession):
         tags, labels = list(chunk.tags), list(chunk.labels)
         if labels:
             first = self._label_length or len(labels[0])
-            if first < ecdh.MIN_LABEL_BYTES or any(len(x) != first for x in labels):
+            if first < ecdh.MIN_LABEL_BYTES or set(map(len, labels)) != {first}:
                 raise ProtocolViolation("setup labels are not of one common, possible length")
             self._label_length = first
         self._index.add(tags, labels)
