@@ -30,6 +30,11 @@ class SetupIndex:
         self.labels: list[bytes] = []
         #: the tags concatenated and their prefix table, for the C lookup (made on first use)
         self._joined: tuple[bytes, bytes] | None = None
+        #: each received chunk's tags concatenated as it arrives (its tags are then fresh in the
+        #: CPU cache; one join over a million tags scattered in memory took 0.25 s), and how
+        #: many tags they hold
+        self._tag_parts: list[bytes] = []
+        self._tags_in_parts = 0
 
     @classmethod
     def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
@@ -61,6 +66,9 @@ class SetupIndex:
                     raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
                 previous = tag
         self.tags.extend(tags)
+        if self._tags_in_parts == len(self.tags) - len(tags):
+            self._tag_parts.append(b"".join(tags))
+            self._tags_in_parts = len(self.tags)
         self._joined = None
         self.labels.extend(labels if labels else [b""] * len(tags))
 
@@ -126,7 +134,8 @@ class SetupIndex:
         n, tags = self.tag_length, self.tags
         if _backend.FAST is not None and isinstance(outputs, list) and n >= 2:  # (tags are >= 8 bytes on the wire)
             if self._joined is None:
-                joined = b"".join(tags)
+                joined = b"".join(self._tag_parts if self._tags_in_parts == len(tags) else tags)
+                self._tag_parts, self._tags_in_parts = [joined], len(tags)
                 self._joined = joined, _backend.FAST.tag_buckets(joined, n)
             found: list[tuple[int, int, int]] = _backend.FAST.find_tags(*self._joined, n, outputs)
             return found
