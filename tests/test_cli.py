@@ -62,6 +62,36 @@ def test_match_against_serve_writes_hits_csv(agencies, served, capsys):
     assert proc.wait(timeout=30) == 0
 
 
+def test_match_as_a_process_ends_with_all_its_output_written(agencies, served):
+    """`python -m matcher.cli match` ends by os._exit after the run (cli.entry): nothing may be lost.
+
+    stdout and stderr are pipes (block-buffered), the logs JSON lines: the summary line, the
+    log lines, the hits file and the session log's end line are all there, and a failing
+    match exits the orderly way with its status.
+    """
+    peer, _ = served
+    out = agencies.workdir / "hits.csv"
+    agencies.edit("requester", "[requester]\n", f"[requester]\nsession_log = \"{agencies.workdir / 'req.db'}\"\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env.pop("PYTHONUNBUFFERED", None)  # block-buffered pipes, as for an agency's job runner
+    command = [sys.executable, "-m", "matcher.cli", "match", "--config", str(agencies.requester_toml), "--records",
+               str(agencies.workdir / "agency_b_records.csv"), "--peer", peer, "--out", str(out)]
+    done = subprocess.run([*command, "--log-format", "json"], capture_output=True, text=True, env=env,
+                          cwd=agencies.workdir, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^5 hit record\(s\) of 12 .* written to .*hits\.csv in [0-9.]+ s, session \w+",
+                     done.stdout, re.M), done.stdout
+    assert '"event": "records_loaded"' in done.stderr and '"event": "session_end"' in done.stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["record_id"]: (tuple(r["match_keys"].split(";")), r["case_ref"]) for r in rows} == EXPECTED_DEMO
+    from matcher.storage.session_log import verify
+
+    assert verify(agencies.workdir / "req.db").rows == 2  # the session's start and end, chained and signed
+    failed = subprocess.run([*command[:-4], "--peer", "127.0.0.1:1", "--out", str(out)], capture_output=True,
+                            text=True, env=env, cwd=agencies.workdir, timeout=120)
+    assert failed.returncode == 1 and "matcher match:" in failed.stderr
+
+
 def test_match_with_other_match_keys_exits_1_naming_both_fingerprints(agencies, served, capsys):
     peer, _ = served
     theirs = agencies.responder_config().key_spec().fingerprint()

@@ -175,6 +175,37 @@ def test_setup_out_of_tag_order_is_refused():
         ecdh_index.SetupIndex(8).add([b"short"], [b"x"])
 
 
+def test_setup_index_names_the_first_bad_entry_across_chunks():
+    index = ecdh_index.SetupIndex(8)
+    index.add([b"aaaaaaaa", b"cccccccc"], [b"l1", b"l2"])
+    with pytest.raises(InvalidElement, match="setup entry 2 is out of tag order"):
+        index.add([b"bbbbbbbb", b"dddddddd"], [b"l3", b"l4"])  # below the previous chunk's last tag
+    with pytest.raises(InvalidElement, match="setup entry 4 is out of tag order"):
+        index.add([b"cccccccc", b"zzzzzzzz", b"dddddddd"], [b"l3", b"l4", b"l5"])
+    with pytest.raises(InvalidElement, match="setup tag 4 has 7 bytes, expected 8"):
+        index.add([b"cccccccc", b"dddddddd", b"eeeeeee"], [b"l3", b"l4", b"l5"])
+    assert len(index) == 2  # a refused chunk adds nothing
+    index.add([b"cccccccc", b"cccccccc", b"dddddddd"], [b"l3", b"l4", b"l5"])  # equal tags: an honest collision
+    assert index.tags == [b"aaaaaaaa", b"cccccccc", b"cccccccc", b"cccccccc", b"dddddddd"]
+
+
+def test_setup_index_finds_the_same_tags_whether_built_by_chunks_or_whole():
+    """The C lookup's concatenated tags come from the chunks as they arrived, or from the list."""
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"t%d" % i, b"CASE-%d" % i) for i in range(300)], 8)
+    outputs = [bytes(64)] + [tag + bytes(64 - 8) for tag in setup.tags[::7]]  # 8-byte tags of the setup's entries
+    whole = ecdh_index.SetupIndex.from_setup(setup, checked=True)
+    chunked = ecdh_index.SetupIndex(8)
+    for lo in range(0, 300, 128):
+        chunked.add(setup.tags[lo:lo + 128], setup.labels[lo:lo + 128])
+    expected = [(j + 1, 7 * j, 1) for j in range(len(setup.tags[::7]))]
+    assert whole._found(outputs) == chunked._found(outputs) == expected
+    later = ecdh_index.SetupIndex(8)  # looked up between chunks, then more chunks
+    later.add(setup.tags[:100], setup.labels[:100])
+    assert later._found(outputs) == [t for t in expected if t[1] < 100]
+    later.add(setup.tags[100:], setup.labels[100:])
+    assert later._found(outputs) == expected
+
+
 def test_cardinality_setup_survives_the_cache_round_trip(tmp_path):
     from matcher.storage.setup_cache import load_setup, save_setup, setup_id
 

@@ -152,3 +152,37 @@ def test_hits_records_from_the_blind_ahead_map_are_those_a_pass_over_the_records
     assert fast == RequesterSession.hit_owners(session, every)
     assert ahead.repeated and len(ahead.repeated) < len(session.tokens)  # both paths were taken
     assert len(ahead.first_record) == len(session.tokens)
+
+
+def test_hits_folded_chunk_by_chunk_give_the_result_a_fold_at_the_end_gives():
+    # With BlindAhead, each reply chunk's hits on one-record tokens are folded into pairs
+    # during the session; hits on tokens several records yield wait for result().
+    from clients.sessions.ecdh import BlindAhead
+    from matcher.identity.match_keys import KeySpec
+    from matcher.identity.record_types import TokenisedRecord
+
+    spec = KeySpec.from_mapping("n1", {"document": ["document_number", "document_country"],
+                                       "names_dob": ["given_names", "family_name", "date_of_birth"]})
+    rng = random.Random(7)
+    pool = [b"tok-%d" % i for i in range(300)]
+    records = [
+        TokenisedRecord(f"R-{i}", "", tuple((rng.choice(["document", "names_dob"]), t)
+                                            for t in rng.sample(pool, rng.choice([1, 1, 2, 3]))))
+        for i in range(600)
+    ]
+    ahead = BlindAhead(inline())
+    ahead.feed(records)
+    early = EcdhRequesterSession(records, spec, "requester", ahead=ahead)
+    at_end = EcdhRequesterSession(records, spec, "requester")
+    assert early.tokens == at_end.tokens
+    refs = [b"", b"CASE-1", b"CASE-1;CASE-2", b";CASE-3;", "CÄSE-ü".encode()]
+    hits = [(t, rng.choice(refs)) for t in rng.sample(range(len(early.tokens)), 200)]
+    for lo in range(0, len(hits), 37):  # reply chunks
+        for t, ref in hits[lo:lo + 37]:
+            early.add_hit(t, ref)
+            at_end.add_hit(t, ref)
+        early._fold_early()
+    assert early._hits_later and early._keys_by_pair  # both ways were taken
+    expected = at_end.result()
+    assert len(expected.hits) > 150
+    assert early.result().hits == expected.hits

@@ -124,3 +124,16 @@ def test_the_epoch_key_file_is_bound_to_a_watchlist_digest(tmp_path):
     other, fresh = load_or_rotate(tmp_path, 30, watchlist_digest="b" * 64)
     assert fresh and other.key != key.key and other.epoch != key.epoch
     assert "binding" not in repr(other) and other.key.hex() not in repr(other)
+
+
+@pytest.mark.parametrize("which", ["tag", "label"])
+def test_a_setup_whose_rows_are_not_of_one_length_is_not_written(tmp_path, which):
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"t%d" % i, b"CASE-%d" % i) for i in range(5)], 8)
+    if which == "tag":
+        setup.tags[3] = setup.tags[3][:7]
+    else:
+        setup.labels[4] = setup.labels[4] + b"x"
+    setup.rows = None
+    with pytest.raises(ValueError, match="not of one fixed length"):
+        save_setup(tmp_path / "setup.bin", setup, {})
+    assert not (tmp_path / "setup.bin").exists()

@@ -177,13 +177,25 @@ class RequesterSession(ABC):
     def _pairs(self) -> None:
         """Fold the hits taken so far into (record index, case reference) -> keys."""
         hits, self._hit_refs = self._hit_refs, []
+        self._fold(hits)
+
+    def _fold(self, hits: Sequence[tuple[int, bytes]]) -> None:
+        """Fold these (token index, case reference) hits into (record index, case reference) -> keys."""
         owners = self.hit_owners([t for t, _ in hits])
+        keys_by_pair = self._keys_by_pair
         for token_index, case_ref in hits:
             # The responder joins the distinct case references of one token by ";".
-            refs = [r for r in case_ref.decode("utf-8", "replace").split(";") if r] or [""]
+            if b";" in case_ref:
+                refs = [r for r in case_ref.decode("utf-8", "replace").split(";") if r] or [""]
+            else:  # one case reference, or none (""): most hits
+                refs = [case_ref.decode("utf-8", "replace")]
             for rec_idx, key_name in owners[token_index]:
                 for ref in refs:
-                    self._keys_by_pair.setdefault((rec_idx, ref), set()).add(key_name)
+                    keys = keys_by_pair.get((rec_idx, ref))
+                    if keys is None:
+                        keys_by_pair[rec_idx, ref] = {key_name}
+                    else:
+                        keys.add(key_name)
 
     def result(self) -> MatchResult:
         acc = self.accepted or pb.Accepted()
@@ -193,12 +205,16 @@ class RequesterSession(ABC):
             return res
         self._pairs()
         order = {name: i for i, name in enumerate(self.keyspec.names)}
+        # (record index, strength rank, case reference, keys strongest first): sorted as tuples,
+        # that is in record order, then strongest pair first, then case reference (code-point
+        # order = UTF-8 byte order); (record, case reference) is unique, so keys never compare.
         pairs = [
-            (rec_idx, tuple(sorted(keys, key=order.__getitem__)), ref)
+            (rec_idx, order[ranked[0]], ref, ranked)
             for (rec_idx, ref), keys in self._keys_by_pair.items()
+            for ranked in [tuple(keys) if len(keys) == 1 else tuple(sorted(keys, key=order.__getitem__))]
         ]
-        # record order, then strongest pair first, then case reference (code-point order = UTF-8 byte order)
-        pairs.sort(key=lambda p: (p[0], order[p[1][0]], p[2]))
-        res.hits = [Hit(self.records[i].record_id, keys, ref) for i, keys, ref in pairs]
-        res.hit_count = len({i for i, _, _ in pairs})
+        pairs.sort()
+        records = self.records
+        res.hits = [Hit(records[i].record_id, keys, ref) for i, _, ref, keys in pairs]
+        res.hit_count = len({p[0] for p in pairs})
         return res

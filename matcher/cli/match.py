@@ -48,6 +48,8 @@ def cmd_match(args: argparse.Namespace) -> int:
         cfg, args.records, peer, out=args.out, rejects_path=args.rejects, insecure=args.insecure,
         progress=_progress_printer(args=args),
     )
+    if args.held is not None:  # the records and hits: dropped by the process's exit, not freed (cli.entry)
+        args.held.append(run)
     _say(args, run.loaded.summary(), event="records_loaded")
     _print_problems(args, run.loaded)
     res = run.result

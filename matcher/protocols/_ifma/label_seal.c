@@ -23,6 +23,12 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+/* SHA-256 fetched once, at import: EVP_DigestInit_ex with EVP_sha256() fetches the
+ * algorithm again on every call (0.27 us a 40-byte hash here against 0.08 us), once per
+ * label. EVP_sha256() if the fetch failed. */
+static EVP_MD *sha256_fetched;
+#define sha256 (sha256_fetched ? (const EVP_MD *)sha256_fetched : EVP_sha256())
+
 #define NONCE 12
 #define TAG 16
 #define OUT 64
@@ -98,7 +104,7 @@ static PyObject *py_seal(PyObject *self, PyObject *args)
         Py_ssize_t rlen = rl[i];
         unsigned int dlen = 0;
         int len = 0;
-        ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+        ok = EVP_DigestInit_ex(md, sha256, NULL) == 1
              && EVP_DigestUpdate(md, tp[i], (size_t)tl[i]) == 1
              && EVP_DigestFinal_ex(md, ad + prefix.len, &dlen) == 1 && dlen == 32;
         plain[0] = (uint8_t)(rlen >> 8);
@@ -341,7 +347,7 @@ static PyObject *py_open_labels(PyObject *self, PyObject *args)
         uint8_t *dst = plain + pos[i];
         unsigned int dlen = 0;
         int len = 0;
-        ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+        ok = EVP_DigestInit_ex(md, sha256, NULL) == 1
              && EVP_DigestUpdate(md, tp[i], (size_t)tl[i]) == 1
              && EVP_DigestFinal_ex(md, ad + prefix.len, &dlen) == 1 && dlen == 32;
         got[i] = -1;
@@ -403,4 +409,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_labels", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__labels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__labels(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    return PyModule_Create(&module);
+}

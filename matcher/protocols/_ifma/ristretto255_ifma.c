@@ -36,8 +36,44 @@
 #include <string.h>
 #include <immintrin.h>
 
-/* OpenSSL's libcrypto (already a dependency of libcrypto_mb). */
+/* OpenSSL 3's libcrypto (already a dependency of libcrypto_mb), declared here rather than
+ * through its headers, which a machine without libssl-dev lacks (the label sealer needs
+ * them and is optional on its own; these kernels are not). */
+typedef struct evp_md_st EVP_MD;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
+typedef struct engine_st ENGINE;
+extern EVP_MD *EVP_MD_fetch(OSSL_LIB_CTX *ctx, const char *algorithm, const char *properties);
+extern EVP_MD_CTX *EVP_MD_CTX_new(void);
+extern void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+extern int EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+extern int EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *d, size_t cnt);
+extern int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s);
 extern unsigned char *SHA512(const unsigned char *d, size_t n, unsigned char *md);
+
+/* SHA-512 fetched once, at import: OpenSSL 3's one-shot SHA512() fetches the algorithm on
+ * every call (with a lock), 0.51 us a 48-byte hash here against 0.24 us through a context
+ * that reuses the fetched EVP_MD.  NULL if the fetch failed: the one-shot is used then. */
+static EVP_MD *sha512_md;
+
+/* SHA-512(a || b) into out, through ctx when there is one; scratch (alen + blen bytes) is
+ * used only by the one-shot fallback (no context, or a context call that failed). */
+static void sha512_cat(EVP_MD_CTX *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                       uint8_t out[64], uint8_t *scratch)
+{
+    unsigned int len = 0;
+    if (ctx && EVP_DigestInit_ex(ctx, sha512_md, NULL) == 1 && EVP_DigestUpdate(ctx, a, alen) == 1
+        && EVP_DigestUpdate(ctx, b, blen) == 1 && EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == 64)
+        return;
+    memcpy(scratch, a, alen);
+    memcpy(scratch + alen, b, blen);
+    SHA512(scratch, alen + blen, out);
+}
+
+static void wipe(void *p, size_t n);
+
+/* A context for sha512_cat, or NULL (then the one-shot); EVP_MD_CTX_free cleanses its state. */
+static EVP_MD_CTX *sha512_ctx(void) { return sha512_md ? EVP_MD_CTX_new() : NULL; }
 
 #define LANES 8
 #define M52 0xfffffffffffffULL
@@ -492,9 +528,10 @@ static void run_batch(batch *b, int ops)
     mask okm[CHUNK], zerom[CHUNK];
     uint8_t buf[128 + 32];
     uint64_t khalf[4] = {0, 0, 0, 0};
+    EVP_MD_CTX *md = (ops & OP_HASH_OUT) ? sha512_ctx() : NULL;
     b->bad = -1;
     if (!enc || ((ops & OP_MUL) && !st)) {
-        free(enc); free(st);
+        free(enc); free(st); EVP_MD_CTX_free(md);
         b->bad = -2;
         return;
     }
@@ -546,11 +583,9 @@ static void run_batch(batch *b, int ops)
                     goto done;
                 }
                 memcpy(b->points + 32 * (base + j), enc[v][j], 32);
-                if (ops & OP_HASH_OUT) {
-                    memcpy(buf, b->out_domain, (size_t)b->out_domain_len);
-                    memcpy(buf + b->out_domain_len, enc[v][j], 32);
-                    SHA512(buf, (size_t)b->out_domain_len + 32, b->digests + 64 * (base + j));
-                }
+                if (ops & OP_HASH_OUT)
+                    sha512_cat(md, b->out_domain, (size_t)b->out_domain_len, enc[v][j], 32,
+                               b->digests + 64 * (base + j), buf);
             }
         }
     }
@@ -567,6 +602,8 @@ done:
     }
     free(enc);
     free(st);
+    EVP_MD_CTX_free(md);
+    wipe(buf, sizeof buf);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -662,12 +699,12 @@ static int gather_tokens(PyObject *tokens, gathered *g)
  * without the GIL). buf holds dom_len + g->longest bytes. */
 static void hash_gathered(const gathered *g, const uint8_t *dom, Py_ssize_t dom_len, uint8_t *buf, uint8_t *out)
 {
-    memcpy(buf, dom, (size_t)dom_len);
+    EVP_MD_CTX *ctx = sha512_ctx();
     for (Py_ssize_t i = 0; i < g->n; i++) {
         Py_ssize_t len = g->off[i + 1] - g->off[i];
-        memcpy(buf + dom_len, g->data + g->off[i], (size_t)len);
-        SHA512(buf, (size_t)(dom_len + len), out + 64 * i);
+        sha512_cat(ctx, dom, (size_t)dom_len, g->data + g->off[i], (size_t)len, out + 64 * i, buf);
     }
+    EVP_MD_CTX_free(ctx);
     wipe(buf, (size_t)(dom_len + g->longest));
 }
 
@@ -958,4 +995,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ristretto255_ifma", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__ristretto255_ifma(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__ristretto255_ifma(void)
+{
+    sha512_md = EVP_MD_fetch(NULL, "SHA512", NULL);
+    return PyModule_Create(&module);
+}
