@@ -22,7 +22,8 @@ from matcher.identity.match_keys import (
     N3_MATCH_KEYS,
     TOKEN_PREFIX,
     KeySpec,
-    _alternatives,
+    _transformed,
+    parse_field,
 )
 from matcher.identity.normalise_n1 import normalise_document, normalise_sex
 from matcher.identity.normalise_n2 import (
@@ -129,11 +130,20 @@ def test_normalise_record_n2_is_its_plain_definition_and_a_missing_cell_is_an_em
     assert outcome(normalise_record_n3, sparse, date_order) == outcome(normalise_record_n3, raw, date_order)
 
 
+def alternatives_plain(record, spec: str) -> tuple[str, ...]:
+    """A key field's distinct non-empty values after its transforms, primary first."""
+    transforms, field = parse_field(spec)
+    raw = record.get(field, ())
+    values = (raw,) if isinstance(raw, str) else tuple(raw)
+    return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
+
+
 def tokens_plain(keyspec: KeySpec, record) -> tuple[tuple[str, bytes], ...]:
-    """KeySpec.tokens for specs without a per-record cap, every field through _alternatives."""
+    """KeySpec.tokens by its definition, for specs without a per-record cap: every combination of
+    the fields' alternatives, at most MAX_ALTERNATIVES_PER_KEY per key; none if a field has none."""
     out = []
     for key in keyspec.keys:
-        per_field = [_alternatives(record, spec) for spec in key.fields]
+        per_field = [alternatives_plain(record, spec) for spec in key.fields]
         if all(per_field):
             head = TOKEN_PREFIX + keyspec.norm_version + "/" + key.name + "/"
             for combo in itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY):

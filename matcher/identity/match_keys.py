@@ -146,10 +146,12 @@ def _transformed(transforms: tuple[str, ...], field: str, value: str) -> str:
     return value
 
 
-def _alternatives(record: Mapping[str, str | Sequence[str]], spec: str) -> tuple[str, ...]:
-    transforms, field = parse_field(spec)
-    raw = record.get(field, ())
-    values = (raw,) if isinstance(raw, str) else tuple(raw)
+def _alternatives(transforms: tuple[str, ...], field: str, raw: str | Sequence[str]) -> tuple[str, ...]:
+    """The distinct non-empty values of a key field (its transforms applied to each of the record's
+    values ``raw`` for ``field``), in order."""
+    values = (raw,) if isinstance(raw, str) else raw
+    if not transforms:  # the values as they are, without repeats or empty ones
+        return tuple(v for v in dict.fromkeys(values) if v)
     return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
 
 
@@ -234,12 +236,12 @@ class KeySpec:
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
     @functools.cached_property
-    def _plan(self) -> tuple[tuple[str, str, str, tuple[tuple[tuple[str, ...], str, str], ...]], ...]:
+    def _plan(self) -> tuple[tuple[str, str, str, tuple[tuple[tuple[str, ...], str], ...]], ...]:
         """Per key: its name, its token head, its first field's name (a key whose first field is
-        absent is passed over at once) and each field as (transforms, field, spec), parsed once."""
+        absent is passed over at once) and each field as (transforms, field), parsed once."""
         return tuple(
             (k.name, TOKEN_PREFIX + self.norm_version + "/" + k.name + "/", parse_field(k.fields[0])[1],
-             tuple((*parse_field(f), f) for f in k.fields))
+             tuple(parse_field(f) for f in k.fields))
             for k in self.keys
         )
 
@@ -262,12 +264,12 @@ class KeySpec:
                 continue
             per_field: list[Sequence[str]] = []
             single = True  # every field has one value so far
-            for transforms, field, spec in fields:
+            for transforms, field in fields:
                 raw = get(field)
                 if not raw:  # None, "" or (): the key cannot be computed (checked before any transform runs)
                     break
                 if transforms or (len(raw) > 1 and not isinstance(raw, str)):
-                    alts: Sequence[str] = _alternatives(record, spec)
+                    alts: Sequence[str] = _alternatives(transforms, field, raw)
                     if not alts:
                         break
                     if len(alts) > 1:
