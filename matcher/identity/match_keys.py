@@ -283,7 +283,7 @@ class KeySpec:
                 per_field.append(alts)
             else:
                 if single:  # one value per field (the common case): one token, of the fields' first values
-                    values = next(zip(*per_field, strict=True))
+                    values = [a[0] for a in per_field]
                     key_tokens = [(name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8"))]
                 else:
                     combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
