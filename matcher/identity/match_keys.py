@@ -146,10 +146,12 @@ def _transformed(transforms: tuple[str, ...], field: str, value: str) -> str:
     return value
 
 
-def _alternatives(record: Mapping[str, str | Sequence[str]], spec: str) -> tuple[str, ...]:
-    transforms, field = parse_field(spec)
-    raw = record.get(field, ())
-    values = (raw,) if isinstance(raw, str) else tuple(raw)
+def _alternatives(transforms: tuple[str, ...], field: str, raw: str | Sequence[str]) -> tuple[str, ...]:
+    """The distinct non-empty values of a key field (its transforms applied to each of the record's
+    values ``raw`` for ``field``), in order."""
+    values = (raw,) if isinstance(raw, str) else raw
+    if not transforms:  # the values as they are, without repeats or empty ones
+        return tuple(v for v in dict.fromkeys(values) if v)
     return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
 
 
@@ -234,11 +236,12 @@ class KeySpec:
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
     @functools.cached_property
-    def _plan(self) -> tuple[tuple[str, str, tuple[tuple[tuple[str, ...], str, str], ...]], ...]:
-        """Per key: its name, its token head and each field as (transforms, field, spec), parsed once."""
+    def _plan(self) -> tuple[tuple[str, str, str, tuple[tuple[tuple[str, ...], str], ...]], ...]:
+        """Per key: its name, its token head, its first field's name (a key whose first field is
+        absent is passed over at once) and each field as (transforms, field), parsed once."""
         return tuple(
-            (k.name, TOKEN_PREFIX + self.norm_version + "/" + k.name + "/",
-             tuple((*parse_field(f), f) for f in k.fields))
+            (k.name, TOKEN_PREFIX + self.norm_version + "/" + k.name + "/", parse_field(k.fields[0])[1],
+             tuple(parse_field(f) for f in k.fields))
             for k in self.keys
         )
 
@@ -253,17 +256,20 @@ class KeySpec:
         at most MAX_TOKENS_PER_RECORD["n3"]: beyond it, each key's later
         alternatives go first (every key keeps its primary token).
         """
-        per_key: list[list[tuple[str, bytes]]] = []
+        out: list[tuple[str, bytes]] = []
+        per_key: list[list[tuple[str, bytes]]] = []  # the same tokens by key, for the cap
         get = record.get
-        for name, head, fields in self._plan:
+        for name, head, first, fields in self._plan:
+            if not get(first):  # most records lack the fields of some keys: no work for those
+                continue
             per_field: list[Sequence[str]] = []
-            single = True
-            for transforms, field, spec in fields:
+            single = True  # every field has one value so far
+            for transforms, field in fields:
                 raw = get(field)
                 if not raw:  # None, "" or (): the key cannot be computed (checked before any transform runs)
                     break
                 if transforms or (len(raw) > 1 and not isinstance(raw, str)):
-                    alts: Sequence[str] = _alternatives(record, spec)
+                    alts: Sequence[str] = _alternatives(transforms, field, raw)
                     if not alts:
                         break
                     if len(alts) > 1:
@@ -276,14 +282,17 @@ class KeySpec:
                     break
                 per_field.append(alts)
             else:
-                if single:  # one value per field (the common case): one token, no product
-                    per_key.append([(name, (head + FIELD_SEPARATOR.join([a[0] for a in per_field])).encode("utf-8"))])
-                    continue
-                combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
-                per_key.append([(name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos])
+                if single:  # one value per field (the common case): one token, of the fields' first values
+                    values = [a[0] for a in per_field]
+                    key_tokens = [(name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8"))]
+                else:
+                    combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
+                    key_tokens = [(name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos]
+                out += key_tokens
+                per_key.append(key_tokens)
         cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
-        if cap is None or sum(map(len, per_key)) <= cap:
-            return tuple(per_key[0]) if len(per_key) == 1 else tuple(itertools.chain.from_iterable(per_key))
+        if cap is None or len(out) <= cap:
+            return tuple(out)
         # Over the cap: every key keeps its first token, then its second, ..., until the cap;
         # the kept ones stay in key order.
         order = sorted((rank, k) for k, tokens in enumerate(per_key) for rank in range(len(tokens)))[:cap]

@@ -267,48 +267,82 @@ def icao_check_digit(text: str) -> str:
 
 def document_forms(text: str) -> Alternatives:
     """A document number folded to A–Z0–9 ("<" fillers and spacing dropped), plus the number
-    without a trailing valid ICAO check digit as an alternative."""
-    doc = normalise_document(text.replace("<", ""))
-    if not doc:
-        return ()
-    if len(doc) >= 6 and doc[-1].isdigit() and icao_check_digit(doc[:-1]) == doc[-1]:
-        return (doc, doc[:-1])
+    without a trailing valid ICAO 9303 check digit as an alternative."""
+    if text.isalnum() and text.isascii():  # letters and digits only (the common case): as normalise_document
+        doc = text.upper()
+    else:
+        doc = normalise_document(text.replace("<", ""))
+        if not doc:
+            return ()
+    if len(doc) >= 6 and doc[-1].isdigit():
+        # icao_check_digit(doc[:-1]) == doc[-1], on the values of the whole number at once: doc is
+        # A-Z0-9, so each byte's ICAO value is known and the last one is the digit itself
+        values = doc.encode("ascii").translate(_ICAO_BYTE_VALUES)
+        if (7 * sum(values[0:-1:3]) + 3 * sum(values[1:-1:3]) + sum(values[2:-1:3])) % 10 == values[-1]:
+            return (doc, doc[:-1])
     return (doc,)
+
+
+#: A record with every field absent: each record starts as a copy of it (one C-level copy) and
+#: only the fields whose cells have a value are filled in, in the order below.
+_ABSENT_N2: dict[str, Alternatives] = dict.fromkeys(
+    (
+        "given_names", "family_name", "name_tokens", "given_initial", "date_of_birth",
+        "date_of_birth_or_swapped", "year_of_birth", "sex", "nationality", "document_number",
+        "document_country", "place_of_birth",
+    ),
+    (),
+)
 
 
 def normalise_record_n2(raw: Mapping[str, str], date_order: str) -> dict[str, Alternatives]:
     """Normalise one record under v2: every key field → its alternatives (primary first; () = absent).
 
     Non-empty dates, sexes or countries that cannot be understood raise
-    RecordError (naming the field, never the value), as in v1.
+    RecordError (naming the field, never the value), as in v1; the fields are
+    read in a fixed order (names, date of birth, sex, nationality, document,
+    place), so the first bad one raises.
     """
     if date_order not in DATE_ORDERS:
         _check_order(date_order)
     get = raw.get
-    # (value or "").strip() of each field, inline: this runs once per row of every file
-    given_raw = (get("given_names") or "").strip()
-    family_raw = (get("family_name") or "").strip()
-    dob_raw = (get("date_of_birth") or "").strip()
-    sex_raw = (get("sex") or "").strip()
-    nat_raw = (get("nationality") or "").strip()
-    doc_raw = (get("document_number") or "").strip()
-    doc_country_raw = (get("document_country") or "").strip()
-    place_raw = (get("place_of_birth") or "").strip()
-    given = given_forms(given_raw) if given_raw else ()
-    dob, year = normalise_date_n2(dob_raw, date_order) if dob_raw else ("", "")
-    sex = normalise_sex(sex_raw) if sex_raw else ""
-    return {
-        "given_names": given,
-        "family_name": family_forms(family_raw) if family_raw else (),
-        "name_tokens": name_token_forms(given_raw, family_raw) if given_raw or family_raw else (),
-        "given_initial": (given[0][:1],) if given and given[0][:1] else (),
-        "date_of_birth": (dob,) if dob else (),
-        "date_of_birth_or_swapped": dob_or_swapped(dob) if dob else (),
-        "year_of_birth": (year,) if year else (),
-        "sex": (sex,) if sex else (),
-        "nationality": (normalise_country_n2(nat_raw, "nationality"),) if nat_raw else (),
-        "document_number": document_forms(doc_raw) if doc_raw else (),
-        "document_country": (normalise_country_n2(doc_country_raw, "document_country"),) if doc_country_raw else (),
-        "place_of_birth": name_forms(place_raw)[:1] if place_raw else (),
-    }
-
+    record = _ABSENT_N2.copy()
+    # each field's value stripped ("" when missing or empty), inline and without a call for an
+    # empty cell: this runs once per row of every file, and most rows leave some cells empty
+    given_raw = v.strip() if (v := get("given_names")) else ""
+    family_raw = v.strip() if (v := get("family_name")) else ""
+    if given_raw:
+        given = given_forms(given_raw)
+        record["given_names"] = given
+        if given and given[0][:1]:
+            record["given_initial"] = (given[0][:1],)
+    dob_raw = v.strip() if (v := get("date_of_birth")) else ""
+    if dob_raw:
+        dob, year = normalise_date_n2(dob_raw, date_order)
+        if dob:
+            record["date_of_birth"] = (dob,)
+            record["date_of_birth_or_swapped"] = dob_or_swapped(dob)
+        if year:
+            record["year_of_birth"] = (year,)
+    sex_raw = v.strip() if (v := get("sex")) else ""
+    if sex_raw:
+        sex = normalise_sex(sex_raw)
+        if sex:
+            record["sex"] = (sex,)
+    if family_raw:
+        record["family_name"] = family_forms(family_raw)
+    if given_raw or family_raw:
+        record["name_tokens"] = name_token_forms(given_raw, family_raw)
+    nat_raw = v.strip() if (v := get("nationality")) else ""
+    if nat_raw:
+        record["nationality"] = (normalise_country_n2(nat_raw, "nationality"),)
+    doc_raw = v.strip() if (v := get("document_number")) else ""
+    if doc_raw:
+        record["document_number"] = document_forms(doc_raw)
+    doc_country_raw = v.strip() if (v := get("document_country")) else ""
+    if doc_country_raw:
+        record["document_country"] = (normalise_country_n2(doc_country_raw, "document_country"),)
+    place_raw = v.strip() if (v := get("place_of_birth")) else ""
+    if place_raw:
+        record["place_of_birth"] = name_forms(place_raw)[:1]
+    return record

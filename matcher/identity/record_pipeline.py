@@ -104,9 +104,11 @@ class _RowPipeline:
         keyspec, date_order, normalise = self.keyspec, self.fmt.date_order, self.normalise
         encoding = "UTF-8" if self.by_key else self.fmt.encoding
         # per-row lookups hoisted (this loop runs once per row of a file of millions)
-        progress, first_seen, raw_columns, tokens_of = self.progress, self._first_seen, self.raw_columns, keyspec.tokens
+        progress, first_seen, tokens_of = self.progress, self._first_seen, keyspec.tokens
+        raw_columns = self.raw_columns
         id_col, case_col, require_case_ref = self.id_col, self.case_col, self.require_case_ref
         records, on_records = self.records, self.on_records
+        new_tuple = tuple.__new__
         first_row = self.rows_read + 1  # rows are counted by enumerate and stored after the loop
         read = first_row - 1
         next_hand_on = self._handed + RECORDS_BATCH
@@ -148,25 +150,18 @@ class _RowPipeline:
                     start, "case_ref contains ';' (it separates case references in a hit): use another character", row
                 )
                 continue
-            raw = {f: row[i] for f, i in raw_columns}
-            row_dropped: list[str] = []
-            normalised: Mapping[str, str | Sequence[str]] | None = None
-            row_error: RecordError | None = None
-            while normalised is None:  # each pass drops one field that cannot be understood
-                try:
-                    normalised = normalise(raw, date_order)
-                except RecordError as exc:
-                    row_error, bad = exc, exc.field
-                    if bad is None or not (raw.get(bad) or "").strip():
-                        break  # not one field's fault: the row goes
-                    raw[bad] = exc.kept if exc.kept != raw[bad] else ""
-                    row_dropped.append(bad)
-                    key = self._key(start, row)
-                    self.dropped.append(DroppedField(start, bad, str(exc), key))
-                    self.problems.append((key or start, "field dropped", bad, str(exc), row))
-            if normalised is None:
-                self._reject(start, str(row_error), row)
-                continue
+            # the raw record: the mapped columns' cells; an empty cell is left out (the normalisers
+            # read a missing field as an empty one), which makes a smaller dict for sparse rows
+            raw = {f: cell for f, i in raw_columns if (cell := row[i])}
+            row_dropped: Sequence[str] = ()
+            try:
+                normalised: Mapping[str, str | Sequence[str]] = normalise(raw, date_order)
+            except RecordError as exc:
+                retried, row_dropped, row_error = self._normalise_dropping(start, row, raw, date_order, exc)
+                if retried is None:
+                    self._reject(start, str(row_error), row)
+                    continue
+                normalised = retried
             tokens = tokens_of(normalised)
             if not tokens:
                 if row_dropped:
@@ -179,13 +174,39 @@ class _RowPipeline:
                 continue
             if row_dropped:
                 self.rows_with_dropped += 1
-            records.append(TokenisedRecord(record_id, case_ref, tokens))
+            # TokenisedRecord(record_id, case_ref, tokens) without the named tuple's Python-level __new__
+            records.append(new_tuple(TokenisedRecord, (record_id, case_ref, tokens)))
             if on_records is not None and len(records) >= next_hand_on:
                 self._hand_on()
                 next_hand_on = len(records) + RECORDS_BATCH
         self.rows_read = read
         if self.on_records is not None:
             self._hand_on()
+
+    def _normalise_dropping(
+        self, start: int, row: list[str], raw: dict[str, str], date_order: str, exc: RecordError
+    ) -> tuple[Mapping[str, str | Sequence[str]] | None, list[str], RecordError]:
+        """Normalise a row again after ``exc``, dropping one field that cannot be understood per pass.
+
+        Each error that names a field with a value drops that field (or keeps the part of it the error
+        names, ``RecordError.kept``), records the drop, and the row is normalised again. An error that
+        is no one field's fault ends it: the row goes. Returns the normalised record (None when the row
+        goes), the dropped fields in order and the last error.
+        """
+        dropped: list[str] = []
+        while True:
+            bad = exc.field
+            if bad is None or not (raw.get(bad) or "").strip():
+                return None, dropped, exc  # not one field's fault: the row goes
+            raw[bad] = exc.kept if exc.kept != raw[bad] else ""
+            dropped.append(bad)
+            key = self._key(start, row)
+            self.dropped.append(DroppedField(start, bad, str(exc), key))
+            self.problems.append((key or start, "field dropped", bad, str(exc), row))
+            try:
+                return self.normalise(raw, date_order), dropped, exc
+            except RecordError as again:
+                exc = again
 
     def _hand_on(self) -> None:
         """Pass the records made since the last call to ``on_records`` (in order, each once)."""
