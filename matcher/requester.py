@@ -209,30 +209,34 @@ def run_match(
     # for it while the parsing thread, then the main and gRPC threads, run Python (with
     # CPython's 5 ms, 13 of 51 batches of a 200k load were done at its end, 42 with 1 ms;
     # in the session about 2 % of a 1M match, docs/performance.md).
-    # The cyclic GC stays paused from the load to the end of the session: the records and
-    # the session's objects (setup index, reply sets, hits) hold no cycles, and its passes
-    # over the millions of young objects took about 2 s of a 1M match (the first pass
-    # after the session alone, over what the session still held, 0.14 s of its serial
-    # tail). The records are frozen out of its sight after the load and unfrozen after
-    # the session, into the oldest generation (no young pass walks them).
-    with short_gil_switch() if ahead is not None else contextlib.nullcontext(), gc_paused():
-        try:
-            loaded = load_records(
-                source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
-                progress=(lambda n: progress("records read", n, 0)) if progress else None,
-                on_records=ahead.feed if ahead is not None else None,
-            )
-        except BaseException:
-            if ahead is not None:
-                ahead.cancel()
-            raise
-        gc.freeze()
+    with short_gil_switch() if ahead is not None else contextlib.nullcontext():
+        # The cyclic GC stays paused from the load until the records are frozen out of its
+        # sight: they live until the end and hold no cycles, and its passes over the millions
+        # of objects a load leaves in the young generation took about 2 s of a 1M match.
+        # Unfrozen after the session, into the oldest generation (no young pass walks them).
+        with gc_paused():
+            try:
+                loaded = load_records(
+                    source, config.records.csv_format(), config.key_spec(), rejects_path=rejects,
+                    progress=(lambda n: progress("records read", n, 0)) if progress else None,
+                    on_records=ahead.feed if ahead is not None else None,
+                )
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            gc.freeze()
         options = session_options(config)
         if ahead is not None:
             options["ahead"] = ahead
+        # An ecdh session with BlindAhead makes no cycles either (setup index, reply sets,
+        # hits): the GC stays paused until its hits file is written (the first pass after it
+        # walked all it still held, 0.14 s of a 1M match's serial tail). Not so a paillier
+        # session: paused through it, 10k × 10k took 4-7 CPU-s more (docs/performance.md).
         try:
-            return _session(config, loaded, peer, out=out, insecure=insecure, progress=progress, client=client,
-                            options=options, ahead=ahead)
+            with gc_paused() if ahead is not None else contextlib.nullcontext():
+                return _session(config, loaded, peer, out=out, insecure=insecure, progress=progress,
+                                client=client, options=options, ahead=ahead)
         finally:
             gc.unfreeze()
 
