@@ -137,3 +137,20 @@ def test_a_setup_whose_rows_are_not_of_one_length_is_not_written(tmp_path, which
     with pytest.raises(ValueError, match="not of one fixed length"):
         save_setup(tmp_path / "setup.bin", setup, {})
     assert not (tmp_path / "setup.bin").exists()
+
+
+def test_a_received_setup_is_cached_only_under_the_id_and_size_it_was_announced_with(tmp_path):
+    from clients.sessions.ecdh import _CacheSave
+    from matcher.storage.setup_cache import RequesterSetupCache, setup_id
+    from matcher.v1 import matcher_pb2 as pb
+
+    setup = ecdh.responder_setup(ecdh.new_key(), [(b"t%d" % i, b"CASE-%d" % i) for i in range(5)], 8)
+    sid = setup_id(setup)
+    cache = RequesterSetupCache(tmp_path / "cache")
+    for announced in (pb.Accepted(setup_id="0" * 32, setup_size=5), pb.Accepted(setup_id=sid, setup_size=6)):
+        _CacheSave(cache, "agency-a", announced, ecdh.ResponderSetup(8, list(setup.tags), list(setup.labels))).wait()
+        assert not list((tmp_path / "cache").glob("*.bin"))
+    _CacheSave(cache, "agency-a", pb.Accepted(setup_id=sid, setup_size=5),
+               ecdh.ResponderSetup(8, list(setup.tags), list(setup.labels))).wait()
+    loaded = cache.load("agency-a", sid)
+    assert loaded is not None and loaded.tags == setup.tags and loaded.labels == setup.labels

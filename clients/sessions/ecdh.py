@@ -37,7 +37,6 @@ from matcher.parallel import (
     kernel_threads_beside_caller,
 )
 from matcher.protocols import ecdh, ecdh_index, ecdh_reveal
-from matcher.storage.setup_cache import rows_of, setup_id
 from matcher.v1 import matcher_pb2 as pb
 
 #: Most setup entries a requester accepts to hold (about 6 GB at 60 bytes an entry).
@@ -517,8 +516,7 @@ class _CacheSave:
 
     def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
         try:
-            setup.rows = rows_of(setup)  # joined once: hashed here, written by the save
-            if setup_id(setup) == accepted.setup_id and len(setup) == accepted.setup_size:
+            if len(setup) == accepted.setup_size:  # and the content's id is the announced one (checked by save)
                 cache.save(responder, accepted.setup_id, setup)
         except BaseException as exc:  # handed to wait()
             self._error = exc
