@@ -138,6 +138,13 @@ _YEAR = re.compile(r"(\d{4})")
 _MONTH_YEAR = re.compile(r"(\d{1,2})\s*[/.\- ]\s*(\d{4})|(\d{4})\s*[/.\-]\s*(\d{1,2})")
 
 
+#: Dates of birth repeat across a file (some 40,000 distinct days in a century), so each value's
+#: result is kept; bounded, errors are not cached, and a date accepted once stays valid (a past
+#: date never becomes a future one).
+_DATE_CACHE_SIZE = 1 << 15
+
+
+@lru_cache(maxsize=_DATE_CACHE_SIZE)
 def normalise_date_n2(text: str, order: str, field: str = "date_of_birth") -> tuple[str, str]:
     """``(iso_date, year)`` of a full date, or ``("", year)`` of a partial one ("1985", "04/1985").
 
@@ -147,7 +154,7 @@ def normalise_date_n2(text: str, order: str, field: str = "date_of_birth") -> tu
     """
     s = text.strip()
     m = _YEAR.fullmatch(s)
-    mm = _MONTH_YEAR.fullmatch(s)
+    mm = _MONTH_YEAR.fullmatch(s) if m is None else None  # only read when m is None
     if m is not None or mm is not None:
         if m is not None:
             year, month = m.group(1), 1
