@@ -109,8 +109,7 @@ def write_hits(path: str | os.PathLike[str], hits: list[Hit]) -> None:
         with open_private(tmp, "w", newline="", encoding="utf-8") as fh:  # names own persons: 0600
             w = csv.writer(fh, lineterminator="\r\n")
             w.writerow(HITS_COLUMNS)
-            for h in hits:
-                w.writerow([h.record_id, ";".join(h.match_keys), h.strength, h.case_ref])
+            w.writerows([h.record_id, ";".join(h.match_keys), h.strength, h.case_ref] for h in hits)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clients.sessions.ecdh import EcdhRequesterSession
 from matcher.errors import ProtocolViolation, ResponderMisbehaved
 from matcher.parallel import ThreadWorkers, Workers, inline, kernel_threads
-from matcher.protocols import ecdh, ecdh_index, group_backend
+from matcher.protocols import ecdh, ecdh_index, group_backend, label_backend
 from matcher.sessions.responder import refuse_repeats
 from tests.harness import KEYSPEC, synthetic_sets
 
@@ -186,3 +190,101 @@ def test_hits_folded_chunk_by_chunk_give_the_result_a_fold_at_the_end_gives():
     expected = at_end.result()
     assert len(expected.hits) > 150
     assert early.result().hits == expected.hits
+
+
+# -- the fast paths against their plain definitions, on random input ----------------------------
+
+_POOL = [b"", b"a", b"ab", bytes(32), bytes(31) + b"\x01", b"\x01" + bytes(31), bytes(8) + b"\x02" + bytes(23),
+         bytes(64)]
+
+
+def _first_repeat(elements: list[bytes]) -> int | None:
+    """The plain definition: the index of the first element equal to an earlier one."""
+    seen: set[bytes] = set()
+    for i, e in enumerate(elements):
+        if e in seen:
+            return i
+        seen.add(e)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.sampled_from(_POOL), st.binary(max_size=33)), max_size=9), max_size=6))
+def test_the_responder_refuses_exactly_the_first_repeat_of_the_session(chunks):
+    # Elements that differ in one byte anywhere (not only in the first 8) are distinct;
+    # equal ones are refused, in the chunk that brings the first of them, naming it.
+    seen: set[int] = set()
+    flat: list[bytes] = []
+    named = None
+    for chunk in chunks:
+        try:
+            refuse_repeats(seen, chunk, len(flat))
+        except ProtocolViolation as exc:
+            named = int(re.search(r"element (\d+) repeats", str(exc))[1])
+            assert len(flat) <= named < len(flat) + len(chunk)  # in the chunk that brought it
+            break
+        flat.extend(chunk)
+    expected = _first_repeat([e for chunk in chunks for e in chunk])
+    assert named == expected
+
+
+def _sealed(output: bytes, ref: bytes, token: bytes, nonce: bytes, size: int = 32) -> bytes:
+    plain = len(ref).to_bytes(2, "big") + ref + bytes(size - 2 - len(ref))
+    return nonce + ChaCha20Poly1305(output[32:]).encrypt(nonce, plain, ecdh.label_ad(token))
+
+
+def _plain_hits(index: ecdh_index.SetupIndex, outputs, tokens, offset: int):
+    """The plain definition of a lookup: each output's entries with its tag in setup order, the first
+    label that opens (b"" when the first entry has no label); a tag whose labels all fail: the error."""
+    out = []
+    for j, o in enumerate(outputs):
+        entries = [i for i, tag in enumerate(index.tags) if tag == o[: index.tag_length]]
+        if not entries:
+            continue
+        if not index.labels[entries[0]]:
+            out.append((j, b""))
+            continue
+        for i in entries:
+            ref = ecdh._open_with(o[32:], index.labels[i], ecdh.label_ad(tokens[j]))
+            if ref is not None:
+                out.append((j, ref))
+                break
+        else:
+            return f"reply {offset + j} matches a setup entry"
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), hits=st.integers(0, 12), misses=st.integers(0, 12),
+       collisions=st.integers(0, 3), swapped=st.booleans(), unlabelled=st.booleans(), c_opener=st.booleans(),
+       skip=st.integers(0, 5))
+def test_a_chunk_s_hits_are_those_of_the_plain_lookup(seed, hits, misses, collisions, swapped, unlabelled,
+                                                     c_opener, skip):
+    rng = random.Random(seed)
+    tag_len = 3  # short tags: the same tag on several entries (an honest collision) is common
+    held = [(rng.randbytes(64), b"tok-%d" % i, b"CASE-%d" % i) for i in range(hits + 4)]
+    rows = [(o[:tag_len], b"" if unlabelled else _sealed(o, ref, tok, rng.randbytes(12))) for o, tok, ref in held]
+    for _ in range(collisions):  # another entry with a held output's tag, sealed for something else
+        o = rng.choice(held)[0]
+        rows.append((o[:tag_len], b"" if unlabelled else _sealed(rng.randbytes(64), b"OTHER", b"x", rng.randbytes(12))))
+    rng.shuffle(rows)
+    rows.sort(key=lambda r: r[0])
+    index = ecdh_index.SetupIndex.from_setup(ecdh.ResponderSetup(tag_len, [t for t, _ in rows], [lb for _, lb in rows]))
+    mine = held[:hits] + [(rng.randbytes(64), b"mine-%d" % i, b"") for i in range(misses)]
+    rng.shuffle(mine)
+    outputs, tokens = [o for o, _, _ in mine], [t for _, t, _ in mine]
+    if swapped and hits >= 2:  # two hits' tokens swapped: their labels do not open (a misbehaving reply)
+        a, b = rng.sample([j for j, m in enumerate(mine) if m[2]], 2)
+        tokens[a], tokens[b] = tokens[b], tokens[a]
+    expected = _plain_hits(index, outputs, tokens, 100)
+    whole = [b"other"] * skip + tokens  # the session's token list: this chunk's tokens from `skip` on
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(label_backend, "OPEN", label_backend.OPEN if c_opener else None)  # (None where not built)
+        for lookup in (lambda: index.hits(outputs, whole, 100, first_token=skip),
+                       lambda: [(j, r) for j, r in enumerate(index.lookup_outputs(outputs, tokens, 100))
+                                if r is not None]):
+            if isinstance(expected, str):
+                with pytest.raises(ResponderMisbehaved, match=expected):
+                    lookup()
+            else:
+                assert lookup() == expected

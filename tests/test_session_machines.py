@@ -131,6 +131,40 @@ def _accepted(pair, protocol: str = "ecdh", reveal: str = "requester"):
     return responder, requester, list(requests)
 
 
+@pytest.mark.parametrize("reveal", ["requester", "cardinality"])
+def test_the_messages_filled_in_place_are_those_the_constructors_make(pair, reveal):
+    # The setup chunks, the replies and the requester's chunks are filled with extend()
+    # rather than passed to the constructors: the same bytes on the wire.
+    state, requester = pair("ecdh", reveal)
+    responder = ResponderMachine(state)
+    requests = requester.requests()
+    responder.on_hello(next(requests))
+    opening = list(responder.accept("s-1", "agency-b"))
+    setup = state.current().setup
+    chunks = [m.setup for m in opening if m.WhichOneof("kind") == "setup"]
+    assert chunks and sum(len(c.tags) for c in chunks) == len(setup)
+    at = 0
+    for m in opening[1:]:
+        n = len(m.setup.tags)
+        labels = [] if reveal == "cardinality" else setup.labels[at : at + n]
+        plain = pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags[at : at + n], labels=labels))
+        assert m.SerializeToString() == plain.SerializeToString()
+        at += n
+    offset = 0
+    for request in requests:
+        if request.WhichOneof("kind") != "blinded":
+            continue
+        elements = list(request.blinded.elements)
+        plain_request = pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
+        assert request.SerializeToString() == plain_request.SerializeToString()
+        offset += len(elements)
+        for reply in responder.receive(request):
+            got = reply.evaluated
+            plain_reply = pb.MatchResponse(evaluated=pb.ElementChunk(offset=got.offset, elements=list(got.elements)))
+            assert reply.WhichOneof("kind") == "evaluated" and got.elements
+            assert reply.SerializeToString() == plain_reply.SerializeToString()
+
+
 def test_a_chunk_out_of_order_is_refused(pair):
     responder, _, requests = _accepted(pair)
     first = requests[0].blinded

@@ -155,6 +155,11 @@ class RequesterSession(ABC):
         self.hit_tokens += 1
         self._hit_refs.append((token_index, case_ref))
 
+    def add_hits(self, hits: Sequence[tuple[int, bytes]]) -> None:
+        """:meth:`add_hit` for each (token index, case reference) of ``hits``, in one call."""
+        self.hit_tokens += len(hits)
+        self._hit_refs.extend(hits)
+
     def owners(self, tokens: set[bytes]) -> dict[bytes, list[tuple[int, str]]]:
         """The (record index, key name) pairs behind each of ``tokens``, in record order."""
         out: dict[bytes, list[tuple[int, str]]] = {}

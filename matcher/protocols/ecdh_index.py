@@ -95,30 +95,71 @@ class SetupIndex:
         hit with the value ``b""``.
         """
         out: list[bytes | None] = [None] * len(outputs)
+        for j, found in self.hits(outputs, tokens, offset):
+            out[j] = found
+        return out
+
+    def hits(
+        self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int = 0, first_token: int = 0
+    ) -> list[tuple[int, bytes]]:
+        """(j, case reference(s)) of each hit among ``outputs``, in order: :meth:`lookup_outputs` without the misses.
+
+        ``tokens[first_token + j]`` is the token behind ``outputs[j]`` (so a caller passes
+        its whole token list, not a slice of it). The same checks and errors as
+        :meth:`lookup_outputs`. A reply chunk of a session has about one hit in ten
+        elements: the work here is per hit, in C-level passes over the hits (one call
+        opens every hit's first label; a tag's other entries are tried in Python only where
+        that label does not open). The entry-by-entry walk of :meth:`_hits_walked` runs
+        where the C opener cannot take the batch (not built, labels of another length or
+        type, labels on some entries only).
+        """
+        found = self._found(outputs)
+        if not found:
+            return []
+        labels = self.labels
+        js = [j for j, _, _ in found]
+        firsts = [labels[i] for _, i, _ in found]
+        if not any(firsts):  # no labels (cardinality mode): a tag match is a hit
+            return [(j, b"") for j in js]
+        if _labels.OPEN is None or tokens is None or not all(firsts):
+            return self._hits_walked(outputs, tokens, offset, first_token, found)
+        hit_outputs = [outputs[j] for j in js]
+        hit_tokens = [tokens[first_token + j] for j in js]
+        if (set(map(type, hit_outputs)) | set(map(type, firsts)) | set(map(type, hit_tokens)) != {bytes}
+                or set(map(len, hit_outputs)) != {64} or not all(n in _C_LABELS for n in set(map(len, firsts)))):
+            return self._hits_walked(outputs, tokens, offset, first_token, found)
+        opened: list[bytes | None] = _labels.OPEN.open_labels(hit_outputs, firsts, hit_tokens, LABEL_AD_PREFIX)
+        if None in opened:  # an honest tag collision, or a reply the responder did not compute
+            for k, ref in enumerate(opened):
+                if ref is None:
+                    j, first, count = found[k]
+                    opened[k] = _next_entries(labels[first : first + count], outputs[j], hit_tokens[k], offset + j)
+        return list(zip(js, opened, strict=True))  # type: ignore[arg-type]  # (no None left)
+
+    def _hits_walked(
+        self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int, first_token: int,
+        found: list[tuple[int, int, int]],
+    ) -> list[tuple[int, bytes]]:
+        """:meth:`hits` entry by entry: each tag's entries in order, the first label that opens."""
+        out: list[tuple[int, bytes]] = []
         pending: list[tuple[int, list[bytes]]] = []  # (j, the labels of j's tag), to be opened
         labels = self.labels
-        for j, first, count in self._found(outputs):
+        for j, first, count in found:
             candidates = labels[first : first + count]
             if candidates and not candidates[0]:
-                out[j] = b""
+                out.append((j, b""))
             elif candidates:
                 if tokens is None:
                     raise ValueError("labels can only be opened with the elements' tokens")
                 pending.append((j, candidates))
-        for (j, candidates), found in zip(pending, _open_first(outputs, tokens or [], pending), strict=True):
-            if found is None:  # the next entries with the tag (an honest collision), in Python
-                ad = label_ad(tokens[j]) if tokens is not None else b""
-                for label in candidates[1:]:
-                    found = _open_with(outputs[j][32:], label, ad)
-                    if found is not None:
-                        break
-                if found is None:
-                    raise ResponderMisbehaved(
-                        f"the responder's reply {offset + j} matches a setup entry whose label was not "
-                        "sealed for this element: the reply was permuted, repeated, substituted or taken "
-                        "from another session (an honest collision has a chance under 2^-40)"
-                    )
-            out[j] = found
+        if not pending:
+            return out
+        own = tokens[first_token : first_token + len(outputs)] if tokens is not None else []
+        for (j, candidates), found_ref in zip(pending, _open_first(outputs, own, pending), strict=True):
+            if found_ref is None:
+                found_ref = _next_entries(candidates, outputs[j], own[j], offset + j)
+            out.append((j, found_ref))
+        out.sort(key=operator.itemgetter(0))  # unlabelled entries first above: back to the outputs' order
         return out
 
     def _found(self, outputs: Sequence[bytes]) -> list[tuple[int, int, int]]:
@@ -147,6 +188,21 @@ class SetupIndex:
             if i < size and tags[i] == tag:
                 out.append((j, i, bisect.bisect_right(tags, tag, i) - i))
         return out
+
+
+def _next_entries(candidates: Sequence[bytes], output: bytes, token: bytes, element: int) -> bytes:
+    """The first of ``candidates[1:]`` (the other entries with the tag) that opens, in Python (an honest
+    collision); ResponderMisbehaved naming ``element`` when none does. The first was tried already."""
+    ad = label_ad(token)
+    for label in candidates[1:]:
+        found = _open_with(output[32:], label, ad)
+        if found is not None:
+            return found
+    raise ResponderMisbehaved(
+        f"the responder's reply {element} matches a setup entry whose label was not "
+        "sealed for this element: the reply was permuted, repeated, substituted or taken "
+        "from another session (an honest collision has a chance under 2^-40)"
+    )
 
 
 #: the label lengths the C opener takes (nonce ‖ tag at least, a 1 MiB plaintext at most)

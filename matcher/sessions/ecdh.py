@@ -75,8 +75,15 @@ class EcdhResponderSession(ResponderSession):
         entry = setup.tag_length + (len(setup.labels[0]) if setup.labels and setup.labels[0] else 0)
         per_chunk = max(1, min(self.state.settings.max_chunk_elements * 4, SETUP_CHUNK_BYTES // max(1, entry)))
         for i in range(0, len(setup), per_chunk):
-            labels = [] if self.cardinality else setup.labels[i : i + per_chunk]
-            yield pb.MatchResponse(setup=pb.SetupChunk(tags=setup.tags[i : i + per_chunk], labels=labels))
+            # extend() fills the repeated fields in one pass each: about half the CPU of passing the
+            # lists to the constructors (which also copy the SetupChunk into the MatchResponse)
+            message = pb.MatchResponse()
+            chunk = message.setup
+            chunk.SetInParent()
+            chunk.tags.extend(setup.tags[i : i + per_chunk])
+            if not self.cardinality:
+                chunk.labels.extend(setup.labels[i : i + per_chunk])
+            yield message
 
     def on_elements(self, elements: Sequence[bytes], offset: int) -> Iterator[pb.MatchResponse]:
         # Evaluate on the worker pool and keep reading: replies go out in order as
@@ -93,13 +100,19 @@ class EcdhResponderSession(ResponderSession):
 
     def _emit(self) -> Iterator[pb.MatchResponse]:
         offset, futures = self._pending.popleft()
-        reply = [p for f in futures for p in f.result()]
+        reply: list[bytes] = []
+        for f in futures:
+            reply.extend(f.result())
         if self.cardinality:
             self._evaluated.update(reply)  # distinct: the service refuses repeated elements
             return
         if self.reveal == "both":
             self._replies.extend(reply)
-        yield pb.MatchResponse(evaluated=pb.ElementChunk(offset=offset, elements=reply))
+        message = pb.MatchResponse()
+        message.evaluated.SetInParent()
+        message.evaluated.offset = offset
+        message.evaluated.elements.extend(reply)
+        yield message
 
     def on_finish(self) -> Iterator[pb.MatchResponse]:
         while self._pending:

@@ -80,7 +80,11 @@ class RequesterMachine(Generic[R_co]):
         yield self.hello()
         offset = 0
         for elements in self.half.chunks(self.chunk_elements):
-            yield pb.MatchRequest(blinded=pb.ElementChunk(offset=offset, elements=elements))
+            request = pb.MatchRequest()  # filled in place: no copy of the chunk into the request
+            request.blinded.SetInParent()  # present even when empty, as the constructor made it
+            request.blinded.offset = offset
+            request.blinded.elements.extend(elements)
+            yield request
             offset += len(elements)
         yield pb.MatchRequest(finish=pb.Finish(elements_sent=offset))
 

@@ -19,7 +19,7 @@ The responses are generators: iterate each fully before passing the next request
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from matcher.errors import (
     KeySpecMismatch,
@@ -117,19 +117,26 @@ def check_hello(state: ResponderContext, hello: pb.Hello) -> None:
         )
 
 
-def refuse_repeats(seen: set[int], elements: Iterable[bytes], offset: int) -> None:
+def refuse_repeats(seen: set[int], elements: Sequence[bytes], offset: int) -> None:
     """Refuse an element equal to an earlier one of the same session (honest clients send distinct tokens).
 
     ``hash(bytes)`` is SipHash under the process's random key: 64 bits per element
     (about 70 bytes of memory each while the session runs), and a peer cannot craft
-    a collision that would make an honest session be refused.
+    a collision that would make an honest session be refused. A repeat always has the
+    hash of its earlier element, so it is always refused; two distinct elements share a
+    hash by chance only (about n²/2^65 for an honest session of n elements), and that
+    refuses only the session of the requester that sent them.
+
+    The common case is one C-level pass: the chunk's hashes straight into a set
+    (``map(hash, ...)``, no Python loop), checked against the session's with one
+    ``isdisjoint`` and merged with one ``|=``; only a chunk with a repeat is walked
+    element by element, to name the first one.
     """
-    hashes = [hash(bytes(e)) for e in elements]
-    fresh = set(hashes)
-    if len(fresh) == len(hashes) and seen.isdisjoint(fresh):
+    fresh = set(map(hash, elements))
+    if len(fresh) == len(elements) and seen.isdisjoint(fresh):
         seen |= fresh  # the common case: one set operation per chunk
         return
-    for i, h in enumerate(hashes):  # a repeat: find the first one, to name it
+    for i, h in enumerate(map(hash, elements)):  # a repeat: find the first one, to name it
         if h in seen:
             raise ProtocolViolation(
                 f"element {offset + i} repeats an earlier element of this session; "
@@ -234,11 +241,15 @@ class ResponderMachine:
         if kind == "blinded":
             chunk = request.blinded
             offset = chunks.done
-            chunks.check(chunk.offset, len(chunk.elements))
+            elements: Sequence[bytes] = chunk.elements
+            chunks.check(chunk.offset, len(elements))
             if self._seen is not None:
-                refuse_repeats(self._seen, chunk.elements, offset)
-            yield from session.on_elements(chunk.elements, offset)
-            chunks.take(offset, len(chunk.elements))
+                # One list of the chunk's bytes for the repeat check and the protocol half (each
+                # pass over the message's repeated field makes every bytes object again)
+                elements = list(elements)
+                refuse_repeats(self._seen, elements, offset)
+            yield from session.on_elements(elements, offset)
+            chunks.take(offset, len(elements))
         elif kind == "finish":
             if request.finish.elements_sent != chunks.done or not chunks.complete:
                 raise ProtocolViolation(f"Finish after {chunks.done} elements, but {hello.request_size} were announced")
