@@ -90,8 +90,9 @@ bench-ci: $(READY)  ## quick benchmark for CI: fails on ratios to the group oper
 	$(PY) bench/ci_quick.py
 
 N ?= 1000000
+REPEAT ?= 1
 bench-1m: $(READY)  ## 1M x 1M over loopback mTLS in separate processes; peak RSS of each (takes minutes)
-	$(PY) bench/run_1m.py --n $(N)
+	$(PY) bench/run_1m.py --n $(N) --repeat $(REPEAT)
 
 bench-load-sql: $(READY)  ## N records (default 1,000,000) from PostgreSQL vs the same from CSV: rows/s and peak RSS (takes minutes)
 	$(PY) bench/load_sql.py --n $(N)
