@@ -158,8 +158,10 @@ def test_labels_of_a_length_the_c_opener_does_not_take_are_opened_in_python(monk
     _c_opener()
     index, outputs, tokens, expected = _index_and_outputs(random.Random(7), hits=10, misses=0, collide=False)
     short = outputs[0][:6]
-    at = index.tags.index(short)
-    index.labels[at] = index.labels[at][:5]  # too short even for a nonce: Python's error, as before
+    tags, labels = index.tags, index.labels
+    at = tags.index(short)
+    labels[at] = labels[at][:5]  # too short even for a nonce: Python's error, as before
+    index = SetupIndex.from_setup(ecdh.ResponderSetup(6, tags, labels))
     with pytest.raises(ValueError):
         index.lookup_outputs(outputs, tokens)
     assert ecdh_index._C_LABELS.start == 28

@@ -359,13 +359,13 @@ class EcdhRequesterSession(RequesterSession):
             # The whole setup is in: checked against its id and written on a thread while the
             # session goes on (result() waits for it). Started at the Summary, it was most of
             # a 1M match's serial tail (about 0.5 s of joining, hashing and writing 75 MB).
-            # Copies of the lists: a responder that sends more than it announced fails the
+            # The index's per-chunk row buffers, hashed and written in order (not joined): a
+            # snapshot of them, so a responder that sends more than it announced fails the
             # session (above) but cannot change what the thread saves. A session that fails
             # later may leave this cache behind: its content is what the responder announced
             # under this setup id, and it is used only for that id (it adds nothing the
             # responder could not send again).
-            setup = ecdh.ResponderSetup(self.accepted.tag_length, list(self._index.tags), list(self._index.labels))
-            self._cache_save = _CacheSave(self._cache, self._responder, self.accepted, setup)
+            self._cache_save = _CacheSave(self._cache, self._responder, self.accepted, self._index.received_rows())
 
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
         assert self._index is not None
@@ -513,13 +513,13 @@ class _CacheSave:
     The thread is not a daemon: an exiting interpreter waits for the file to be complete.
     """
 
-    def __init__(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
+    def __init__(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh_index.ReceivedRows) -> None:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(cache, responder, accepted, setup),
                                         name="setup-cache-save")
         self._thread.start()
 
-    def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh.ResponderSetup) -> None:
+    def _run(self, cache, responder: str, accepted: pb.Accepted, setup: ecdh_index.ReceivedRows) -> None:
         try:
             if len(setup) == accepted.setup_size:  # and the content's id is the announced one (checked by save)
                 cache.save(responder, accepted.setup_id, setup)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from matcher.errors import InvalidElement, ResponderMisbehaved
 from matcher.protocols import group_backend as _backend
@@ -16,64 +17,171 @@ from matcher.protocols import label_backend as _labels
 from matcher.protocols.ecdh import LABEL_AD_PREFIX, ResponderSetup, _derive, _open_with, label_ad
 
 
+@dataclass(frozen=True, repr=False)
+class ReceivedRows:
+    """A received setup as its rows ``tag ‖ label`` in order, in the per-chunk buffers they arrived in.
+
+    What the requester's setup cache hashes (the setup id) and writes, piece by piece:
+    ``b"".join(parts)`` is the setup's rows, but is never made.
+    """
+
+    tag_length: int
+    label_length: int
+    count: int
+    parts: tuple[bytes, ...]
+
+    def __repr__(self) -> str:  # the tags map to the watchlist's tokens
+        return f"ReceivedRows(<{self.count} entries, tags of {self.tag_length} bytes>)"
+
+    def __len__(self) -> int:
+        return self.count
+
+
 class SetupIndex:
     """Requester-side lookup over a received setup, kept as the responder sent it: sorted by tag.
 
-    The responder sorts its setup by tag, so the index is two parallel lists and a
-    lookup is a binary search: no per-entry dict, and a cached setup of millions of
-    entries is usable as soon as it is read. Entries out of order are refused.
+    The responder sorts its setup by tag, so a lookup is a binary search: no per-entry
+    dict, and a cached setup of millions of entries is usable as soon as it is read.
+    Entries out of order are refused.
+
+    Held as buffers, not one Python object per entry: each received chunk's tags joined,
+    and its rows ``tag ‖ label`` joined (both made while the chunk's objects are fresh in
+    the CPU cache); a hit's labels are sliced from its chunk's rows. A 1M-entry setup is
+    then about 90 MB in a few hundred objects instead of two million, and the setup cache
+    hashes and writes the row buffers as they are (:meth:`received_rows`). A chunk whose
+    labels are not of one length (never on the wire: the session refuses it), and a
+    setup adopted whole (:meth:`from_setup`), keep their labels as a list.
     """
 
     def __init__(self, tag_length: int) -> None:
         self.tag_length = tag_length
-        self.tags: list[bytes] = []
-        self.labels: list[bytes] = []
+        self._count = 0
+        self._last_tag = b""
+        #: each chunk's tags concatenated, as it arrives (one join over a million tags scattered in
+        #: memory took 0.25 s); joined into one at the first lookup, for the C lookup and bisect
+        self._tag_parts: list[bytes] = []
         #: the tags concatenated and their prefix table, for the C lookup (made on first use)
         self._joined: tuple[bytes, bytes] | None = None
-        #: each received chunk's tags concatenated as it arrives (its tags are then fresh in the
-        #: CPU cache; one join over a million tags scattered in memory took 0.25 s), and how
-        #: many tags they hold
-        self._tag_parts: list[bytes] = []
-        self._tags_in_parts = 0
+        #: without the C lookup: the tags as a list, for bisect (made on first use)
+        self._tag_list: list[bytes] | None = None
+        #: per chunk: its first entry, its rows ``tag ‖ label`` joined and their width (tag length
+        #: plus its one label length), or None and its labels as a list
+        self._starts: list[int] = []
+        self._rows: list[bytes | None] = []
+        self._widths: list[int] = []
+        self._label_lists: list[Sequence[bytes] | None] = []
+        self._label_bytes = 0  # 0: no entry has a label (cardinality mode), every hit is b""
 
     @classmethod
     def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
         """An index over a whole setup, e.g. one read from the requester's cache.
 
         ``checked``: the setup was already checked when it was received (and its
-        content is vouched for by its setup id), so its lists are adopted as they are.
+        content is vouched for by its setup id), so its labels list is adopted as it
+        is (no copy: the setup holds it anyway) and its tags are joined once.
         """
         index = cls(setup.tag_length)
-        if checked:
-            index.tags, index.labels = setup.tags, setup.labels or [b""] * len(setup.tags)
-        else:
+        if not checked:
             index.add(setup.tags, setup.labels)
+        elif setup.tags:
+            joined = b"".join(setup.tags)
+            index._tag_parts.append(joined)
+            if setup.labels:
+                index._append_chunk(len(setup.tags), None, 0, setup.labels)
+            else:
+                index._append_chunk(len(setup.tags), joined, setup.tag_length, None)
+            index._label_bytes = 1 if any(setup.labels) else 0
+            index._count, index._last_tag = len(setup.tags), setup.tags[-1]
         return index
 
     def add(self, tags: Sequence[bytes], labels: Sequence[bytes]) -> None:
         """Append one received chunk of the setup (labels empty in cardinality mode)."""
         if labels and len(labels) != len(tags):
             raise InvalidElement("setup chunk with tags and labels of different counts")
-        previous = self.tags[-1] if self.tags else b""
+        previous = self._last_tag
         # Both checks in C-level loops first (a 1M-entry setup: 0.05 s instead of 0.3 s of a
         # Python loop on the session's main thread); the loop below only names the first bad entry.
         if set(map(len, tags)) - {self.tag_length} or not all(map(operator.le, (previous, *tags), tags)):
             for i, tag in enumerate(tags):
                 if len(tag) != self.tag_length:
                     raise InvalidElement(
-                        f"setup tag {len(self.tags) + i} has {len(tag)} bytes, expected {self.tag_length}")
+                        f"setup tag {self._count + i} has {len(tag)} bytes, expected {self.tag_length}")
                 if tag < previous:
-                    raise InvalidElement(f"setup entry {len(self.tags) + i} is out of tag order")
+                    raise InvalidElement(f"setup entry {self._count + i} is out of tag order")
                 previous = tag
-        self.tags.extend(tags)
-        if self._tags_in_parts == len(self.tags) - len(tags):
-            self._tag_parts.append(b"".join(tags))
-            self._tags_in_parts = len(self.tags)
-        self._joined = None
-        self.labels.extend(labels if labels else [b""] * len(tags))
+        if not tags:
+            return
+        joined_tags = b"".join(tags)
+        label_lengths = set(map(len, labels))
+        if not labels or label_lengths == {0}:  # no labels: the rows are the tags
+            self._append_chunk(len(tags), joined_tags, self.tag_length, None)
+        elif len(label_lengths) == 1:
+            pieces: list[bytes] = [b""] * (2 * len(tags))
+            pieces[0::2] = tags
+            pieces[1::2] = labels
+            width = self.tag_length + label_lengths.pop()
+            self._append_chunk(len(tags), b"".join(pieces), width, None)
+            self._label_bytes += len(tags) * (width - self.tag_length)
+        else:
+            self._append_chunk(len(tags), None, 0, list(labels))
+            self._label_bytes += sum(label_lengths)
+        self._tag_parts.append(joined_tags)
+        self._joined = self._tag_list = None
+        self._count += len(tags)
+        self._last_tag = tags[-1]
+
+    def _append_chunk(self, count: int, rows: bytes | None, width: int, labels: Sequence[bytes] | None) -> None:
+        self._starts.append(self._count)
+        self._rows.append(rows)
+        self._widths.append(width)
+        self._label_lists.append(labels)
+
+    def received_rows(self) -> ReceivedRows:
+        """The rows received so far, as the per-chunk buffers (no copy): what the setup cache writes.
+
+        ValueError when they are not of one fixed width (chunks with labels of different
+        lengths, or with labels and without: the session refuses such a setup earlier).
+        """
+        widths = set(self._widths)
+        if None in self._rows or len(widths) > 1:
+            raise ValueError("setup rows are not of one fixed length")
+        width = widths.pop() if widths else self.tag_length
+        parts = tuple(rows for rows in self._rows if rows is not None)
+        return ReceivedRows(self.tag_length, width - self.tag_length, self._count, parts)
+
+    @property
+    def tags(self) -> list[bytes]:
+        """The tags in order, as a new list (one object per entry: for the cardinality tail, and tests)."""
+        joined, n = self._joined_tags(), self.tag_length
+        return [joined[i : i + n] for i in range(0, len(joined), n)]
+
+    @property
+    def labels(self) -> list[bytes]:
+        """The labels in order (b"" where none), as a new list (one object per entry: for tests)."""
+        return self._labels_of(0, self._count)
+
+    def _label(self, i: int) -> bytes:
+        """Entry i's label (b"" where it has none), sliced from its chunk's rows."""
+        c = bisect.bisect_right(self._starts, i) - 1
+        labels = self._label_lists[c]
+        if labels is not None:
+            return labels[i - self._starts[c]]
+        width, n = self._widths[c], self.tag_length
+        at = (i - self._starts[c]) * width + n
+        return self._rows[c][at : at + width - n]  # type: ignore[index]  # (rows is set where labels is None)
+
+    def _labels_of(self, first: int, count: int) -> list[bytes]:
+        """The labels of entries first .. first + count - 1."""
+        return [self._label(i) for i in range(first, first + count)]
+
+    def _joined_tags(self) -> bytes:
+        """Every tag concatenated, in order (the chunks' joined tags made one at the first call)."""
+        if len(self._tag_parts) > 1:
+            self._tag_parts = [b"".join(self._tag_parts)]
+        return self._tag_parts[0] if self._tag_parts else b""
 
     def __len__(self) -> int:
-        return len(self.tags)
+        return self._count
 
     def lookup(self, unblinded: Sequence[bytes], tokens: Sequence[bytes], offset: int = 0) -> list[bytes | None]:
         """For each b·H(x) of token x: its case reference(s) if x is in the responder's set, else None."""
@@ -116,36 +224,40 @@ class SetupIndex:
         found = self._found(outputs)
         if not found:
             return []
-        labels = self.labels
         js = [j for j, _, _ in found]
-        firsts = [labels[i] for _, i, _ in found]
-        if not any(firsts):  # no labels (cardinality mode): a tag match is a hit
+        if not self._label_bytes:  # no labels (cardinality mode): a tag match is a hit
+            return [(j, b"") for j in js]
+        label = self._label
+        firsts = [label(i) for _, i, _ in found]
+        if not any(firsts):  # no labels on these entries
             return [(j, b"") for j in js]
         if _labels.OPEN is None or tokens is None or not all(firsts):
-            return self._hits_walked(outputs, tokens, offset, first_token, found)
+            return self._hits_walked(outputs, tokens, offset, first_token, found, firsts)
         hit_outputs = [outputs[j] for j in js]
         hit_tokens = [tokens[first_token + j] for j in js]
         if (set(map(type, hit_outputs)) | set(map(type, firsts)) | set(map(type, hit_tokens)) != {bytes}
                 or set(map(len, hit_outputs)) != {64} or not all(n in _C_LABELS for n in set(map(len, firsts)))):
-            return self._hits_walked(outputs, tokens, offset, first_token, found)
+            return self._hits_walked(outputs, tokens, offset, first_token, found, firsts)
         opened: list[bytes | None] = _labels.OPEN.open_labels(hit_outputs, firsts, hit_tokens, LABEL_AD_PREFIX)
         if None in opened:  # an honest tag collision, or a reply the responder did not compute
             for k, ref in enumerate(opened):
                 if ref is None:
                     j, first, count = found[k]
-                    opened[k] = _next_entries(labels[first : first + count], outputs[j], hit_tokens[k], offset + j)
+                    opened[k] = _next_entries(self._labels_of(first, count), outputs[j], hit_tokens[k], offset + j)
         return list(zip(js, opened, strict=True))  # type: ignore[arg-type]  # (no None left)
 
     def _hits_walked(
         self, outputs: Sequence[bytes], tokens: Sequence[bytes] | None, offset: int, first_token: int,
-        found: list[tuple[int, int, int]],
+        found: list[tuple[int, int, int]], firsts: list[bytes],
     ) -> list[tuple[int, bytes]]:
-        """:meth:`hits` entry by entry: each tag's entries in order, the first label that opens."""
+        """:meth:`hits` entry by entry: each tag's entries in order, the first label that opens.
+
+        ``firsts``: the label of each found tag's first entry (read already by :meth:`hits`).
+        """
         out: list[tuple[int, bytes]] = []
         pending: list[tuple[int, list[bytes]]] = []  # (j, the labels of j's tag), to be opened
-        labels = self.labels
-        for j, first, count in found:
-            candidates = labels[first : first + count]
+        for (j, first, count), label in zip(found, firsts, strict=True):
+            candidates = [label] if count == 1 else self._labels_of(first, count)
             if candidates and not candidates[0]:
                 out.append((j, b""))
             elif candidates:
@@ -168,19 +280,23 @@ class SetupIndex:
         One C call over the tags concatenated when the IFMA extension is loaded (a
         table of the first tag of each 16-bit prefix, then a binary search in that
         prefix's few tags: about 0.1 µs an element, for n·L + 256 KB more bytes held);
-        the same search with :mod:`bisect` otherwise. ``count`` is almost always 1 (two
+        the same search with :mod:`bisect` otherwise, over the tags split into a list once
+        (the portable path only: bisect through a sequence view of the joined tags took twice
+        as long, 4.8 against 2.4 µs an element over 1M tags). ``count`` is almost always 1 (two
         entries share a tag only by an honest collision); counting in C spares the
         Python loop over the tags list (4 µs a hit, most of it cache misses on its items).
         """
-        n, tags = self.tag_length, self.tags
+        n = self.tag_length
+        joined = self._joined_tags()
         if _backend.FAST is not None and isinstance(outputs, list) and n >= 2:  # (tags are >= 8 bytes on the wire)
             if self._joined is None:
-                joined = b"".join(self._tag_parts if self._tags_in_parts == len(tags) else tags)
-                self._tag_parts, self._tags_in_parts = [joined], len(tags)
                 self._joined = joined, _backend.FAST.tag_buckets(joined, n)
             found: list[tuple[int, int, int]] = _backend.FAST.find_tags(*self._joined, n, outputs)
             return found
         out = []
+        if self._tag_list is None:
+            self._tag_list = [joined[i : i + n] for i in range(0, len(joined), n)]
+        tags = self._tag_list
         size = len(tags)
         for j, d in enumerate(outputs):
             tag = d[:n]
