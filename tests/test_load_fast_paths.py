@@ -1,8 +1,10 @@
 """The per-row shortcuts of the records load give exactly what the plain definitions give.
 
 The load skips work for empty cells (left out of the raw record, fields absent until a value
-fills them), for keys whose first field is absent, and for one-valued keys, and reads an
-all-letters-and-digits document number's check digit from one translated byte string. Each
+fills them), for keys whose first field is absent, and for one-valued keys, reads an
+all-letters-and-digits document number's check digit from one translated byte string, applies
+a key field's transforms through one function made per key spec, and keeps each date of birth's
+result. Each
 test here compares one shortcut with its plain definition on random input, so a shortcut that
 changes a token, a field or an error fails here even where no conformance vector reaches.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,11 +24,14 @@ from matcher.identity.match_keys import (
     MAX_ALTERNATIVES_PER_KEY,
     N3_MATCH_KEYS,
     TOKEN_PREFIX,
+    TRANSFORMS,
     KeySpec,
+    _alternatives,
+    _converter,
     _transformed,
     parse_field,
 )
-from matcher.identity.normalise_n1 import normalise_document, normalise_sex
+from matcher.identity.normalise_n1 import normalise_date, normalise_document, normalise_sex
 from matcher.identity.normalise_n2 import (
     dob_or_swapped,
     document_forms,
@@ -130,6 +136,14 @@ def test_normalise_record_n2_is_its_plain_definition_and_a_missing_cell_is_an_em
     assert outcome(normalise_record_n3, sparse, date_order) == outcome(normalise_record_n3, raw, date_order)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.fixed_dictionaries({}, optional={f: st.sampled_from(CELLS[f]) for f in FIELDS}),
+       st.sampled_from(["DMY", "MDY"]))
+def test_a_row_without_some_fields_normalises_as_its_plain_definition(raw, date_order) -> None:
+    # cells left out, as the load passes a sparse row (a document-only row has no field about the person)
+    assert outcome(normalise_record_n2, raw, date_order) == outcome(normalise_record_n2_plain, raw, date_order)
+
+
 def alternatives_plain(record, spec: str) -> tuple[str, ...]:
     """A key field's distinct non-empty values after its transforms, primary first."""
     transforms, field = parse_field(spec)
@@ -179,3 +193,66 @@ def test_n3_tokens_of_a_document_only_record() -> None:
     record = normalise_record_n3({"document_number": "L898902C3", "document_country": "D"}, "DMY")
     head = b"matcher/v1/n3/document/"
     assert n3.tokens(record) == (("document", head + b"L898902C3\x1fDEU"), ("document", head + b"L898902C\x1fDEU"))
+
+
+def result_of(fn, *args):  # the value, or the exception's type and message
+    try:
+        return ("value", fn(*args))
+    except Exception as exc:  # noqa: BLE001 - compared, not handled
+        return ("error", type(exc), str(exc), getattr(exc, "field", None))
+
+
+TRANSFORM_CHAINS = st.lists(st.sampled_from(sorted(TRANSFORMS)), min_size=0, max_size=3).map(tuple)
+KEY_FIELD_NAMES = st.sampled_from(["name_tokens", "family_name", "given_names", "date_of_birth", "nationality"])
+WORDS = st.text(alphabet="abchjkostuvwyz019- ", max_size=20)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(TRANSFORM_CHAINS, KEY_FIELD_NAMES, WORDS)
+def test_a_fields_converter_is_its_transforms_applied_one_by_one(transforms, field, value) -> None:
+    convert = _converter(transforms, field)
+    if not transforms:
+        assert convert is None
+    else:  # same value, or the same error ("first" of a blank value)
+        assert result_of(convert, value) == result_of(_transformed, transforms, field, value)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(TRANSFORM_CHAINS, KEY_FIELD_NAMES, st.one_of(
+    st.sampled_from(["", "ivanov", "anna maria"]),  # one value as text (n1), or a list or tuple of alternatives
+    st.lists(st.sampled_from(["", "ivanov", "iwanow", "anna maria", "zoe abel", "1980-04-03", "w"]), max_size=4)
+    .flatmap(lambda v: st.sampled_from([v, tuple(v)])),
+))
+def test_alternatives_through_the_converter_are_the_plain_definition(transforms, field, raw) -> None:
+    values = (raw,) if isinstance(raw, str) else tuple(raw)
+    expected = tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
+    assert _alternatives(_converter(transforms, field), raw) == expected
+
+
+DATES = st.one_of(
+    st.sampled_from(["1980-04-03", " 03/04/1980 ", "1985", "04/1985", "1985-13", "31/02/1980", "13/13/1980",
+                     "12/31/1980", "19800403", "80-04-03", "03.04.80", "1850", "soon", "", "2999-01-01"]),
+    st.text(alphabet="0123456789/.- ", max_size=12),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(DATES, st.sampled_from(["DMY", "MDY", "YMD"]), st.sampled_from(["date_of_birth", "dob"]))
+def test_kept_dates_of_birth_give_what_the_function_gives_each_time(text, order, field) -> None:
+    expected = result_of(normalise_date_n2.__wrapped__, text, order, field)
+    assert result_of(normalise_date_n2, text, order, field) == expected
+    assert result_of(normalise_date_n2, text, order, field) == expected  # from the cache, or raised again
+
+
+def test_the_date_cache_is_bounded() -> None:
+    assert normalise_date_n2.cache_info().maxsize == 1 << 15
+
+
+@pytest.mark.parametrize(("text", "order"), [("soon", "DMY"), ("1980/04/03/01", "MDY"), ("123/04/1980", "DMY"),
+                                             ("03/04/80000", "MDY"), ("1980-04-003", "YMD"), ("03/04/1980", "YMD")])
+def test_a_value_that_is_no_date_names_the_order_and_an_example(text, order) -> None:
+    example = {"DMY": "31/12/1980", "MDY": "12/31/1980", "YMD": "1980/12/31"}[order]
+    with pytest.raises(RecordError) as err:
+        normalise_date(text, order, "dob")
+    assert str(err.value) == f"dob is not a valid date in {order} order (expected e.g. {example} or 1980-12-31)"
+    assert err.value.field == "dob"

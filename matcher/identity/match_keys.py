@@ -18,6 +18,7 @@ import functools
 import hashlib
 import itertools
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,10 @@ _CACHED_WORD_TRANSFORMS: dict[str, Callable[[str], str]] = {
 }
 
 
+#: a sequence's first item: ``map(_FIRST, seqs)`` is ``[s[0] for s in seqs]`` without a Python frame per call
+_FIRST = operator.itemgetter(0)
+
+
 @functools.lru_cache(maxsize=1024)
 def parse_field(spec: str) -> tuple[tuple[str, ...], str]:
     """``"metaphone(first(given_names))"`` → ``(("first", "metaphone"), "given_names")``: transforms
@@ -146,13 +151,42 @@ def _transformed(transforms: tuple[str, ...], field: str, value: str) -> str:
     return value
 
 
-def _alternatives(transforms: tuple[str, ...], field: str, raw: str | Sequence[str]) -> tuple[str, ...]:
-    """The distinct non-empty values of a key field (its transforms applied to each of the record's
-    values ``raw`` for ``field``), in order."""
+def _word_step(word: Callable[[str], str], sort: bool) -> Callable[[str], str]:
+    """``_apply`` of one word transform: ``word`` on each word of a value, the words sorted again if ``sort``."""
+    if sort:
+        return lambda value: " ".join(sorted(map(word, value.split())))
+    return lambda value: " ".join(map(word, value.split()))
+
+
+def _converter(transforms: tuple[str, ...], field: str) -> Callable[[str], str] | None:
+    """One function equal to ``_transformed(transforms, field, ·)``, its transforms' functions looked
+    up once (a key's fields are converted on every row); None without transforms."""
+    steps = [
+        VALUE_TRANSFORMS[t] if t in VALUE_TRANSFORMS else _word_step(_CACHED_WORD_TRANSFORMS[t], field == "name_tokens")
+        for t in transforms
+    ]
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+    return functools.reduce(lambda inner, outer: lambda value: outer(inner(value)), steps)
+
+
+def _alternatives(convert: Callable[[str], str] | None, raw: str | Sequence[str]) -> tuple[str, ...]:
+    """The distinct non-empty values of a key field, in order: ``convert`` (``_converter(transforms,
+    field)``) applied to each non-empty value of the record's ``raw`` for ``field``.
+
+    That is ``tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v)
+    if v)``, written with ``map`` and ``filter(None, ·)`` (which keeps the non-empty values) in place
+    of the generators, and without the dict for a single value."""
     values = (raw,) if isinstance(raw, str) else raw
-    if not transforms:  # the values as they are, without repeats or empty ones
-        return tuple(v for v in dict.fromkeys(values) if v)
-    return tuple(v for v in dict.fromkeys(_transformed(transforms, field, v) for v in values if v) if v)
+    if convert is None:
+        return tuple(filter(None, dict.fromkeys(values)))
+    if len(values) == 1:  # one value (the common case): no repeats to drop
+        value = values[0]
+        converted = convert(value) if value else ""
+        return (converted,) if converted else ()
+    return tuple(filter(None, dict.fromkeys(map(convert, filter(None, values)))))
 
 
 @dataclass(frozen=True)
@@ -236,12 +270,13 @@ class KeySpec:
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
 
     @functools.cached_property
-    def _plan(self) -> tuple[tuple[str, str, str, tuple[tuple[tuple[str, ...], str], ...]], ...]:
+    def _plan(self) -> tuple[tuple[str, str, str, tuple[tuple[Callable[[str], str] | None, str], ...]], ...]:
         """Per key: its name, its token head, its first field's name (a key whose first field is
-        absent is passed over at once) and each field as (transforms, field), parsed once."""
+        absent is passed over at once) and each field as (its transforms as one function or None,
+        field), parsed once."""
         return tuple(
             (k.name, TOKEN_PREFIX + self.norm_version + "/" + k.name + "/", parse_field(k.fields[0])[1],
-             tuple(parse_field(f) for f in k.fields))
+             tuple((_converter(*parse_field(f)), parse_field(f)[1]) for f in k.fields))
             for k in self.keys
         )
 
@@ -259,17 +294,18 @@ class KeySpec:
         out: list[tuple[str, bytes]] = []
         per_key: list[list[tuple[str, bytes]]] = []  # the same tokens by key, for the cap
         get = record.get
+        cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
         for name, head, first, fields in self._plan:
             if not get(first):  # most records lack the fields of some keys: no work for those
                 continue
             per_field: list[Sequence[str]] = []
             single = True  # every field has one value so far
-            for transforms, field in fields:
+            for convert, field in fields:
                 raw = get(field)
                 if not raw:  # None, "" or (): the key cannot be computed (checked before any transform runs)
                     break
-                if transforms or (len(raw) > 1 and not isinstance(raw, str)):
-                    alts: Sequence[str] = _alternatives(transforms, field, raw)
+                if convert is not None or (len(raw) > 1 and not isinstance(raw, str)):
+                    alts: Sequence[str] = _alternatives(convert, raw)
                     if not alts:
                         break
                     if len(alts) > 1:
@@ -283,14 +319,16 @@ class KeySpec:
                 per_field.append(alts)
             else:
                 if single:  # one value per field (the common case): one token, of the fields' first values
-                    values = [a[0] for a in per_field]
-                    key_tokens = [(name, (head + FIELD_SEPARATOR.join(values)).encode("utf-8"))]
+                    token = (head + FIELD_SEPARATOR.join(map(_FIRST, per_field))).encode("utf-8")
+                    if cap is None:  # no per-record cap (n1, n2): the tokens by key are not needed
+                        out.append((name, token))
+                        continue
+                    key_tokens = [(name, token)]
                 else:
                     combos = itertools.islice(itertools.product(*per_field), MAX_ALTERNATIVES_PER_KEY)
                     key_tokens = [(name, (head + FIELD_SEPARATOR.join(v)).encode("utf-8")) for v in combos]
                 out += key_tokens
                 per_key.append(key_tokens)
-        cap = MAX_TOKENS_PER_RECORD.get(self.norm_version)
         if cap is None or len(out) <= cap:
             return tuple(out)
         # Over the cap: every key keeps its first token, then its second, ..., until the cap;

@@ -88,6 +88,13 @@ def given_initial(given: str) -> str:
     return normalise_name(given)[:1]
 
 
+def _not_a_date(field: str, order: str) -> RecordError:
+    """The error for a value that is not a date in ``order`` at all (made only when raised)."""
+    return RecordError(
+        f"{field} is not a valid date in {order} order (expected e.g. {_DATE_EXAMPLES[order]} or 1980-12-31)", field
+    )
+
+
 def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
     """Parse a calendar date to ISO 8601 ``YYYY-MM-DD``.
 
@@ -104,19 +111,16 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
     """
     _check_order(order)
     s = text.strip()
-    bad = RecordError(
-        f"{field} is not a valid date in {order} order (expected e.g. {_DATE_EXAMPLES[order]} or 1980-12-31)", field
-    )
     if _COMPACT_DATE.fullmatch(s):
         y, m, d = int(s[:4]), int(s[4:6]), int(s[6:])
     else:
         match = _DATE_PARTS.fullmatch(s)
         if match is None:
-            raise bad
+            raise _not_a_date(field, order)
         a, b, c = match.groups()
         if len(a) == 4:
             if len(c) > 2:
-                raise bad
+                raise _not_a_date(field, order)
             y, m, d = int(a), int(b), int(c)
         else:
             if order == "YMD":
@@ -124,9 +128,9 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
                     raise RecordError(
                         f"{field} has a two-digit year: write the year with four digits (e.g. 1980-12-31)", field
                     )
-                raise bad
+                raise _not_a_date(field, order)
             if len(a) > 2:
-                raise bad
+                raise _not_a_date(field, order)
             if len(c) != 4:
                 if len(c) == 2:
                     raise RecordError(
@@ -134,7 +138,7 @@ def normalise_date(text: str, order: str, field: str = "date_of_birth") -> str:
                         f"(e.g. {_DATE_EXAMPLES[order]})",
                         field,
                     )
-                raise bad
+                raise _not_a_date(field, order)
             y = int(c)
             d, m = (int(a), int(b)) if order == "DMY" else (int(b), int(a))
     try:

@@ -136,11 +136,12 @@ class _RowPipeline:
             if not record_id:
                 self._reject(start, "record_id is empty", row)
                 continue
-            first = first_seen.get(record_id)
-            if first is not None:
+            # first_seen.get(record_id), storing start when there is none: positions only grow, so
+            # a record_id seen before has a smaller one
+            first = first_seen.setdefault(record_id, start)
+            if first != start:
                 self._reject(start, f"duplicate record_id (first used on {self._place(first)})", row)
                 continue
-            first_seen[record_id] = start
             case_ref = row[case_col].strip() if case_col is not None else ""
             if require_case_ref and not case_ref:
                 self._reject(start, "case_ref is empty", row)
