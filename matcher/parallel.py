@@ -177,6 +177,30 @@ class Workers:
         while pending:
             yield pending.popleft().result()
 
+    def submit_split(
+        self, fn: Callable[..., list], head: tuple, items: list, offset: int | None = None, batch: int = DEFAULT_BATCH
+    ) -> SplitResult:
+        """:meth:`map_split` without waiting: every slice is handed to the workers now.
+
+        For one chunk's items (a few slices): the caller goes on, e.g. with the previous
+        chunk's results, while the workers run these; ``.result()`` then waits and returns
+        the slices' results concatenated in order, raising the first failed slice's error.
+        Small inputs and a one-worker pool run inline at once, as in map_split (their error,
+        too, is raised by ``.result()``).
+        """
+        def call_args(i: int, part: list) -> tuple:
+            return (*head, part) if offset is None else (*head, part, offset + i)
+
+        if self.size == 1 or len(items) < SMALL_BATCH:
+            done: Future = Future()
+            try:
+                done.set_result(fn(*call_args(0, items)))
+            except BaseException as exc:  # re-raised by .result(), as from a worker
+                done.set_exception(exc)
+            return SplitResult([done])
+        step = max(batch // 4, min(batch, -(-len(items) // self.size)))
+        return SplitResult([self.submit(fn, *call_args(i, items[i : i + step])) for i in range(0, len(items), step)])
+
     def map_split(
         self, fn: Callable[..., list], head: tuple, items: list, offset: int | None = None, batch: int = DEFAULT_BATCH
     ) -> list:
@@ -195,6 +219,20 @@ class Workers:
         slices = (call_args(i, items[i : i + step]) for i in range(0, len(items), step))
         for part in self.map_ordered(fn, slices):
             out.extend(part)
+        return out
+
+
+class SplitResult:
+    """The slices of one :meth:`Workers.submit_split` call, running; :meth:`result` joins them in order."""
+
+    def __init__(self, parts: list) -> None:
+        self._parts = parts
+
+    def result(self) -> list:
+        """The slices' results concatenated in order (waits for them; raises the first failed slice's error)."""
+        out: list = []
+        for part in self._parts:
+            out.extend(part.result())
         return out
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from clients.sessions import REQUESTER_SESSIONS
 from matcher.config import ResponderConfig
-from matcher.errors import ProtocolViolation
+from matcher.errors import ProtocolViolation, ResponderMisbehaved
 from matcher.identity.conformance import conformance
 from matcher.identity.records import load_records
 from matcher.requester import session_options
@@ -248,3 +248,60 @@ def test_the_requester_refuses_replies_out_of_order(pair):
     shifted = pb.MatchResponse(evaluated=pb.ElementChunk(offset=1, elements=replies[0].evaluated.elements))
     with pytest.raises(ProtocolViolation, match="reply chunk offset 1 out of order; expected 0"):
         requester.receive(shifted)
+
+
+class _RecordingWorkers:
+    """The requester's kernel pool, recording when each reply chunk's unblinding is started and when it is taken."""
+
+    def __init__(self, workers, events: list[tuple[str, int]]) -> None:
+        self._workers, self.events, self.size = workers, events, workers.size
+
+    def submit_split(self, fn, head, items, offset=None, **kw):
+        self.events.append(("start", offset))
+        events = self.events
+
+        class _Later:
+            def result(self):
+                events.append(("take", offset))
+                return fn(*head, items, offset)
+
+        return _Later()
+
+    def __getattr__(self, name):
+        return getattr(self._workers, name)
+
+
+def test_a_reply_chunk_is_unblinded_while_the_next_one_is_read(pair, agencies):
+    # The requester starts a reply chunk's unblinding and looks up the chunk before it meanwhile:
+    # chunk i's result is taken only after chunk i+1's unblinding has started (the kernel threads
+    # are never idle while this thread does a chunk's Python), and the last chunk at once, so the
+    # hits are complete when the Summary comes.
+    responder, requester, requests = _accepted(pair)
+    events: list[tuple[str, int]] = []
+    requester.half._workers = _RecordingWorkers(requester.half._workers, events)
+    for request in requests:
+        _deliver(responder.receive(request), requester)
+    assert requester.done
+    starts = [off for what, off in events if what == "start"]
+    assert len(starts) > 3 and starts == sorted(starts)
+    for i, off in enumerate(starts[:-1]):
+        taken = events.index(("take", off))
+        assert taken > events.index(("start", starts[i + 1])), f"chunk at {off} taken before the next was started"
+    assert events[-2:] == [("take", starts[-2]), ("take", starts[-1])], "the last chunks are taken with the last reply"
+    assert {h.record_id: (h.match_keys, h.case_ref) for h in requester.result().hits} == EXPECTED_DEMO
+
+
+def test_an_invalid_reply_point_fails_the_session_before_its_summary_naming_the_element(pair):
+    # The unblinding of a chunk is finished while the next one is read: a reply that is not a
+    # point is still reported with its position in the session, and the Summary is never taken.
+    responder, requester, requests = _accepted(pair)
+    tampered = False
+    with pytest.raises(ResponderMisbehaved, match=r"not a valid point \(element 1 is not a valid"):
+        for request in requests:
+            for response in responder.receive(request):
+                if response.WhichOneof("kind") == "evaluated" and not tampered:
+                    assert response.evaluated.offset == 0 and len(response.evaluated.elements) > 1
+                    response.evaluated.elements[1] = b"\xff" * 32
+                    tampered = True
+                requester.receive(response)
+    assert tampered and not requester.done

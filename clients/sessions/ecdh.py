@@ -23,6 +23,7 @@ import os
 import random
 import threading
 from array import array
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from clients.sessions.base import MatchResult, RequesterSession
@@ -231,6 +232,9 @@ class EcdhRequesterSession(RequesterSession):
             r_a = ecdh.multiply_keys(ecdh.new_key(), self._key)
             self._canaries[pos] = (rng.randrange(len(self.tokens)), r_a, ecdh.invert_key(r_a))
         self._canary_out: dict[int, bytes] = {}  # position -> output hash of its unblinded reply
+        #: reply chunks whose unblinding runs on the kernel threads: (offset, first token, replies,
+        #: (position, reply) pairs without the check elements or [], their running unblinding)
+        self._unblinding: deque = deque()
         self._base_out: dict[int, bytes] = {}  # base token index -> output hash of its reply
         self._bases = {base for base, _, _ in self._canaries.values()}
 
@@ -368,6 +372,15 @@ class EcdhRequesterSession(RequesterSession):
             self._cache_save = _CacheSave(self._cache, self._responder, self.accepted, self._index.received_rows())
 
     def on_evaluated(self, chunk: pb.ElementChunk) -> int:
+        """Check a reply chunk, start its unblinding on the kernel threads, and finish the chunk before it.
+
+        The unblinding of chunk i runs while this thread looks up the hits of chunk i-1 and
+        reads chunk i+1: the kernel threads are not idle during the Python work of a chunk
+        (and the responder is not held back by a requester that stopped reading meanwhile).
+        The last chunk is finished at once, so every reply is looked up before the tail,
+        the Summary and the result. An invalid reply point is found when its chunk is
+        finished, and named by its position in the session as before.
+        """
         assert self._index is not None
         if self.cardinality:
             raise ProtocolViolation("the responder sent evaluated elements in cardinality mode (it counts itself)")
@@ -382,37 +395,50 @@ class EcdhRequesterSession(RequesterSession):
             real = [(pos, e) for pos, e in enumerate(elements, off) if pos not in self._canaries]
             replies = [e for _, e in real]
         else:
-            replies = elements
-        t0 = self._first_token(off)
+            real, replies = [], elements
+        kernel = ecdh.unblind if self.reveal == "both" else ecdh.unblind_outputs
+        running = self._workers.submit_split(kernel, (self._inverse,), replies, offset=off)
         try:
-            if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
-                points = self._workers.map_split(ecdh.unblind, (self._inverse,), replies, offset=off)
-                outputs = ecdh.output_hashes(points)
-            else:
-                outputs = self._workers.map_split(ecdh.unblind_outputs, (self._inverse,), replies, offset=off)
             for pos in canaries:
                 e = elements[pos - off]
                 self._canary_out[pos] = ecdh.unblind_outputs(self._canaries[pos][2], [e], pos)[0]
         except InvalidElement as exc:
             raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
-        for t in self._bases:
-            if t0 <= t < t0 + len(replies):
-                self._base_out[t] = outputs[t - t0]
-        # The hits only (about one element in ten), their tokens read from the whole list: no
-        # slice of this chunk's tokens (a slice touches every token object: 0.1 µs an element)
-        hits = self._index.hits(outputs, self.tokens, off, first_token=t0)
-        if hits:
-            self.add_hits([(t0 + j, ref) for j, ref in hits])
-            if self.reveal == "both":
-                for j, _ in hits:
-                    pos = real[j][0] if canaries else off + j
-                    self._hits.append((pos, points[j], replies[j]))
-        if self._hit_refs and self._ahead is not None and not self.cardinality:
-            self._fold_early()
         order.take(off, len(elements))
-        if self._done == self.request_size:
+        self._unblinding.append((off, self._first_token(off), replies, real, running))
+        last = order.done == self.request_size
+        self._finish_chunks(keep=0 if last else 1)
+        if last:
             self._check_canaries()
         return len(elements)
+
+    def _finish_chunks(self, keep: int) -> None:
+        """Finish the oldest reply chunks being unblinded until ``keep`` remain: their hits looked up and folded."""
+        assert self._index is not None
+        while len(self._unblinding) > keep:
+            off, t0, replies, real, running = self._unblinding.popleft()
+            try:
+                if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
+                    points = running.result()
+                    outputs = ecdh.output_hashes(points)
+                else:
+                    outputs = running.result()
+            except InvalidElement as exc:
+                raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
+            for t in self._bases:
+                if t0 <= t < t0 + len(replies):
+                    self._base_out[t] = outputs[t - t0]
+            # The hits only (about one element in ten), their tokens read from the whole list: no
+            # slice of this chunk's tokens (a slice touches every token object: 0.1 µs an element)
+            hits = self._index.hits(outputs, self.tokens, off, first_token=t0)
+            if hits:
+                self.add_hits([(t0 + j, ref) for j, ref in hits])
+                if self.reveal == "both":
+                    for j, _ in hits:
+                        pos = real[j][0] if real else off + j
+                        self._hits.append((pos, points[j], replies[j]))
+            if self._hit_refs and self._ahead is not None and not self.cardinality:
+                self._fold_early()
 
     def _fold_early(self) -> None:
         """Fold a chunk's hits into (record, case reference) pairs now, not in result().
