@@ -233,19 +233,19 @@ def _sealed(output: bytes, ref: bytes, token: bytes, nonce: bytes, size: int = 3
     return nonce + ChaCha20Poly1305(output[32:]).encrypt(nonce, plain, ecdh.label_ad(token))
 
 
-def _plain_hits(index: ecdh_index.SetupIndex, outputs, tokens, offset: int):
+def _plain_hits(tags: list[bytes], labels: list[bytes], outputs, tokens, offset: int):
     """The plain definition of a lookup: each output's entries with its tag in setup order, the first
     label that opens (b"" when the first entry has no label); a tag whose labels all fail: the error."""
     out = []
     for j, o in enumerate(outputs):
-        entries = [i for i, tag in enumerate(index.tags) if tag == o[: index.tag_length]]
+        entries = [i for i, tag in enumerate(tags) if tag == o[: len(tag)]]
         if not entries:
             continue
-        if not index.labels[entries[0]]:
+        if not labels[entries[0]]:
             out.append((j, b""))
             continue
         for i in entries:
-            ref = ecdh._open_with(o[32:], index.labels[i], ecdh.label_ad(tokens[j]))
+            ref = ecdh._open_with(o[32:], labels[i], ecdh.label_ad(tokens[j]))
             if ref is not None:
                 out.append((j, ref))
                 break
@@ -276,7 +276,7 @@ def test_a_chunk_s_hits_are_those_of_the_plain_lookup(seed, hits, misses, collis
     if swapped and hits >= 2:  # two hits' tokens swapped: their labels do not open (a misbehaving reply)
         a, b = rng.sample([j for j, m in enumerate(mine) if m[2]], 2)
         tokens[a], tokens[b] = tokens[b], tokens[a]
-    expected = _plain_hits(index, outputs, tokens, 100)
+    expected = _plain_hits(index.tags, index.labels, outputs, tokens, 100)
     whole = [b"other"] * skip + tokens  # the session's token list: this chunk's tokens from `skip` on
     with pytest.MonkeyPatch.context() as m:
         m.setattr(label_backend, "OPEN", label_backend.OPEN if c_opener else None)  # (None where not built)

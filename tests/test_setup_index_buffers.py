@@ -13,39 +13,13 @@ import hashlib
 import random
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matcher.errors import ResponderMisbehaved
 from matcher.protocols import ecdh, ecdh_index, group_backend, label_backend
 from matcher.storage.setup_cache import RequesterSetupCache, load_setup, save_setup, setup_id
-
-
-def _sealed(output: bytes, ref: bytes, token: bytes, nonce: bytes, size: int = 32) -> bytes:
-    plain = len(ref).to_bytes(2, "big") + ref + bytes(size - 2 - len(ref))
-    return nonce + ChaCha20Poly1305(output[32:]).encrypt(nonce, plain, ecdh.label_ad(token))
-
-
-def _plain_hits(tags: list[bytes], labels: list[bytes], outputs, tokens, offset: int):
-    """Each output's entries with its tag in setup order, the first label that opens (b"" without
-    labels); a tag whose labels all fail: the error's words."""
-    out = []
-    for j, o in enumerate(outputs):
-        entries = [i for i, tag in enumerate(tags) if tag == o[: len(tag)]]
-        if not entries:
-            continue
-        if not labels[entries[0]]:
-            out.append((j, b""))
-            continue
-        for i in entries:
-            ref = ecdh._open_with(o[32:], labels[i], ecdh.label_ad(tokens[j]))
-            if ref is not None:
-                out.append((j, ref))
-                break
-        else:
-            return f"reply {offset + j} matches a setup entry"
-    return out
+from tests.test_session_fast_paths import _plain_hits, _sealed
 
 
 def _setup(rng: random.Random, size: int, collisions: int, unlabelled: bool, tag_len: int = 3):
