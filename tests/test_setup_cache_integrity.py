@@ -153,4 +153,5 @@ def test_a_received_setup_is_cached_only_under_the_id_and_size_it_was_announced_
     _CacheSave(cache, "agency-a", pb.Accepted(setup_id=sid, setup_size=5),
                ecdh.ResponderSetup(8, list(setup.tags), list(setup.labels))).wait()
     loaded = cache.load("agency-a", sid)
-    assert loaded is not None and loaded.tags == setup.tags and loaded.labels == setup.labels
+    assert loaded is not None and b"".join(loaded.parts) == b"".join(
+        t + lb for t, lb in zip(setup.tags, setup.labels, strict=True))

@@ -62,14 +62,20 @@ def test_the_chunked_buffers_find_the_hits_of_the_plain_lists(seed, size, collis
         a, b = rng.sample(hit_rows, 2)
         tokens[a], tokens[b] = tokens[b], tokens[a]
     expected = _plain_hits(tags, labels, outputs, tokens, 100)
+    # the same setup read back as the cache gives it: its rows in one buffer (SetupIndex.from_rows)
+    received = index.received_rows()
+    reread = ecdh_index.SetupIndex.from_rows(ecdh_index.ReceivedRows(
+        received.tag_length, received.label_length, len(received), (b"".join(received.parts),) if tags else ()))
+    assert len(reread) == len(tags) and reread.tags == tags and reread.labels == labels
     with pytest.MonkeyPatch.context() as m:
         m.setattr(label_backend, "OPEN", label_backend.OPEN if c_opener else None)
         m.setattr(group_backend, "FAST", group_backend.FAST if c_lookup else None)  # bisect over the joined tags
-        if isinstance(expected, str):
-            with pytest.raises(ResponderMisbehaved, match=expected):
-                index.hits(outputs, tokens, 100)
-        else:
-            assert index.hits(outputs, tokens, 100) == expected
+        for one in (index, reread):
+            if isinstance(expected, str):
+                with pytest.raises(ResponderMisbehaved, match=expected):
+                    one.hits(outputs, tokens, 100)
+            else:
+                assert one.hits(outputs, tokens, 100) == expected
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,7 +112,10 @@ def test_the_chunks_rows_are_written_in_the_order_they_arrived(tmp_path):
     sid = setup_id(ecdh.ResponderSetup(3, tags, labels))
     cache = RequesterSetupCache(tmp_path / "cache")
     assert cache.save("b", sid, received)
-    assert cache.load("b", sid) == ecdh.ResponderSetup(3, tags, labels)
+    loaded = cache.load("b", sid)
+    assert loaded is not None
+    assert (loaded.tag_length, loaded.label_length, len(loaded)) == (3, len(labels[0]), len(tags))
+    assert b"".join(loaded.parts) == b"".join(received.parts)
     stitched = ecdh_index.ReceivedRows(3, received.label_length, len(tags), received.parts[::-1])
     assert setup_id(stitched) != sid and not cache.save("c", sid, stitched)
     # the labels at the chunks' edges are sliced from the right chunk and offset
@@ -123,3 +132,12 @@ def test_rows_of_several_widths_are_not_saved_as_one_setup():
     with pytest.raises(ValueError, match="not of one fixed length"):
         index.received_rows()
     assert index.labels == [b"x" * 30, b"y" * 31]
+
+
+@pytest.mark.parametrize("count", [0, 1, 4095, 4096, 4097, 8193])
+@pytest.mark.parametrize(("tag_length", "width"), [(3, 3), (3, 63), (16, 75)])
+def test_the_tags_unpacked_from_rows_are_the_tags_sliced_one_by_one(count, tag_length, width):
+    # A cached setup's tags are copied out of its rows by a struct, blocks of 4,096 rows at a time.
+    rows = random.Random(count * width).randbytes(count * width)
+    plain = b"".join(rows[i : i + tag_length] for i in range(0, len(rows), width))
+    assert ecdh_index._tags_of_rows(rows, tag_length, width) == plain

@@ -204,7 +204,7 @@ class EcdhRequesterSession(RequesterSession):
         self._index: ecdh_index.SetupIndex | None = None
         self._cache = None
         self._responder = ""
-        self._cached: ecdh.ResponderSetup | None = None
+        self._cached: ecdh_index.ReceivedRows | None = None  # the cached setup, as its rows
         self._cached_id = ""  # setup id of _cached (the load checked the content against it)
         self._received = False
         self._label_length = 0
@@ -337,7 +337,7 @@ class EcdhRequesterSession(RequesterSession):
                 raise ProtocolViolation("the responder skipped a setup this requester does not hold")
             if self._cached.tag_length != accepted.tag_length or len(self._cached) != accepted.setup_size:
                 raise ProtocolViolation("cached setup does not fit the responder's announcement")
-            self._index = ecdh_index.SetupIndex.from_setup(self._cached, checked=True)
+            self._index = ecdh_index.SetupIndex.from_rows(self._cached)
 
     def on_setup(self, chunk: pb.SetupChunk) -> None:
         assert self._index is not None and self.accepted is not None
