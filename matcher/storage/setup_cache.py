@@ -207,8 +207,15 @@ def _read_rows(
     if mac_key is not None and not authenticated:
         raise SetupCacheTampered(f"{path.name} is not marked as authenticated")
     data = bytes(view[start : len(blob) - (_MAC_LEN if authenticated else 0)])
-    row = tag_len + label_len
-    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
+    return _rows_if_sound(header, count, tag_len, label_len, data, expected_id)
+
+
+def _rows_if_sound(
+    header: dict, count: int, tag_len: int, label_len: int, data: bytes, expected_id: str | None
+) -> tuple[dict, int, int, int, bytes] | None:
+    """(metadata, count, tag length, label length, rows), or None when the rows do not fill ``count``
+    rows of one length or (with ``expected_id``) their content has another setup id."""
+    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * (tag_len + label_len):
         return None
     if expected_id is not None and _rows_id(tag_len, data) != expected_id:
         return None
@@ -235,12 +242,7 @@ def _read_rows_unkeyed(path: Path, expected_id: str | None) -> tuple[dict, int, 
         return None
     if authenticated:  # a keyed file read without its key: its MAC is not part of the rows
         data = data[:-_MAC_LEN] if len(data) >= _MAC_LEN else b""
-    row = tag_len + label_len
-    if count < 0 or tag_len <= 0 or label_len < 0 or len(data) != count * row:
-        return None
-    if expected_id is not None and _rows_id(tag_len, data) != expected_id:
-        return None
-    return header.get("meta", {}), count, tag_len, label_len, data
+    return _rows_if_sound(header, count, tag_len, label_len, data, expected_id)
 
 
 def load_setup(
