@@ -293,15 +293,23 @@ def test_a_reply_chunk_is_unblinded_while_the_next_one_is_read(pair, agencies):
 
 def test_an_invalid_reply_point_fails_the_session_before_its_summary_naming_the_element(pair):
     # The unblinding of a chunk is finished while the next one is read: a reply that is not a
-    # point is still reported with its position in the session, and the Summary is never taken.
-    responder, requester, requests = _accepted(pair)
-    tampered = False
-    with pytest.raises(ResponderMisbehaved, match=r"not a valid point \(element 1 is not a valid"):
-        for request in requests:
-            for response in responder.receive(request):
-                if response.WhichOneof("kind") == "evaluated" and not tampered:
-                    assert response.evaluated.offset == 0 and len(response.evaluated.elements) > 1
-                    response.evaluated.elements[1] = b"\xff" * 32
-                    tampered = True
-                requester.receive(response)
-    assert tampered and not requester.done
+    # point is still reported with its position in the session (also behind a check element of
+    # its chunk, which the kernel does not count), and the Summary is never taken.
+    for behind_a_check in (True, False):
+        responder, requester, requests = _accepted(pair)
+        checks = set(requester.half._canary_at)
+        targets = [q for q in range(requester.half.request_size) if q not in checks
+                   and any(c in checks for c in range(q - q % CHUNK, q)) == behind_a_check]
+        assert targets, "the demo session has elements both behind a check element of their chunk and not"
+        target = targets[0]
+        tampered = False
+        with pytest.raises(ResponderMisbehaved, match=rf"not a valid point \(element {target} is not a valid"):
+            for request in requests:
+                for response in responder.receive(request):
+                    chunk = response.evaluated
+                    if response.WhichOneof("kind") == "evaluated" and chunk.offset <= target < chunk.offset + len(
+                            chunk.elements):
+                        chunk.elements[target - chunk.offset] = b"\xff" * 32
+                        tampered = True
+                    requester.receive(response)
+        assert tampered and not requester.done

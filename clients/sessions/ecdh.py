@@ -424,7 +424,9 @@ class EcdhRequesterSession(RequesterSession):
                 else:
                     outputs = running.result()
             except InvalidElement as exc:
-                raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
+                # the kernel counted a chunk with check elements without them: name the session's position
+                reason = (self._first_invalid(real) if real else None) or str(exc)
+                raise ResponderMisbehaved(f"the responder's reply is not a valid point ({reason})") from None
             for t in self._bases:
                 if t0 <= t < t0 + len(replies):
                     self._base_out[t] = outputs[t - t0]
@@ -439,6 +441,15 @@ class EcdhRequesterSession(RequesterSession):
                         self._hits.append((pos, points[j], replies[j]))
             if self._hit_refs and self._ahead is not None and not self.cardinality:
                 self._fold_early()
+
+    def _first_invalid(self, replies: Sequence[tuple[int, bytes]]) -> str | None:
+        """Why the first of ``replies`` (position in the session, reply) that is no valid point is not, or None."""
+        for pos, e in replies:
+            try:
+                ecdh.unblind_outputs(self._inverse, [e], pos)
+            except InvalidElement as exc:
+                return str(exc)
+        return None
 
     def _fold_early(self) -> None:
         """Fold a chunk's hits into (record, case reference) pairs now, not in result().
