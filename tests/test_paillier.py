@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -580,11 +581,17 @@ def test_crt_roots_test_two_guesses_per_coefficient_which_is_what_is_charged():
     items = plr.responder_items([(t1, b"CASE-1"), (t2, b"CASE-2"), (b"other", b"CASE-3")], KEY.bits, True)
     replies = [c for part in plr.evaluate_all(store, items, query.seed, plr.Rerandomiser.new(KEY.n), batch=4)
                for c in part]
-    residues = pl.decrypt_replies(KEY, replies)
-    bound = 1 << (KEY.bits // 2 - 8)  # a payload is far shorter than p or q; noise is uniform mod p
-    by_p = [r % p for r in residues if r % p < bound]
-    by_q = [r % q for r in residues if r % q < bound]
-    assert len(by_p) == 1 and len(by_q) == 1  # both guesses answered, with their payloads
+    residues = pl.decrypt_replies(KEY, replies)  # the requester decrypts mod p only
+    # the whole plaintexts mod n, to read them mod q too (g = n + 1: m = L(c^λ mod n²)·λ⁻¹ mod n)
+    n, n2 = int(KEY.n), int(KEY.n) ** 2
+    lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    plain = [(pow(int.from_bytes(c, "big"), lam, n2) - 1) // n * pow(lam, -1, n) % n for c in replies]
+    assert [m % p for m in plain] == residues
+    # a reply whose polynomial is 0 mod p decrypts, mod p, to its payload (far shorter than p); the
+    # others are uniform noise mod p, which decodes as a payload with negligible chance
+    by_p = [pl.decode_payload(m % p, KEY.bits) for m in plain if pl.decode_payload(m % p, KEY.bits)]
+    by_q = [pl.decode_payload(m % q, KEY.bits) for m in plain if pl.decode_payload(m % q, KEY.bits)]
+    assert [ref for _, ref in by_p] == [b"CASE-1"] and [ref for _, ref in by_q] == [b"CASE-2"]  # both guesses
     hello = pb.Hello(request_size=1, paillier=pb.PaillierParams(bins=1, degree=1))
 
     class _State:
