@@ -193,7 +193,7 @@ def test_setup_index_finds_the_same_tags_whether_built_by_chunks_or_whole():
     """The C lookup's concatenated tags come from the chunks as they arrived, or from the list."""
     setup = ecdh.responder_setup(ecdh.new_key(), [(b"t%d" % i, b"CASE-%d" % i) for i in range(300)], 8)
     outputs = [bytes(64)] + [tag + bytes(64 - 8) for tag in setup.tags[::7]]  # 8-byte tags of the setup's entries
-    whole = ecdh_index.SetupIndex.from_setup(setup, checked=True)
+    whole = ecdh_index.SetupIndex.from_setup(setup)
     chunked = ecdh_index.SetupIndex(8)
     for lo in range(0, 300, 128):
         chunked.add(setup.tags[lo:lo + 128], setup.labels[lo:lo + 128])

@@ -396,8 +396,10 @@ class EcdhRequesterSession(RequesterSession):
             replies = [e for _, e in real]
         else:
             real, replies = [], elements
+        # The whole chunk goes to the kernel, check elements too (their results are dropped when the
+        # chunk is finished): a reply the kernel refuses is then named by its position in the session.
         kernel = ecdh.unblind if self.reveal == "both" else ecdh.unblind_outputs
-        running = self._workers.submit_split(kernel, (self._inverse,), replies, offset=off)
+        running = self._workers.submit_split(kernel, (self._inverse,), elements, offset=off)
         try:
             for pos in canaries:
                 e = elements[pos - off]
@@ -418,15 +420,16 @@ class EcdhRequesterSession(RequesterSession):
         while len(self._unblinding) > keep:
             off, t0, replies, real, running = self._unblinding.popleft()
             try:
-                if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
-                    points = running.result()
-                    outputs = ecdh.output_hashes(points)
-                else:
-                    outputs = running.result()
+                unblinded = running.result()
             except InvalidElement as exc:
-                # the kernel counted a chunk with check elements without them: name the session's position
-                reason = (self._first_invalid(real) if real else None) or str(exc)
-                raise ResponderMisbehaved(f"the responder's reply is not a valid point ({reason})") from None
+                raise ResponderMisbehaved(f"the responder's reply is not a valid point ({exc})") from None
+            if real:  # the chunk's check elements are not replies to tokens
+                unblinded = [u for pos, u in enumerate(unblinded, off) if pos not in self._canaries]
+            if self.reveal == "both":  # the hits' points b·H(x) go back in the hit report
+                points = unblinded
+                outputs = ecdh.output_hashes(points)
+            else:
+                outputs = unblinded
             for t in self._bases:
                 if t0 <= t < t0 + len(replies):
                     self._base_out[t] = outputs[t - t0]
@@ -441,15 +444,6 @@ class EcdhRequesterSession(RequesterSession):
                         self._hits.append((pos, points[j], replies[j]))
             if self._hit_refs and self._ahead is not None and not self.cardinality:
                 self._fold_early()
-
-    def _first_invalid(self, replies: Sequence[tuple[int, bytes]]) -> str | None:
-        """Why the first of ``replies`` (position in the session, reply) that is no valid point is not, or None."""
-        for pos, e in replies:
-            try:
-                ecdh.unblind_outputs(self._inverse, [e], pos)
-            except InvalidElement as exc:
-                return str(exc)
-        return None
 
     def _fold_early(self) -> None:
         """Fold a chunk's hits into (record, case reference) pairs now, not in result().

@@ -76,9 +76,9 @@ class SetupIndex:
     and its rows ``tag ‖ label`` joined (both made while the chunk's objects are fresh in
     the CPU cache); a hit's labels are sliced from its chunk's rows. A 1M-entry setup is
     then about 90 MB in a few hundred objects instead of two million, and the setup cache
-    hashes and writes the row buffers as they are (:meth:`received_rows`). A chunk whose
-    labels are not of one length (never on the wire: the session refuses it), and a
-    setup adopted whole (:meth:`from_setup`), keep their labels as a list.
+    hashes and writes the row buffers as they are (:meth:`received_rows`); a cached setup
+    is adopted as its rows (:meth:`from_rows`). A chunk whose labels are not of one length
+    (never on the wire: the session refuses it) keeps its labels as a list.
     """
 
     def __init__(self, tag_length: int) -> None:
@@ -101,25 +101,10 @@ class SetupIndex:
         self._label_bytes = 0  # 0: no entry has a label (cardinality mode), every hit is b""
 
     @classmethod
-    def from_setup(cls, setup: ResponderSetup, checked: bool = False) -> SetupIndex:
-        """An index over a whole setup, e.g. one read from the requester's cache.
-
-        ``checked``: the setup was already checked when it was received (and its
-        content is vouched for by its setup id), so its labels list is adopted as it
-        is (no copy: the setup holds it anyway) and its tags are joined once.
-        """
+    def from_setup(cls, setup: ResponderSetup) -> SetupIndex:
+        """An index over a whole setup given as lists, checked as one received chunk is."""
         index = cls(setup.tag_length)
-        if not checked:
-            index.add(setup.tags, setup.labels)
-        elif setup.tags:
-            joined = b"".join(setup.tags)
-            index._tag_parts.append(joined)
-            if setup.labels:
-                index._append_chunk(len(setup.tags), None, 0, setup.labels)
-            else:
-                index._append_chunk(len(setup.tags), joined, setup.tag_length, None)
-            index._label_bytes = 1 if any(setup.labels) else 0
-            index._count, index._last_tag = len(setup.tags), setup.tags[-1]
+        index.add(setup.tags, setup.labels)
         return index
 
     @classmethod
@@ -129,7 +114,7 @@ class SetupIndex:
         No object per entry: each buffer of rows is adopted as it is (a hit's label is
         sliced from it) and its tags are copied out into one joined buffer. The rows were
         checked when they were received, and their content is vouched for by the setup id
-        it hashes to, so they are not checked again (as :meth:`from_setup` with ``checked``).
+        it hashes to, so they are not checked again.
         """
         index = cls(rows.tag_length)
         n, width = rows.tag_length, rows.tag_length + rows.label_length
