@@ -224,10 +224,11 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     * per reply (``choices`` per responder token): the mask ``c^r mod n²`` with ``r`` uniform in Z_n and
       ``degree − 1`` Horner steps ``acc^e mod n²`` with a 128-bit ``e`` (the monic top
       coefficient enters as ``g^e``, one multiplication: not counted), each timed with
-      the primitive the protocol uses here: the multi-buffer ``mbx_exp`` per lane of full
-      batches of eight where AVX-512 IFMA runs it (:mod:`matcher.protocols.modexp_backend`),
-      else one ``gmpy2.powmod``; and the reply's re-randomiser (fixed-base tables, the
-      cheapest we have: ~50 multiplications mod n² instead of an exponentiation);
+      the primitive the protocol uses here: the compiled eight-lane kernels (or
+      libcrypto_mb's ``mbx_exp``) per lane of full batches of eight where AVX-512 IFMA runs
+      them (:mod:`matcher.protocols.modexp_backend`), else one ``gmpy2.powmod``; and the
+      reply's re-randomiser (fixed-base tables, the cheapest we have: a product of table
+      entries instead of an exponentiation; in the kernels eight values a pass);
     * per bin: its polynomial from the roots (``poly_from_roots``);
     * per coefficient (``bins · degree``): one encryption, ``_RequesterCtx.encrypt``
       (CRT and fixed-base tables; the multi-buffer call is slower here);
@@ -253,9 +254,10 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     steps = [(c, gmpy2.mpz(secrets.randbits(pl.ENCODING_BITS)), n2) for c in cts]
     coeffs = [(secrets.randbelow(key.n),) for _ in range(samples)]
     fast = modexp_backend.get()
+    kind = "kernels" if isinstance(fast, modexp_backend.Kernels8) else "mbx_exp"
     if fast is not None and fast.size_for(n2):
         # the multi-buffer exponentiation the protocol uses here: per lane of full batches of 8
-        how = "mbx_exp, 8 lanes"
+        how = f"{kind}, 8 lanes"
         mask_s = _timed_batched(fast.powmod, masks, n2, key.n.bit_length())
         step_s = _timed_batched(fast.powmod, steps, n2, pl.ENCODING_BITS)
     else:
@@ -263,9 +265,11 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
         mask_s, step_s = _timed(gmpy2.powmod, masks), _timed(gmpy2.powmod, steps)
     groups = [(cts[i : i + 8],) for i in range(0, len(cts), 8)]
     dec_s = tuple(t * len(groups) / len(cts) for t in _timed(ctx.decrypt_many_mod_p, groups))
-    dec_how = "mbx_exp, 8 lanes" if fast is not None and fast.size_for(ctx.p2) else "gmpy2"
+    dec_how = f"{kind}, 8 lanes" if fast is not None and fast.size_for(ctx.p2) else "gmpy2"
     rctx = plr._ResponderCtx(plr.Rerandomiser.new(key.n))
-    rerand_s = _timed(rctx.rerandomiser, [()] * samples)
+    # as the session does: all of a batch's values at once (eight lanes a pass in the kernels)
+    rerand_how = "kernels, fixed-base products" if rctx.products is not None else "fixed base"
+    rerand_s = tuple(t / len(cts) for t in _timed(rctx.rerandomised, [(cts,)]))
     dummy = pl._DUMMY_LOW + secrets.randbelow(pl._DUMMY_SPAN)
     polys = [([secrets.randbits(pl.ENCODING_BITS)] * (degree // 2) + [dummy] * (degree - degree // 2), key.n)
              for _ in range(max(1, samples // 10))]
@@ -273,7 +277,7 @@ def measure_floor(size: int, key_bits: int, samples: int = 200, *, cores: int | 
     parts = (
         FloorPart(f"responder mask c^r, r in Z_n ({how})", mask_s[0], replies, mask_s[1]),
         FloorPart(f"responder Horner steps, 128-bit exp. ({how})", step_s[0], replies * (degree - 1), step_s[1]),
-        FloorPart("responder re-randomisers (fixed base)", rerand_s[0], replies, rerand_s[1]),
+        FloorPart(f"responder re-randomisers ({rerand_how})", rerand_s[0], replies, rerand_s[1]),
         FloorPart("requester polynomials from roots", poly_s[0], bins, poly_s[1]),
         FloorPart("requester encryptions (CRT, fixed base)", enc_s[0], bins * degree, enc_s[1]),
         FloorPart(f"requester decryptions (mod p, {dec_how})", dec_s[0], replies, dec_s[1]),

@@ -82,3 +82,109 @@ def test_forced_portable_uses_gmpy2():
         env=dict(os.environ, MATCHER_GROUP_BACKEND="portable"), capture_output=True, text=True, cwd=ROOT, check=True,
     )
     assert out.stdout.startswith("gmpy2 (the IFMA backend is not in use here)")
+
+
+# -- the compiled kernels (_ifma/paillier_ifma.c): exponentiation on the library's squarings,
+# -- fixed-base products for the responder's re-randomisers
+
+KERNELS = FAST if isinstance(FAST, modexp_backend.Kernels8) else None
+needs_kernels = pytest.mark.skipif(KERNELS is None, reason=f"compiled paillier kernels not in use: "
+                                                             f"{modexp_backend.describe()}")
+
+
+def _mbx() -> modexp_backend.ModExp8:
+    import ctypes
+
+    from matcher.protocols._ifma import build
+
+    return modexp_backend.ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+
+
+@needs_kernels
+@pytest.mark.parametrize("bits", [1024, 2040, 2048, 3071, 4095, 4096])
+@pytest.mark.parametrize("exp_bits", [1, 5, 64, 127, 1024])
+def test_kernel_powmod_equals_gmpy2_and_mbx_exp_at_the_edges(bits, exp_bits):
+    """Bases 0, 1, m−1 and above m; exponents 0, 1 and all ones; lengths not a multiple of the window."""
+    m = mpz(secrets.randbits(bits) | (1 << (bits - 1)) | 1)
+    bases = [mpz(0), mpz(1), m - 1, m + 5, *(mpz(secrets.randbits(bits)) for _ in range(7))]
+    exps = [mpz((1 << exp_bits) - 1), mpz(1), mpz(0), *(mpz(secrets.randbits(exp_bits)) for _ in range(8))]
+    want = [gmpy2.powmod(b, e, m) for b, e in zip(bases, exps, strict=True)]
+    assert KERNELS.powmod(bases, exps, m, exp_bits) == want
+    assert _mbx().powmod(bases, exps, m, exp_bits) == want
+
+
+@needs_kernels
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 17])
+def test_kernel_powmod_of_full_width_exponents_mod_a_paillier_n_squared(count):
+    n2 = mpz(KEY.n) ** 2
+    bases = [mpz(secrets.randbelow(int(n2))) for _ in range(count)]
+    exps = [mpz(secrets.randbelow(KEY.n)) for _ in range(count)]
+    assert KERNELS.powmod(bases, exps, n2, KEY.n.bit_length()) == [
+        gmpy2.powmod(b, e, n2) for b, e in zip(bases, exps, strict=True)]
+
+
+@needs_kernels
+@pytest.mark.parametrize("bits", [1024, 2048, 4096])
+@pytest.mark.parametrize("count", [1, 8, 13])
+def test_fixed_base_products_equal_gmpy2_for_the_same_digits(bits, count):
+    m = mpz(secrets.randbits(bits) | (1 << (bits - 1)) | 1)
+    widths = [1, 4, 8, 3, 5, 4, 8]
+    bases = [mpz(secrets.randbelow(int(m))) for _ in widths]
+    products = KERNELS.fixed_base_products(m, bases, widths)
+    values = [mpz(secrets.randbits(bits + 3)) for _ in range(count)]  # some above m
+    rand_bytes = (sum(widths) + 7) // 8 + 2
+    rand = os.urandom(rand_bytes * count)
+    assert products.times_digits(values, rand) == modexp_backend.fixed_base_reference(
+        values, bases, widths, m, rand, rand_bytes)
+
+
+@needs_kernels
+def test_the_kernels_refuse_what_they_cannot_compute():
+    m = mpz(secrets.randbits(2048) | (1 << 2047) | 1)
+    with pytest.raises(ValueError):
+        KERNELS.powmod([2], [3], m + 1, 8)  # even
+    with pytest.raises(ValueError):
+        KERNELS.powmod([2], [3], mpz(1) << 5000 | 1, 8)  # no size takes it
+    assert KERNELS.fixed_base_products(mpz(2**3000 + 1), [3], [4]) is None  # 3001 bits: fewer digits than 3072's
+    with pytest.raises(ValueError):
+        KERNELS.fixed_base_products(m, [3, 5], [4])  # a width per base
+    with pytest.raises(ValueError):
+        KERNELS.fixed_base_products(m, [3], [9])  # tables of at most 256 entries
+    kernels = KERNELS._k
+    mod, k0, r2 = modexp_backend._montgomery(m, 2048)
+    with pytest.raises(ValueError):  # exponents of the wrong length for exp_bits
+        kernels.powmod(mod, k0, r2, bytes(256), bytes(3), 64)
+    with pytest.raises(ValueError):  # random bytes of the wrong length
+        kernels.rerandomise(mod, k0, kernels.digits(bytes(256 * 16), 256), bytes([4]), bytes(256), bytes(1))
+
+
+@needs_kernels
+def test_a_kernel_rerandomised_ciphertext_decrypts_to_the_same_plaintext_and_is_fresh(monkeypatch):
+    """The compiled re-randomiser multiplies by n-th residues only (the plaintext stays), each time
+    another one; the gmpy2 tables (forced) agree on the plaintexts."""
+    ctx = pl._RequesterCtx(KEY)
+    rr = plr.Rerandomiser.new(KEY.n)
+    rctx = plr._ResponderCtx(rr)
+    assert rctx.products is not None
+    plain = [secrets.randbelow(KEY.n) for _ in range(9)]
+    cts = [ctx.encrypt(m) for m in plain]
+    once, twice = rctx.rerandomised(cts), rctx.rerandomised(cts)
+    assert len({*once, *twice, *cts}) == 27
+    assert ctx.decrypt_many_mod_p(once) == ctx.decrypt_many_mod_p(twice) == [m % KEY.p for m in plain]
+    _without_fast(monkeypatch)
+    slow = plr._ResponderCtx(rr)
+    assert slow.products is None
+    assert ctx.decrypt_many_mod_p(slow.rerandomised(cts)) == [m % KEY.p for m in plain]
+
+
+@needs_kernels
+def test_without_the_compiled_kernels_mbx_exp_is_chosen_and_says_why(monkeypatch, tmp_path):
+    from matcher.protocols._ifma import build
+
+    monkeypatch.setattr(build, "paillier_path", lambda: tmp_path / "_paillier_ifma.so")
+    fast, how = modexp_backend._select()
+    assert isinstance(fast, modexp_backend.ModExp8)
+    assert how.startswith("mbx_exp*_mb8") and "the compiled kernels: not built" in how
+    monkeypatch.setattr(modexp_backend, "_selected", (fast, how))
+    rctx = plr._ResponderCtx(plr.Rerandomiser.new(KEY.n))
+    assert rctx.products is None  # the library has no fixed-base products: gmpy2's tables

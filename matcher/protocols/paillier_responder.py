@@ -21,7 +21,6 @@ from matcher.parallel import Workers
 from matcher.protocols import modexp_backend
 from matcher.protocols.paillier import (
     _N_X,
-    _WINDOW,
     ENCODING_BITS,
     FixedBase,
     _cached,
@@ -35,6 +34,7 @@ from matcher.protocols.paillier import (
     to_wire,
     worker_count,
 )
+from matcher.protocols.paillier import _WINDOW as _WINDOW_X  # β_j's bits: 2^8 = 256 entries per X_j
 
 
 @dataclass(frozen=True, repr=False)
@@ -67,24 +67,49 @@ class Rerandomiser:
         return cls(int(n), int(powers[0]), tuple(int(v) for v in powers[1:]))
 
 
+#: digit width of α in the compiled re-randomiser: a table of 16 per 4 bits, each scanned whole
+_KERNEL_ALPHA_WINDOW = 4
+
+
 class _ResponderCtx:
     def __init__(self, rr: Rerandomiser) -> None:
         self.n = mpz(rr.n)
         self.n2 = self.n * self.n
         self.alpha_bits = 2 * security_bits(self.n.bit_length())
-        self.h = FixedBase(rr.hs, self.n2, self.alpha_bits)
-        self.xs = [FixedBase(x, self.n2, _WINDOW).table[0] for x in rr.xs]
+        fast = modexp_backend.get()
+        #: the compiled kernels' re-randomiser where they take n² (then no gmpy2 tables are built):
+        #: h_s^α · ∏ X_j^{β_j} as a product of table entries, α in 4-bit digits, β_j in 8 bits
+        self.products = None
+        if fast is not None and fast.size_for(self.n2) is not None:
+            digits = -(-self.alpha_bits // _KERNEL_ALPHA_WINDOW)
+            h_powers = [mpz(rr.hs)]  # h_s^(16^i): each the one before squared four times
+            for _ in range(digits - 1):
+                h_powers.append(gmpy2.powmod(h_powers[-1], 1 << _KERNEL_ALPHA_WINDOW, self.n2))
+            self.products = fast.fixed_base_products(
+                self.n2, h_powers + list(rr.xs), [_KERNEL_ALPHA_WINDOW] * digits + [_WINDOW_X] * len(rr.xs))
+        if self.products is None:
+            self.h = FixedBase(rr.hs, self.n2, self.alpha_bits)
+            self.xs = [FixedBase(x, self.n2, _WINDOW_X).table[0] for x in rr.xs]
+
+    def rerandomised(self, values: Sequence[mpz]) -> list[mpz]:
+        """Each value times a fresh re-randomiser, mod n² (eight per pass in the compiled kernels)."""
+        if self.products is not None:
+            return self.products.times_random(values)
+        n2 = self.n2
+        return [v * self.rerandomiser() % n2 for v in values]
 
     def rerandomiser(self) -> mpz:
         """``h_s^α · ∏ X_j^{β_j}``: ⌈α/8⌉ + 32 multiplications mod n²."""
+        if self.products is not None:
+            return self.products.times_random([mpz(1)])[0]
         acc = self.h.pow(secrets.randbits(self.alpha_bits))
         n2 = self.n2
         # every β_j from one draw of the CSPRNG (one system call instead of one per table: a
         # call per table cost about 4 CPU-s of a 10k x 10k session); same uniform bits
-        betas, mask = secrets.randbits(_WINDOW * len(self.xs)), (1 << _WINDOW) - 1
+        betas, mask = secrets.randbits(_WINDOW_X * len(self.xs)), (1 << _WINDOW_X) - 1
         for row in self.xs:
             acc = acc * row[betas & mask] % n2
-            betas >>= _WINDOW
+            betas >>= _WINDOW_X
         return acc
 
 
@@ -138,12 +163,8 @@ def evaluate_many(ctx: _ResponderCtx, items: Sequence[tuple[Sequence[mpz], int, 
         accs = [acc * coeffs[k] % n2 for acc, (coeffs, _, _) in zip(accs, items, strict=True)]
     rs = [mpz(secrets.randbelow(int(n) - 1) + 1) for _ in items]
     accs = fast.powmod(accs, rs, n2, n.bit_length())
-    out = []
-    for acc, (_, _, pay) in zip(accs, items, strict=True):
-        if pay:
-            acc = acc * (1 + mpz(pay) * n) % n2
-        out.append(acc * ctx.rerandomiser() % n2)
-    return out
+    accs = [acc * (1 + mpz(pay) * n) % n2 if pay else acc for acc, (_, _, pay) in zip(accs, items, strict=True)]
+    return ctx.rerandomised(accs)
 
 
 def _evaluate_batch(rr: Rerandomiser, items: list[tuple[list[bytes], int, int]]) -> list[bytes]:

@@ -10,8 +10,10 @@ portable libsodium backend). It
 2. copies it into ``build/`` beside this file and drops the Intel compiler runtime
    libraries from its DT_NEEDED list with ``patchelf --remove-needed`` (the library
    uses none of their symbols, and the wheel does not ship them);
-3. compiles ``ristretto255_ifma.c`` against it with the system C compiler, and
-   ``label_seal.c`` (the setup's batch label sealing on the system's OpenSSL) beside it.
+3. compiles ``ristretto255_ifma.c`` against it with the system C compiler, and beside it
+   ``label_seal.c`` (the setup's batch label sealing on the system's OpenSSL) and
+   ``paillier_ifma.c`` (paillier's eight-lane exponentiation and re-randomisers on the
+   library's squarings), each optional on its own.
 
 Nothing here runs an AVX-512 instruction: whether the result may be used is decided
 at start-up by :mod:`matcher.protocols.group_backend` (CPU check and known-answer test).
@@ -37,6 +39,8 @@ SOURCE = HERE / "ristretto255_ifma.c"
 MODULE = "_ristretto255_ifma"
 LABELS_SOURCE = HERE / "label_seal.c"
 LABELS_MODULE = "_labels"
+PAILLIER_SOURCE = HERE / "paillier_ifma.c"
+PAILLIER_MODULE = "_paillier_ifma"
 #: the exact ipp-crypto release and library file the kernels were written and tested against
 IPP_CRYPTO_VERSION = "2026.2.0"
 LIB_NAME = "libcrypto_mb.so.13"
@@ -127,6 +131,18 @@ def build(verbose: bool = False) -> Path:
         else:
             print("matcher: label sealer not built (labels are sealed in Python):\n" + result.stderr[-2000:],
                   file=sys.stderr)
+        # Paillier's exponentiation and re-randomisers, optional on their own: without them paillier
+        # uses mbx_exp or gmpy2 (matcher.protocols.modexp_backend).
+        tmp_paillier = Path(tmp) / paillier_path().name
+        result = subprocess.run(
+            [cc, "-O2", "-fPIC", "-shared", "-Wall", f"-I{sysconfig.get_paths()['include']}", str(PAILLIER_SOURCE),
+             "-o", str(tmp_paillier), f"-L{tmp}", f"-l:{LIB_NAME}", "-Wl,-rpath,$ORIGIN", "-Wl,-z,now"],
+            capture_output=True, text=True)
+        if result.returncode == 0:
+            built.append(tmp_paillier)
+        else:
+            print("matcher: paillier IFMA kernels not built (mbx_exp or gmpy2 is used):\n" + result.stderr[-2000:],
+                  file=sys.stderr)
         for f in built:
             os.chmod(f, 0o755)
             os.replace(f, BUILD / f.name)
@@ -137,6 +153,12 @@ def labels_path() -> Path:
     """Where the built label sealer lives (loaded by :mod:`matcher.protocols.label_backend`)."""
     suffix: str = sysconfig.get_config_var("EXT_SUFFIX")
     return BUILD / (LABELS_MODULE + suffix)
+
+
+def paillier_path() -> Path:
+    """Where the built paillier kernels live (loaded by :mod:`matcher.protocols.modexp_backend`)."""
+    suffix: str = sysconfig.get_config_var("EXT_SUFFIX")
+    return BUILD / (PAILLIER_MODULE + suffix)
 
 
 def main() -> int:
