@@ -7,7 +7,10 @@ Checks, each against the group operations measured in the same run:
   * a warm 20k × 20k session over loopback gRPC with mTLS: CPU per element pair
     (both sides, all worker processes) over 3 scalar multiplications + 1 hash to group;
   * the ristretto255 backend: where the CPU has AVX-512 IFMA and the extension is built it
-    must be in use (a failed known-answer test fails here), and be ≥ 3× libsodium's speed.
+    must be in use (a failed known-answer test fails here), and be ≥ 3× libsodium's speed;
+  * paillier's compiled kernels: where built and the IFMA backend runs they must be in use,
+    and a mask (2048-bit exponent mod a 4096-bit n²) must cost ≤ 0.85× libcrypto_mb's
+    ``mbx_exp4096_mb8`` measured alternately in the same run (measured 0.67×).
 The floor is that of the backend in use (tests.harness.group_op_costs), so the gates hold
 on machines with and without IFMA.
 Bounds are generous (machine noise must not fail CI); a real regression (an extra
@@ -49,6 +52,8 @@ SESSION_BOUNDS = {"portable": 2.0, "ifma": 2.0}
 #: under this means the fast path lost its batching or is no longer used
 MIN_SPEEDUP = 3.0
 N = 20000
+#: paillier: the compiled kernels' mask over mbx_exp's in the same run (measured 0.66–0.67)
+PAILLIER_MAX_RATIO = 0.85
 
 
 def _slower(before: dict, after: dict) -> dict:
@@ -127,12 +132,47 @@ def backend(ops: dict) -> list[str]:
     return failures
 
 
+def paillier() -> list[str]:
+    """The compiled paillier kernels are used where built, and their mask beats mbx_exp's."""
+    import ctypes
+    import os
+    import secrets
+    import time
+
+    from gmpy2 import mpz
+
+    from matcher.protocols import group_backend, modexp_backend
+    from matcher.protocols._ifma import build
+
+    fast = modexp_backend.get()
+    print(f"  paillier: {modexp_backend.describe()}")
+    if not isinstance(fast, modexp_backend.Kernels8):
+        built = group_backend.NAME == "ifma" and build.paillier_path().exists()
+        return [f"paillier kernels built but not in use: {modexp_backend.describe()}"] if built else []
+    mbx = modexp_backend.ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+    m = mpz(secrets.randbits(4096) | (1 << 4095) | 1)
+    bases = [mpz(secrets.randbelow(int(m))) for _ in range(16)]
+    exps = [mpz(secrets.randbits(2048)) for _ in range(16)]
+    best = {"kernels": float("inf"), "mbx": float("inf")}
+    for _ in range(3):
+        for name, impl in (("kernels", fast), ("mbx", mbx)):
+            start = time.process_time()
+            impl.powmod(bases, exps, m, 2048)
+            best[name] = min(best[name], time.process_time() - start)
+    ratio = best["kernels"] / best["mbx"]
+    print(f"  paillier mask: kernels {best['kernels'] / 16 * 1e3:.2f} ms, mbx_exp {best['mbx'] / 16 * 1e3:.2f} ms "
+          f"a lane: {ratio:.2f}× (bound ≤ {PAILLIER_MAX_RATIO})")
+    if ratio > PAILLIER_MAX_RATIO:
+        return [f"paillier kernels' mask {ratio:.2f}× mbx_exp's > {PAILLIER_MAX_RATIO}"]
+    return []
+
+
 def main() -> int:
     ops = group_op_costs()
     print(f"ristretto255 backend: {ops['backend']}")
     print(f"ristretto255 here, now: scalar mult {ops['smul'] * 1e6:.1f} µs, hash to group {ops['h2g'] * 1e6:.1f} µs "
           f"(portable: {ops['smul_portable'] * 1e6:.1f} µs, {ops['h2g_portable'] * 1e6:.1f} µs)")
-    failures = backend(ops) + kernels(ops) + session(ops)
+    failures = backend(ops) + kernels(ops) + session(ops) + paillier()
     for f in failures:
         print(f"FAIL {f}")
     print("quick benchmark:", "FAILED" if failures else "ok (ratios within bounds)")
