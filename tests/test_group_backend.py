@@ -319,7 +319,11 @@ def test_fast_responder_and_portable_requester_interoperate(agencies, request, p
     from matcher.cli import main
 
     assert main(["policy", "--config", str(agencies.requester_toml), "--peer", peer]) == 0
-    assert "ristretto255 here:    portable (libsodium, forced by MATCHER_GROUP_BACKEND)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ristretto255 here:    portable (libsodium, forced by MATCHER_GROUP_BACKEND)" in out
+    from matcher.protocols import modexp_backend
+
+    assert f"paillier here:        {modexp_backend.describe()}" in out
 
 
 def test_ifma_backend_is_selected_where_the_cpu_and_the_build_allow_it():

@@ -138,9 +138,10 @@ def cmd_policy(args: argparse.Namespace) -> int:
     print(f"key epoch:            {p.key_epoch}")
     print(f"limits:               {p.max_request_size} elements per session, {p.max_chunk_elements} per chunk")
     print(f"watchlist setup size: {p.setup_size}")
-    from matcher.protocols import group_backend
+    from matcher.protocols import group_backend, modexp_backend
 
     print(f"ristretto255 here:    {group_backend.describe()}")
+    print(f"paillier here:        {modexp_backend.describe()}")
     if mine != p.key_spec_fingerprint:
         print("matcher policy: our match keys differ from the responder's, so it would refuse a session; make "
               "norm_version and [match_keys] (names, fields and order) identical to the keys listed above "

@@ -41,6 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.info("ristretto255 backend: %s", group_backend.describe(),
                  extra=log_fields(event="group_backend", group_backend=group_backend.NAME))
+    if "paillier" in cfg.responder.protocols:
+        from matcher.protocols import modexp_backend
+
+        logging.info("paillier arithmetic: %s", modexp_backend.describe(), extra=log_fields(event="paillier_backend"))
     running = start_responder(cfg, insecure=args.insecure, listen=args.listen, progress=lambda m: logging.info("%s", m))
     from matcher.server.control import ReloadStatus, remove_pid, write_pid, write_status
 
