@@ -188,3 +188,38 @@ def test_without_the_compiled_kernels_mbx_exp_is_chosen_and_says_why(monkeypatch
     monkeypatch.setattr(modexp_backend, "_selected", (fast, how))
     rctx = plr._ResponderCtx(plr.Rerandomiser.new(KEY.n))
     assert rctx.products is None  # the library has no fixed-base products: gmpy2's tables
+
+
+@needs_kernels
+def test_kernel_encryptions_are_the_formula_with_one_alpha_for_both_halves(monkeypatch):
+    """E(m) = (1 + m·n)·h_s^α mod n², α read from the CSPRNG bytes (56 4-bit digits, little-endian)
+    and the same for the p² and q² halves; a full decryption mod n gives m back."""
+    ctx = pl._RequesterCtx(KEY)
+    assert ctx.kernel_halves is not None
+    plain = [0, 1, KEY.n - 1, *(secrets.randbelow(KEY.n) for _ in range(8))]
+    per = ctx._alpha_bytes
+    rand = os.urandom(per * len(plain))
+    monkeypatch.setattr(pl.os, "urandom", lambda k: rand[:k])
+    got = ctx.encrypt_many(plain)
+    monkeypatch.undo()
+    n = mpz(KEY.n)
+    n2 = n * n
+    for i, m in enumerate(plain):
+        alpha = int.from_bytes(rand[i * per : i * per + ctx.alpha_bits // 8], "little")
+        assert got[i] == (1 + m * n) * gmpy2.powmod(KEY.hs, alpha, n2) % n2
+    lam = (KEY.p - 1) * (KEY.q - 1)
+    mu = gmpy2.invert((gmpy2.powmod(1 + n, lam, n2) - 1) // n, n)
+    assert [(gmpy2.powmod(c, lam, n2) - 1) // n * mu % n for c in got] == plain
+    assert len(set(ctx.encrypt_many([5] * 8))) == 8  # fresh randomness for each
+
+
+@needs_kernels
+def test_without_the_kernels_encryptions_decrypt_the_same(monkeypatch):
+    ctx = pl._RequesterCtx(KEY)
+    plain = [secrets.randbelow(KEY.n) for _ in range(9)]
+    fast = ctx.encrypt_many(plain)
+    _without_fast(monkeypatch)
+    slow_ctx = pl._RequesterCtx(KEY)
+    assert slow_ctx.kernel_halves is None
+    slow = slow_ctx.encrypt_many(plain)
+    assert ctx.decrypt_many_mod_p(fast) == ctx.decrypt_many_mod_p(slow) == [m % KEY.p for m in plain]

@@ -221,7 +221,7 @@ class FixedBaseProducts:
             rand[:] = bytes(len(rand))
         return [mpz(int.from_bytes(out[i : i + size], "little")) for i in range(0, len(out), size)]
 
-    def times_digits(self, values: Sequence[int], rand: bytes) -> list[mpz]:
+    def times_digits(self, values: Sequence[int], rand: bytes | bytearray) -> list[mpz]:
         """:meth:`times_random` with the given random bytes (known-answer tests)."""
         size = len(self._mod)
         out = self._k.rerandomise(self._mod, self._k0, self._tables, self._widths,

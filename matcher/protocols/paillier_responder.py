@@ -20,6 +20,7 @@ from matcher.errors import ProtocolViolation
 from matcher.parallel import Workers
 from matcher.protocols import modexp_backend
 from matcher.protocols.paillier import (
+    _KERNEL_ALPHA_WINDOW,
     _N_X,
     ENCODING_BITS,
     FixedBase,
@@ -65,10 +66,6 @@ class Rerandomiser:
         else:
             powers = [gmpy2.powmod(b, n, n2) for b in bases]
         return cls(int(n), int(powers[0]), tuple(int(v) for v in powers[1:]))
-
-
-#: digit width of α in the compiled re-randomiser: a table of 16 per 4 bits, each scanned whole
-_KERNEL_ALPHA_WINDOW = 4
 
 
 class _ResponderCtx:
