@@ -46,12 +46,32 @@ SIZES = (1024, 2048, 3072, 4096)
 _u64p = ctypes.POINTER(ctypes.c_uint64)
 
 
-def _size_for(modulus: int) -> int | None:
-    bits = int(modulus).bit_length()
-    return next((s for s in SIZES if 52 * (-(-s // 52) - 1) < bits <= s), None)
+class _EightLanes:
+    """What both implementations share: which moduli they take, and the check of one."""
+
+    @staticmethod
+    def size_for(modulus: int) -> int | None:
+        """The exponentiation size that takes ``modulus``, or None (then use gmpy2).
+
+        The library works in 52-bit digits and accepts a modulus only with as many
+        digits as its size has (e.g. 3069–3072 bits for ``mbx_exp3072_mb8``): n² of a
+        2048-bit n and p² of 2048- and 3072-bit keys qualify.
+        """
+        bits = int(modulus).bit_length()
+        return next((s for s in SIZES if 52 * (-(-s // 52) - 1) < bits <= s), None)
+
+    def _size_checked(self, modulus: int) -> int:
+        """:meth:`size_for` of an odd ``modulus``, else ValueError (``powmod`` of both implementations:
+        ``[b^e mod modulus]`` for each pair, any count, eight lanes at a time; ``exp_bits`` bounds
+        every exponent and fixes the work, the time does not depend on the exponents' values;
+        bases are reduced first)."""
+        size = self.size_for(modulus)
+        if size is None or not int(modulus) & 1:
+            raise ValueError("modulus must be odd and of a size the library takes (see size_for)")
+        return size
 
 
-class ModExp8:
+class ModExp8(_EightLanes):
     """``powmod`` of (base, exponent) pairs under one odd modulus, eight lanes per library call."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
@@ -66,29 +86,13 @@ class ModExp8:
         lib.mbx_exp_BufferSize.argtypes = [ctypes.c_int]
         self._buffers = {s: ctypes.create_string_buffer(lib.mbx_exp_BufferSize(s)) for s in SIZES}
 
-    @staticmethod
-    def size_for(modulus: int) -> int | None:
-        """The exponentiation size that takes ``modulus``, or None (then use gmpy2).
-
-        The library works in 52-bit digits and accepts a modulus only with as many
-        digits as its size has (e.g. 3069–3072 bits for ``mbx_exp3072_mb8``): n² of a
-        2048-bit n and p² of 2048- and 3072-bit keys qualify.
-        """
-        return _size_for(modulus)
-
     def fixed_base_products(self, modulus: int, bases: Sequence[int], widths: Sequence[int]) -> None:
         """None: the library has no fixed-base products (callers use gmpy2's tables)."""
         return None
 
     def powmod(self, bases: Sequence[int], exps: Sequence[int], modulus: int, exp_bits: int) -> list[mpz]:
-        """``[b^e mod modulus]`` for each pair (any count; run eight lanes at a time).
-
-        ``exp_bits`` bounds every exponent and fixes the work (the time does not depend on
-        the exponents' values). ``modulus`` must be odd; bases are reduced first.
-        """
-        size = self.size_for(modulus)
-        if size is None or not int(modulus) & 1:
-            raise ValueError("modulus must be odd and of a size the library takes (see size_for)")
+        """``[b^e mod modulus]`` for each pair, eight lanes per ``mbx_exp`` call (see ``_size_checked``)."""
+        size = self._size_checked(modulus)
         words = size // 64
         nbytes = size // 8
         m = int(modulus)
@@ -127,14 +131,12 @@ def _montgomery(modulus: int, size: int) -> tuple[bytes, int, bytes]:
     return int(m).to_bytes(size // 8, "little"), k0, int(r * r % m).to_bytes(size // 8, "little")
 
 
-class Kernels8:
+class Kernels8(_EightLanes):
     """``powmod`` and fixed-base products of the compiled kernels (``_ifma/paillier_ifma.c``)."""
 
     def __init__(self, module: ModuleType) -> None:
         self._k = module
         self._consts: dict[int, tuple[bytes, int, bytes]] = {}
-
-    size_for = staticmethod(_size_for)
 
     def _constants(self, modulus: int, size: int) -> tuple[bytes, int, bytes]:
         consts = self._consts.get(modulus)
@@ -145,14 +147,8 @@ class Kernels8:
         return consts
 
     def powmod(self, bases: Sequence[int], exps: Sequence[int], modulus: int, exp_bits: int) -> list[mpz]:
-        """``[b^e mod modulus]`` for each pair (any count; eight lanes at a time in C).
-
-        ``exp_bits`` bounds every exponent and fixes the work (the time does not depend on
-        the exponents' values). ``modulus`` must be odd; bases are reduced first.
-        """
-        size = self.size_for(modulus)
-        if size is None or not int(modulus) & 1:
-            raise ValueError("modulus must be odd and of a size the library takes (see size_for)")
+        """``[b^e mod modulus]`` for each pair, eight lanes a pass in C (see ``_size_checked``)."""
+        size = self._size_checked(modulus)
         m = mpz(modulus)
         mod, k0, r2 = self._constants(m, size)
         width, ebytes = size // 8, (exp_bits + 7) // 8 + 2

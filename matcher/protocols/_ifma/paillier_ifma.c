@@ -284,6 +284,22 @@ static void load_values(ctx_t *c, mb8 *x, const uint8_t *values, Py_ssize_t star
     wipe(digits, sizeof digits);
 }
 
+/* y (below 2m) reduced below m, and its first `lanes` lanes written out as values start, start + 1, ... */
+static void store_lanes(ctx_t *c, uint8_t *out, Py_ssize_t start, int lanes, mb8 *y)
+{
+    reduce_once(c, y);
+    for (int l = 0; l < lanes; l++)
+        from_digits(out + (start + l) * c->size, c->size, y, c->d, l);
+}
+
+static void free_wiped(void *mem, size_t size)
+{
+    if (mem) {
+        wipe(mem, size);
+        PyMem_Free(mem);
+    }
+}
+
 static PyObject *py_powmod(PyObject *self, PyObject *args)
 {
     Py_buffer modulus, r2, bases, exps;
@@ -349,18 +365,13 @@ static PyObject *py_powmod(PyObject *self, PyObject *args)
             mont_mul(c, y, y, b);
         }
         mont_mul(c, y, y, one); /* out of Montgomery form */
-        reduce_once(c, y);
-        for (int l = 0; l < lanes; l++)
-            from_digits(out + (start + l) * c->size, c->size, y, d, l);
+        store_lanes(c, out, start, lanes, y);
     }
     wipe(idx, sizeof idx);
     wipe(digits, sizeof digits);
     Py_END_ALLOW_THREADS
 done:
-    if (mem) {
-        wipe(mem, mem_size);
-        PyMem_Free(mem);
-    }
+    free_wiped(mem, mem_size);
     PyBuffer_Release(&modulus);
     PyBuffer_Release(&r2);
     PyBuffer_Release(&bases);
@@ -426,17 +437,12 @@ static PyObject *py_rerandomise(PyObject *self, PyObject *args)
         }
         load_values(c, v, values.buf, start, lanes);
         mont_mul(c, y, v, y); /* v (Y R) R^-1 = v Y */
-        reduce_once(c, y);
-        for (int l = 0; l < lanes; l++)
-            from_digits(out + (start + l) * c->size, c->size, y, d, l);
+        store_lanes(c, out, start, lanes, y);
     }
     wipe(idx, sizeof idx);
     Py_END_ALLOW_THREADS
 done:
-    if (mem) {
-        wipe(mem, mem_size);
-        PyMem_Free(mem);
-    }
+    free_wiped(mem, mem_size);
     PyBuffer_Release(&modulus);
     PyBuffer_Release(&tables);
     PyBuffer_Release(&widths);
