@@ -223,3 +223,20 @@ def test_without_the_kernels_encryptions_decrypt_the_same(monkeypatch):
     assert slow_ctx.kernel_halves is None
     slow = slow_ctx.encrypt_many(plain)
     assert ctx.decrypt_many_mod_p(fast) == ctx.decrypt_many_mod_p(slow) == [m % KEY.p for m in plain]
+
+
+@needs_kernels
+def test_the_kernels_refuse_inputs_at_or_above_the_modulus_and_long_exponents():
+    m = mpz(secrets.randbits(2048) | (1 << 2047) | 1)
+    mod, k0, r2 = modexp_backend._montgomery(m, 2048)
+    kernels = KERNELS._k
+    for bad in (m, m + 1):
+        with pytest.raises(ValueError, match="base 1 is not below the modulus"):
+            kernels.powmod(mod, k0, r2, bytes(256) + int(bad).to_bytes(256, "little"), bytes(2 * 10), 64)
+        with pytest.raises(ValueError, match="value 0 is not below the modulus"):
+            kernels.rerandomise(mod, k0, kernels.digits(bytes(256 * 16), 256), bytes([4]),
+                                int(bad).to_bytes(256, "little"), bytes(3))
+    assert kernels.powmod(mod, k0, r2, int(m - 1).to_bytes(256, "little"), bytes(10), 64) == bytes(
+        [1] + [0] * 255)  # (m−1)^0 = 1: m − 1 itself is taken
+    with pytest.raises(ValueError, match="below 2\\^exp_bits"):
+        KERNELS.powmod([2], [1 << 64], m, 64)

@@ -154,6 +154,8 @@ class Kernels8(_EightLanes):
         width, ebytes = size // 8, (exp_bits + 7) // 8 + 2
         if not bases:
             return []
+        if len(exps) != len(bases) or any(e < 0 or int(e).bit_length() > exp_bits for e in exps):
+            raise ValueError("one exponent per base, each below 2^exp_bits")
         packed_exps = bytearray(b"".join(int(e).to_bytes(ebytes, "little") for e in exps))
         try:
             out = self._k.powmod(mod, k0, r2, b"".join(int(b % m).to_bytes(width, "little") for b in bases),

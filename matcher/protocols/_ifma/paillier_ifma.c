@@ -272,6 +272,24 @@ static int init_ctx(ctx_t *c, const Py_buffer *modulus, unsigned long long k0)
     return 0;
 }
 
+/* whether each of the n size-byte values is below m (the products' bounds need inputs below 2m);
+ * public-data check, run before any secret is touched, -1 with an exception set if one is not */
+static int values_below_m(const ctx_t *c, const uint8_t *values, Py_ssize_t n, const char *what)
+{
+    U64 digits[MAXD];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        to_digits(digits, c->d, values + i * c->size, c->size);
+        int k = c->d - 1; /* the digits cover all 8*size bits of the value (52*d >= 8*size) */
+        while (k >= 0 && digits[k] == c->m.v[k][0])
+            k--;
+        if (k < 0 || digits[k] > c->m.v[k][0]) {
+            PyErr_Format(PyExc_ValueError, "%s %zd is not below the modulus", what, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void load_values(ctx_t *c, mb8 *x, const uint8_t *values, Py_ssize_t start, int lanes)
 {
     U64 digits[MAXD];
@@ -327,6 +345,8 @@ static PyObject *py_powmod(PyObject *self, PyObject *args)
         goto done;
     }
     Py_ssize_t n = bases.len / (Py_ssize_t)c->size;
+    if (values_below_m(c, r2.buf, 1, "r2") < 0 || values_below_m(c, bases.buf, n, "base") < 0)
+        goto done;
     result = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)c->size);
     if (!result)
         goto done;
@@ -413,6 +433,8 @@ static PyObject *py_rerandomise(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "rerandomise: tables, widths, values or random bytes of the wrong size");
         goto done;
     }
+    if (values_below_m(c, values.buf, n, "value") < 0)
+        goto done;
     result = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)c->size);
     if (!result)
         goto done;
