@@ -18,7 +18,14 @@ CT = REQ.encrypt(12345)
 
 
 def test_encrypt_crt_fixed_base(benchmark):
+    """One encryption alone (with the compiled kernels a pass of eight lanes for one value)."""
     benchmark(REQ.encrypt, 987654321)
+
+
+def test_encrypt_many_64(benchmark):
+    """64 encryptions as a task of the session makes them (eight a pass in the compiled kernels)."""
+    plain = [secrets.randbelow(KEY.n) for _ in range(64)]
+    benchmark(REQ.encrypt_many, plain)
 
 
 def test_decrypt_mod_p(benchmark):
@@ -26,7 +33,13 @@ def test_decrypt_mod_p(benchmark):
 
 
 def test_rerandomiser(benchmark):
+    """One re-randomiser alone (with the compiled kernels a pass of eight lanes for one value)."""
     benchmark(RESP.rerandomiser)
+
+
+def test_rerandomised_64(benchmark):
+    """64 replies re-randomised at once, as the session does."""
+    benchmark(RESP.rerandomised, COEFFS[:16] * 4)
 
 
 @pytest.mark.parametrize("degree", [2, 17])
