@@ -240,3 +240,21 @@ def test_the_kernels_refuse_inputs_at_or_above_the_modulus_and_long_exponents():
         [1] + [0] * 255)  # (m−1)^0 = 1: m − 1 itself is taken
     with pytest.raises(ValueError, match="below 2\\^exp_bits"):
         KERNELS.powmod([2], [1 << 64], m, 64)
+
+
+@needs_kernels
+def test_the_c_kernels_read_no_exponent_bit_above_exp_bits_and_check_k0():
+    m = mpz(secrets.randbits(2048) | (1 << 2047) | 1)
+    mod, k0, r2 = modexp_backend._montgomery(m, 2048)
+    kernels = KERNELS._k
+    three = (3).to_bytes(256, "little")
+    # exp_bits 7, exponent bytes 0x3ff: only 0x7f is the exponent (a stray bit above is not read)
+    got = kernels.powmod(mod, k0, r2, three, b"\xff\x03\x00", 7)
+    assert int.from_bytes(got, "little") == pow(3, 0x7F, int(m))
+    with pytest.raises(ValueError, match="k0"):
+        kernels.powmod(mod, k0 ^ 2, r2, three, b"\x01\x00\x00", 7)
+    with pytest.raises(ValueError, match="exp_bits"):
+        kernels.powmod(mod, k0, r2, three, b"\x01\x00\x00", 2**62)
+    with pytest.raises(ValueError, match="aligned"):  # a table buffer that does not start on a word
+        kernels.rerandomise(mod, k0, memoryview(bytearray(8 + 48 * 8 * 2))[8 - 1 : -1], bytes([1]),
+                            bytes(256), bytes(3))

@@ -60,8 +60,8 @@ typedef struct {
 typedef void (*ams_fn)(U64 *, const U64 *, const U64 *, const U64 *);
 
 typedef struct {
-    int d;       /* digits: 40 or 79 */
-    size_t size; /* bytes of a value: 256 or 512 */
+    int d;       /* digits: 20, 40, 60 or 79 */
+    size_t size; /* bytes of a value: 128, 256, 384 or 512 */
     ams_fn ams;
     mb8 m, two_m, t1, t2; /* modulus in every lane, 2m, scratch */
     U64 k0[LANES] __attribute__((aligned(64)));
@@ -258,8 +258,9 @@ static int init_ctx(ctx_t *c, const Py_buffer *modulus, unsigned long long k0)
     U64 digits[MAXD];
     to_digits(digits, c->d, modulus->buf, c->size);
     /* odd, and as many digits as the size has (so m < R / 2^12 and the AMS bounds hold) */
-    if (!(digits[0] & 1) || digits[c->d - 1] == 0 || k0 >= (1ULL << 52)) {
-        PyErr_SetString(PyExc_ValueError, "the modulus must be odd with as many 52-bit digits as its size; k0 below 2^52");
+    if (!(digits[0] & 1) || digits[c->d - 1] == 0 || k0 >= (1ULL << 52) || ((k0 * digits[0]) & MASK52) != MASK52) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the modulus must be odd with as many 52-bit digits as its size, and k0 = -m^-1 mod 2^52");
         return -1;
     }
     for (int i = 0; i < c->d; i++)
@@ -272,17 +273,31 @@ static int init_ctx(ctx_t *c, const Py_buffer *modulus, unsigned long long k0)
     return 0;
 }
 
-/* whether each of the n size-byte values is below m (the products' bounds need inputs below 2m);
- * public-data check, run before any secret is touched, -1 with an exception set if one is not */
+/* whether each of the n size-byte values is below m (the products' bounds need inputs below 2m),
+ * -1 with an exception set if one is not. The values may be secret (a coefficient's 1 + a*n mod
+ * p^2, a Horner result): each is compared by the borrow of value - m over all its digits, with
+ * no branch on the digits; only a refused batch is searched again, to name the first bad value. */
 static int values_below_m(const ctx_t *c, const uint8_t *values, Py_ssize_t n, const char *what)
 {
     U64 digits[MAXD];
+    int64_t not_below = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         to_digits(digits, c->d, values + i * c->size, c->size);
-        int k = c->d - 1; /* the digits cover all 8*size bits of the value (52*d >= 8*size) */
-        while (k >= 0 && digits[k] == c->m.v[k][0])
-            k--;
-        if (k < 0 || digits[k] > c->m.v[k][0]) {
+        int64_t carry = 0; /* value - m, digit by digit; the digits cover all 8*size bits */
+        for (int k = 0; k < c->d; k++)
+            carry = ((int64_t)digits[k] - (int64_t)c->m.v[k][0] + carry) >> 52;
+        not_below |= carry + 1; /* carry is -1 (value < m) or 0 */
+    }
+    wipe(digits, sizeof digits);
+    if (!not_below)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* refused: the inputs are not used, only named */
+        to_digits(digits, c->d, values + i * c->size, c->size);
+        int64_t carry = 0;
+        for (int k = 0; k < c->d; k++)
+            carry = ((int64_t)digits[k] - (int64_t)c->m.v[k][0] + carry) >> 52;
+        if (carry == 0) {
+            wipe(digits, sizeof digits);
             PyErr_Format(PyExc_ValueError, "%s %zd is not below the modulus", what, i);
             return -1;
         }
@@ -338,8 +353,12 @@ static PyObject *py_powmod(PyObject *self, PyObject *args)
     c = (ctx_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
     if (init_ctx(c, &modulus, k0) < 0)
         goto done;
+    if (exp_bits < 1 || exp_bits > 8 * (Py_ssize_t)c->size) {
+        PyErr_SetString(PyExc_ValueError, "powmod: exp_bits must be 1 to the modulus' size in bits");
+        goto done;
+    }
     Py_ssize_t ebytes = (exp_bits + 7) / 8 + 2;
-    if (exp_bits < 1 || exp_bits > 8 * (Py_ssize_t)c->size || r2.len != (Py_ssize_t)c->size
+    if (r2.len != (Py_ssize_t)c->size
         || bases.len % (Py_ssize_t)c->size || exps.len != bases.len / (Py_ssize_t)c->size * ebytes) {
         PyErr_SetString(PyExc_ValueError, "powmod: r2, bases or exponents of the wrong size");
         goto done;
@@ -373,8 +392,10 @@ static PyObject *py_powmod(PyObject *self, PyObject *args)
         for (int j = 2; j < (1 << WIN); j++)
             mont_mul(c, &table[j], &table[j - 1], &table[1]);
         for (int w = windows - 1; w >= 0; w--) {
+            /* the top window holds only the bits below exp_bits: any above are not the exponent's */
+            int width = exp_bits - (Py_ssize_t)w * WIN < WIN ? (int)(exp_bits - (Py_ssize_t)w * WIN) : WIN;
             for (int l = 0; l < LANES; l++)
-                idx[l] = l < lanes ? bits_at(eb + (start + l) * ebytes, (size_t)w * WIN, WIN) : 0;
+                idx[l] = l < lanes ? bits_at(eb + (start + l) * ebytes, (size_t)w * WIN, width) : 0;
             if (w == windows - 1) {
                 select_lanes(y, d, table, 1 << WIN, idx);
                 continue;
@@ -423,14 +444,19 @@ static PyObject *py_rerandomise(PyObject *self, PyObject *args)
     int ok = widths.len >= 1 && widths.len <= MAX_TABLES && values.len % (Py_ssize_t)c->size == 0;
     for (Py_ssize_t t = 0; ok && t < widths.len; t++) {
         ok = w[t] >= 1 && w[t] <= MAX_WIDTH;
+        if (!ok)
+            break;
         offsets[t] = entries;
         entries += (size_t)1 << w[t];
         bits += w[t];
     }
+    /* the tables are read as 64-bit words: a buffer from bytes (digits()) is aligned */
+    ok = ok && (uintptr_t)tables.buf % 8 == 0;
     Py_ssize_t n = values.len / (Py_ssize_t)c->size;
     size_t rand_bytes = (bits + 7) / 8 + 2;
     if (!ok || tables.len != (Py_ssize_t)(entries * (size_t)stride(c->d) * 8) || rand.len != n * (Py_ssize_t)rand_bytes) {
-        PyErr_SetString(PyExc_ValueError, "rerandomise: tables, widths, values or random bytes of the wrong size");
+        PyErr_SetString(PyExc_ValueError,
+                        "rerandomise: tables (aligned), widths, values or random bytes of the wrong size");
         goto done;
     }
     if (values_below_m(c, values.buf, n, "value") < 0)
