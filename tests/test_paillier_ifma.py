@@ -258,3 +258,20 @@ def test_the_c_kernels_read_no_exponent_bit_above_exp_bits_and_check_k0():
     with pytest.raises(ValueError, match="aligned"):  # a table buffer that does not start on a word
         kernels.rerandomise(mod, k0, memoryview(bytearray(8 + 48 * 8 * 2))[8 - 1 : -1], bytes([1]),
                             bytes(256), bytes(3))
+
+
+@needs_kernels
+def test_with_the_kernels_paillier_batches_run_on_threads_unless_processes_are_asked_for(monkeypatch):
+    from matcher.parallel import ThreadWorkers, Workers
+
+    pool = Workers(processes=2)
+    try:
+        assert isinstance(pl.get_pool(pool), ThreadWorkers) and pl.get_pool(pool).size == 2
+        monkeypatch.setenv("MATCHER_KERNEL_POOL", "processes")
+        assert pl.get_pool(pool) is pool
+        monkeypatch.delenv("MATCHER_KERNEL_POOL")
+        _without_fast(monkeypatch)  # gmpy2 holds the GIL: worker processes
+        assert pl.get_pool(pool) is pool
+    finally:
+        pool.close()
+    assert pl.get_pool(None).size == 1

@@ -49,14 +49,14 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import gmpy2
 import xxhash
 from gmpy2 import mpz
 
 from matcher.errors import InvalidElement
-from matcher.parallel import Workers, inline
+from matcher.parallel import Workers, inline, kernel_threads
 from matcher.protocols import modexp_backend
 
 MIN_KEY_BITS = 2048
@@ -659,7 +659,26 @@ def worker_count(workers: Workers | None) -> int:
 
 
 def get_pool(workers: Workers | None) -> Workers:
-    return workers if workers is not None else inline()
+    """Where paillier's batches run: ``workers`` (None: inline). With the compiled kernels, whose
+    arithmetic runs without the GIL, a local process pool gives way to as many threads of this
+    process (:func:`matcher.parallel.kernel_threads`, as for ecdh's kernels): no worker process
+    to start and import, no batch pickled to one and back. ``MATCHER_KERNEL_POOL=processes``
+    keeps the processes; gmpy2 (which holds the GIL) and Dask keep what they are given."""
+    if workers is None:
+        return inline()
+    if isinstance(modexp_backend.get(), modexp_backend.Kernels8):
+        return kernel_threads(workers)
+    return workers
+
+
+def warm_tables(build: Callable[[Any], object], secret: object, workers: Workers | None) -> None:
+    """Build ``secret``'s tables where the batches will run, without waiting (best effort): in
+    each worker process, or once for a pool of threads (they share this process's tables)."""
+    if workers is None or workers.size <= 1:
+        return
+    pool = get_pool(workers)
+    for _ in range(workers.size if pool is workers else 1):
+        pool.submit(build, secret)
 
 
 def _warm_requester(key: RequesterSecret) -> None:
@@ -673,10 +692,7 @@ def warm_up(key: RequesterSecret, workers: Workers | None) -> None:
     worker overlap the modulus proof and the responder's checks of the Hello instead of
     delaying the first encryptions.
     """
-    if workers is None or workers.size <= 1:
-        return
-    for _ in range(workers.size):
-        workers.submit(_warm_requester, key)
+    warm_tables(_warm_requester, key, workers)
 
 
 # -- requester half ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from matcher.protocols.paillier import (
     get_pool,
     security_bits,
     to_wire,
+    warm_tables,
     worker_count,
 )
 from matcher.protocols.paillier import _WINDOW as _WINDOW_X  # β_j's bits: 2^8 = 256 entries per X_j
@@ -121,10 +122,7 @@ def _warm_responder(rr: Rerandomiser) -> None:
 def warm_up(rr: Rerandomiser, workers: Workers | None) -> None:
     """Build the re-randomiser's tables in each of ``workers`` while the coefficients stream in
     (best effort, not waited for)."""
-    if workers is None or workers.size <= 1:
-        return
-    for _ in range(workers.size):
-        workers.submit(_warm_responder, rr)
+    warm_tables(_warm_responder, rr, workers)
 
 
 def evaluate_one(ctx: _ResponderCtx, coeffs: Sequence[mpz], e: int, pay: int) -> mpz:
