@@ -134,8 +134,6 @@ def backend(ops: dict) -> list[str]:
 
 def paillier() -> list[str]:
     """The compiled paillier kernels are used where built, and their mask beats mbx_exp's."""
-    import ctypes
-    import os
     import secrets
     import time
 
@@ -149,7 +147,7 @@ def paillier() -> list[str]:
     if not isinstance(fast, modexp_backend.Kernels8):
         built = group_backend.NAME == "ifma" and build.paillier_path().exists()
         return [f"paillier kernels built but not in use: {modexp_backend.describe()}"] if built else []
-    mbx = modexp_backend.ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+    mbx = modexp_backend.library_modexp()
     m = mpz(secrets.randbits(4096) | (1 << 4095) | 1)
     bases = [mpz(secrets.randbelow(int(m))) for _ in range(16)]
     exps = [mpz(secrets.randbits(2048)) for _ in range(16)]

@@ -19,8 +19,6 @@ from one run compare. Every result is checked against gmpy2 before timing.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
 import secrets
 import sys
 import time
@@ -52,9 +50,7 @@ def main() -> int:
     if not isinstance(kernels, modexp_backend.Kernels8):
         print(f"the compiled paillier kernels are not in use here: {modexp_backend.describe()}")
         return 1
-    from matcher.protocols._ifma import build
-
-    mbx = modexp_backend.ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+    mbx = modexp_backend.library_modexp()
     key = pl.generate_key(2048)
     n, n2, p2 = mpz(key.n), mpz(key.n) ** 2, mpz(key.p) ** 2
     count = args.n

@@ -93,11 +93,7 @@ needs_kernels = pytest.mark.skipif(KERNELS is None, reason=f"compiled paillier k
 
 
 def _mbx() -> modexp_backend.ModExp8:
-    import ctypes
-
-    from matcher.protocols._ifma import build
-
-    return modexp_backend.ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+    return modexp_backend.library_modexp()
 
 
 @needs_kernels

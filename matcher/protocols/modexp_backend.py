@@ -123,6 +123,19 @@ class ModExp8(_EightLanes):
         return out
 
 
+def _values(out: bytes, width: int) -> list[mpz]:
+    """The kernels' results: ``width``-byte little-endian values, concatenated."""
+    return [mpz(int.from_bytes(out[i : i + width], "little")) for i in range(0, len(out), width)]
+
+
+def library_modexp() -> ModExp8:
+    """libcrypto_mb's own ``mbx_exp`` from the library copy built by ``make`` (for the fallback and
+    for side-by-side measurements; raises OSError if it is not there)."""
+    from matcher.protocols._ifma import build
+
+    return ModExp8(ctypes.CDLL(os.fspath(build.BUILD / build.LIB_NAME)))
+
+
 def _montgomery(modulus: int, size: int) -> tuple[bytes, int, bytes]:
     """``(m as size little-endian bytes, k0 = −m⁻¹ mod 2⁵², R² mod m)`` with R = 2^(52·digits)."""
     m = mpz(modulus)
@@ -164,7 +177,7 @@ class Kernels8(_EightLanes):
         finally:  # exponents may be secret (Paillier's p − 1, masks): our packed copy is wiped (best
             # effort: Python's temporary per-exponent bytes are freed unwiped)
             packed_exps[:] = bytes(len(packed_exps))
-        return [mpz(int.from_bytes(out[i : i + width], "little")) for i in range(0, len(out), width)]
+        return _values(out, width)
 
     def fixed_base_products(self, modulus: int, bases: Sequence[int],
                             widths: Sequence[int]) -> FixedBaseProducts | None:
@@ -207,27 +220,28 @@ class FixedBaseProducts:
         self._widths = bytes(widths)
         self._rand_bytes = (sum(widths) + 7) // 8 + 2
 
+    @property
+    def rand_bytes(self) -> int:
+        """Random bytes the kernel reads per value (the digits, plus 2 it reads past them)."""
+        return self._rand_bytes
+
     def times_random(self, values: Sequence[int]) -> list[mpz]:
         """Each value times its own fresh random product, mod m (eight values per pass in C)."""
         if not values:
             return []
-        size = len(self._mod)
-        m = self.m
         rand = bytearray(os.urandom(self._rand_bytes * len(values)))
         try:
-            out = self._k.rerandomise(self._mod, self._k0, self._tables, self._widths,
-                                      b"".join(int(v % m).to_bytes(size, "little") for v in values), rand)
+            return self.times_digits(values, rand)
         finally:
             rand[:] = bytes(len(rand))
-        return [mpz(int.from_bytes(out[i : i + size], "little")) for i in range(0, len(out), size)]
 
     def times_digits(self, values: Sequence[int], rand: bytes | bytearray) -> list[mpz]:
         """:meth:`times_random` with the given random bytes: for digits that must be shared
         (the requester's α for both CRT halves of an encryption) and for known-answer tests."""
-        size = len(self._mod)
+        size, m = len(self._mod), self.m
         out = self._k.rerandomise(self._mod, self._k0, self._tables, self._widths,
-                                  b"".join(int(v % self.m).to_bytes(size, "little") for v in values), rand)
-        return [mpz(int.from_bytes(out[i : i + size], "little")) for i in range(0, len(out), size)]
+                                  b"".join(int(v % m).to_bytes(size, "little") for v in values), rand)
+        return _values(out, size)
 
 
 def fixed_base_reference(values: Sequence[int], bases: Sequence[int], widths: Sequence[int], modulus: int,
@@ -318,7 +332,7 @@ def _select() -> tuple[ModExp8 | Kernels8 | None, str]:
     except Exception as e:  # noqa: BLE001  (a stale or foreign build: any error means "not these kernels")
         why_not = f"; the compiled kernels: {e}"
     try:
-        fast = ModExp8(ctypes.CDLL(os.fspath(path)))
+        fast = library_modexp()
         self_test(fast)
     except (OSError, AttributeError, RuntimeError, group_backend.SelfTestFailed) as e:
         return None, f"gmpy2 (mbx_exp unavailable: {e}{why_not})"

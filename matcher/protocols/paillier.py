@@ -515,6 +515,17 @@ def generate_key(bits: int = DEFAULT_KEY_BITS, *, _allow_small: bool = False) ->
     return RequesterSecret(int(n), int(p), int(q), int(hs))
 
 
+def alpha_digit_tables(h: int, modulus: int, alpha_bits: int) -> tuple[list[mpz], list[int]]:
+    """Bases and digit widths of ``h^α mod modulus`` as a fixed-base product for the compiled
+    kernels: ``h^(16^i)`` for each 4-bit digit of an ``alpha_bits``-bit α (each base the one
+    before squared four times)."""
+    digits = -(-alpha_bits // _KERNEL_ALPHA_WINDOW)
+    powers = [mpz(h) % modulus]
+    for _ in range(digits - 1):
+        powers.append(gmpy2.powmod(powers[-1], 1 << _KERNEL_ALPHA_WINDOW, modulus))
+    return powers, [_KERNEL_ALPHA_WINDOW] * digits
+
+
 class _RequesterCtx:
     """Per-process precomputation for one requester key: CRT constants and DJN tables."""
 
@@ -530,22 +541,22 @@ class _RequesterCtx:
         self.kernel_halves: tuple[modexp_backend.FixedBaseProducts, modexp_backend.FixedBaseProducts] | None = None
         fast = modexp_backend.get()
         if fast is not None and fast.size_for(self.p2) is not None and fast.size_for(self.q2) is not None:
-            digits = -(-self.alpha_bits // _KERNEL_ALPHA_WINDOW)
-            halves = []
-            for m2 in (self.p2, self.q2):
-                powers = [mpz(key.hs) % m2]  # h_s^(16^i) mod m2: each the one before squared four times
-                for _ in range(digits - 1):
-                    powers.append(gmpy2.powmod(powers[-1], 1 << _KERNEL_ALPHA_WINDOW, m2))
-                halves.append(fast.fixed_base_products(m2, powers, [_KERNEL_ALPHA_WINDOW] * digits))
+            halves = [fast.fixed_base_products(m2, *alpha_digit_tables(key.hs, m2, self.alpha_bits))
+                      for m2 in (self.p2, self.q2)]
             if halves[0] is not None and halves[1] is not None:
                 self.kernel_halves = (halves[0], halves[1])
-                self._alpha_bytes = (digits * _KERNEL_ALPHA_WINDOW + 7) // 8 + 2
         if self.kernel_halves is None:
             self.tp = FixedBase(key.hs % self.p2, self.p2, self.alpha_bits, REQ_WINDOW)
             self.tq = FixedBase(key.hs % self.q2, self.q2, self.alpha_bits, REQ_WINDOW)
         self.p2_inv_q2 = gmpy2.invert(self.p2, self.q2)
         # hp = L_p(g^(p−1) mod p²)^−1 mod p, with g = 1 + n.
         self.hp = gmpy2.invert((gmpy2.powmod(1 + self.n, self.p - 1, self.p2) - 1) // self.p, self.p)
+
+    @property
+    def _alpha_bytes(self) -> int:
+        """CSPRNG bytes per encryption in the kernels (α's digits, shared by both CRT halves)."""
+        assert self.kernel_halves is not None
+        return self.kernel_halves[0].rand_bytes
 
     def encrypt_many(self, ms: Sequence[int]) -> list[mpz]:
         """:meth:`encrypt` of each: in the compiled kernels eight a pass, one fresh α per plaintext

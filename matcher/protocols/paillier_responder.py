@@ -20,11 +20,11 @@ from matcher.errors import ProtocolViolation
 from matcher.parallel import Workers
 from matcher.protocols import modexp_backend
 from matcher.protocols.paillier import (
-    _KERNEL_ALPHA_WINDOW,
     _N_X,
     ENCODING_BITS,
     FixedBase,
     _cached,
+    alpha_digit_tables,
     candidate_bins,
     check_ciphertexts,
     ciphertext_bytes,
@@ -79,12 +79,9 @@ class _ResponderCtx:
         #: h_s^α · ∏ X_j^{β_j} as a product of table entries, α in 4-bit digits, β_j in 8 bits
         self.products = None
         if fast is not None and fast.size_for(self.n2) is not None:
-            digits = -(-self.alpha_bits // _KERNEL_ALPHA_WINDOW)
-            h_powers = [mpz(rr.hs)]  # h_s^(16^i): each the one before squared four times
-            for _ in range(digits - 1):
-                h_powers.append(gmpy2.powmod(h_powers[-1], 1 << _KERNEL_ALPHA_WINDOW, self.n2))
+            h_powers, h_widths = alpha_digit_tables(rr.hs, self.n2, self.alpha_bits)
             self.products = fast.fixed_base_products(
-                self.n2, h_powers + list(rr.xs), [_KERNEL_ALPHA_WINDOW] * digits + [_WINDOW_X] * len(rr.xs))
+                self.n2, h_powers + list(rr.xs), h_widths + [_WINDOW_X] * len(rr.xs))
         if self.products is None:
             self.h = FixedBase(rr.hs, self.n2, self.alpha_bits)
             self.xs = [FixedBase(x, self.n2, _WINDOW_X).table[0] for x in rr.xs]

@@ -179,22 +179,27 @@ static int stride(int d)
     return (d + BLOCK - 1) / BLOCK * BLOCK;
 }
 
-/* out[.][lane] = entries[idx[lane]] where every lane shares the entries (stride(d) digits each) */
-TARGET static void select_shared(mb8 *out, int d, const U64 *entries, int count, const U64 idx[LANES])
+/* out[.][lane] = entry idx[lane] of `count` entries `entry_words` words apart from `src`, reading
+ * every entry (constant time in idx). Shared entries (every lane the same table, stride(d) digits
+ * an entry) are broadcast digit by digit; per-lane entries (an mb8 of each lane's own powers)
+ * are loaded as vectors. Inlined with `shared` a constant, so each caller gets its own loop. */
+TARGET static inline __attribute__((always_inline)) void select_entry(mb8 *out, int d, const U64 *src,
+                                                                      size_t entry_words, int count,
+                                                                      const U64 idx[LANES], int shared)
 {
     __m512i want = _mm512_loadu_si512((const void *)idx);
-    int st = stride(d);
-    for (int d0 = 0; d0 < st; d0 += BLOCK) {
+    for (int d0 = 0; d0 < stride(d); d0 += BLOCK) {
         __m512i x[BLOCK];
 #pragma GCC unroll 16
         for (int k = 0; k < BLOCK; k++)
             x[k] = _mm512_setzero_si512();
         for (int e = 0; e < count; e++) {
             __mmask8 hit = _mm512_cmpeq_epu64_mask(want, _mm512_set1_epi64(e));
-            const U64 *entry = entries + (size_t)e * st + d0;
+            const U64 *entry = src + (size_t)e * entry_words;
 #pragma GCC unroll 16
             for (int k = 0; k < BLOCK; k++)
-                x[k] = _mm512_mask_mov_epi64(x[k], hit, _mm512_set1_epi64((long long)entry[k]));
+                x[k] = _mm512_mask_mov_epi64(x[k], hit, shared ? _mm512_set1_epi64((long long)entry[d0 + k])
+                                                               : _mm512_load_si512(entry + (size_t)(d0 + k) * LANES));
         }
 #pragma GCC unroll 16
         for (int k = 0; k < BLOCK; k++)
@@ -202,26 +207,16 @@ TARGET static void select_shared(mb8 *out, int d, const U64 *entries, int count,
     }
 }
 
-/* out[.][lane] = table[idx[lane]].v[.][lane]: each lane its own table of powers */
+/* every lane shares the entries (stride(d) digits each) */
+TARGET static void select_shared(mb8 *out, int d, const U64 *entries, int count, const U64 idx[LANES])
+{
+    select_entry(out, d, entries, (size_t)stride(d), count, idx, 1);
+}
+
+/* each lane its own table of powers */
 TARGET static void select_lanes(mb8 *out, int d, const mb8 *table, int count, const U64 idx[LANES])
 {
-    __m512i want = _mm512_loadu_si512((const void *)idx);
-    int st = stride(d);
-    for (int d0 = 0; d0 < st; d0 += BLOCK) {
-        __m512i x[BLOCK];
-#pragma GCC unroll 16
-        for (int k = 0; k < BLOCK; k++)
-            x[k] = _mm512_setzero_si512();
-        for (int e = 0; e < count; e++) {
-            __mmask8 hit = _mm512_cmpeq_epu64_mask(want, _mm512_set1_epi64(e));
-#pragma GCC unroll 16
-            for (int k = 0; k < BLOCK; k++)
-                x[k] = _mm512_mask_mov_epi64(x[k], hit, _mm512_load_si512(table[e].v[d0 + k]));
-        }
-#pragma GCC unroll 16
-        for (int k = 0; k < BLOCK; k++)
-            _mm512_store_si512(out->v[d0 + k], x[k]);
-    }
+    select_entry(out, d, &table[0].v[0][0], sizeof(mb8) / sizeof(U64), count, idx, 0);
 }
 
 /* `width` bits of a little-endian byte string from bit `pos` (the string has 2 spare bytes) */
@@ -273,6 +268,17 @@ static int init_ctx(ctx_t *c, const Py_buffer *modulus, unsigned long long k0)
     return 0;
 }
 
+/* the final borrow of value - m over all digits (the digits cover all 8*size bits): -1 when the
+ * size-byte value is below m, else 0; no branch on the digits */
+static int64_t borrow_of_minus_m(const ctx_t *c, U64 digits[MAXD], const uint8_t *value)
+{
+    to_digits(digits, c->d, value, c->size);
+    int64_t carry = 0;
+    for (int k = 0; k < c->d; k++)
+        carry = ((int64_t)digits[k] - (int64_t)c->m.v[k][0] + carry) >> 52;
+    return carry;
+}
+
 /* whether each of the n size-byte values is below m (the products' bounds need inputs below 2m),
  * -1 with an exception set if one is not. The values may be secret (a coefficient's 1 + a*n mod
  * p^2, a Horner result): each is compared by the borrow of value - m over all its digits, with
@@ -281,27 +287,15 @@ static int values_below_m(const ctx_t *c, const uint8_t *values, Py_ssize_t n, c
 {
     U64 digits[MAXD];
     int64_t not_below = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        to_digits(digits, c->d, values + i * c->size, c->size);
-        int64_t carry = 0; /* value - m, digit by digit; the digits cover all 8*size bits */
-        for (int k = 0; k < c->d; k++)
-            carry = ((int64_t)digits[k] - (int64_t)c->m.v[k][0] + carry) >> 52;
-        not_below |= carry + 1; /* carry is -1 (value < m) or 0 */
-    }
-    wipe(digits, sizeof digits);
-    if (!not_below)
-        return 0;
-    for (Py_ssize_t i = 0; i < n; i++) { /* refused: the inputs are not used, only named */
-        to_digits(digits, c->d, values + i * c->size, c->size);
-        int64_t carry = 0;
-        for (int k = 0; k < c->d; k++)
-            carry = ((int64_t)digits[k] - (int64_t)c->m.v[k][0] + carry) >> 52;
-        if (carry == 0) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        not_below |= borrow_of_minus_m(c, digits, values + i * c->size) + 1; /* -1 (below m) or 0 */
+    for (Py_ssize_t i = 0; not_below && i < n; i++) /* refused: the inputs are not used, only named */
+        if (borrow_of_minus_m(c, digits, values + i * c->size) == 0) {
             wipe(digits, sizeof digits);
             PyErr_Format(PyExc_ValueError, "%s %zd is not below the modulus", what, i);
             return -1;
         }
-    }
+    wipe(digits, sizeof digits);
     return 0;
 }
 
@@ -333,6 +327,20 @@ static void free_wiped(void *mem, size_t size)
     }
 }
 
+/* a zeroed, 64-byte aligned context for modulus m followed by `scratch` mb8 values (in *mem, of
+ * *mem_size bytes, for free_wiped), or NULL with an exception set */
+static ctx_t *new_ctx(const Py_buffer *modulus, unsigned long long k0, int scratch, void **mem, size_t *mem_size)
+{
+    *mem_size = sizeof(ctx_t) + (size_t)scratch * sizeof(mb8) + 64;
+    *mem = PyMem_Calloc(1, *mem_size);
+    if (!*mem) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    ctx_t *c = (ctx_t *)(((uintptr_t)*mem + 63) & ~(uintptr_t)63);
+    return init_ctx(c, modulus, k0) < 0 ? NULL : c;
+}
+
 static PyObject *py_powmod(PyObject *self, PyObject *args)
 {
     Py_buffer modulus, r2, bases, exps;
@@ -343,15 +351,8 @@ static PyObject *py_powmod(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     void *mem = NULL;
     size_t mem_size = 0;
-    ctx_t *c = NULL;
-    mem_size = sizeof(ctx_t) + (4 + (1 << WIN)) * sizeof(mb8) + 64;
-    mem = PyMem_Calloc(1, mem_size);
-    if (!mem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    c = (ctx_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    if (init_ctx(c, &modulus, k0) < 0)
+    ctx_t *c = new_ctx(&modulus, k0, 4 + (1 << WIN), &mem, &mem_size);
+    if (!c)
         goto done;
     if (exp_bits < 1 || exp_bits > 8 * (Py_ssize_t)c->size) {
         PyErr_SetString(PyExc_ValueError, "powmod: exp_bits must be 1 to the modulus' size in bits");
@@ -428,18 +429,12 @@ static PyObject *py_rerandomise(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     void *mem = NULL;
-    size_t mem_size = sizeof(ctx_t) + 3 * sizeof(mb8) + 64;
+    size_t mem_size = 0;
     size_t offsets[MAX_TABLES];
     size_t bits = 0, entries = 0;
     const uint8_t *w = widths.buf;
-    ctx_t *c = NULL;
-    mem = PyMem_Calloc(1, mem_size);
-    if (!mem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    c = (ctx_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    if (init_ctx(c, &modulus, k0) < 0)
+    ctx_t *c = new_ctx(&modulus, k0, 3, &mem, &mem_size);
+    if (!c)
         goto done;
     int ok = widths.len >= 1 && widths.len <= MAX_TABLES && values.len % (Py_ssize_t)c->size == 0;
     for (Py_ssize_t t = 0; ok && t < widths.len; t++) {
